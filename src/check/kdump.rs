@@ -1,0 +1,169 @@
+//! kdump: is memory reserved for a crash kernel, is one loaded, is the
+//! reservation big enough for this machine?
+
+use super::{Ctx, Finding, Problem, Status};
+use crate::host::paths;
+use crate::kernel::size::{human, CrashKernel, MIB};
+use crate::kernel::tables::kb_field;
+
+fn reserve_advice(ctx: &Ctx) -> String {
+    let rec = &ctx.cfg.kdump.recommended_crashkernel;
+    let rhel = ctx.version().and_then(|v| v.rhel_major());
+    let tool = if rhel.is_some_and(|r| r >= 9) {
+        "kdumpctl reset-crashkernel --kernel=ALL".to_string()
+    } else {
+        format!("grubby --update-kernel=ALL --args=\"crashkernel={rec}\"")
+    };
+    format!("Reserve crash-kernel memory on the kernel command line: {tool}; then reboot and `systemctl enable --now kdump`.")
+}
+
+const NO_KEXEC: &str = "Boot a kernel built with CONFIG_KEXEC_CORE and CONFIG_CRASH_DUMP (every RHEL kernel is), then reserve memory and start kdump.";
+
+/// The kexec sysfs files exist only when the kernel can kexec at all.
+fn no_kexec(ctx: &Ctx, f: &mut Finding, rel: &str) -> bool {
+    if ctx.host.exists(rel)
+        || ctx.host.exists(paths::KEXEC_CRASH_LOADED)
+        || ctx.host.exists(paths::KEXEC_CRASH_SIZE)
+    {
+        return false;
+    }
+    f.value("kexec_support", false);
+    f.set(
+        Status::Critical,
+        "This kernel has no kexec support (no /sys/kernel/kexec_crash_*): kdump cannot work",
+        NO_KEXEC,
+    );
+    true
+}
+
+pub fn reserved(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
+    if no_kexec(ctx, f, paths::KEXEC_CRASH_SIZE) {
+        return Ok(());
+    }
+    let size = ctx.uint(paths::KEXEC_CRASH_SIZE)?;
+    f.value("kexec_crash_size", size);
+    if size == 0 {
+        f.set(
+            Status::Critical,
+            "No memory is reserved for a crash kernel: a panic leaves no vmcore",
+            reserve_advice(ctx),
+        );
+    } else {
+        f.ok(format!("{} reserved for the crash kernel", human(size)));
+    }
+    Ok(())
+}
+
+pub fn loaded(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
+    if no_kexec(ctx, f, paths::KEXEC_CRASH_LOADED) {
+        return Ok(());
+    }
+    let v = ctx.text(paths::KEXEC_CRASH_LOADED)?;
+    f.value("kexec_crash_loaded", v.as_str());
+    match v.as_str() {
+        "1" => f.ok("kdump is operational: a crash kernel is loaded"),
+        "0" => {
+            let reserved = ctx.uint(paths::KEXEC_CRASH_SIZE).unwrap_or(1);
+            let fix = if reserved == 0 {
+                format!("Nothing is reserved yet. {}", reserve_advice(ctx))
+            } else {
+                "Start the kdump service: `systemctl enable --now kdump`; `kdumpctl status` must then print \"Kdump is operational\".".to_string()
+            };
+            f.set(
+                Status::Critical,
+                "kdump is not operational: no crash kernel is loaded",
+                fix,
+            );
+        }
+        other => {
+            return Err(ctx.bad(
+                paths::KEXEC_CRASH_LOADED,
+                format!("expected 0 or 1, found {}", crate::kernel::quote(other)),
+            ))
+        }
+    }
+    Ok(())
+}
+
+pub fn size(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
+    let reserved = ctx.uint(paths::KEXEC_CRASH_SIZE)?;
+    f.value("kexec_crash_size", reserved);
+    let meminfo = ctx.host.read(paths::MEMINFO)?;
+    let mem_total = kb_field(&meminfo, "MemTotal").map_err(|e| ctx.bad(paths::MEMINFO, e))?;
+    // MemTotal excludes the crash reservation; add it back to estimate the
+    // RAM size the kernel matched crashkernel= ranges against.
+    let ram = mem_total.saturating_add(reserved);
+    f.value("mem_total", mem_total);
+    f.value("ram_estimate", human_ram(ram));
+    let rec_text = &ctx.cfg.kdump.recommended_crashkernel;
+    let rec = CrashKernel::parse(rec_text)
+        .ok()
+        .and_then(|c| c.size_for(ram))
+        .unwrap_or(0);
+    f.value("recommended", human(rec));
+
+    let cmd = ctx
+        .cmdline()
+        .ok()
+        .and_then(|c| c.get("crashkernel").map(str::to_string));
+    if let Some(c) = &cmd {
+        f.value("cmdline_crashkernel", c.as_str());
+    }
+    let is_auto = cmd.as_deref() == Some("auto");
+    let auto_gone = ctx.version().is_some_and(|v| v.at_least(5, 14));
+    if is_auto && auto_gone {
+        f.set(
+            Status::Warning,
+            format!(
+                "crashkernel=auto is not supported by this kernel (removed in RHEL 9); {} reserved",
+                human(reserved)
+            ),
+            reserve_advice(ctx),
+        );
+        return Ok(());
+    }
+    let note = if is_auto {
+        " (chosen by crashkernel=auto)"
+    } else {
+        ""
+    };
+    if reserved < rec {
+        let what = if reserved == 0 {
+            "nothing reserved".to_string()
+        } else {
+            format!("{} reserved{note}", human(reserved))
+        };
+        f.set(
+            Status::Warning,
+            format!(
+                "Crash kernel: {what}, below the {} recommended for {} of RAM",
+                human(rec),
+                human_ram(ram)
+            ),
+            reserve_advice(ctx),
+        );
+    } else if rec == 0 {
+        f.ok(format!(
+            "No crash-kernel reservation is recommended for {} of RAM",
+            human_ram(ram)
+        ));
+    } else {
+        f.ok(format!(
+            "{} reserved{note}, at least the {} recommended for {} of RAM",
+            human(reserved),
+            human(rec),
+            human_ram(ram)
+        ));
+    }
+    Ok(())
+}
+
+/// RAM rounded to a readable unit: 15.5G, 512M.
+fn human_ram(bytes: u64) -> String {
+    let mib = bytes / MIB;
+    if mib >= 1024 {
+        format!("{:.1}G", mib as f64 / 1024.0)
+    } else {
+        format!("{mib}M")
+    }
+}

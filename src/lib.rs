@@ -1,0 +1,14 @@
+//! watchdog: keeps enterprise Linux servers ready to explain their own
+//! hangs, OOM kills and crashes.
+//!
+//! The binary is a thin shell over this library: [`cli`] parses arguments
+//! and dispatches to the subcommands. Every read of the kernel goes through
+//! [`host::Host`], which holds the root directory (`--root`).
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod host;
+pub mod kernel;
+pub mod output;
+pub mod sys;

@@ -1,0 +1,5 @@
+//! The `watchdog` binary: everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    watchdog::cli::main()
+}
