@@ -389,7 +389,7 @@ mod tests {
         let e =
             Config::from_yaml("check:\n  hung_task:\n    failover: 30\n", "x.yaml").unwrap_err();
         assert_eq!(e.errors.len(), 1);
-        assert_eq!(e.errors[0].path, "check.hung_task");
+        assert_eq!(e.errors[0].path, "check.hung_task.failover");
         assert!(
             e.errors[0].message.contains("unknown field `failover`"),
             "{e}"
