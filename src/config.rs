@@ -22,7 +22,7 @@ pub struct Config {
     pub check: CheckConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckConfig {
     pub skip: Vec<String>,
@@ -34,22 +34,6 @@ pub struct CheckConfig {
     pub dentry: DentryCheck,
     pub uptime_208: Uptime208Check,
     pub baseline: BaselineCheck,
-}
-
-impl Default for CheckConfig {
-    fn default() -> Self {
-        CheckConfig {
-            skip: Vec::new(),
-            hung_task: HungTaskCheck::default(),
-            kdump: KdumpCheck::default(),
-            log_buf: LogBufCheck::default(),
-            oom_score_adj: OomScoreAdjCheck::default(),
-            vfs_cache_pressure: PressureRange::default(),
-            dentry: DentryCheck::default(),
-            uptime_208: Uptime208Check::default(),
-            baseline: BaselineCheck::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,7 +61,7 @@ pub struct KdumpCheck {
 impl Default for KdumpCheck {
     fn default() -> Self {
         KdumpCheck {
-            recommended_crashkernel: "1G-4G:192M,4G-64G:256M,64G-:512M".into(),
+            recommended_crashkernel: "distribution".into(),
         }
     }
 }
@@ -293,9 +277,10 @@ impl Config {
             );
         }
         match CrashKernel::parse(&c.kdump.recommended_crashkernel) {
+            _ if c.kdump.recommended_crashkernel == "distribution" => {}
             Ok(CrashKernel::Auto) => err(
                 "check.kdump.recommended_crashkernel",
-                "must be a size or ranges, not \"auto\"".into(),
+                "must be \"distribution\", a size or ranges, not \"auto\"".into(),
             ),
             Ok(_) => {}
             Err(e) => err("check.kdump.recommended_crashkernel", e),
