@@ -26,7 +26,8 @@ fn reserve_advice(ctx: &Ctx) -> String {
 const NO_KEXEC: &str = "Boot a kernel built with CONFIG_KEXEC_CORE and CONFIG_CRASH_DUMP (every RHEL kernel is), then reserve memory and start kdump.";
 
 /// The kexec sysfs files exist only when the kernel can kexec at all.
-fn no_kexec(ctx: &Ctx, f: &mut Finding, rel: &str) -> bool {
+/// Reported as `status` by the check that asks.
+fn no_kexec(ctx: &Ctx, f: &mut Finding, rel: &str, status: Status) -> bool {
     if ctx.host.exists(rel)
         || ctx.host.exists(paths::KEXEC_CRASH_LOADED)
         || ctx.host.exists(paths::KEXEC_CRASH_SIZE)
@@ -35,7 +36,7 @@ fn no_kexec(ctx: &Ctx, f: &mut Finding, rel: &str) -> bool {
     }
     f.value("kexec_support", false);
     f.set(
-        Status::Critical,
+        status,
         "This kernel has no kexec support (no /sys/kernel/kexec_crash_*): kdump cannot work",
         NO_KEXEC,
     );
@@ -43,7 +44,7 @@ fn no_kexec(ctx: &Ctx, f: &mut Finding, rel: &str) -> bool {
 }
 
 pub fn reserved(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
-    if no_kexec(ctx, f, paths::KEXEC_CRASH_SIZE) {
+    if no_kexec(ctx, f, paths::KEXEC_CRASH_SIZE, Status::Critical) {
         return Ok(());
     }
     let size = ctx.uint(paths::KEXEC_CRASH_SIZE)?;
@@ -61,7 +62,7 @@ pub fn reserved(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
 }
 
 pub fn loaded(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
-    if no_kexec(ctx, f, paths::KEXEC_CRASH_LOADED) {
+    if no_kexec(ctx, f, paths::KEXEC_CRASH_LOADED, Status::Critical) {
         return Ok(());
     }
     let v = ctx.text(paths::KEXEC_CRASH_LOADED)?;
@@ -95,6 +96,11 @@ pub fn loaded(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
 }
 
 pub fn size(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
+    // Nothing can be reserved: below any recommendation, and already
+    // CRITICAL under kdump-reserved.
+    if no_kexec(ctx, f, paths::KEXEC_CRASH_SIZE, Status::Warning) {
+        return Ok(());
+    }
     let reserved = ctx.uint(paths::KEXEC_CRASH_SIZE)?;
     f.value("kexec_crash_size", reserved);
     let meminfo = ctx.host.read(paths::MEMINFO)?;
