@@ -8,6 +8,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod host;
 pub mod kernel;
 pub mod output;
