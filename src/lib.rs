@@ -13,3 +13,4 @@ pub mod host;
 pub mod kernel;
 pub mod output;
 pub mod sys;
+pub mod triggers;
