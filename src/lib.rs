@@ -8,7 +8,10 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod host;
 pub mod kernel;
 pub mod output;
+pub mod parse;
+pub mod scan;
 pub mod sys;
