@@ -42,6 +42,45 @@ pub enum Command {
     /// Print or validate the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Read saved kernel logs and print the events `run` would have
+    /// reported: hung tasks, OOM kills, signal deaths, soft lockups, RCU
+    /// stalls, oopses, panics, SysRq commands, lost messages
+    #[command(
+        long_about = "Read saved kernel logs and print the events `run` would have reported, one \
+JSON object per line: hung_task, oom_kill, signal_death, soft_lockup, rcu_stall, oops, panic, \
+sysrq, lost.\n\n\
+The log format is detected per line: dmesg (with or without -r, -T, caller ids), raw \
+/dev/kmsg records, /var/log/messages and other syslog files, journalctl -k (short, \
+short-precise, short-iso, -o json), watchdog udplogger and extended netconsole output, \
+vmcore-dmesg.txt, serial console captures. gzip input is unpacked.",
+        after_help = "Examples:\n  watchdog scan /var/crash/*/vmcore-dmesg.txt\n  journalctl -k -b -1 -o json | watchdog scan --kind hung_task,oom_kill\n  watchdog scan --format text --summary /var/log/messages*\n\nExit status: 0 when every input was read, 3 when one could not be (the others are still scanned)."
+    )]
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Log files to read (`-` or none: standard input); gzip is unpacked
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format: JSON lines, or a table for people
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// Print counts by kind and the tasks seen most, instead of the events
+    #[arg(long)]
+    pub summary: bool,
+    /// Only events at or after TIME: seconds since boot (`3600`), a date
+    /// (`2024-03-04`), a local time (`2024-03-04 10:00`) or RFC 3339.
+    /// Events without that kind of time are kept
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only these kinds (comma-separated), e.g. `hung_task,oom_kill`
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    pub kind: Vec<String>,
+    /// Year of syslog timestamps (`Mar  4 10:00:00` prints none); default:
+    /// from each file's modification date
+    #[arg(long, value_name = "YEAR")]
+    pub year: Option<i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -158,6 +197,7 @@ fn host(cli: &Cli) -> Result<Host, MainError> {
 pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
     match &cli.command {
         Command::Check(args) => run_check(&cli, args),
+        Command::Scan(args) => run_scan(args),
         Command::Config(ConfigCommand::Default) => {
             print!("{DEFAULT_YAML}");
             Ok(ExitCode::SUCCESS)
@@ -171,6 +211,50 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_scan(args: &ScanArgs) -> Result<ExitCode, MainError> {
+    use crate::events::Body;
+    use crate::scan::{Output, ScanOptions, Since};
+    for k in &args.kind {
+        if !Body::KINDS.contains(&k.as_str()) {
+            return Err(MainError::Usage(format!(
+                "--kind {k}: unknown kind (one of {})",
+                Body::KINDS.join(", ")
+            )));
+        }
+    }
+    let since = match &args.since {
+        Some(s) => Some(Since::parse(s).map_err(MainError::Usage)?),
+        None => None,
+    };
+    let opts = ScanOptions {
+        files: args.files.clone(),
+        output: match args.format {
+            Format::Json => Output::Json,
+            Format::Text => Output::Text,
+        },
+        summary: args.summary,
+        since,
+        kinds: args.kind.clone(),
+        year: args.year,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let report = match crate::scan::scan(&opts, &mut out) {
+        Ok(r) => r,
+        // `| head` closed the pipe: what was wanted has been printed.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(MainError::Io(format!("writing output: {e}"))),
+    };
+    for e in &report.errors {
+        eprintln!("watchdog: scan: {e}");
+    }
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {

@@ -1,0 +1,583 @@
+//! Line framing: one line of a saved log (or one /dev/kmsg record) →
+//! a [`Record`] holding the kernel's message text and whatever the log
+//! wrapped around it (timestamps, level, sequence number, host).
+//!
+//! The format is detected per line, so a file that mixes formats (a
+//! serial capture with a shell prompt glued on, a syslog file that also
+//! holds `[ 12.3]` kernel timestamps) still frames. Detection is layered:
+//! an outer layer (kmsg record, journal JSON, udplogger, syslog, `dmesg
+//! -T`) and then the console's own prefixes (`<4>`, `[   12.345678]`,
+//! `[ T123]`) on the text that remains.
+
+use chrono::{Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
+use serde::Deserialize;
+
+use crate::events::WallTime;
+
+/// Longest line kept, in bytes. Kernel records are at most ~1 KiB
+/// (`LOG_LINE_MAX`), journal JSON a few KiB; anything past this is cut and
+/// the record marked [`Record::truncated`].
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// One kernel message with its framing taken off.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    /// The message text as the kernel printed it (no prefix, no newline).
+    pub text: String,
+    /// Seconds since boot.
+    pub kernel_time: Option<f64>,
+    pub wall_time: Option<WallTime>,
+    /// printk level 0-7.
+    pub level: Option<u8>,
+    /// /dev/kmsg or extended-netconsole sequence number.
+    pub seq: Option<u64>,
+    /// Host name (syslog, journal) or sender address (udplogger).
+    pub host: Option<String>,
+    /// False for lines another program logged (syslog lines whose tag is not
+    /// `kernel`, journal entries of other transports).
+    pub kernel: bool,
+    /// A line that carries no message: a kmsg dictionary line
+    /// (` SUBSYSTEM=...`), an empty line.
+    pub ignore: bool,
+    /// A boot or log-start marker (`-- Boot 1234... --`): incidents open
+    /// before it are over.
+    pub boundary: bool,
+    /// The line was longer than [`MAX_LINE`] and was cut.
+    pub truncated: bool,
+}
+
+/// Frames lines; remembers only whether the previous line was a kmsg
+/// record (so that its dictionary lines can be told apart).
+#[derive(Debug, Clone, Default)]
+pub struct Framer {
+    after_kmsg: bool,
+    /// Date the log was last written, for syslog timestamps, which print no
+    /// year: see [`syslog_year_for`].
+    reference: Option<NaiveDate>,
+}
+
+impl Framer {
+    pub fn new() -> Framer {
+        Framer::default()
+    }
+
+    /// Year assumed for `Mon DD HH:MM:SS` timestamps (default: none, which
+    /// leaves such lines without a wall time).
+    pub fn with_year(year: Option<i32>) -> Framer {
+        Framer {
+            after_kmsg: false,
+            reference: year.and_then(|y| NaiveDate::from_ymd_opt(y, 12, 31)),
+        }
+    }
+
+    /// Syslog lines take their year from the date the log was last written
+    /// (its modification time): see [`syslog_year_for`].
+    pub fn with_reference(date: NaiveDate) -> Framer {
+        Framer {
+            after_kmsg: false,
+            reference: Some(date),
+        }
+    }
+
+    /// Frames one line (without its newline; a trailing `\r` is dropped).
+    /// Invalid UTF-8 is replaced, never rejected.
+    pub fn frame(&mut self, line: &[u8]) -> Record {
+        let truncated = line.len() > MAX_LINE;
+        let line = &line[..line.len().min(MAX_LINE)];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = String::from_utf8_lossy(line);
+        let mut rec = self.frame_str(&text);
+        rec.truncated = truncated;
+        rec
+    }
+
+    fn frame_str(&mut self, line: &str) -> Record {
+        let after_kmsg = std::mem::take(&mut self.after_kmsg);
+        let mut rec = Record {
+            kernel: true,
+            ..Record::default()
+        };
+        if line.trim().is_empty() {
+            rec.ignore = true;
+            return rec;
+        }
+        if after_kmsg && line.starts_with(' ') && line.contains('=') {
+            // Dictionary line of the record before.
+            self.after_kmsg = true;
+            rec.ignore = true;
+            return rec;
+        }
+        if line.starts_with('{') {
+            if let Some(r) = journal_json(line) {
+                return r;
+            }
+        }
+        if let Some(rest) = kmsg_header(line, &mut rec) {
+            self.after_kmsg = true;
+            rec.text = rest.to_string();
+            return rec;
+        }
+        if line.starts_with("-- ") && line.ends_with(" --") {
+            rec.boundary = true;
+            rec.ignore = true;
+            return rec;
+        }
+        let mut rest = line;
+        if let Some(r) = udplogger(rest, &mut rec) {
+            rest = r;
+            if let Some(r) = kmsg_header(rest, &mut rec) {
+                rest = r;
+            }
+        } else if let Some(r) = syslog(rest, self.reference, &mut rec) {
+            rest = r;
+        } else if let Some(r) = dmesg_ctime(rest, &mut rec) {
+            rest = r;
+        }
+        rec.text = console_prefix(rest, &mut rec).to_string();
+        rec
+    }
+}
+
+/// `[release,]PRI,SEQ,TS_USEC,FLAGS[,more];text` — a /dev/kmsg record or an
+/// extended netconsole message (which may start with the kernel release).
+fn kmsg_header<'a>(line: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let semi = line.find(';')?;
+    let head = &line[..semi];
+    if head.len() > 200 {
+        return None;
+    }
+    let mut fields = head.split(',');
+    let mut first = fields.next()?;
+    if !is_digits(first) {
+        // Release prefix (`6.1.0-13-amd64`) of an extended netconsole.
+        if first.is_empty() || !first.as_bytes()[0].is_ascii_digit() || first.contains(' ') {
+            return None;
+        }
+        first = fields.next()?;
+    }
+    let pri: u32 = parse_digits(first)?;
+    let seq: u64 = parse_digits(fields.next()?)?;
+    let ts: u64 = parse_digits(fields.next()?)?;
+    let flags = fields.next()?;
+    if flags.len() > 1 {
+        return None;
+    }
+    rec.level = Some((pri & 7) as u8);
+    rec.seq = Some(seq);
+    rec.kernel_time = Some(ts as f64 / 1e6);
+    // Messages that userspace wrote to /dev/kmsg carry a non-kernel facility.
+    rec.kernel = pri >> 3 == 0;
+    Some(&line[semi + 1..])
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn parse_digits<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if is_digits(s) {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Console prefixes the kernel (or `dmesg`) puts before the text:
+/// `<N>`, `[ 12.345678]`, a caller id `[ T123]`/`[ C1]`. A serial capture
+/// may have a prompt glued before the timestamp; the timestamp is then
+/// searched for in the line.
+fn console_prefix<'a>(mut s: &'a str, rec: &mut Record) -> &'a str {
+    if let Some(r) = level_prefix(s, rec) {
+        s = r;
+    }
+    if let Some(r) = timestamp(s, rec) {
+        s = r;
+    } else if let Some(pos) = find_glued_timestamp(s) {
+        if let Some(r) = timestamp(&s[pos..], rec) {
+            s = r;
+        }
+    }
+    if let Some(r) = caller_id(s) {
+        s = r;
+    }
+    // A syslog line may hold `<4>` after a `[ts]` was already taken.
+    s
+}
+
+fn level_prefix<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let rest = s.strip_prefix('<')?;
+    let end = rest.find('>')?;
+    if end == 0 || end > 3 {
+        return None;
+    }
+    let n: u32 = parse_digits(&rest[..end])?;
+    rec.level = Some((n & 7) as u8);
+    Some(&rest[end + 1..])
+}
+
+/// `[   12.345678]` followed by one optional space.
+fn timestamp<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let rest = s.strip_prefix('[')?;
+    let end = rest.find(']')?;
+    if end > 24 {
+        return None;
+    }
+    let inner = rest[..end].trim_start();
+    let (secs, frac) = inner.split_once('.')?;
+    if !is_digits(secs) || !is_digits(frac) {
+        return None;
+    }
+    rec.kernel_time = inner.parse::<f64>().ok();
+    let after = &rest[end + 1..];
+    Some(after.strip_prefix(' ').unwrap_or(after))
+}
+
+/// Position of a `[ 123.456789]` kernel timestamp later in the line (six
+/// fraction digits, to keep bracketed user text from matching).
+fn find_glued_timestamp(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut from = 1;
+    while from < b.len() {
+        let pos = from + memchr(b'[', &b[from..])?;
+        let mut i = pos + 1;
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        let d0 = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i > d0 && i < b.len() && b[i] == b'.' {
+            let f0 = i + 1;
+            let mut j = f0;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j - f0 == 6 && j < b.len() && b[j] == b']' {
+                return Some(pos);
+            }
+        }
+        from = pos + 1;
+    }
+    None
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// `[ T123]` / `[C1]` caller id (CONFIG_PRINTK_CALLER), right after the
+/// timestamp.
+fn caller_id(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix('[')?;
+    let end = rest.find(']')?;
+    let inner = rest[..end].trim_start();
+    let num = inner
+        .strip_prefix('T')
+        .or_else(|| inner.strip_prefix('C'))?;
+    if end > 12 || !is_digits(num) {
+        return None;
+    }
+    let after = &rest[end + 1..];
+    Some(after.strip_prefix(' ').unwrap_or(after))
+}
+
+/// `2024-03-01T10:00:00.123456+00:00 10.0.0.1:6666 text` (DESIGN.md,
+/// `watchdog udplogger`).
+fn udplogger<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let (ts, rest) = s.split_once(' ')?;
+    if !ts.as_bytes().first()?.is_ascii_digit() || !ts.contains('T') {
+        return None;
+    }
+    let (src, text) = match rest.split_once(' ') {
+        Some(p) => p,
+        None => (rest, ""),
+    };
+    if !is_sender(src) {
+        return None;
+    }
+    let t = rfc3339(ts)?;
+    rec.wall_time = Some(t);
+    rec.host = Some(src.to_string());
+    Some(text)
+}
+
+fn is_sender(s: &str) -> bool {
+    let Some((addr, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    if !is_digits(port) {
+        return false;
+    }
+    if let Some(v6) = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    addr.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+fn rfc3339(ts: &str) -> Option<WallTime> {
+    // Also the journal's short-iso `2024-03-01T10:00:00+0100`.
+    let dt = chrono::DateTime::parse_from_rfc3339(ts)
+        .or_else(|_| chrono::DateTime::parse_from_str(ts, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()?;
+    Some(WallTime {
+        local: dt.naive_local(),
+        offset: Some(*dt.offset()),
+    })
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Syslog and `journalctl` short formats:
+/// `Mon DD HH:MM:SS[.uuuuuu] host tag: text` and
+/// `YYYY-MM-DDTHH:MM:SS[.f]+zz:zz host tag: text`.
+fn syslog<'a>(s: &'a str, reference: Option<NaiveDate>, rec: &mut Record) -> Option<&'a str> {
+    let (wall, rest) = if s.as_bytes().first()?.is_ascii_digit() {
+        let (ts, rest) = s.split_once(' ')?;
+        (Some(rfc3339(ts)?), rest)
+    } else {
+        let month = MONTHS.iter().position(|m| s.starts_with(m))?;
+        let rest = s.get(3..)?.strip_prefix(' ')?;
+        let rest = rest.trim_start();
+        let (day, rest) = rest.split_once(' ')?;
+        let day: u32 = parse_digits(day)?;
+        let (clock, rest) = rest.split_once(' ')?;
+        let (hms, frac) = match clock.split_once('.') {
+            Some((a, b)) => (a, Some(b)),
+            None => (clock, None),
+        };
+        let time = NaiveTime::parse_from_str(hms, "%H:%M:%S").ok()?;
+        let nanos = match frac {
+            Some(f) if is_digits(f) && f.len() <= 9 => {
+                f.parse::<u32>().ok()? * 10u32.pow(9 - u32::try_from(f.len()).ok()?)
+            }
+            Some(_) => return None,
+            None => 0,
+        };
+        let month = u32::try_from(month).unwrap_or(0) + 1;
+        let wall = reference
+            .map(|r| syslog_year_for(r, month))
+            .and_then(|y| NaiveDate::from_ymd_opt(y, month, day))
+            .and_then(|d| d.and_time(time).with_nanosecond_opt(nanos))
+            .map(|local| WallTime {
+                local,
+                offset: None,
+            });
+        (wall, rest)
+    };
+    let (host, rest) = rest.split_once(' ')?;
+    let (tag, text) = match rest.split_once(": ") {
+        Some(p) => p,
+        None => (rest.strip_suffix(':')?, ""),
+    };
+    if tag.contains(' ') || tag.is_empty() {
+        return None;
+    }
+    rec.wall_time = wall;
+    rec.host = Some(host.to_string());
+    let name = tag.split('[').next().unwrap_or(tag);
+    rec.kernel = name == "kernel";
+    Some(text)
+}
+
+trait WithNanos {
+    fn with_nanosecond_opt(self, n: u32) -> Option<NaiveDateTime>;
+}
+
+impl WithNanos for NaiveDateTime {
+    fn with_nanosecond_opt(self, n: u32) -> Option<NaiveDateTime> {
+        use chrono::Timelike;
+        self.with_nanosecond(n)
+    }
+}
+
+/// `dmesg -T`: `[Mon Mar  4 10:00:00 2024] text` (local time, no zone).
+fn dmesg_ctime<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let rest = s.strip_prefix('[')?;
+    let end = rest.find(']')?;
+    if end > 30 || !rest.as_bytes().first()?.is_ascii_alphabetic() {
+        return None;
+    }
+    let inner = rest[..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    let local = NaiveDateTime::parse_from_str(&inner, "%a %b %d %H:%M:%S %Y").ok()?;
+    rec.wall_time = Some(WallTime {
+        local,
+        offset: None,
+    });
+    let after = &rest[end + 1..];
+    Some(after.strip_prefix(' ').unwrap_or(after))
+}
+
+/// The fields of `journalctl -o json` this parser uses.
+#[derive(Deserialize)]
+struct JournalEntry {
+    #[serde(rename = "MESSAGE")]
+    message: Option<serde_json::Value>,
+    #[serde(rename = "__REALTIME_TIMESTAMP")]
+    realtime: Option<String>,
+    #[serde(rename = "_SOURCE_MONOTONIC_TIMESTAMP")]
+    source_monotonic: Option<String>,
+    #[serde(rename = "_HOSTNAME")]
+    hostname: Option<String>,
+    #[serde(rename = "PRIORITY")]
+    priority: Option<String>,
+    #[serde(rename = "_TRANSPORT")]
+    transport: Option<String>,
+    #[serde(rename = "SYSLOG_IDENTIFIER")]
+    identifier: Option<String>,
+}
+
+fn journal_json(line: &str) -> Option<Record> {
+    let e: JournalEntry = serde_json::from_str(line).ok()?;
+    let text = match e.message? {
+        serde_json::Value::String(s) => s,
+        // Non-UTF-8 messages are exported as an array of bytes.
+        serde_json::Value::Array(a) => {
+            let bytes: Vec<u8> = a
+                .iter()
+                .filter_map(|v| v.as_u64())
+                .map(|b| u8::try_from(b).unwrap_or(b'?'))
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        _ => return None,
+    };
+    let mut rec = Record {
+        kernel: match (&e.transport, &e.identifier) {
+            (Some(t), _) => t == "kernel",
+            (None, Some(i)) => i == "kernel",
+            (None, None) => true,
+        },
+        host: e.hostname,
+        level: e
+            .priority
+            .and_then(|p| p.parse::<u8>().ok())
+            .filter(|p| *p < 8),
+        ..Record::default()
+    };
+    if let Some(us) = e.realtime.and_then(|s| s.parse::<i64>().ok()) {
+        if let Some(dt) = chrono::DateTime::from_timestamp_micros(us) {
+            rec.wall_time = Some(WallTime {
+                local: dt.naive_utc(),
+                offset: FixedOffset::east_opt(0),
+            });
+        }
+    }
+    if let Some(us) = e.source_monotonic.and_then(|s| s.parse::<u64>().ok()) {
+        rec.kernel_time = Some(us as f64 / 1e6);
+    }
+    // A multi-line MESSAGE is rare for the kernel; keep its first line.
+    let first = text.lines().next().unwrap_or("");
+    rec.text = first.to_string();
+    Some(rec)
+}
+
+/// Year used for syslog lines of a file last modified at `mtime`: a month
+/// later than the file's is from the year before (logs are written in
+/// order, so a December line in a January file is last year's).
+pub fn syslog_year_for(mtime: chrono::NaiveDate, month: u32) -> i32 {
+    if month > mtime.month() {
+        mtime.year() - 1
+    } else {
+        mtime.year()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(line: &str) -> Record {
+        Framer::with_year(Some(2024)).frame(line.as_bytes())
+    }
+
+    #[test]
+    fn kmsg_record_and_dictionary() {
+        let mut fr = Framer::new();
+        let r = fr.frame(b"3,1234,5678901,-;INFO: task a:1 blocked");
+        assert_eq!(r.text, "INFO: task a:1 blocked");
+        assert_eq!(r.level, Some(3));
+        assert_eq!(r.seq, Some(1234));
+        assert_eq!(r.kernel_time, Some(5.678901));
+        assert!(r.kernel);
+        let d = fr.frame(b" SUBSYSTEM=block");
+        assert!(d.ignore);
+        let r = fr.frame(b"6.1.0-13-amd64,4,99,1000000,c,ncfrag=0/1200;hello");
+        assert_eq!(
+            (r.text.as_str(), r.seq, r.level),
+            ("hello", Some(99), Some(4))
+        );
+        let user = fr.frame(b"12,5,100,-;from userspace");
+        assert!(!user.kernel);
+    }
+
+    #[test]
+    fn dmesg_variants() {
+        let r = f("[   12.345678] hello world");
+        assert_eq!(
+            (r.text.as_str(), r.kernel_time),
+            ("hello world", Some(12.345678))
+        );
+        let r = f("<4>[   12.345678] hello");
+        assert_eq!((r.text.as_str(), r.level), ("hello", Some(4)));
+        let r = f("[  125.357424][  T140] INFO: x");
+        assert_eq!(r.text, "INFO: x");
+        let r = f("[    0.000000] [    T0] Linux version");
+        assert_eq!(r.text, "Linux version");
+        let r = f("[Mon Mar  4 10:00:00 2024] hello");
+        assert_eq!(r.text, "hello");
+        assert_eq!(r.wall_time.unwrap().to_string(), "2024-03-04T10:00:00");
+        let r = f("[root@db1 ~]# [  240.100000] BUG: x");
+        assert_eq!((r.text.as_str(), r.kernel_time), ("BUG: x", Some(240.1)));
+    }
+
+    #[test]
+    fn syslog_and_journal() {
+        let r = f("Mar  4 10:00:00 db1 kernel: [ 1.5] Out of memory");
+        assert_eq!(r.text, "Out of memory");
+        assert_eq!(r.host.as_deref(), Some("db1"));
+        assert_eq!(r.kernel_time, Some(1.5));
+        assert_eq!(r.wall_time.unwrap().to_string(), "2024-03-04T10:00:00");
+        let r = f("Mar  4 10:00:00.123456 db1 kernel: x");
+        assert_eq!(
+            r.wall_time.unwrap().to_string(),
+            "2024-03-04T10:00:00.123456"
+        );
+        let r = f("Mar  4 10:00:00 db1 sshd[12]: a[1]: segfault at 0");
+        assert!(!r.kernel);
+        let r = f("2024-03-04T10:00:00.5+01:00 db1 kernel: x");
+        assert_eq!(
+            r.wall_time.unwrap().to_string(),
+            "2024-03-04T10:00:00.500+01:00"
+        );
+        assert!(f("-- Boot 0123456789abcdef --").boundary);
+        let j = r#"{"MESSAGE":"hello","__REALTIME_TIMESTAMP":"1700000000000000","_SOURCE_MONOTONIC_TIMESTAMP":"2500000","_HOSTNAME":"h","_TRANSPORT":"kernel","PRIORITY":"3"}"#;
+        let r = f(j);
+        assert_eq!(r.text, "hello");
+        assert_eq!(r.kernel_time, Some(2.5));
+        assert_eq!(r.wall_time.unwrap().to_string(), "2023-11-14T22:13:20Z");
+        assert_eq!(r.level, Some(3));
+    }
+
+    #[test]
+    fn udplogger_line() {
+        let r = f("2024-03-04T10:00:00.000001+00:00 10.0.0.7:6666 [   3.000000] hi");
+        assert_eq!(r.host.as_deref(), Some("10.0.0.7:6666"));
+        assert_eq!((r.text.as_str(), r.kernel_time), ("hi", Some(3.0)));
+        let r = f("2024-03-04T10:00:00.000001Z [fe80::1]:6666 4,7,1000,-;ext");
+        assert_eq!((r.text.as_str(), r.seq), ("ext", Some(7)));
+    }
+
+    #[test]
+    fn hostile_lines() {
+        let mut fr = Framer::new();
+        let r = fr.frame(&[0xff, 0, b'x']);
+        assert_eq!(r.text, "\u{fffd}\u{0}x");
+        let big = vec![b'a'; MAX_LINE * 3];
+        let r = fr.frame(&big);
+        assert!(r.truncated);
+        assert_eq!(r.text.len(), MAX_LINE);
+    }
+}

@@ -1,0 +1,565 @@
+//! Kernel log parsing: the one implementation of "what does this kernel
+//! line mean", shared by `watchdog run` (live /dev/kmsg records) and
+//! `watchdog scan` (saved logs).
+//!
+//! Three layers:
+//! - [`frame`]: bytes of one line → [`Record`] (text, timestamps, level,
+//!   sequence number, host), the log format detected per line;
+//! - [`msg`]: the text of one message → [`msg::Msg`], what it says;
+//! - [`Parser`] (here): a streaming state machine that assembles
+//!   multi-line incidents (an OOM report, a hung-task report with its
+//!   stack, an oops) into one [`Event`] each, with state kept per source
+//!   (host or sender) and bounded in size.
+//!
+//! Use: feed every record to [`Parser::push`] in order; call
+//! [`Parser::flush`] when the input goes quiet (the daemon: after a short
+//! idle period) or ends. An incident ends at the next unrelated report, at
+//! a boot, after [`MAX_INCIDENT_LINES`] lines, or at `flush`.
+
+pub mod frame;
+pub mod msg;
+
+use std::collections::HashMap;
+
+pub use frame::{Framer, Record};
+use msg::{classify, Killed, Msg};
+
+use crate::events::{
+    Body, Event, HungTask, Lost, OomKill, SignalDeath, SoftLockup, Summary, Sysrq, WallTime,
+};
+
+/// Lines an open incident may run before it is closed anyway (a stack
+/// trace, the Mem-Info of a large NUMA box). The OOM task table's rows do
+/// not count: a host has as many as it has processes.
+pub const MAX_INCIDENT_LINES: usize = 1000;
+/// Processes remembered from one OOM task table.
+pub const MAX_TABLE_ROWS: usize = 65_536;
+/// Sources (hosts, senders) tracked at once; the least recently seen one is
+/// closed when a new one arrives past this.
+pub const MAX_SOURCES: usize = 1024;
+/// Two RCU stall reports this close (kernel seconds) are one stall seen by
+/// two CPUs, not two stalls.
+const RCU_SAME_STALL_SECS: f64 = 5.0;
+
+/// Where and when a line was logged.
+#[derive(Debug, Clone, Default)]
+struct Stamp {
+    time: Option<WallTime>,
+    kernel_time: Option<f64>,
+    host: Option<String>,
+    line: Option<u64>,
+}
+
+impl Stamp {
+    fn of(rec: &Record, line: Option<u64>) -> Stamp {
+        Stamp {
+            time: rec.wall_time,
+            kernel_time: rec.kernel_time,
+            host: rec.host.clone(),
+            line,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct OomAcc {
+    trigger_comm: Option<String>,
+    trigger_pid: Option<u32>,
+    memcg: bool,
+    constraint: Option<String>,
+    /// Victim named by the `oom-kill:` line: comm, pid, uid.
+    named: Option<(Option<String>, Option<u32>, Option<u32>)>,
+    chosen: Option<(u32, String, Stamp)>,
+    /// Column indexes of uid and oom_score_adj, and the column count.
+    table: Option<(Option<usize>, Option<usize>, usize)>,
+    rows: HashMap<u32, (Option<u32>, Option<i32>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Absorb {
+    Oops,
+    Rcu,
+    SoftLockup,
+    Panic,
+}
+
+#[derive(Debug)]
+enum Open {
+    Hung(HungTask, Stamp),
+    Oom(Box<OomAcc>),
+    /// A report already emitted whose remaining lines (stack, registers) are
+    /// swallowed so that a repeated header inside it is no second event.
+    /// Holds the kernel time it started at and, for an oops, its `[#N]`.
+    Absorb(Absorb, Option<f64>, Option<u32>),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    open: Option<Open>,
+    lines: usize,
+    last_seq: Option<u64>,
+    used: u64,
+}
+
+/// The streaming incident assembler. See the module documentation.
+#[derive(Debug)]
+pub struct Parser {
+    source: String,
+    states: HashMap<String, State>,
+    tick: u64,
+}
+
+impl Parser {
+    /// `source` is what events report as their `source` (`kmsg`, a file
+    /// name).
+    pub fn new(source: impl Into<String>) -> Parser {
+        Parser {
+            source: source.into(),
+            states: HashMap::new(),
+            tick: 0,
+        }
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Feeds one record; returns the events it completed (often none).
+    pub fn push(&mut self, rec: &Record) -> Vec<Event> {
+        self.push_at(rec, None)
+    }
+
+    /// Like [`push`](Self::push), with the record's line number in a file.
+    pub fn push_at(&mut self, rec: &Record, line: Option<u64>) -> Vec<Event> {
+        let mut out = Vec::new();
+        if rec.ignore && !rec.boundary {
+            return out;
+        }
+        let key = rec.host.as_deref().unwrap_or("");
+        self.tick += 1;
+        if !self.states.contains_key(key) {
+            if self.states.len() >= MAX_SOURCES {
+                self.evict(&mut out);
+            }
+            self.states.insert(key.to_string(), State::default());
+        }
+        let source = self.source.clone();
+        let Some(st) = self.states.get_mut(key) else {
+            return out;
+        };
+        st.used = self.tick;
+        let mut ctx = Ctx {
+            source: &source,
+            out: &mut out,
+        };
+        if rec.boundary {
+            close(st, &mut ctx);
+            st.last_seq = None;
+            return out;
+        }
+        let stamp = || Stamp::of(rec, line);
+        if let Some(seq) = rec.seq {
+            match st.last_seq {
+                Some(last) if seq > last.saturating_add(1) => {
+                    ctx.emit(
+                        &stamp(),
+                        Body::Lost(Lost {
+                            count: seq - last - 1,
+                        }),
+                    );
+                }
+                Some(last) if seq <= last => close(st, &mut ctx),
+                _ => {}
+            }
+            st.last_seq = Some(seq);
+        }
+        if !rec.kernel {
+            // systemd-journald: `Missed 12 kernel messages`.
+            if let Some(n) = rec
+                .text
+                .strip_prefix("Missed ")
+                .and_then(|r| r.strip_suffix(" kernel messages"))
+                .and_then(|n| n.parse().ok())
+            {
+                ctx.emit(&stamp(), Body::Lost(Lost { count: n }));
+            }
+            return out;
+        }
+        let m = classify(&rec.text);
+        step(st, m, rec, line, &mut ctx);
+        out
+    }
+
+    /// Closes every open incident and returns its events. The parser stays
+    /// usable: call it when input goes quiet or ends.
+    pub fn flush(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        let source = self.source.clone();
+        let mut keys: Vec<&String> = self.states.keys().collect();
+        keys.sort();
+        let keys: Vec<String> = keys.into_iter().cloned().collect();
+        for k in keys {
+            if let Some(st) = self.states.get_mut(&k) {
+                close(
+                    st,
+                    &mut Ctx {
+                        source: &source,
+                        out: &mut out,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    /// Line number of the earliest event still held by an open incident:
+    /// events on later lines may already have been returned. A caller that
+    /// wants file order holds back returned events from this line on.
+    pub fn pending_line(&self) -> Option<u64> {
+        self.states
+            .values()
+            .filter_map(|s| match &s.open {
+                Some(Open::Hung(_, at)) => at.line,
+                Some(Open::Oom(acc)) => acc.chosen.as_ref().and_then(|c| c.2.line),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// At end of input: [`flush`](Self::flush).
+    pub fn finish(&mut self) -> Vec<Event> {
+        self.flush()
+    }
+
+    fn evict(&mut self, out: &mut Vec<Event>) {
+        let Some(oldest) = self
+            .states
+            .iter()
+            .min_by_key(|(_, s)| s.used)
+            .map(|(k, _)| k.clone())
+        else {
+            return;
+        };
+        if let Some(mut st) = self.states.remove(&oldest) {
+            let source = self.source.clone();
+            close(
+                &mut st,
+                &mut Ctx {
+                    source: &source,
+                    out,
+                },
+            );
+        }
+    }
+}
+
+struct Ctx<'a> {
+    source: &'a str,
+    out: &'a mut Vec<Event>,
+}
+
+impl Ctx<'_> {
+    fn emit(&mut self, at: &Stamp, body: Body) {
+        self.out.push(Event {
+            time: at.time,
+            kernel_time: at.kernel_time,
+            source: self.source.to_string(),
+            host: at.host.clone(),
+            line: at.line,
+            body,
+        });
+    }
+}
+
+/// Ends the open incident, emitting what it had gathered.
+fn close(st: &mut State, ctx: &mut Ctx) {
+    st.lines = 0;
+    match st.open.take() {
+        Some(Open::Hung(h, at)) => ctx.emit(&at, Body::HungTask(h)),
+        Some(Open::Oom(acc)) => {
+            if let Some((pid, comm, at)) = acc.chosen.clone() {
+                // The kernel chose a victim but its kill line never came
+                // (lost, or the log ends): report the choice.
+                let k = Killed {
+                    pid,
+                    comm,
+                    ..Killed::default()
+                };
+                emit_oom(&acc, k, &at, ctx);
+            }
+        }
+        Some(Open::Absorb(..)) | None => {}
+    }
+}
+
+fn emit_oom(acc: &OomAcc, k: Killed, at: &Stamp, ctx: &mut Ctx) {
+    let row = acc.rows.get(&k.pid).copied().unwrap_or((None, None));
+    let named = acc
+        .named
+        .as_ref()
+        .filter(|(_, pid, _)| *pid == Some(k.pid) || pid.is_none());
+    let ev = OomKill {
+        pid: Some(k.pid),
+        comm: Some(k.comm),
+        memcg: acc.memcg || k.memcg,
+        total_vm_kb: k.total_vm_kb,
+        anon_rss_kb: k.anon_rss_kb,
+        file_rss_kb: k.file_rss_kb,
+        shmem_rss_kb: k.shmem_rss_kb,
+        uid: k.uid.or(named.and_then(|n| n.2)).or(row.0),
+        oom_score_adj: k.oom_score_adj.or(row.1),
+        constraint: acc.constraint.clone(),
+        trigger_comm: acc.trigger_comm.clone(),
+        trigger_pid: acc.trigger_pid,
+    };
+    ctx.emit(at, Body::OomKill(ev));
+}
+
+fn new_oom(trigger_comm: Option<String>) -> Box<OomAcc> {
+    Box::new(OomAcc {
+        trigger_comm,
+        trigger_pid: None,
+        memcg: false,
+        constraint: None,
+        named: None,
+        chosen: None,
+        table: None,
+        rows: HashMap::new(),
+    })
+}
+
+/// One message through the state machine.
+fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) {
+    let stamp = || Stamp::of(rec, line);
+    // First, what the open incident makes of it.
+    if let Some(Open::Oom(acc)) = &mut st.open {
+        if oom_step(acc, &m, rec, line, &mut st.lines) {
+            if let Msg::OomKilled(k) = m {
+                if let Some(Open::Oom(acc)) = st.open.take() {
+                    st.lines = 0;
+                    emit_oom(&acc, k, &stamp(), ctx);
+                }
+                return;
+            }
+            if st.lines > MAX_INCIDENT_LINES {
+                close(st, ctx);
+            }
+            return;
+        }
+    }
+    match (&mut st.open, &m) {
+        (
+            Some(Open::Hung(h, _)),
+            Msg::HungBlocker {
+                pid,
+                owner_comm,
+                owner_pid,
+            },
+        ) => {
+            if *pid == h.pid && h.blocker_pid.is_none() {
+                h.blocker_comm = Some(owner_comm.clone());
+                h.blocker_pid = Some(*owner_pid);
+            }
+            return;
+        }
+        (Some(Open::Absorb(Absorb::Oops, _, no)), Msg::Oops(text)) => {
+            let this = oops_number(text);
+            if this.is_none() || no.is_none() || this == *no {
+                if no.is_none() {
+                    *no = this;
+                }
+                return;
+            }
+        }
+        (Some(Open::Absorb(Absorb::Oops, _, _)), Msg::EndTrace) => {
+            close(st, ctx);
+            return;
+        }
+        (Some(Open::Absorb(Absorb::Rcu, at, _)), Msg::RcuStall(_)) => {
+            let same = match (*at, rec.kernel_time) {
+                (Some(a), Some(b)) => (b - a).abs() < RCU_SAME_STALL_SECS,
+                _ => st.lines < 50,
+            };
+            if same {
+                return;
+            }
+        }
+        _ => {}
+    }
+    match m {
+        Msg::Other
+        | Msg::TaskLine { .. }
+        | Msg::MemcgHint
+        | Msg::EndTrace
+        | Msg::HungBlocker { .. }
+        | Msg::OomTableHeader { .. } => {
+            if st.open.is_some() {
+                st.lines += 1;
+                if st.lines > MAX_INCIDENT_LINES {
+                    close(st, ctx);
+                }
+            }
+        }
+        Msg::HungTask { comm, pid, secs } => {
+            close(st, ctx);
+            st.open = Some(Open::Hung(
+                HungTask {
+                    comm,
+                    pid,
+                    blocked_secs: secs,
+                    blocker_comm: None,
+                    blocker_pid: None,
+                },
+                stamp(),
+            ));
+        }
+        Msg::OomInvoked { comm } => {
+            close(st, ctx);
+            st.open = Some(Open::Oom(new_oom(comm)));
+        }
+        Msg::OomConstraint { .. } | Msg::OomChosen { .. } => {
+            close(st, ctx);
+            let mut acc = new_oom(None);
+            let mut n = 0;
+            oom_step(&mut acc, &m, rec, line, &mut n);
+            st.open = Some(Open::Oom(acc));
+        }
+        Msg::OomKilled(k) => {
+            close(st, ctx);
+            let acc = new_oom(None);
+            emit_oom(&acc, k, &stamp(), ctx);
+        }
+        Msg::SoftLockup {
+            cpu,
+            secs,
+            comm,
+            pid,
+        } => {
+            close(st, ctx);
+            ctx.emit(
+                &stamp(),
+                Body::SoftLockup(SoftLockup {
+                    cpu,
+                    stuck_secs: secs,
+                    comm,
+                    pid,
+                }),
+            );
+            st.open = Some(Open::Absorb(Absorb::SoftLockup, rec.kernel_time, None));
+        }
+        Msg::RcuStall(summary) => {
+            close(st, ctx);
+            ctx.emit(&stamp(), Body::RcuStall(Summary { summary }));
+            st.open = Some(Open::Absorb(Absorb::Rcu, rec.kernel_time, None));
+        }
+        Msg::Oops(summary) => {
+            close(st, ctx);
+            let no = oops_number(&summary);
+            ctx.emit(&stamp(), Body::Oops(Summary { summary }));
+            st.open = Some(Open::Absorb(Absorb::Oops, rec.kernel_time, no));
+        }
+        Msg::Panic(summary) => {
+            close(st, ctx);
+            ctx.emit(&stamp(), Body::Panic(Summary { summary }));
+            st.open = Some(Open::Absorb(Absorb::Panic, rec.kernel_time, None));
+        }
+        Msg::Sysrq(command) => {
+            close(st, ctx);
+            ctx.emit(&stamp(), Body::Sysrq(Sysrq { command }));
+        }
+        Msg::Lost(count) => ctx.emit(&stamp(), Body::Lost(Lost { count })),
+        Msg::Signal { comm, pid, signal } => ctx.emit(
+            &stamp(),
+            Body::SignalDeath(SignalDeath {
+                pid,
+                tid: None,
+                comm,
+                signal,
+                signal_name: msg::name_of(signal),
+                core_dumped: None,
+                sender_pid: None,
+                sender_comm: None,
+            }),
+        ),
+        Msg::Boot => {
+            close(st, ctx);
+        }
+    }
+}
+
+/// A message inside an open OOM report. True when it belonged to the
+/// report (the caller then emits on a kill line).
+fn oom_step(acc: &mut OomAcc, m: &Msg, rec: &Record, line: Option<u64>, lines: &mut usize) -> bool {
+    match m {
+        Msg::TaskLine { pid, comm } => {
+            if acc.trigger_pid.is_none() && acc.trigger_comm.as_deref().is_none_or(|c| c == comm) {
+                acc.trigger_pid = Some(*pid);
+                acc.trigger_comm.get_or_insert_with(|| comm.clone());
+            }
+            *lines += 1;
+            true
+        }
+        Msg::MemcgHint => {
+            acc.memcg = true;
+            *lines += 1;
+            true
+        }
+        Msg::OomTableHeader { columns } => {
+            let idx = |name: &str| columns.iter().position(|c| c == name);
+            acc.table = Some((idx("uid"), idx("oom_score_adj"), columns.len()));
+            *lines += 1;
+            true
+        }
+        Msg::OomConstraint {
+            constraint,
+            comm,
+            pid,
+            uid,
+            memcg,
+        } => {
+            if acc.named.is_some() {
+                return false;
+            }
+            acc.constraint.clone_from(constraint);
+            acc.memcg |= *memcg;
+            acc.named = Some((comm.clone(), *pid, *uid));
+            true
+        }
+        Msg::OomChosen { pid, comm, memcg } => {
+            if acc.chosen.is_some() {
+                return false;
+            }
+            acc.memcg |= *memcg;
+            acc.chosen = Some((*pid, comm.clone(), Stamp::of(rec, line)));
+            true
+        }
+        Msg::OomKilled(_) => true,
+        Msg::Other => {
+            if let Some((uid_i, adj_i, ncols)) = acc.table {
+                if let Some((pid, values, _)) = msg::oom_table_row(&rec.text, ncols) {
+                    if acc.rows.len() < MAX_TABLE_ROWS {
+                        let get = |i: Option<usize>| i.and_then(|i| values.get(i)).copied();
+                        let uid = get(uid_i).and_then(|v| v.parse().ok());
+                        let adj = get(adj_i).and_then(|v| v.parse().ok());
+                        acc.rows.insert(pid, (uid, adj));
+                    }
+                    return true;
+                }
+            }
+            *lines += 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The die counter of an oops line: `Oops: 0002 [#3] SMP` → 3.
+fn oops_number(text: &str) -> Option<u32> {
+    let i = text.find("[#")? + 2;
+    let rest = &text[i..];
+    let end = rest.find(']')?;
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests;

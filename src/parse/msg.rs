@@ -1,0 +1,713 @@
+//! Message recognition: the text of one kernel message → what it says.
+//!
+//! Pure functions over `&str`, one per printk family, each naming the
+//! kernel source it follows. They look for the fixed words of the printk
+//! format and take the variable parts around them, so that a name with
+//! spaces, colons or parentheses in it (`comm` is whatever the task set)
+//! does not break them.
+
+use crate::events::signal_name;
+
+/// What one message means to the incident assembler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// kernel/hung_task.c: `INFO: task comm:PID blocked for more than N seconds.`
+    HungTask {
+        comm: String,
+        pid: u32,
+        secs: Option<u64>,
+    },
+    /// kernel/hung_task.c (6.14+): `INFO: task A:1 is blocked on a mutex
+    /// likely owned by task B:2.` (also semaphores, rw-semaphores).
+    HungBlocker {
+        pid: u32,
+        owner_comm: String,
+        owner_pid: u32,
+    },
+    /// mm/oom_kill.c dump_header: `comm invoked oom-killer: gfp_mask=...`
+    /// (2.6.18: `oom-killer: gfp_mask=...` without the name).
+    OomInvoked {
+        comm: Option<String>,
+    },
+    /// dump_stack's `CPU: 1 PID: 1234 Comm: comm ...` (3.x+) or
+    /// `Pid: 1234, comm: comm ...` (2.6).
+    TaskLine {
+        pid: u32,
+        comm: String,
+    },
+    /// Lines only printed for a memory cgroup OOM.
+    MemcgHint,
+    /// dump_tasks header: `[ pid ]   uid  tgid total_vm ... name`.
+    OomTableHeader {
+        columns: Vec<String>,
+    },
+    /// `oom-kill:constraint=...,task=comm,pid=N,uid=U` (4.19+).
+    OomConstraint {
+        constraint: Option<String>,
+        comm: Option<String>,
+        pid: Option<u32>,
+        uid: Option<u32>,
+        memcg: bool,
+    },
+    /// `Out of memory: Kill process N (comm) score S or sacrifice child`
+    /// and its older (`kill process ... or a child`) and memcg forms.
+    OomChosen {
+        pid: u32,
+        comm: String,
+        memcg: bool,
+    },
+    /// `Killed process N (comm) total-vm:...` in all its forms.
+    OomKilled(Killed),
+    SoftLockup {
+        cpu: Option<u32>,
+        secs: Option<u64>,
+        comm: Option<String>,
+        pid: Option<u32>,
+    },
+    RcuStall(String),
+    /// First line of an oops (`BUG: ...`, `Oops: ...`, `general protection
+    /// fault`, `kernel BUG at`, `Unable to handle kernel ...`).
+    Oops(String),
+    /// `---[ end trace ... ]---`: the end of an oops or warning.
+    EndTrace,
+    Panic(String),
+    Sysrq(String),
+    Lost(u64),
+    Signal {
+        comm: String,
+        pid: Option<u32>,
+        signal: u8,
+    },
+    /// `Linux version ...`: the kernel (re)booted.
+    Boot,
+    Other,
+}
+
+/// The fields of a `Killed process` line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Killed {
+    pub pid: u32,
+    pub comm: String,
+    pub memcg: bool,
+    pub uid: Option<u32>,
+    pub total_vm_kb: Option<u64>,
+    pub anon_rss_kb: Option<u64>,
+    pub file_rss_kb: Option<u64>,
+    pub shmem_rss_kb: Option<u64>,
+    pub oom_score_adj: Option<i32>,
+}
+
+/// Recognizes one kernel message. Cheap for ordinary lines: most return
+/// after a few byte comparisons.
+pub fn classify(text: &str) -> Msg {
+    let t = text.trim_end();
+    let Some(&b0) = t.as_bytes().first() else {
+        return Msg::Other;
+    };
+    let r = match b0 {
+        b'I' => info(t),
+        b'B' => bug(t),
+        b'O' => out_of_memory(t),
+        b'K' => kernel_k(t),
+        b'M' => memcg_line(t),
+        b'o' => oom_lower(t),
+        b'w' | b'N' => watchdog_prefixed(t),
+        b'r' => t.strip_prefix("rcu: ").and_then(info),
+        b'S' | b's' => sysrq(t),
+        b'*' => lost(t),
+        b'-' => t.starts_with("---[ end trace").then_some(Msg::EndTrace),
+        b'C' => task_line(t),
+        b'P' => task_line(t),
+        b'L' => t.starts_with("Linux version ").then_some(Msg::Boot),
+        b'g' => t
+            .starts_with("general protection fault")
+            .then(|| Msg::Oops(t.into())),
+        b'U' => t
+            .starts_with("Unable to handle kernel ")
+            .then(|| Msg::Oops(t.into())),
+        b'T' => t.starts_with("Task in /").then_some(Msg::MemcgHint),
+        b't' => t.strip_prefix("traps: ").and_then(signal_line),
+        b'[' => oom_table_header(t),
+        b'k' => t.starts_with("kernel BUG at ").then(|| Msg::Oops(t.into())),
+        b'i' => t
+            .starts_with("invalid opcode: ")
+            .then(|| Msg::Oops(t.into())),
+        _ => None,
+    };
+    if let Some(m) = r {
+        return m;
+    }
+    if let Some(m) = signal_line(t) {
+        return m;
+    }
+    if let Some(m) = invoked(t) {
+        return m;
+    }
+    // A console drop marker can be glued to the end of a half-printed line.
+    if let Some(pos) = t.find("** ") {
+        if pos > 0 {
+            if let Some(m) = lost(&t[pos..]) {
+                return m;
+            }
+        }
+    }
+    Msg::Other
+}
+
+fn info(t: &str) -> Option<Msg> {
+    let rest = t.strip_prefix("INFO: ")?;
+    if let Some(task) = rest.strip_prefix("task ") {
+        if let Some(at) = task.find(" blocked for more than ") {
+            let (comm, pid) = comm_pid(&task[..at], ':')?;
+            let after = &task[at + " blocked for more than ".len()..];
+            let secs = after.split(' ').next().and_then(|n| n.parse().ok());
+            return Some(Msg::HungTask { comm, pid, secs });
+        }
+        for marker in [" is blocked on ", " blocked on "] {
+            if let Some(at) = task.find(marker) {
+                let (_, pid) = comm_pid(&task[..at], ':')?;
+                let after = &task[at..];
+                let by = after.find(" by task ")? + " by task ".len();
+                let owner = after[by..].trim_end().trim_end_matches('.');
+                let (owner_comm, owner_pid) = comm_pid(owner, ':')?;
+                return Some(Msg::HungBlocker {
+                    pid,
+                    owner_comm,
+                    owner_pid,
+                });
+            }
+        }
+        return None;
+    }
+    // kernel/rcu/tree_stall.h (and the 2.6/3.x tree.c): `INFO: rcu_sched
+    // self-detected stall on CPU`, `INFO: rcu_preempt detected stalls on
+    // CPUs/tasks:`, `INFO: rcu_bh_state detected stall on CPU 1`.
+    if rest.starts_with("rcu") && rest.contains("stall") {
+        return Some(Msg::RcuStall(t.to_string()));
+    }
+    if rest.starts_with("RCU detected CPU") {
+        return Some(Msg::RcuStall(t.to_string()));
+    }
+    None
+}
+
+/// `comm<sep>PID`, the pid after the last separator.
+fn comm_pid(s: &str, sep: char) -> Option<(String, u32)> {
+    let (comm, pid) = s.rsplit_once(sep)?;
+    let pid = pid.parse().ok()?;
+    Some((comm.to_string(), pid))
+}
+
+fn bug(t: &str) -> Option<Msg> {
+    let rest = t.strip_prefix("BUG: ")?;
+    if rest.starts_with("soft lockup") {
+        return soft_lockup(rest);
+    }
+    Some(Msg::Oops(t.to_string()))
+}
+
+/// kernel/watchdog.c: `BUG: soft lockup - CPU#1 stuck for 22s! [comm:1234]`
+/// (2.6.2x+), 2.6.18's `BUG: soft lockup detected on CPU#1!`.
+fn soft_lockup(rest: &str) -> Option<Msg> {
+    let cpu = rest.find("CPU#").and_then(|i| {
+        let d = &rest[i + 4..];
+        let end = d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len());
+        d[..end].parse().ok()
+    });
+    let secs = rest.find("stuck for ").and_then(|i| {
+        let d = &rest[i + "stuck for ".len()..];
+        let end = d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len());
+        d[..end].parse().ok()
+    });
+    let (comm, pid) = match (rest.find("! ["), rest.rfind(']')) {
+        (Some(a), Some(b)) if b > a + 3 => match comm_pid(&rest[a + 3..b], ':') {
+            Some((c, p)) => (Some(c), Some(p)),
+            None => (None, None),
+        },
+        _ => (None, None),
+    };
+    Some(Msg::SoftLockup {
+        cpu,
+        secs,
+        comm,
+        pid,
+    })
+}
+
+/// Prefixes pr_fmt put before the watchdog's messages: `watchdog: ` (4.15+),
+/// `NMI watchdog: ` (4.x).
+fn watchdog_prefixed(t: &str) -> Option<Msg> {
+    let rest = t
+        .strip_prefix("watchdog: ")
+        .or_else(|| t.strip_prefix("NMI watchdog: "))?;
+    bug(rest)
+}
+
+fn kernel_k(t: &str) -> Option<Msg> {
+    if t.starts_with("Kernel panic - not syncing") {
+        return Some(Msg::Panic(t.to_string()));
+    }
+    let k = t.strip_prefix("Killed process ")?;
+    killed(k, false).map(Msg::OomKilled)
+}
+
+fn out_of_memory(t: &str) -> Option<Msg> {
+    if let Some(rest) = t.strip_prefix("Out of memory: ") {
+        return oom_kill_words(rest, false);
+    }
+    if t.starts_with("Oops") {
+        return Some(Msg::Oops(t.to_string()));
+    }
+    None
+}
+
+fn memcg_line(t: &str) -> Option<Msg> {
+    if let Some(rest) = t.strip_prefix("Memory cgroup out of memory: ") {
+        return oom_kill_words(rest, true).or(Some(Msg::MemcgHint));
+    }
+    if t.starts_with("Memory cgroup stats for ") {
+        return Some(Msg::MemcgHint);
+    }
+    None
+}
+
+/// After `Out of memory: ` / `Memory cgroup out of memory: `.
+fn oom_kill_words(rest: &str, memcg: bool) -> Option<Msg> {
+    if let Some(k) = rest.strip_prefix("Killed process ") {
+        return killed(k, memcg).map(Msg::OomKilled);
+    }
+    let k = rest
+        .strip_prefix("Kill process ")
+        .or_else(|| rest.strip_prefix("kill process "))?;
+    let (pid, after) = k.split_once(' ')?;
+    let pid = pid.parse().ok()?;
+    let open = after.strip_prefix('(')?;
+    let close = open.rfind(") ")?;
+    Some(Msg::OomChosen {
+        pid,
+        comm: open[..close].to_string(),
+        memcg,
+    })
+}
+
+fn oom_lower(t: &str) -> Option<Msg> {
+    if let Some(rest) = t.strip_prefix("oom-kill:") {
+        return Some(oom_constraint(rest));
+    }
+    if t.starts_with("oom-killer: gfp_mask=") {
+        return Some(Msg::OomInvoked { comm: None });
+    }
+    None
+}
+
+/// `comm invoked oom-killer: gfp_mask=...`
+fn invoked(t: &str) -> Option<Msg> {
+    let at = t.find(" invoked oom-killer: ")?;
+    Some(Msg::OomInvoked {
+        comm: Some(t[..at].to_string()),
+    })
+}
+
+/// `constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,
+/// global_oom,task_memcg=/,task=stress,pid=1234,uid=0` (4.19+; 5.x adds
+/// `oom_memcg=` for memcg kills).
+fn oom_constraint(rest: &str) -> Msg {
+    let constraint = rest
+        .strip_prefix("constraint=")
+        .map(|c| c.split(',').next().unwrap_or("").to_string());
+    let memcg = rest.contains(",oom_memcg=") || rest.contains("CONSTRAINT_MEMCG");
+    // task= is followed by pid= and uid=; the name may hold commas, so it
+    // is cut at the last `,pid=`.
+    let (comm, pid, uid) = match rest.find(",task=") {
+        Some(i) => {
+            let tail = &rest[i + ",task=".len()..];
+            match tail.rfind(",pid=") {
+                Some(p) => {
+                    let comm = tail[..p].to_string();
+                    let nums = &tail[p + 1..];
+                    (Some(comm), kv_num(nums, "pid="), kv_num(nums, "uid="))
+                }
+                None => (Some(tail.to_string()), None, None),
+            }
+        }
+        None => (None, None, None),
+    };
+    Msg::OomConstraint {
+        constraint,
+        comm,
+        pid: pid.and_then(|v| u32::try_from(v).ok()),
+        uid: uid.and_then(|v| u32::try_from(v).ok()),
+        memcg,
+    }
+}
+
+/// The number after `key` (which includes its `=` or `:`), up to the first
+/// non-digit; a leading `-` is kept.
+fn kv_num(s: &str, key: &str) -> Option<i64> {
+    let mut from = 0;
+    while let Some(i) = s[from..].find(key) {
+        let start = from + i;
+        // The key must start a word: `anon-rss:` must not match `rss:`.
+        let boundary = start == 0 || matches!(s.as_bytes()[start - 1], b' ' | b',' | b'(' | b'\t');
+        let d = &s[start + key.len()..];
+        if boundary {
+            let end = d
+                .char_indices()
+                .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
+                .map_or(d.len(), |(i, _)| i);
+            if let Ok(v) = d[..end].parse() {
+                return Some(v);
+            }
+        }
+        from = start + key.len();
+    }
+    None
+}
+
+/// After `Killed process `: every form from 2.6.18 to 6.x.
+/// - `1234 (comm)` (2.6.18), `1234 (comm) vsz:..kB, anon-rss:..kB, file-rss:..kB`
+/// - `1234 (comm) total-vm:..kB, anon-rss:..kB, file-rss:..kB[, shmem-rss:..kB]`
+/// - RHEL 6: `1234, UID 0, (comm) total-vm:...`
+/// - RHEL 7: `1234 (comm), UID 0, total-vm:...`
+/// - 5.x/6.x: `... shmem-rss:..kB, UID:0 pgtables:..kB oom_score_adj:0`
+fn killed(k: &str, memcg: bool) -> Option<Killed> {
+    let digits = k.find(|c: char| !c.is_ascii_digit()).unwrap_or(k.len());
+    let pid = k[..digits].parse().ok()?;
+    let mut rest = &k[digits..];
+    let mut uid = None;
+    if let Some(r) = rest.strip_prefix(", UID ") {
+        let (u, r) = r.split_once(", ")?;
+        uid = u.parse().ok();
+        rest = r;
+    }
+    let open = rest.trim_start().strip_prefix('(')?;
+    let ends = [") total-vm:", ") vsz:", "), UID ", ")."];
+    let close = ends
+        .iter()
+        .filter_map(|e| open.find(e))
+        .min()
+        .or_else(|| open.rfind(')'))?;
+    let comm = open[..close].to_string();
+    let tail = &open[close..];
+    if uid.is_none() {
+        uid = kv_num(tail, "UID ")
+            .or_else(|| kv_num(tail, "UID:"))
+            .and_then(|v| u32::try_from(v).ok());
+    }
+    let kb = |key: &str| kv_num(tail, key).and_then(|v| u64::try_from(v).ok());
+    Some(Killed {
+        pid,
+        comm,
+        memcg,
+        uid,
+        total_vm_kb: kb("total-vm:").or_else(|| kb("vsz:")),
+        anon_rss_kb: kb("anon-rss:"),
+        file_rss_kb: kb("file-rss:"),
+        shmem_rss_kb: kb("shmem-rss:"),
+        oom_score_adj: kv_num(tail, "oom_score_adj:").and_then(|v| i32::try_from(v).ok()),
+    })
+}
+
+/// `CPU: 1 PID: 1234 Comm: stress Not tainted 5.14.0 #1` (3.x+) or
+/// `Pid: 1234, comm: stress Not tainted 2.6.32 #1` (2.6).
+fn task_line(t: &str) -> Option<Msg> {
+    let (pid, comm) = if let Some(rest) = t.strip_prefix("CPU: ") {
+        let p = rest.find(" PID: ")? + " PID: ".len();
+        let after = &rest[p..];
+        let (pid, after) = after.split_once(" Comm: ")?;
+        (pid, after)
+    } else {
+        let rest = t.strip_prefix("Pid: ")?;
+        rest.split_once(", comm: ")?
+    };
+    let pid = pid.trim().parse().ok()?;
+    // The name is padded to 15 characters by some kernels and followed by
+    // the taint and release; " Not tainted" / " Tainted:" ends it.
+    let end = comm
+        .find(" Not tainted")
+        .or_else(|| comm.find(" Tainted:"))
+        .unwrap_or(comm.len());
+    Some(Msg::TaskLine {
+        pid,
+        comm: comm[..end].trim_end().to_string(),
+    })
+}
+
+/// `[ pid ]   uid  tgid total_vm      rss ... name`
+fn oom_table_header(t: &str) -> Option<Msg> {
+    let rest = t.strip_prefix('[')?;
+    let close = rest.find(']')?;
+    if rest[..close].trim() != "pid" {
+        return None;
+    }
+    let columns: Vec<String> = rest[close + 1..]
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if columns.last().map(String::as_str) != Some("name") {
+        return None;
+    }
+    Some(Msg::OomTableHeader { columns })
+}
+
+/// A row of the dump_tasks table: `pid` then one value per header column;
+/// the name, last, may hold spaces.
+pub fn oom_table_row(t: &str, ncols: usize) -> Option<(u32, Vec<&str>, &str)> {
+    let rest = t.strip_prefix('[')?;
+    let close = rest.find(']')?;
+    let pid = rest[..close].trim().parse().ok()?;
+    let mut s = &rest[close + 1..];
+    let mut values = Vec::with_capacity(ncols);
+    for _ in 0..ncols.saturating_sub(1) {
+        s = s.trim_start();
+        let end = s.find(' ').unwrap_or(s.len());
+        if end == 0 {
+            return None;
+        }
+        values.push(&s[..end]);
+        s = &s[end..];
+    }
+    let name = s.strip_prefix(' ').unwrap_or(s);
+    Some((pid, values, name))
+}
+
+/// drivers/tty/sysrq.c: `SysRq : Show State` (before 5.x, printk of
+/// "SysRq : " then the action message) and `sysrq: Show State` (pr_fmt,
+/// 5.x+). `This sysrq operation is disabled.` and the help text are not
+/// commands run.
+fn sysrq(t: &str) -> Option<Msg> {
+    let rest = t
+        .strip_prefix("sysrq: ")
+        .or_else(|| t.strip_prefix("SysRq : "))
+        .or_else(|| t.strip_prefix("SysRq: "))?;
+    let rest = rest.strip_prefix("SysRq : ").unwrap_or(rest).trim();
+    if rest.is_empty()
+        || rest.starts_with("This sysrq operation is disabled")
+        || rest.starts_with("HELP")
+        || rest.contains("(0-9)")
+    {
+        return None;
+    }
+    Some(Msg::Sysrq(rest.trim_end_matches('.').to_string()))
+}
+
+/// kernel/printk/printk.c: `** 5 printk messages dropped **`.
+fn lost(t: &str) -> Option<Msg> {
+    let rest = t.strip_prefix("** ")?;
+    let (n, after) = rest.split_once(' ')?;
+    if !after.starts_with("printk messages dropped") {
+        return None;
+    }
+    Some(Msg::Lost(n.parse().ok()?))
+}
+
+/// A user task killed by an unhandled signal:
+/// - arch/x86/mm/fault.c: `comm[PID]: segfault at ADDR ip ... error N in ...`
+/// - arch/x86/kernel/traps.c: `traps: comm[PID] general protection fault ip:...`,
+///   `traps: comm[PID] trap divide error ip:...` (2.6: no `traps: `)
+/// - kernel/signal.c print_fatal_signal: `comm/PID: potentially unexpected
+///   fatal signal N.` (6.x: `exe: comm: potentially ...`)
+/// - arm64: `comm[PID]: unhandled level 2 translation fault (11) at ...`
+fn signal_line(t: &str) -> Option<Msg> {
+    if let Some(at) = t.find("]: segfault at ") {
+        let (comm, pid) = bracket_pid(&t[..at + 1])?;
+        return Some(Msg::Signal {
+            comm,
+            pid: Some(pid),
+            signal: 11,
+        });
+    }
+    if let Some(at) = t.find(": potentially unexpected fatal signal ") {
+        let head = &t[..at];
+        let n = &t[at + ": potentially unexpected fatal signal ".len()..];
+        let signal = n.trim_end_matches('.').trim().parse().ok()?;
+        let (comm, pid) = match comm_pid(head, '/') {
+            Some((c, p)) => (c, Some(p)),
+            None => (head.rsplit(": ").next().unwrap_or(head).to_string(), None),
+        };
+        return Some(Msg::Signal { comm, pid, signal });
+    }
+    if let Some(at) = t.find("]: unhandled ") {
+        let (comm, pid) = bracket_pid(&t[..at + 1])?;
+        let after = &t[at..];
+        let o = after.find(" (")? + 2;
+        let c = after[o..].find(')')?;
+        let signal = after[o..o + c].parse().ok()?;
+        return Some(Msg::Signal {
+            comm,
+            pid: Some(pid),
+            signal,
+        });
+    }
+    if !(t.contains("] trap ") || t.contains("] general protection")) {
+        return None;
+    }
+    for (words, signal) in TRAPS {
+        if let Some(at) = t.find(words) {
+            if at == 0 || t.as_bytes()[at - 1] != b']' {
+                continue;
+            }
+            if let Some((comm, pid)) = bracket_pid(&t[..at]) {
+                return Some(Msg::Signal {
+                    comm,
+                    pid: Some(pid),
+                    signal: *signal,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// The do_trap/do_general_protection words and the signal each sends
+/// (arch/x86/kernel/traps.c).
+const TRAPS: &[(&str, u8)] = &[
+    (" general protection", 11),
+    (" trap divide error ", 8),
+    (" trap invalid opcode ", 4),
+    (" trap int3 ", 5),
+    (" trap overflow ", 11),
+    (" trap bounds ", 11),
+    (" trap coprocessor segment overrun ", 8),
+    (" trap invalid TSS ", 11),
+    (" trap segment not present ", 7),
+    (" trap stack segment ", 7),
+    (" trap alignment check ", 7),
+    (" trap control protection ", 11),
+];
+
+/// `comm[PID]` at the end of `s`.
+fn bracket_pid(s: &str) -> Option<(String, u32)> {
+    let s = s.strip_suffix(']')?;
+    let open = s.rfind('[')?;
+    let pid = s[open + 1..].parse().ok()?;
+    let comm = &s[..open];
+    if comm.is_empty() {
+        return None;
+    }
+    Some((comm.to_string(), pid))
+}
+
+/// Signal name for events.
+pub fn name_of(sig: u8) -> String {
+    signal_name(sig).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hung_task_comm_with_spaces_and_colons() {
+        assert_eq!(
+            classify("INFO: task kworker/u8:2 x:1234 blocked for more than 120 seconds."),
+            Msg::HungTask {
+                comm: "kworker/u8:2 x".into(),
+                pid: 1234,
+                secs: Some(120)
+            }
+        );
+        assert_eq!(
+            classify("INFO: task (udev-worker):374 is blocked on a mutex likely owned by task virtme-ng-init:1."),
+            Msg::HungBlocker {
+                pid: 374,
+                owner_comm: "virtme-ng-init".into(),
+                owner_pid: 1
+            }
+        );
+    }
+
+    #[test]
+    fn killed_forms() {
+        let k = |s: &str| match classify(s) {
+            Msg::OomKilled(k) => k,
+            m => panic!("{s}: {m:?}"),
+        };
+        let a = k("Killed process 2592 (oom) total-vm:514340kB, anon-rss:499904kB, file-rss:0kB");
+        assert_eq!(
+            (
+                a.pid,
+                a.comm.as_str(),
+                a.total_vm_kb,
+                a.anon_rss_kb,
+                a.file_rss_kb,
+                a.shmem_rss_kb,
+                a.uid
+            ),
+            (2592, "oom", Some(514340), Some(499904), Some(0), None, None)
+        );
+        let b = k("Killed process 1234, UID 27, (mysqld) total-vm:1kB, anon-rss:2kB, file-rss:3kB");
+        assert_eq!((b.pid, b.uid, b.comm.as_str()), (1234, Some(27), "mysqld"));
+        let c = k("Killed process 1234 (java (x)), UID 1000, total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB");
+        assert_eq!(
+            (c.comm.as_str(), c.uid, c.shmem_rss_kb),
+            ("java (x)", Some(1000), Some(4))
+        );
+        let d = k("Out of memory: Killed process 9 (a) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:0 pgtables:44kB oom_score_adj:-17");
+        assert_eq!((d.uid, d.oom_score_adj), (Some(0), Some(-17)));
+        let e = k("Killed process 1235 (child).");
+        assert_eq!(
+            (e.pid, e.comm.as_str(), e.total_vm_kb),
+            (1235, "child", None)
+        );
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(
+            classify("a.out[1234]: segfault at 0 ip 000000000040052d sp 00007ffd error 6 in a.out[400000+1000]"),
+            Msg::Signal { comm: "a.out".into(), pid: Some(1234), signal: 11 }
+        );
+        assert_eq!(
+            classify(
+                "traps: my prog[77] trap divide error ip:4004f4 sp:7ffc error:0 in x[400000+1000]"
+            ),
+            Msg::Signal {
+                comm: "my prog".into(),
+                pid: Some(77),
+                signal: 8
+            }
+        );
+        assert_eq!(
+            classify("consoled/2993: potentially unexpected fatal signal 11."),
+            Msg::Signal {
+                comm: "consoled".into(),
+                pid: Some(2993),
+                signal: 11
+            }
+        );
+        assert_eq!(classify("ordinary [1]: line"), Msg::Other);
+    }
+
+    #[test]
+    fn soft_lockups() {
+        assert_eq!(
+            classify("watchdog: BUG: soft lockup - CPU#3 stuck for 23s! [kworker/3:1:150]"),
+            Msg::SoftLockup {
+                cpu: Some(3),
+                secs: Some(23),
+                comm: Some("kworker/3:1".into()),
+                pid: Some(150)
+            }
+        );
+        assert_eq!(
+            classify("BUG: soft lockup detected on CPU#1!"),
+            Msg::SoftLockup {
+                cpu: Some(1),
+                secs: None,
+                comm: None,
+                pid: None
+            }
+        );
+    }
+
+    #[test]
+    fn table_rows() {
+        let (pid, v, name) = oom_table_row(
+            "[  1234]     0  1234    12345     6789      12        0             0 my name",
+            8,
+        )
+        .unwrap();
+        assert_eq!((pid, v.len(), v[0], name), (1234, 7, "0", "my name"));
+    }
+}

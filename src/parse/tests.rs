@@ -1,0 +1,161 @@
+//! The state machine on literal kernel text.
+
+use super::*;
+use crate::events::Body;
+
+/// Frames and parses lines as one file would be.
+pub fn parse(text: &str) -> Vec<Event> {
+    let mut fr = Framer::with_year(Some(2024));
+    let mut p = Parser::new("t");
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let rec = fr.frame(line.as_bytes());
+        out.extend(p.push_at(&rec, Some(i as u64 + 1)));
+    }
+    out.extend(p.finish());
+    out
+}
+
+fn kinds(ev: &[Event]) -> Vec<&'static str> {
+    ev.iter().map(|e| e.body.kind()).collect()
+}
+
+#[test]
+fn hung_task_report_is_one_event_with_blocker() {
+    let ev = parse(
+        "[  125.362000] INFO: task zsh:470 blocked for more than 122 seconds.\n\
+         [  125.362100]       Not tainted 6.15.0 #1\n\
+         [  125.362200] \"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message.\n\
+         [  125.362300] task:zsh             state:D stack:0     pid:470   tgid:470   ppid:430    task_flags:0x400100 flags:0x00004002\n\
+         [  125.362363] INFO: task zsh:470 is blocked on a mutex likely owned by task zsh:471.\n\
+         [  125.364467] task:zsh             state:D stack:0     pid:471   tgid:470   ppid:430    task_flags:0x400100 flags:0x00004002\n\
+         [  300.000000] INFO: task zsh:470 blocked for more than 245 seconds.\n",
+    );
+    assert_eq!(kinds(&ev), ["hung_task", "hung_task"]);
+    let Body::HungTask(h) = &ev[0].body else {
+        panic!()
+    };
+    assert_eq!(
+        (h.comm.as_str(), h.pid, h.blocked_secs),
+        ("zsh", 470, Some(122))
+    );
+    assert_eq!(
+        (h.blocker_comm.as_deref(), h.blocker_pid),
+        (Some("zsh"), Some(471))
+    );
+    assert_eq!(ev[0].kernel_time, Some(125.362));
+    assert_eq!(ev[0].line, Some(1));
+    let Body::HungTask(h) = &ev[1].body else {
+        panic!()
+    };
+    assert_eq!((h.blocked_secs, h.blocker_pid), (Some(245), None));
+}
+
+#[test]
+fn oom_report_assembles_one_kill() {
+    let ev = parse(
+        "stress invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0\n\
+         CPU: 1 PID: 4242 Comm: stress Not tainted 5.14.0-362.el9.x86_64 #1\n\
+         Tasks state (memory values in pages):\n\
+         [  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name\n\
+         [   4243]  1000  4243   500000   400000  3300000        0           500 stress worker\n\
+         oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/user.slice,task=stress worker,pid=4243,uid=1000\n\
+         Out of memory: Killed process 4243 (stress worker) total-vm:2000000kB, anon-rss:1600000kB, file-rss:4kB, shmem-rss:0kB, UID:1000 pgtables:3222kB oom_score_adj:500\n\
+         oom_reaper: reaped process 4243 (stress worker), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB\n",
+    );
+    assert_eq!(kinds(&ev), ["oom_kill"]);
+    let Body::OomKill(o) = &ev[0].body else {
+        panic!()
+    };
+    assert_eq!(o.pid, Some(4243));
+    assert_eq!(o.comm.as_deref(), Some("stress worker"));
+    assert_eq!(o.trigger_comm.as_deref(), Some("stress"));
+    assert_eq!(o.trigger_pid, Some(4242));
+    assert_eq!(o.constraint.as_deref(), Some("CONSTRAINT_NONE"));
+    assert_eq!(
+        (o.uid, o.oom_score_adj, o.memcg),
+        (Some(1000), Some(500), false)
+    );
+    assert_eq!(ev[0].line, Some(7));
+}
+
+#[test]
+fn oops_with_bug_and_oops_lines_is_one_event() {
+    let ev = parse(
+        "BUG: unable to handle kernel NULL pointer dereference at 0000000000000008\n\
+         IP: [<ffffffffa0123456>] foo+0x16/0x30 [bar]\n\
+         Oops: 0000 [#1] SMP\n\
+         ---[ end trace 1234567890abcdef ]---\n\
+         Kernel panic - not syncing: Fatal exception\n\
+         ---[ end Kernel panic - not syncing: Fatal exception\n",
+    );
+    assert_eq!(kinds(&ev), ["oops", "panic"]);
+}
+
+#[test]
+fn kmsg_sequence_gap_is_lost() {
+    let ev = parse("6,10,1000,-;a\n6,11,1000,-;b\n6,15,1000,-;c\n");
+    assert_eq!(kinds(&ev), ["lost"]);
+    let Body::Lost(l) = &ev[0].body else { panic!() };
+    assert_eq!(l.count, 3);
+}
+
+#[test]
+fn senders_keep_separate_state() {
+    let ev = parse(
+        "2024-03-04T10:00:00.000001Z 10.0.0.1:6666 INFO: task a:1 blocked for more than 120 seconds.\n\
+         2024-03-04T10:00:00.000002Z 10.0.0.2:6666 INFO: task b:2 blocked for more than 120 seconds.\n\
+         2024-03-04T10:00:00.000003Z 10.0.0.1:6666 INFO: task a:1 is blocked on a mutex likely owned by task c:3.\n",
+    );
+    assert_eq!(kinds(&ev), ["hung_task", "hung_task"]);
+    let a = ev
+        .iter()
+        .find(|e| e.host.as_deref() == Some("10.0.0.1:6666"))
+        .unwrap();
+    let Body::HungTask(h) = &a.body else { panic!() };
+    assert_eq!(h.blocker_pid, Some(3));
+}
+
+#[test]
+fn sources_are_bounded() {
+    let mut p = Parser::new("t");
+    let mut fr = Framer::new();
+    for i in 0..(MAX_SOURCES * 2) {
+        let line = format!(
+            "2024-03-04T10:00:00Z 10.0.{}.{}:1 INFO: task a:1 blocked for more than 1 seconds.",
+            i / 256,
+            i % 256
+        );
+        let _ = p.push(&fr.frame(line.as_bytes()));
+        assert!(p.states.len() <= MAX_SOURCES);
+    }
+    assert_eq!(p.flush().len(), MAX_SOURCES);
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..40)) {
+            let mut fr = Framer::new();
+            let mut p = Parser::new("p");
+            for l in &lines {
+                let _ = p.push(&fr.frame(l));
+            }
+            let _ = p.finish();
+        }
+
+        #[test]
+        fn kernel_shaped_text_never_panics(lines in proptest::collection::vec(
+            "(\\[ *[0-9]{1,5}\\.[0-9]{6}\\] |<[0-9]>|[0-9],[0-9]{1,3},[0-9]{1,6},-;)?(INFO: task |Out of memory: |Killed process |oom-kill:|BUG: soft lockup - CPU#|\\[ pid \\]|\\[  *[0-9]+\\]|sysrq: |\\*\\* |traps: |CPU: 1 PID: |Oops: |---\\[ end trace)?[ -~]{0,60}", 0..60)) {
+            let mut fr = Framer::new();
+            let mut p = Parser::new("p");
+            for l in &lines {
+                let _ = p.push(&fr.frame(l.as_bytes()));
+            }
+            let _ = p.finish();
+        }
+    }
+}

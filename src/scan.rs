@@ -1,0 +1,519 @@
+//! `watchdog scan`: saved kernel logs → the events `run` would have
+//! reported, as JSON lines, a table, or a summary.
+//!
+//! Input is read line by line with a bounded line buffer (a 10 MB line
+//! costs [`MAX_LINE`] bytes, not 10 MB), gzip is unpacked on the fly, and
+//! each file gets its own [`Parser`], so incidents never span files.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{NaiveDate, NaiveDateTime};
+
+use crate::events::{Body, Event};
+use crate::parse::frame::MAX_LINE;
+use crate::parse::{Framer, Parser};
+
+/// What to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Json,
+    Text,
+}
+
+/// Lower bound on event time (`--since`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Since {
+    /// Seconds since boot, compared with `kernel_time`.
+    KernelSecs(f64),
+    /// A wall-clock time; with an offset it is compared in UTC.
+    Wall(NaiveDateTime, bool),
+}
+
+impl Since {
+    /// `120.5` (kernel seconds), `2024-03-04T10:00:00+01:00`,
+    /// `2024-03-04 10:00[:00]` or `2024-03-04`.
+    pub fn parse(s: &str) -> Result<Since, String> {
+        let s = s.trim();
+        if let Ok(v) = s.parse::<f64>() {
+            if v.is_finite() && v >= 0.0 {
+                return Ok(Since::KernelSecs(v));
+            }
+        }
+        if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
+            return Ok(Since::Wall(dt.naive_utc(), true));
+        }
+        for fmt in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d %H:%M",
+        ] {
+            if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
+                return Ok(Since::Wall(dt, false));
+            }
+        }
+        if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            return Ok(Since::Wall(
+                d.and_hms_opt(0, 0, 0).unwrap_or_default(),
+                false,
+            ));
+        }
+        Err(format!(
+            "--since {}: expected seconds since boot (120.5), a date (2024-03-04), \
+             a local time (2024-03-04 10:00:00) or RFC 3339 (2024-03-04T10:00:00Z)",
+            crate::kernel::quote(s)
+        ))
+    }
+
+    /// Events that carry no time of this kind are kept: nothing says they
+    /// are older.
+    pub fn keeps(&self, e: &Event) -> bool {
+        match *self {
+            Since::KernelSecs(s) => e.kernel_time.is_none_or(|t| t >= s),
+            Since::Wall(s, utc) => e.time.is_none_or(|t| {
+                if utc {
+                    t.comparable() >= s
+                } else {
+                    t.local >= s
+                }
+            }),
+        }
+    }
+}
+
+/// Everything `scan` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Files to read; empty or `-` is standard input.
+    pub files: Vec<PathBuf>,
+    pub output: Output,
+    pub summary: bool,
+    pub since: Option<Since>,
+    /// Kinds to keep (empty: all).
+    pub kinds: Vec<String>,
+    /// Year for syslog timestamps (default: from the file's mtime).
+    pub year: Option<i32>,
+}
+
+/// How a scan went.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    pub events: u64,
+    pub bytes: u64,
+    pub lines: u64,
+    /// Inputs that could not be read, with why.
+    pub errors: Vec<String>,
+}
+
+/// Reads one line into `buf` (without the newline), keeping at most
+/// `MAX_LINE + 1` bytes of it so that the framer can see it was cut. Returns
+/// the bytes consumed, 0 at end of input.
+pub fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<usize> {
+    buf.clear();
+    let mut total = 0;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok(total);
+        }
+        let (chunk, used, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (&avail[..i], i + 1, true),
+            None => (avail, avail.len(), false),
+        };
+        let room = (MAX_LINE + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        r.consume(used);
+        total += used;
+        if done {
+            return Ok(total);
+        }
+    }
+}
+
+/// Opens an input, unpacking gzip; xz is refused with a hint.
+fn open(path: &Path) -> Result<(Box<dyn BufRead>, Option<NaiveDate>), String> {
+    let name = path.display();
+    let (raw, date): (Box<dyn Read>, Option<NaiveDate>) = if path == Path::new("-") {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let f = File::open(path).map_err(|e| format!("{name}: {e}"))?;
+        let meta = f.metadata().map_err(|e| format!("{name}: {e}"))?;
+        if meta.is_dir() {
+            return Err(format!("{name}: is a directory"));
+        }
+        let date = meta
+            .modified()
+            .ok()
+            .map(|t| chrono::DateTime::<chrono::Local>::from(t).date_naive());
+        (Box::new(f), date)
+    };
+    let mut r = BufReader::with_capacity(256 * 1024, raw);
+    let head = r.fill_buf().map_err(|e| format!("{name}: {e}"))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let gz = flate2::bufread::MultiGzDecoder::new(r);
+        return Ok((Box::new(BufReader::with_capacity(256 * 1024, gz)), date));
+    }
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        return Err(format!(
+            "{name}: xz-compressed input is not supported; use `xzcat {name} | watchdog scan -`"
+        ));
+    }
+    Ok((Box::new(r), date))
+}
+
+/// Runs a scan, writing to `out`. Unreadable inputs are reported in the
+/// returned [`ScanReport`] and the scan goes on; an error writing `out`
+/// (a closed pipe) ends it.
+pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
+    let mut report = ScanReport::default();
+    let files = if opts.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        opts.files.clone()
+    };
+    let mut all: Vec<Event> = Vec::new();
+    let keep_all = opts.summary || opts.output == Output::Text;
+    let mut buf = Vec::with_capacity(4096);
+    for path in &files {
+        let (mut r, date) = match open(path) {
+            Ok(x) => x,
+            Err(e) => {
+                report.errors.push(e);
+                continue;
+            }
+        };
+        let source = if path == Path::new("-") {
+            "stdin".to_string()
+        } else {
+            path.display().to_string()
+        };
+        let mut framer = match (opts.year, date) {
+            (Some(y), _) => Framer::with_year(Some(y)),
+            (None, Some(d)) => Framer::with_reference(d),
+            (None, None) => Framer::with_reference(chrono::Local::now().date_naive()),
+        };
+        let mut parser = Parser::new(source);
+        let mut line_no = 0u64;
+        // Incidents are emitted when they end, so an event can come after
+        // one from a later line; this puts them back in file order.
+        let mut held: Vec<Event> = Vec::new();
+        loop {
+            let n = match read_line_bounded(&mut r, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    report.errors.push(format!("{}: {e}", path.display()));
+                    break;
+                }
+            };
+            report.bytes += n as u64;
+            line_no += 1;
+            let rec = framer.frame(&buf);
+            let ev = parser.push_at(&rec, Some(line_no));
+            if !ev.is_empty() {
+                held.extend(ev.into_iter().filter(|e| wanted(opts, e)));
+                let ready = match parser.pending_line() {
+                    None => held.len(),
+                    Some(p) => {
+                        held.sort_by_key(|e| e.line);
+                        held.partition_point(|e| e.line < Some(p))
+                    }
+                };
+                if ready > 0 {
+                    held.sort_by_key(|e| e.line);
+                    let rest = held.split_off(ready);
+                    let done = std::mem::replace(&mut held, rest);
+                    deliver(done, keep_all, &mut all, &mut report, out)?;
+                }
+            }
+        }
+        report.lines += line_no;
+        held.extend(parser.finish().into_iter().filter(|e| wanted(opts, e)));
+        held.sort_by_key(|e| e.line);
+        deliver(held, keep_all, &mut all, &mut report, out)?;
+    }
+    if opts.summary {
+        match opts.output {
+            Output::Json => {
+                out.write_all(summary_json(&all).as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            Output::Text => out.write_all(summary_text(&all).as_bytes())?,
+        }
+    } else if opts.output == Output::Text {
+        out.write_all(table(&all).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(report)
+}
+
+fn deliver(
+    events: Vec<Event>,
+    keep_all: bool,
+    all: &mut Vec<Event>,
+    report: &mut ScanReport,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    for e in events {
+        report.events += 1;
+        if keep_all {
+            all.push(e);
+        } else {
+            out.write_all(e.to_json().as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+fn wanted(opts: &ScanOptions, e: &Event) -> bool {
+    (opts.kinds.is_empty() || opts.kinds.iter().any(|k| k == e.body.kind()))
+        && opts.since.is_none_or(|s| s.keeps(e))
+}
+
+fn task(comm: &str, pid: Option<u32>) -> String {
+    match pid {
+        Some(p) => format!("{comm}[{p}]"),
+        None => comm.to_string(),
+    }
+}
+
+/// One line describing an event, for the table.
+pub fn describe(e: &Event) -> String {
+    let opt = |v: Option<u64>, unit: &str| v.map(|v| format!("{v}{unit}"));
+    match &e.body {
+        Body::HungTask(h) => {
+            let mut s = format!("{} blocked", task(&h.comm, Some(h.pid)));
+            if let Some(b) = h.blocked_secs {
+                s.push_str(&format!(" for more than {b} s"));
+            }
+            if let Some(c) = &h.blocker_comm {
+                s.push_str(&format!(", waits on {}", task(c, h.blocker_pid)));
+            }
+            s
+        }
+        Body::OomKill(o) => {
+            let mut s = format!(
+                "{}killed {}",
+                if o.memcg { "memcg " } else { "" },
+                task(o.comm.as_deref().unwrap_or("?"), o.pid)
+            );
+            let mut extra = Vec::new();
+            if let Some(u) = o.uid {
+                extra.push(format!("uid {u}"));
+            }
+            if let Some(a) = o.oom_score_adj {
+                extra.push(format!("oom_score_adj {a}"));
+            }
+            if let Some(v) = opt(o.anon_rss_kb, " kB") {
+                extra.push(format!("anon-rss {v}"));
+            }
+            if let Some(c) = &o.trigger_comm {
+                extra.push(format!("invoked by {}", task(c, o.trigger_pid)));
+            }
+            if let Some(c) = &o.constraint {
+                extra.push(c.clone());
+            }
+            if !extra.is_empty() {
+                s.push_str(&format!(" ({})", extra.join(", ")));
+            }
+            s
+        }
+        Body::SignalDeath(d) => format!("{} killed by {}", task(&d.comm, d.pid), d.signal_name),
+        Body::SoftLockup(l) => {
+            let mut s = match l.cpu {
+                Some(c) => format!("CPU#{c} stuck"),
+                None => "CPU stuck".to_string(),
+            };
+            if let Some(n) = l.stuck_secs {
+                s.push_str(&format!(" for {n} s"));
+            }
+            if let Some(c) = &l.comm {
+                s.push_str(&format!(" in {}", task(c, l.pid)));
+            }
+            s
+        }
+        Body::RcuStall(x) | Body::Oops(x) | Body::Panic(x) => x.summary.clone(),
+        Body::Sysrq(s) => s.command.clone(),
+        Body::Lost(l) => format!("{} messages lost", l.count),
+        Body::DentryPressure(d) => format!(
+            "nr_unused {} x vfs_cache_pressure {}, headroom {:.2}",
+            d.nr_unused, d.vfs_cache_pressure, d.headroom
+        ),
+        Body::Action(a) => format!("{} {}: {}", a.rule, a.action, a.detail),
+    }
+}
+
+fn when(e: &Event) -> String {
+    match (&e.time, e.kernel_time) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(k)) => format!("[{k:.6}]"),
+        (None, None) => "-".to_string(),
+    }
+}
+
+/// The human table: when, kind, host, what, where.
+pub fn table(events: &[Event]) -> String {
+    let with_host = events.iter().any(|e| e.host.is_some());
+    let rows: Vec<[String; 5]> = events
+        .iter()
+        .map(|e| {
+            [
+                when(e),
+                e.body.kind().to_string(),
+                e.host.clone().unwrap_or_else(|| "-".into()),
+                describe(e),
+                match e.line {
+                    Some(l) => format!("{}:{l}", e.source),
+                    None => e.source.clone(),
+                },
+            ]
+        })
+        .collect();
+    let head = ["TIME", "KIND", "HOST", "EVENT", "WHERE"];
+    let mut w = head.map(str::len);
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    let mut line = |cells: [&str; 5]| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i == 2 && !with_host {
+                continue;
+            }
+            if i == 4 {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        s.push_str(l.trim_end());
+        s.push('\n');
+    };
+    line(head);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    }
+    if rows.is_empty() {
+        s = "no events\n".to_string();
+    }
+    s
+}
+
+struct Counts {
+    by_kind: BTreeMap<usize, (&'static str, u64)>,
+    tasks: Vec<(String, &'static str, u64)>,
+}
+
+fn count(events: &[Event]) -> Counts {
+    let mut by_kind = BTreeMap::new();
+    let mut tasks: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+    for e in events {
+        let k = e.body.kind();
+        let order = Body::KINDS
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or(usize::MAX);
+        by_kind.entry(order).or_insert((k, 0)).1 += 1;
+        if let Some((comm, _)) = e.body.task() {
+            *tasks.entry((comm.to_string(), k)).or_insert(0) += 1;
+        }
+    }
+    let mut tasks: Vec<(String, &'static str, u64)> =
+        tasks.into_iter().map(|((c, k), n)| (c, k, n)).collect();
+    tasks.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    tasks.truncate(TOP_TASKS);
+    Counts { by_kind, tasks }
+}
+
+/// Tasks listed by `--summary`.
+pub const TOP_TASKS: usize = 10;
+
+/// `--summary --format json`: one document.
+pub fn summary_json(events: &[Event]) -> String {
+    let c = count(events);
+    let by_kind: serde_json::Map<String, serde_json::Value> = c
+        .by_kind
+        .values()
+        .map(|(k, n)| ((*k).to_string(), (*n).into()))
+        .collect();
+    let tasks: Vec<serde_json::Value> = c
+        .tasks
+        .iter()
+        .map(|(comm, kind, n)| serde_json::json!({"comm": comm, "kind": kind, "count": n}))
+        .collect();
+    serde_json::json!({
+        "events": events.len(),
+        "by_kind": by_kind,
+        "top_tasks": tasks,
+    })
+    .to_string()
+}
+
+/// `--summary`: counts by kind, then the tasks seen most.
+pub fn summary_text(events: &[Event]) -> String {
+    let c = count(events);
+    let mut s = format!("{} events\n", events.len());
+    let w = c.by_kind.values().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, n) in c.by_kind.values() {
+        s.push_str(&format!("  {k:<w$}  {n}\n"));
+    }
+    if !c.tasks.is_empty() {
+        s.push_str("top tasks\n");
+        let w = c
+            .tasks
+            .iter()
+            .map(|t| t.0.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (comm, kind, n) in &c.tasks {
+            s.push_str(&format!("  {comm:<w$}  {kind:<12}  {n}\n"));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_line_reader() {
+        let mut data = vec![b'x'; MAX_LINE * 4];
+        data.extend_from_slice(b"\nnext\n");
+        let mut r = io::BufReader::with_capacity(1000, &data[..]);
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line_bounded(&mut r, &mut buf).unwrap(),
+            MAX_LINE * 4 + 1
+        );
+        assert_eq!(buf.len(), MAX_LINE + 1);
+        read_line_bounded(&mut r, &mut buf).unwrap();
+        assert_eq!(buf, b"next");
+        assert_eq!(read_line_bounded(&mut r, &mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn since_forms() {
+        assert_eq!(Since::parse("12.5"), Ok(Since::KernelSecs(12.5)));
+        assert!(matches!(
+            Since::parse("2024-03-04"),
+            Ok(Since::Wall(_, false))
+        ));
+        assert!(matches!(
+            Since::parse("2024-03-04T10:00:00Z"),
+            Ok(Since::Wall(_, true))
+        ));
+        assert!(Since::parse("yesterday").is_err());
+    }
+}
