@@ -82,7 +82,10 @@ impl Runner {
             let r = &mut self.running[i];
             let outcome = match r.child.try_wait() {
                 Ok(Some(status)) => Some(if status.success() {
-                    Outcome::ok(format!("exited 0 after {:.1} s", r.started.elapsed().as_secs_f64()))
+                    Outcome::ok(format!(
+                        "exited 0 after {:.1} s",
+                        r.started.elapsed().as_secs_f64()
+                    ))
                 } else {
                     Outcome::failed(format!("{status}"))
                 }),
@@ -133,10 +136,30 @@ mod tests {
     #[test]
     fn runs_times_out_and_reports() {
         let mut r = Runner::default();
-        r.spawn("a", &cmd(&["sh", "-c", "test \"$WATCHDOG_EVENT\" = '{\"kind\":\"x\"}'"]), Duration::from_secs(30), "{\"kind\":\"x\"}").unwrap();
-        r.spawn("b", &cmd(&["sleep", "30"]), Duration::from_millis(100), "{}").unwrap();
-        r.spawn("c", &cmd(&["false"]), Duration::from_secs(30), "{}").unwrap();
-        assert!(r.spawn("d", &cmd(&["/nonexistent/prog"]), Duration::from_secs(1), "{}").is_err());
+        r.spawn(
+            "a",
+            &cmd(&["sh", "-c", "test \"$WATCHDOG_EVENT\" = '{\"kind\":\"x\"}'"]),
+            Duration::from_secs(30),
+            "{\"kind\":\"x\"}",
+        )
+        .unwrap();
+        r.spawn(
+            "b",
+            &cmd(&["sleep", "30"]),
+            Duration::from_millis(100),
+            "{}",
+        )
+        .unwrap();
+        r.spawn("c", &cmd(&["false"]), Duration::from_secs(30), "{}")
+            .unwrap();
+        assert!(r
+            .spawn(
+                "d",
+                &cmd(&["/nonexistent/prog"]),
+                Duration::from_secs(1),
+                "{}"
+            )
+            .is_err());
         let mut got = Vec::new();
         let until = Instant::now() + Duration::from_secs(20);
         while !r.is_idle() && Instant::now() < until {
@@ -144,7 +167,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         got.sort_by(|a, b| a.rule.cmp(&b.rule));
-        let summary: Vec<(&str, bool)> = got.iter().map(|f| (f.rule.as_str(), f.outcome.ok)).collect();
+        let summary: Vec<(&str, bool)> = got
+            .iter()
+            .map(|f| (f.rule.as_str(), f.outcome.ok))
+            .collect();
         assert_eq!(summary, [("a", true), ("b", false), ("c", false)]);
         assert!(got[1].outcome.detail.contains("timed out"));
     }

@@ -7,7 +7,11 @@ use crate::host::Host;
 
 pub fn readiness(host: &Host, cfg: &CheckConfig) -> Outcome {
     let sel = Selection {
-        only: vec!["kdump-reserved".into(), "kdump-loaded".into(), "kdump-size".into()],
+        only: vec![
+            "kdump-reserved".into(),
+            "kdump-loaded".into(),
+            "kdump-size".into(),
+        ],
         skip: Vec::new(),
     };
     let findings = run_checks(host, cfg, &sel);

@@ -33,7 +33,10 @@ impl Snapshots {
             .open(&path)
             .and_then(|mut f| f.write_all(b"1"))
         {
-            return Outcome::failed(format!("cannot take a snapshot via {}: {e}", path.display()));
+            return Outcome::failed(format!(
+                "cannot take a snapshot via {}: {e}",
+                path.display()
+            ));
         }
         if let Err(e) = super::ensure_dir(&self.dir) {
             return Outcome::failed(e);
@@ -59,7 +62,10 @@ impl Snapshots {
                     "saved {n} bytes to {}{}",
                     out.display(),
                     if pruned > 0 {
-                        format!(" (removed {pruned} old snapshot{})", if pruned == 1 { "" } else { "s" })
+                        format!(
+                            " (removed {pruned} old snapshot{})",
+                            if pruned == 1 { "" } else { "s" }
+                        )
                     } else {
                         String::new()
                     }
@@ -111,7 +117,9 @@ mod tests {
             let o = s.take();
             assert!(o.ok, "{o:?}");
         }
-        let files: Vec<_> = std::fs::read_dir(d.path().join("evidence")).unwrap().collect();
+        let files: Vec<_> = std::fs::read_dir(d.path().join("evidence"))
+            .unwrap()
+            .collect();
         assert_eq!(files.len(), 2);
         for f in files {
             // The write of "1" replaced the fake file's content; the copy

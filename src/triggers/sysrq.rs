@@ -45,7 +45,10 @@ mod tests {
         assert!(fire(&h, "tw", false).ok);
         assert!(!fire(&h, "c", false).ok);
         assert!(fire(&h, "c", true).ok);
-        assert_eq!(std::fs::read_to_string(d.path().join(paths::SYSRQ_TRIGGER)).unwrap(), "twc");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join(paths::SYSRQ_TRIGGER)).unwrap(),
+            "twc"
+        );
         let missing = Host::new(d.path().join("nowhere"));
         let o = fire(&missing, "t", false);
         assert!(!o.ok && o.detail.contains("sysrq-trigger"), "{o:?}");
