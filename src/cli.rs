@@ -36,6 +36,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The always-on guard: watch the kernel log, tracefs and /proc for hung
+    /// tasks, OOM kills, signal deaths and dentry pressure, and act on the
+    /// configured rules (SysRq dumps, ftrace snapshots, kdump checks)
+    #[command(
+        after_help = "Events and actions go to the event log (run.event_log, or --events) as JSON lines, and a one-line summary of each to stderr with a journald priority prefix. SIGHUP re-reads the --config file (keeping the running one if it has errors) and reopens the event log; SIGTERM cleans up tracefs and exits."
+    )]
+    Run(RunCliArgs),
     /// Audit whether this host will leave evidence when it hangs, panics or
     /// reboots (kdump, sysrq, console, log buffer, hung-task detector, ...)
     Check(CheckArgs),
@@ -115,6 +122,19 @@ pub struct CheckArgs {
     /// Report every value that changed since the baseline in FILE
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunCliArgs {
+    /// Write events here instead of run.event_log (`-` for stdout)
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<String>,
+    /// Decide and log, but act on nothing (action events say "dry_run": true)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Validate the configuration (rules included) and exit
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +218,33 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
     match &cli.command {
         Command::Check(args) => run_check(&cli, args),
         Command::Scan(args) => run_scan(args),
+        Command::Run(args) => {
+            let config = load_config(&cli)?;
+            if args.check_config {
+                println!(
+                    "{}: OK ({} rules)",
+                    cli.config
+                        .as_ref()
+                        .map_or("embedded configuration".to_string(), |p| p
+                            .display()
+                            .to_string()),
+                    config.run.rules.len()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let host = host(&cli)?;
+            crate::daemon::run(
+                host,
+                config,
+                crate::daemon::RunArgs {
+                    events: args.events.clone(),
+                    dry_run: args.dry_run,
+                    config_path: cli.config.clone(),
+                },
+            )
+            .map_err(MainError::Io)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(ConfigCommand::Default) => {
             print!("{DEFAULT_YAML}");
             Ok(ExitCode::SUCCESS)

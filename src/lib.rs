@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod collectors;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod eventlog;
 pub mod events;
