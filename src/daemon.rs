@@ -115,7 +115,12 @@ pub fn summary(ev: &Event) -> (u8, String) {
 }
 
 fn now_wall() -> WallTime {
+    use chrono::Timelike;
     let now = chrono::Local::now();
+    // Microseconds are plenty, and print as six digits.
+    let now = now
+        .with_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now);
     WallTime {
         local: now.naive_local(),
         offset: Some(*now.offset()),

@@ -21,7 +21,11 @@ fn units_verify() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("ExecStart=/usr/bin/watchdog "), "{}", path.display());
+        assert!(
+            text.contains("ExecStart=/usr/bin/watchdog "),
+            "{}",
+            path.display()
+        );
         let name = path.file_name().unwrap().to_str().unwrap();
         let local = d.write(name, text.replace("/usr/bin/watchdog", bin()));
         let out = std::process::Command::new("systemd-analyze")
