@@ -122,6 +122,11 @@ pub struct CheckArgs {
     /// Report every value that changed since the baseline in FILE
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+    /// Print the changes that would turn the findings OK (a sysctl.d file,
+    /// grubby command-line edits, service steps) instead of the report;
+    /// nothing is applied. The exit code is the report's.
+    #[arg(long)]
+    pub plan: bool,
 }
 
 #[derive(Debug, Args)]
@@ -345,6 +350,7 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {
     }
     let report = Report::new(&host, findings);
     let text = match args.format {
+        _ if args.plan => check::render_plan(&report, &config.check),
         Format::Json => check::render_json(&report),
         Format::Text => check::render_text(&report, args.color.enabled(), args.verbose),
     };

@@ -626,3 +626,107 @@ fn works_as_an_unprivileged_user() {
         v["exit_code"].as_i64().unwrap()
     );
 }
+
+/// Applies a plan to a fixture copy the way the kernel would after the
+/// reboot, then checks again: what the plan addresses must be OK.
+#[test]
+fn plan_applied_to_the_neglected_host_turns_its_findings_ok() {
+    let d = Dir::new();
+    copy_tree(&fixture("neglected"), &d.join("host"));
+    let r = d.run(&["check", "--root", "host", "--plan"]).expect_code(2);
+    let plan = r.stdout;
+    assert!(plan.contains("Nothing has been changed"), "{plan}");
+    // 1. The sysctl.d file.
+    let start = plan.find("<<'EOF'\n").expect("a sysctl.d file") + 8;
+    let end = start + plan[start..].find("\nEOF\n").unwrap();
+    for line in plan[start..end].lines().filter(|l| !l.starts_with('#')) {
+        let (key, rest) = line.split_once(" = ").unwrap();
+        let value = rest.split_whitespace().next().unwrap();
+        let file = format!("host/proc/sys/{}", key.replace('.', "/"));
+        assert!(
+            d.join(&file).exists(),
+            "{file} is a real sysctl of the fixture"
+        );
+        d.write(&file, format!("{value}\n"));
+    }
+    // 2. The command line: grubby --remove-args="…" --args="…".
+    let grubby = plan
+        .lines()
+        .find(|l| l.starts_with("grubby "))
+        .expect("grubby line");
+    let quoted = |flag: &str| -> Vec<String> {
+        grubby
+            .split(&format!("{flag}=\""))
+            .nth(1)
+            .map(|r| {
+                r.split('"')
+                    .next()
+                    .unwrap()
+                    .split(' ')
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let cmdline = std::fs::read_to_string(d.join("host/proc/cmdline")).unwrap();
+    let remove = quoted("--remove-args");
+    let mut words: Vec<String> = cmdline
+        .split_whitespace()
+        .filter(|w| !remove.contains(&w.to_string()))
+        .map(str::to_string)
+        .collect();
+    let add = quoted("--args");
+    words.extend(add.iter().cloned());
+    d.write("host/proc/cmdline", words.join(" ") + "\n");
+    // The reboot: the kernel honours crashkernel= and printk.time=, and
+    // the "after the reboot" steps start kdump.
+    if add.iter().any(|a| a.starts_with("crashkernel=")) {
+        d.write(
+            "host/sys/kernel/kexec_crash_size",
+            format!("{}\n", 512u64 << 20),
+        );
+    }
+    if add.iter().any(|a| a == "printk.time=1") {
+        d.write("host/sys/module/printk/parameters/time", "Y\n");
+    }
+    assert!(plan.contains("systemctl enable --now kdump"));
+    d.write("host/sys/kernel/kexec_crash_loaded", "1\n");
+
+    let after = d.run(&["check", "--root", "host", "--format", "json"]);
+    let st = statuses(&after.json());
+    for id in [
+        "kdump-reserved",
+        "kdump-loaded",
+        "kdump-size",
+        "sysrq-keyboard",
+        "cmdline-quiet",
+        "log-buf-size",
+        "printk-time",
+        "remote-console",
+        "hung-task-timeout",
+        "hung-task-warnings",
+        "vfs-cache-pressure",
+        "dentry-overflow",
+    ] {
+        assert_eq!(
+            st[id], "ok",
+            "{id} after the plan\n{plan}\n{}",
+            after.stdout
+        );
+    }
+    // What needs a person is listed as such.
+    assert!(plan.contains("- oom-score-adj:"), "{plan}");
+    // Only oom-score-adj is left as a warning.
+    assert_eq!(after.code, 1, "{}", after.stdout);
+}
+
+#[test]
+fn plan_for_a_healthy_host_is_empty() {
+    let r = run_in(
+        &repo(),
+        &["check", "--root", "tests/fixtures/well-tuned", "--plan"],
+        None,
+    )
+    .expect_code(0);
+    assert!(r.stdout.contains("Nothing to change"), "{}", r.stdout);
+}

@@ -12,6 +12,7 @@ mod kdump;
 mod kernel_log;
 mod memory;
 mod misc;
+mod plan;
 mod render;
 mod sysrq;
 mod tracing;
@@ -28,6 +29,7 @@ use crate::host::{Host, ReadError, ReadErrorKind};
 use crate::kernel::{self, Cmdline, KernelVersion};
 
 pub use baseline::{Baseline, BaselineError};
+pub use plan::{render_plan, steps as plan_steps, Step as PlanStep, SYSCTL_FILE};
 pub use render::{render_json, render_text};
 
 /// A finding's status, from best to worst as Nagios orders them.
