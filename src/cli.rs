@@ -127,6 +127,10 @@ pub struct CheckArgs {
     /// nothing is applied. The exit code is the report's.
     #[arg(long)]
     pub plan: bool,
+    /// Also write the statuses as Prometheus metrics to FILE (for
+    /// node_exporter's textfile collector; written atomically)
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -347,6 +351,11 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {
     if let Some(old) = old {
         let drift = old.drift(&findings, config.check.baseline.drift_status);
         findings.extend(drift);
+    }
+    if let Some(path) = &args.metrics {
+        crate::metrics::write_atomic(path, &crate::metrics::from_findings(&findings)).map_err(
+            |e| MainError::Io(format!("cannot write metrics to {}: {e}", path.display())),
+        )?;
     }
     let report = Report::new(&host, findings);
     let text = match args.format {

@@ -47,6 +47,8 @@ pub struct RunConfig {
     pub allow_destructive: bool,
     pub oom_score_adj: i64,
     pub mlockall: bool,
+    pub metrics_file: String,
+    pub metrics_interval_secs: u64,
     pub tracefs: TracefsConfig,
     pub proc: ProcConfig,
     pub kdump_check: KdumpSchedule,
@@ -65,6 +67,8 @@ impl Default for RunConfig {
             allow_destructive: false,
             oom_score_adj: -1000,
             mlockall: true,
+            metrics_file: String::new(),
+            metrics_interval_secs: 15,
             tracefs: TracefsConfig::default(),
             proc: ProcConfig::default(),
             kdump_check: KdumpSchedule::default(),
@@ -534,6 +538,18 @@ impl Config {
         }
         if t.snapshot_keep == 0 {
             err("run.tracefs.snapshot_keep", "must be at least 1".into());
+        }
+        if r.metrics_interval_secs == 0 {
+            err("run.metrics_interval_secs", "must be at least 1".into());
+        }
+        if !r.metrics_file.is_empty() && !r.metrics_file.ends_with(".prom") {
+            err(
+                "run.metrics_file",
+                format!(
+                    "node_exporter's textfile collector reads only *.prom files, found {:?}",
+                    r.metrics_file
+                ),
+            );
         }
         if r.proc.interval_secs == 0 {
             err("run.proc.interval_secs", "must be at least 1".into());

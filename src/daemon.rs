@@ -181,6 +181,8 @@ struct Daemon {
     next_ping: Option<Instant>,
     hostname: Option<String>,
     held: Vec<(Instant, Event)>,
+    metrics: crate::metrics::RunMetrics,
+    next_metrics: Instant,
     oom_reported: u64,
     events_seen: u64,
     actions_taken: u64,
@@ -236,6 +238,11 @@ impl Daemon {
             notifier,
             next_ping,
             held: Vec::new(),
+            metrics: crate::metrics::RunMetrics {
+                start_time: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
+                ..Default::default()
+            },
+            next_metrics: now,
             oom_reported: 0,
             events_seen: 0,
             actions_taken: 0,
@@ -383,6 +390,14 @@ impl Daemon {
     /// Logs an event and runs whatever rules it fires.
     fn emit(&mut self, ev: Event, now: Instant) {
         self.events_seen += 1;
+        *self
+            .metrics
+            .events
+            .entry(ev.body.kind().to_string())
+            .or_default() += 1;
+        if let Body::Lost(l) = &ev.body {
+            self.metrics.kmsg_lost += l.count;
+        }
         if ev.body.kind() == "oom_kill" && ev.source != "proc" {
             self.oom_reported += 1;
         }
@@ -411,6 +426,11 @@ impl Daemon {
 
     fn action_event(&mut self, rule: &str, action: &str, outcome: Outcome) {
         self.actions_taken += 1;
+        *self
+            .metrics
+            .actions
+            .entry((rule.to_string(), action.to_string(), outcome.ok))
+            .or_default() += 1;
         let ev = Event {
             time: Some(now_wall()),
             kernel_time: None,
@@ -429,11 +449,30 @@ impl Daemon {
     }
 
     fn kdump_check(&mut self) {
-        let outcome = self
-            .triggers
-            .execute("kdump-schedule", &Action::KdumpCheck, "{}")
-            .unwrap_or_else(|| Outcome::failed("no result"));
+        let outcome = if self.args.dry_run {
+            self.triggers
+                .execute("kdump-schedule", &Action::KdumpCheck, "{}")
+                .unwrap_or_else(|| Outcome::failed("no result"))
+        } else {
+            let (outcome, statuses) = crate::triggers::kdump::check(&self.host, &self.check);
+            self.metrics.checks.extend(statuses);
+            outcome
+        };
         self.action_event("kdump-schedule", "kdump_check", outcome);
+    }
+
+    fn write_metrics(&mut self, now: Instant) {
+        if self.cfg.metrics_file.is_empty() {
+            return;
+        }
+        self.next_metrics = now + Duration::from_secs(self.cfg.metrics_interval_secs);
+        let path = PathBuf::from(&self.cfg.metrics_file);
+        if let Err(e) = crate::metrics::write_atomic(&path, &self.metrics.render()) {
+            say(
+                4,
+                &format!("cannot write metrics to {}: {e}", path.display()),
+            );
+        }
     }
 
     fn reload(&mut self) {
@@ -490,6 +529,9 @@ impl Daemon {
         at(Some(self.next_proc));
         at(Some(self.next_kdump));
         at(self.next_ping);
+        if !self.cfg.metrics_file.is_empty() {
+            at(Some(self.next_metrics));
+        }
         at(self.held.iter().map(|(t, _)| *t).min());
         if !self.triggers.exec.is_idle() {
             at(Some(now + Duration::from_millis(100)));
@@ -567,6 +609,9 @@ impl Daemon {
             self.action_event(&f.rule, &f.label, f.outcome);
         }
         self.release_held(now, false);
+        if now >= self.next_metrics {
+            self.write_metrics(now);
+        }
         if let Some(p) = self.next_ping {
             if now >= p {
                 self.notifier.send("WATCHDOG=1");
@@ -603,6 +648,7 @@ impl Daemon {
         if let Some(mut t) = self.tracefs.take() {
             t.cleanup();
         }
+        self.write_metrics(Instant::now());
         say(
             6,
             &format!(

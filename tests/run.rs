@@ -439,6 +439,40 @@ fn signal_deaths_from_a_fake_trace_pipe() {
 }
 
 #[test]
+fn metrics_file_counts_events_and_actions() {
+    let mut g = Guard::new("");
+    let prom = g.dir.join("metrics/watchdog.prom");
+    let cfg = std::fs::read_to_string(g.dir.join("config.yaml")).unwrap()
+        + &format!(
+            "  metrics_file: {}\n  metrics_interval_secs: 1\n",
+            prom.display()
+        );
+    g.dir.write("config.yaml", cfg);
+    g.start(&[]);
+    g.kmsg(&[(1, HUNG), (5, "later")]);
+    g.wait_for("actions", |g| {
+        g.kinds().iter().filter(|k| *k == "action").count() == 2
+    });
+    assert_eq!(g.stop(), 0);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    let m = crate::metrics::parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        m["watchdog_events_total{kind=\"hung_task\"}"], 1.0,
+        "{text}"
+    );
+    assert_eq!(m["watchdog_events_total{kind=\"lost\"}"], 1.0);
+    assert_eq!(m["watchdog_kmsg_lost_total"], 3.0);
+    assert_eq!(
+        m["watchdog_actions_total{rule=\"hung-task-evidence\",action=\"sysrq t\",result=\"ok\"}"],
+        1.0
+    );
+    assert_eq!(
+        m["watchdog_actions_total{rule=\"hung-task-evidence\",action=\"ftrace_snapshot\",result=\"failed\"}"],
+        1.0
+    );
+}
+
+#[test]
 fn bad_config_exits_unknown_with_every_error() {
     let d = Dir::new();
     d.write(

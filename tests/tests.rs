@@ -3,5 +3,6 @@
 mod util;
 
 mod check;
+mod metrics;
 mod run;
 mod systemd;

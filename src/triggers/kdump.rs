@@ -6,6 +6,11 @@ use crate::config::CheckConfig;
 use crate::host::Host;
 
 pub fn readiness(host: &Host, cfg: &CheckConfig) -> Outcome {
+    check(host, cfg).0
+}
+
+/// The outcome and each kdump check's status (for metrics).
+pub fn check(host: &Host, cfg: &CheckConfig) -> (Outcome, Vec<(String, Status)>) {
     let sel = Selection {
         only: vec![
             "kdump-reserved".into(),
@@ -23,5 +28,6 @@ pub fn readiness(host: &Host, cfg: &CheckConfig) -> Outcome {
         .map(|f| format!("{} {}: {}", f.id, f.status, f.summary))
         .collect::<Vec<_>>()
         .join("; ");
-    Outcome { ok, detail }
+    let statuses = findings.iter().map(|f| (f.id.clone(), f.status)).collect();
+    (Outcome { ok, detail }, statuses)
 }
