@@ -15,7 +15,7 @@ use crate::output::ColorChoice;
 #[derive(Debug, Parser)]
 #[command(
     name = "watchdog",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WATCHDOG_GIT_COMMIT"), ")"),
     about = "Keeps a Linux server ready to explain its own hangs, OOM kills and crashes",
     after_help = "Exit codes of `check` follow the Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also: could not start)."
 )]
@@ -49,6 +49,20 @@ pub enum Command {
     /// Print or validate the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write man pages and shell completions (for packaging)
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Directory for the man pages (watchdog.8, watchdog-check.8, ...)
+        #[arg(long, value_name = "DIR")]
+        man: Option<PathBuf>,
+        /// Directory for bash, zsh and fish completions
+        #[arg(long, value_name = "DIR")]
+        completions: Option<PathBuf>,
+        /// The command's installed name (packages install it as
+        /// watchdog-evidence, beside the distribution's watchdog daemon)
+        #[arg(long, default_value = "watchdog")]
+        name: String,
+    },
     /// Read saved kernel logs and print the events `run` would have
     /// reported: hung tasks, OOM kills, signal deaths, soft lockups, RCU
     /// stalls, oopses, panics, SysRq commands, lost messages
@@ -254,6 +268,21 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
             .map_err(MainError::Io)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::GenerateDocs {
+            man,
+            completions,
+            name,
+        } => {
+            if let Some(dir) = man {
+                write_man_pages(dir, name)
+                    .map_err(|e| MainError::Io(format!("{}: {e}", dir.display())))?;
+            }
+            if let Some(dir) = completions {
+                write_completions(dir, name)
+                    .map_err(|e| MainError::Io(format!("{}: {e}", dir.display())))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(ConfigCommand::Default) => {
             print!("{DEFAULT_YAML}");
             Ok(ExitCode::SUCCESS)
@@ -368,4 +397,36 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
     Ok(ExitCode::from(report.exit_code))
+}
+
+/// `watchdog.8` and one page per visible subcommand (`watchdog-check.8`).
+fn write_man_pages(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command()
+        .name(name.to_string())
+        .bin_name(name.to_string());
+    let write = |name: &str, cmd: clap::Command| -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd).section("8").render(&mut buf)?;
+        std::fs::write(dir.join(format!("{name}.8")), buf)
+    };
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let page_name = format!("{name}-{}", sub.get_name());
+        let page = sub.clone().name(page_name.clone());
+        write(&page_name, page)?;
+    }
+    write(name, cmd)
+}
+
+/// bash, zsh and fish completions.
+fn write_completions(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    std::fs::create_dir_all(dir)?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        let mut cmd = Cli::command();
+        clap_complete::generate_to(shell, &mut cmd, name.to_string(), dir)?;
+    }
+    Ok(())
 }
