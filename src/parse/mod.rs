@@ -492,7 +492,9 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
 fn oom_step(acc: &mut OomAcc, m: &Msg, rec: &Record, line: Option<u64>, lines: &mut usize) -> bool {
     match m {
         Msg::TaskLine { pid, comm } => {
-            if acc.trigger_pid.is_none() && acc.trigger_comm.as_deref().is_none_or(|c| c == comm) {
+            // The first dump_stack header after `invoked oom-killer` is the
+            // task that invoked it.
+            if acc.trigger_pid.is_none() {
                 acc.trigger_pid = Some(*pid);
                 acc.trigger_comm.get_or_insert_with(|| comm.clone());
             }

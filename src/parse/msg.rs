@@ -423,9 +423,10 @@ fn task_line(t: &str) -> Option<Msg> {
     let pid = pid.trim().parse().ok()?;
     // The name is padded to 15 characters by some kernels and followed by
     // the taint and release; " Not tainted" / " Tainted:" ends it.
-    let end = comm
-        .find(" Not tainted")
-        .or_else(|| comm.find(" Tainted:"))
+    let end = [" Kdump: ", " Not tainted", " Tainted: "]
+        .iter()
+        .filter_map(|m| comm.find(m))
+        .min()
         .unwrap_or(comm.len());
     Some(Msg::TaskLine {
         pid,
