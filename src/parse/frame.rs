@@ -162,6 +162,19 @@ fn kmsg_header<'a>(line: &'a str, rec: &mut Record) -> Option<&'a str> {
     if flags.len() > 1 {
         return None;
     }
+    // Extended netconsole splits records over ~1000 bytes into fragments
+    // `ncfrag=OFFSET/TOTAL`; the first holds the start of the message, which
+    // is all recognition needs, so later fragments are skipped.
+    for extra in fields {
+        if let Some((off, _total)) = extra
+            .strip_prefix("ncfrag=")
+            .and_then(|f| f.split_once('/'))
+        {
+            if off != "0" {
+                rec.ignore = true;
+            }
+        }
+    }
     rec.level = Some((pri & 7) as u8);
     rec.seq = Some(seq);
     rec.kernel_time = Some(ts as f64 / 1e6);
@@ -509,6 +522,8 @@ mod tests {
             (r.text.as_str(), r.seq, r.level),
             ("hello", Some(99), Some(4))
         );
+        let frag = fr.frame(b"6,416,1758426,-,ncfrag=16/31; the 2nd chunk.");
+        assert!(frag.ignore);
         let user = fr.frame(b"12,5,100,-;from userspace");
         assert!(!user.kernel);
     }

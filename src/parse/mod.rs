@@ -168,7 +168,11 @@ impl Parser {
                         }),
                     );
                 }
-                Some(last) if seq <= last => close(st, &mut ctx),
+                // The same record again (two netconsole targets, a
+                // replayed capture): already handled.
+                Some(last) if seq == last => return out,
+                // Numbering restarted: the host rebooted.
+                Some(last) if seq < last => close(st, &mut ctx),
                 _ => {}
             }
             st.last_seq = Some(seq);

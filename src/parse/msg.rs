@@ -157,9 +157,16 @@ pub fn classify(text: &str) -> Msg {
 fn info(t: &str) -> Option<Msg> {
     let rest = t.strip_prefix("INFO: ")?;
     if let Some(task) = rest.strip_prefix("task ") {
-        if let Some(at) = task.find(" blocked for more than ") {
+        // 6.17 tells I/O waits apart: `blocked in I/O wait for more than`.
+        let found = [
+            " blocked for more than ",
+            " blocked in I/O wait for more than ",
+        ]
+        .iter()
+        .find_map(|m| task.find(m).map(|at| (at, m.len())));
+        if let Some((at, len)) = found {
             let (comm, pid) = comm_pid(&task[..at], ':')?;
-            let after = &task[at + " blocked for more than ".len()..];
+            let after = &task[at + len..];
             let secs = after.split(' ').next().and_then(|n| n.parse().ok());
             return Some(Msg::HungTask { comm, pid, secs });
         }
@@ -252,7 +259,11 @@ fn kernel_k(t: &str) -> Option<Msg> {
 }
 
 fn out_of_memory(t: &str) -> Option<Msg> {
-    if let Some(rest) = t.strip_prefix("Out of memory: ") {
+    // 2.6.1x printed `Out of Memory: Killed process N (comm).`
+    if let Some(rest) = t
+        .strip_prefix("Out of memory: ")
+        .or_else(|| t.strip_prefix("Out of Memory: "))
+    {
         return oom_kill_words(rest, false);
     }
     if t.starts_with("Oops") {
@@ -646,10 +657,22 @@ mod tests {
         );
         let d = k("Out of memory: Killed process 9 (a) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:0 pgtables:44kB oom_score_adj:-17");
         assert_eq!((d.uid, d.oom_score_adj), (Some(0), Some(-17)));
-        let e = k("Killed process 1235 (child).");
+        let e = k("Out of Memory: Killed process 1235 (child).");
         assert_eq!(
             (e.pid, e.comm.as_str(), e.total_vm_kb),
             (1235, "child", None)
+        );
+    }
+
+    #[test]
+    fn hung_task_io_wait_form() {
+        assert_eq!(
+            classify("INFO: task dd:456 blocked in I/O wait for more than 122 seconds."),
+            Msg::HungTask {
+                comm: "dd".into(),
+                pid: 456,
+                secs: Some(122)
+            }
         );
     }
 
