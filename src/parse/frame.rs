@@ -130,10 +130,24 @@ impl Framer {
             }
         } else if let Some(r) = syslog(rest, self.reference, &mut rec) {
             rest = r;
-        } else if let Some(r) = dmesg_ctime(rest, &mut rec) {
+        } else if let Some(r) = dmesg_ctime(rest, &mut rec)
+            .or_else(|| journal_full(rest, &mut rec))
+            .or_else(|| journal_unix(rest, &mut rec))
+            .or_else(|| dmesg_iso(rest, &mut rec))
+        {
             rest = r;
         }
-        rec.text = console_prefix(rest, &mut rec).to_string();
+        if let Some(r) = dmesg_decode(rest, &mut rec) {
+            rest = r;
+        }
+        let mut text = console_prefix(rest, &mut rec);
+        // journalctl -o short-monotonic: `[ 12.345678] host kernel: text`.
+        if rec.kernel_time.is_some() && rec.host.is_none() {
+            if let Some(r) = monotonic_host_tag(text, &mut rec) {
+                text = r;
+            }
+        }
+        rec.text = text.to_string();
         rec
     }
 }
@@ -236,11 +250,18 @@ fn timestamp<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
         return None;
     }
     let inner = rest[..end].trim_start();
+    // `dmesg -d`/`--time-format delta`: `[  +0.000123]`, no absolute time.
+    let (delta, inner) = match inner.strip_prefix('+') {
+        Some(i) => (true, i),
+        None => (false, inner),
+    };
     let (secs, frac) = inner.split_once('.')?;
     if !is_digits(secs) || !is_digits(frac) {
         return None;
     }
-    rec.kernel_time = inner.parse::<f64>().ok();
+    if !delta {
+        rec.kernel_time = inner.parse::<f64>().ok();
+    }
     let after = &rest[end + 1..];
     Some(after.strip_prefix(' ').unwrap_or(after))
 }
@@ -380,19 +401,115 @@ fn syslog<'a>(s: &'a str, reference: Option<NaiveDate>, rec: &mut Record) -> Opt
             });
         (wall, rest)
     };
+    let text = host_tag(rest, rec)?;
+    rec.wall_time = wall;
+    Some(text)
+}
+
+/// `host tag: text` after a syslog or journal timestamp; sets the host and
+/// whether the tag is the kernel's.
+fn host_tag<'a>(rest: &'a str, rec: &mut Record) -> Option<&'a str> {
     let (host, rest) = rest.split_once(' ')?;
     let (tag, text) = match rest.split_once(": ") {
         Some(p) => p,
         None => (rest.strip_suffix(':')?, ""),
     };
-    if tag.contains(' ') || tag.is_empty() {
+    if tag.contains(' ') || tag.is_empty() || host.is_empty() {
         return None;
     }
-    rec.wall_time = wall;
     rec.host = Some(host.to_string());
     let name = tag.split('[').next().unwrap_or(tag);
     rec.kernel = name == "kernel";
     Some(text)
+}
+
+/// `host kernel: text` after a short-monotonic timestamp. Only the kernel
+/// tag is taken: a kernel message of the form `word kernel: ...` is not
+/// known to exist, other tags could be message text.
+fn monotonic_host_tag<'a>(text: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let (host, rest) = text.split_once(' ')?;
+    let body = rest.strip_prefix("kernel: ")?;
+    if host.is_empty() || host.contains(':') {
+        return None;
+    }
+    rec.host = Some(host.to_string());
+    Some(body)
+}
+
+/// journalctl -o short-full: `Tue 2024-01-09 10:41:33 CET host kernel: text`
+/// (the zone is an abbreviation, so the time is kept without an offset).
+fn journal_full<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let mut it = s.splitn(5, ' ');
+    let (wd, date, clock, _zone, rest) =
+        (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+    if wd.len() != 3 || !wd.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let local =
+        NaiveDateTime::parse_from_str(&format!("{date} {clock}"), "%Y-%m-%d %H:%M:%S%.f").ok()?;
+    let text = host_tag(rest, rec)?;
+    rec.wall_time = Some(WallTime {
+        local,
+        offset: None,
+    });
+    Some(text)
+}
+
+/// journalctl -o short-unix: `1704791013.120544 host kernel: text`.
+fn journal_unix<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let (ts, rest) = s.split_once(' ')?;
+    let (secs, frac) = ts.split_once('.')?;
+    if !is_digits(secs) || !is_digits(frac) || secs.len() < 9 {
+        return None;
+    }
+    let mut micros: String = frac.chars().take(6).collect();
+    while micros.len() < 6 {
+        micros.push('0');
+    }
+    let us = secs
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(1_000_000)?
+        .checked_add(micros.parse::<i64>().ok()?)?;
+    let dt = chrono::DateTime::from_timestamp_micros(us)?;
+    let text = host_tag(rest, rec)?;
+    rec.wall_time = Some(WallTime {
+        local: dt.naive_utc(),
+        offset: FixedOffset::east_opt(0),
+    });
+    Some(text)
+}
+
+/// `dmesg --time-format iso`: `2024-01-09T10:41:33,120544+01:00 text`.
+fn dmesg_iso<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let (ts, rest) = s.split_once(' ')?;
+    if !ts.contains(',') || !ts.as_bytes().first()?.is_ascii_digit() {
+        return None;
+    }
+    rec.wall_time = Some(rfc3339(&ts.replacen(',', ".", 1))?);
+    Some(rest)
+}
+
+const FACILITIES: [&str; 20] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+const LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
+];
+
+/// `dmesg -x`: `kern  :err   : text`.
+fn dmesg_decode<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let (fac, rest) = s.split_once(':')?;
+    let fac = fac.trim_end();
+    if !FACILITIES.contains(&fac) {
+        return None;
+    }
+    let (lvl, rest) = rest.split_once(':')?;
+    let level = LEVELS.iter().position(|l| *l == lvl.trim_end())?;
+    rec.level = u8::try_from(level).ok();
+    rec.kernel = fac == "kern";
+    Some(rest.strip_prefix(' ').unwrap_or(rest))
 }
 
 trait WithNanos {
@@ -574,6 +691,40 @@ mod tests {
         assert_eq!(r.kernel_time, Some(2.5));
         assert_eq!(r.wall_time.unwrap().to_string(), "2023-11-14T22:13:20Z");
         assert_eq!(r.level, Some(3));
+    }
+
+    #[test]
+    fn journal_and_dmesg_variants() {
+        let r = f("[ 1234.567890] db1 kernel: INFO: x");
+        assert_eq!(
+            (r.text.as_str(), r.host.as_deref()),
+            ("INFO: x", Some("db1"))
+        );
+        assert_eq!(r.kernel_time, Some(1234.56789));
+        let r = f("1704791013.120544 db1 kernel: hello");
+        assert_eq!(
+            r.wall_time.unwrap().to_string(),
+            "2024-01-09T09:03:33.120544Z"
+        );
+        assert_eq!(r.text, "hello");
+        let r = f("Tue 2024-01-09 10:41:33 CET db1 kernel: hello");
+        assert_eq!(r.wall_time.unwrap().to_string(), "2024-01-09T10:41:33");
+        assert_eq!(r.text, "hello");
+        let r = f("2024-01-09T10:41:33,120544+01:00 hello there");
+        assert_eq!(
+            r.wall_time.unwrap().to_string(),
+            "2024-01-09T10:41:33.120544+01:00"
+        );
+        assert_eq!(r.text, "hello there");
+        let r = f("kern  :err   : [   12.000000] oops");
+        assert_eq!(
+            (r.text.as_str(), r.level, r.kernel),
+            ("oops", Some(3), true)
+        );
+        let r = f("user  :notice: [   12.000000] x");
+        assert!(!r.kernel);
+        let r = f("[  +0.000123] delta");
+        assert_eq!((r.text.as_str(), r.kernel_time), ("delta", None));
     }
 
     #[test]

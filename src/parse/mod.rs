@@ -99,7 +99,15 @@ struct State {
     lines: usize,
     last_seq: Option<u64>,
     used: u64,
+    /// The last signal death (pid, comm, signal, tick): with
+    /// print-fatal-signals=1 one death prints both `segfault at` and
+    /// `potentially unexpected fatal signal`.
+    last_signal: Option<(Option<u32>, String, u8, u64)>,
 }
+
+/// Records within which a second report of the same task's signal death is
+/// the same death.
+const SAME_DEATH_RECORDS: u64 = 64;
 
 /// The streaming incident assembler. See the module documentation.
 #[derive(Debug)]
@@ -472,19 +480,32 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
             ctx.emit(&stamp(), Body::Sysrq(Sysrq { command }));
         }
         Msg::Lost(count) => ctx.emit(&stamp(), Body::Lost(Lost { count })),
-        Msg::Signal { comm, pid, signal } => ctx.emit(
-            &stamp(),
-            Body::SignalDeath(SignalDeath {
-                pid,
-                tid: None,
-                comm,
-                signal,
-                signal_name: msg::name_of(signal),
-                core_dumped: None,
-                sender_pid: None,
-                sender_comm: None,
-            }),
-        ),
+        Msg::Signal { comm, pid, signal } => {
+            let now = st.used;
+            if let Some((p, c, sig, at)) = &st.last_signal {
+                let same_task = match (pid, p) {
+                    (Some(a), Some(b)) => a == *b,
+                    _ => comm == *c,
+                };
+                if same_task && signal == *sig && now.saturating_sub(*at) <= SAME_DEATH_RECORDS {
+                    return;
+                }
+            }
+            st.last_signal = Some((pid, comm.clone(), signal, now));
+            ctx.emit(
+                &stamp(),
+                Body::SignalDeath(SignalDeath {
+                    pid,
+                    tid: None,
+                    comm,
+                    signal,
+                    signal_name: msg::name_of(signal),
+                    core_dumped: None,
+                    sender_pid: None,
+                    sender_comm: None,
+                }),
+            );
+        }
         Msg::Boot => {
             close(st, ctx);
         }

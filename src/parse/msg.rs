@@ -105,7 +105,11 @@ pub fn classify(text: &str) -> Msg {
         return Msg::Other;
     };
     let r = match b0 {
-        b'I' => info(t),
+        b'I' => info(t).or_else(|| {
+            // arm64 die(): `Internal error: Oops: 96000005 [#1] SMP`.
+            t.starts_with("Internal error: ")
+                .then(|| Msg::Oops(t.into()))
+        }),
         b'B' => bug(t),
         b'O' => out_of_memory(t),
         b'K' => kernel_k(t),
