@@ -79,9 +79,15 @@ impl Framer {
         }
     }
 
-    /// Frames one line (without its newline; a trailing `\r` is dropped).
-    /// Invalid UTF-8 is replaced, never rejected.
+    /// Frames one line; a trailing `\r` is dropped. Invalid UTF-8 is
+    /// replaced, never rejected. Given a whole /dev/kmsg read (the record,
+    /// a newline, its ` KEY=VALUE` dictionary lines), it frames the record
+    /// and drops the dictionary: everything from the first newline on.
     pub fn frame(&mut self, line: &[u8]) -> Record {
+        let line = match line.iter().position(|&b| b == b'\n') {
+            Some(i) => &line[..i],
+            None => line,
+        };
         let truncated = line.len() > MAX_LINE;
         let line = &line[..line.len().min(MAX_LINE)];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -634,6 +640,12 @@ mod tests {
         assert!(r.kernel);
         let d = fr.frame(b" SUBSYSTEM=block");
         assert!(d.ignore);
+        let whole_read =
+            fr.frame(b"6,1235,5678999,-;sd 0:0:0:0: hi\n SUBSYSTEM=scsi\n DEVICE=+scsi:0:0:0:0\n");
+        assert_eq!(
+            (whole_read.text.as_str(), whole_read.seq),
+            ("sd 0:0:0:0: hi", Some(1235))
+        );
         let r = fr.frame(b"6.1.0-13-amd64,4,99,1000000,c,ncfrag=0/1200;hello");
         assert_eq!(
             (r.text.as_str(), r.seq, r.level),
