@@ -140,7 +140,15 @@ impl Parser {
     /// Like [`push`](Self::push), with the record's line number in a file.
     pub fn push_at(&mut self, rec: &Record, line: Option<u64>) -> Vec<Event> {
         let mut out = Vec::new();
-        if rec.ignore && !rec.boundary {
+        if rec.boundary {
+            // A journal's `-- Boot ... --`: every host's incidents are over.
+            out = self.flush();
+            for st in self.states.values_mut() {
+                st.last_seq = None;
+            }
+            return out;
+        }
+        if rec.ignore {
             return out;
         }
         let key = rec.host.as_deref().unwrap_or("");
@@ -151,20 +159,19 @@ impl Parser {
             }
             self.states.insert(key.to_string(), State::default());
         }
-        let source = self.source.clone();
-        let Some(st) = self.states.get_mut(key) else {
+        let Parser {
+            source,
+            states,
+            tick,
+        } = self;
+        let Some(st) = states.get_mut(key) else {
             return out;
         };
-        st.used = self.tick;
+        st.used = *tick;
         let mut ctx = Ctx {
-            source: &source,
+            source,
             out: &mut out,
         };
-        if rec.boundary {
-            close(st, &mut ctx);
-            st.last_seq = None;
-            return out;
-        }
         let stamp = || Stamp::of(rec, line);
         if let Some(seq) = rec.seq {
             match st.last_seq {
@@ -206,20 +213,20 @@ impl Parser {
     /// usable: call it when input goes quiet or ends.
     pub fn flush(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
-        let source = self.source.clone();
-        let mut keys: Vec<&String> = self.states.keys().collect();
-        keys.sort();
-        let keys: Vec<String> = keys.into_iter().cloned().collect();
-        for k in keys {
-            if let Some(st) = self.states.get_mut(&k) {
-                close(
-                    st,
-                    &mut Ctx {
-                        source: &source,
-                        out: &mut out,
-                    },
-                );
-            }
+        let Parser { source, states, .. } = self;
+        let mut open: Vec<(&String, &mut State)> = states
+            .iter_mut()
+            .filter(|(_, s)| s.open.is_some())
+            .collect();
+        open.sort_by(|a, b| a.0.cmp(b.0));
+        for (_, st) in open {
+            close(
+                st,
+                &mut Ctx {
+                    source,
+                    out: &mut out,
+                },
+            );
         }
         out
     }
@@ -253,11 +260,10 @@ impl Parser {
             return;
         };
         if let Some(mut st) = self.states.remove(&oldest) {
-            let source = self.source.clone();
             close(
                 &mut st,
                 &mut Ctx {
-                    source: &source,
+                    source: &self.source,
                     out,
                 },
             );

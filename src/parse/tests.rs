@@ -159,3 +159,24 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn journal_boot_marker_ends_every_hosts_incident() {
+    let ev = parse(
+        "Jan 09 10:41:33 app02 kernel: INFO: task a:1 blocked for more than 120 seconds.\n\
+         -- Boot 0123456789abcdef0123456789abcdef --\n\
+         Jan 09 10:50:00 app02 kernel: Linux version 5.14.0\n",
+    );
+    assert_eq!(kinds(&ev), ["hung_task"]);
+    assert_eq!(ev[0].line, Some(1));
+}
+
+#[test]
+fn one_death_reported_twice_is_one_event() {
+    let ev = parse(
+        "[ 1.000000] a.out[77]: segfault at 0 ip 1 sp 2 error 4 in a.out[400000+1000]\n\
+         [ 1.000100] a.out/77: potentially unexpected fatal signal 11.\n\
+         [ 9.000000] a.out[78]: segfault at 0 ip 1 sp 2 error 4 in a.out[400000+1000]\n",
+    );
+    assert_eq!(kinds(&ev), ["signal_death", "signal_death"]);
+}
