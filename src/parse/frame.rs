@@ -146,6 +146,10 @@ impl Framer {
         if let Some(r) = dmesg_decode(rest, &mut rec) {
             rest = r;
         }
+        // A line grepped out of syslog without its timestamp and host.
+        if let Some(r) = rest.strip_prefix("kernel: ") {
+            rest = r;
+        }
         let mut text = console_prefix(rest, &mut rec);
         // journalctl -o short-monotonic: `[ 12.345678] host kernel: text`.
         if rec.kernel_time.is_some() && rec.host.is_none() {
@@ -376,10 +380,26 @@ const MONTHS: [&str; 12] = [
 fn syslog<'a>(s: &'a str, reference: Option<NaiveDate>, rec: &mut Record) -> Option<&'a str> {
     let (wall, rest) = if s.as_bytes().first()?.is_ascii_digit() {
         let (ts, rest) = s.split_once(' ')?;
-        (Some(rfc3339(ts)?), rest)
+        match rfc3339(ts) {
+            Some(t) => (Some(t), rest),
+            None => {
+                // `2021-03-16 11:27:14.275 [host] kernel: text`
+                let (clock, rest) = rest.split_once(' ')?;
+                let local =
+                    NaiveDateTime::parse_from_str(&format!("{ts} {clock}"), "%Y-%m-%d %H:%M:%S%.f")
+                        .ok()?;
+                (
+                    Some(WallTime {
+                        local,
+                        offset: None,
+                    }),
+                    rest,
+                )
+            }
+        }
     } else {
-        let month = MONTHS.iter().position(|m| s.starts_with(m))?;
-        let rest = s.get(3..)?.strip_prefix(' ')?;
+        let (word, rest) = s.split_once(' ')?;
+        let month = month_number(word)?;
         let rest = rest.trim_start();
         let (day, rest) = rest.split_once(' ')?;
         let day: u32 = parse_digits(day)?;
@@ -396,10 +416,10 @@ fn syslog<'a>(s: &'a str, reference: Option<NaiveDate>, rec: &mut Record) -> Opt
             Some(_) => return None,
             None => 0,
         };
-        let month = u32::try_from(month).unwrap_or(0) + 1;
-        let wall = reference
-            .map(|r| syslog_year_for(r, month))
-            .and_then(|y| NaiveDate::from_ymd_opt(y, month, day))
+        let wall = month
+            .zip(reference)
+            .map(|(month, r)| (month, syslog_year_for(r, month)))
+            .and_then(|(month, y)| NaiveDate::from_ymd_opt(y, month, day))
             .and_then(|d| d.and_time(time).with_nanosecond_opt(nanos))
             .map(|local| WallTime {
                 local,
@@ -412,9 +432,31 @@ fn syslog<'a>(s: &'a str, reference: Option<NaiveDate>, rec: &mut Record) -> Opt
     Some(text)
 }
 
-/// `host tag: text` after a syslog or journal timestamp; sets the host and
-/// whether the tag is the kernel's.
+/// Month of a syslog timestamp: English (`Mar`), or German as journalctl
+/// prints it under `LANG=de_DE` (`Mär`, `Mai`, `Okt`, `Dez`). `Some(None)`
+/// for another short word: the line still frames, without a wall time.
+fn month_number(word: &str) -> Option<Option<u32>> {
+    const DE: [&str; 12] = [
+        "Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez",
+    ];
+    let pos = MONTHS
+        .iter()
+        .position(|m| *m == word)
+        .or_else(|| DE.iter().position(|m| *m == word));
+    if let Some(i) = pos {
+        return Some(u32::try_from(i).ok().map(|i| i + 1));
+    }
+    let n = word.chars().count();
+    ((3..=5).contains(&n) && word.chars().all(|c| c.is_alphabetic() || c == '.')).then_some(None)
+}
+
+/// `host tag: text` after a syslog or journal timestamp (the host may be
+/// missing before `kernel:`); sets the host and whether the tag is the
+/// kernel's.
 fn host_tag<'a>(rest: &'a str, rec: &mut Record) -> Option<&'a str> {
+    if let Some(text) = rest.strip_prefix("kernel: ") {
+        return Some(text);
+    }
     let (host, rest) = rest.split_once(' ')?;
     let (tag, text) = match rest.split_once(": ") {
         Some(p) => p,
@@ -689,6 +731,18 @@ mod tests {
             r.wall_time.unwrap().to_string(),
             "2024-03-04T10:00:00.123456"
         );
+        let r = f("Dez 21 10:22:08 abreu kernel: INFO: task a:1 blocked");
+        assert_eq!(r.wall_time.unwrap().to_string(), "2024-12-21T10:22:08");
+        assert_eq!(
+            (r.text.as_str(), r.host.as_deref()),
+            ("INFO: task a:1 blocked", Some("abreu"))
+        );
+        let r = f("déc. 21 10:22:08 h kernel: x");
+        assert_eq!((r.text.as_str(), r.wall_time), ("x", None));
+        let r = f("2021-03-16 11:27:14.275 kernel: INFO: x");
+        assert_eq!(r.text, "INFO: x");
+        assert_eq!(r.wall_time.unwrap().to_string(), "2021-03-16T11:27:14.275");
+        assert_eq!(f("kernel: INFO: x").text, "INFO: x");
         let r = f("Mar  4 10:00:00 db1 sshd[12]: a[1]: segfault at 0");
         assert!(!r.kernel);
         let r = f("2024-03-04T10:00:00.5+01:00 db1 kernel: x");
