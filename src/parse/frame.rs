@@ -712,6 +712,8 @@ mod tests {
         assert_eq!(r.text, "INFO: x");
         let r = f("[    0.000000] [    T0] Linux version");
         assert_eq!(r.text, "Linux version");
+        let r = f("[  179.211911][    C1] ** 1 printk messages dropped **");
+        assert_eq!(r.text, "** 1 printk messages dropped **");
         let r = f("[Mon Mar  4 10:00:00 2024] hello");
         assert_eq!(r.text, "hello");
         assert_eq!(r.wall_time.unwrap().to_string(), "2024-03-04T10:00:00");
