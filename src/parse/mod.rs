@@ -410,7 +410,10 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
             }
             return;
         }
-        (Some(Open::Absorb(Absorb::Oops, _, no)), Msg::Oops(text)) => {
+        // die()'s line after the fault's first line (`BUG: unable to
+        // handle ...` then `Oops: 0000 [#1] SMP`) is the same oops; a new
+        // `BUG:` or `kernel BUG at` is another report.
+        (Some(Open::Absorb(Absorb::Oops, _, no)), Msg::Oops(text)) if is_die_line(text) => {
             let this = oops_number(text);
             if this.is_none() || no.is_none() || this == *no {
                 if no.is_none() {
@@ -614,6 +617,19 @@ fn oom_step(acc: &mut OomAcc, m: &Msg, rec: &Record, line: Option<u64>, lines: &
         }
         _ => false,
     }
+}
+
+/// The line die() prints (arch/*/kernel/traps.c, dumpstack.c), which
+/// follows the fault's own first line.
+fn is_die_line(text: &str) -> bool {
+    [
+        "Oops",
+        "invalid opcode:",
+        "general protection fault",
+        "Internal error:",
+    ]
+    .iter()
+    .any(|p| text.starts_with(p))
 }
 
 /// The die counter of an oops line: `Oops: 0002 [#3] SMP` → 3.

@@ -198,3 +198,15 @@ fn stream_takes_kmsg_reads() {
     assert_eq!((h.comm.as_str(), h.pid), ("a b:c", 7));
     assert!(s.flush().is_empty());
 }
+
+#[test]
+fn separate_bug_reports_are_separate_oopses() {
+    let ev = parse(
+        "BUG: scheduling while atomic: kworker/0:1/12/0x00000002\n\
+         CPU: 0 PID: 12 Comm: kworker/0:1 Not tainted 3.10.0-1160.el7.x86_64 #1\n\
+         BUG: scheduling while atomic: kworker/0:1/12/0x00000002\n\
+         Unable to handle kernel NULL pointer dereference at 0000000000000000 RIP: \n\
+         Oops: 0000 [1] SMP \n",
+    );
+    assert_eq!(kinds(&ev), ["oops", "oops", "oops"]);
+}
