@@ -103,7 +103,13 @@ struct State {
     /// print-fatal-signals=1 one death prints both `segfault at` and
     /// `potentially unexpected fatal signal`.
     last_signal: Option<(Option<u32>, String, u8, u64)>,
+    /// A bare `potentially unexpected fatal signal N.` waiting for the
+    /// `CPU: .. PID: .. Comm: ..` line that names its task.
+    pending_fatal: Option<(u8, Stamp, u64)>,
 }
+
+/// Records within which the task line must follow a bare fatal-signal line.
+const FATAL_SIGNAL_TASK_WINDOW: u64 = 3;
 
 /// Records within which a second report of the same task's signal death is
 /// the same death.
@@ -379,6 +385,18 @@ fn new_oom(trigger_comm: Option<String>) -> Box<OomAcc> {
 /// One message through the state machine.
 fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) {
     let stamp = || Stamp::of(rec, line);
+    if let Some((signal, at, tick)) = st.pending_fatal.take() {
+        match &m {
+            Msg::TaskLine { pid, comm } => {
+                signal_death(st, comm.clone(), Some(*pid), signal, &at, ctx);
+                return;
+            }
+            _ if st.used.saturating_sub(tick) < FATAL_SIGNAL_TASK_WINDOW => {
+                st.pending_fatal = Some((signal, at, tick));
+            }
+            _ => {}
+        }
+    }
     // First, what the open incident makes of it.
     if let Some(Open::Oom(acc)) = &mut st.open {
         if oom_step(acc, &m, rec, line, &mut st.lines) {
@@ -519,36 +537,49 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
             ctx.emit(&stamp(), Body::Sysrq(Sysrq { command }));
         }
         Msg::Lost(count) => ctx.emit(&stamp(), Body::Lost(Lost { count })),
-        Msg::Signal { comm, pid, signal } => {
-            let now = st.used;
-            if let Some((p, c, sig, at)) = &st.last_signal {
-                let same_task = match (pid, p) {
-                    (Some(a), Some(b)) => a == *b,
-                    _ => comm == *c,
-                };
-                if same_task && signal == *sig && now.saturating_sub(*at) <= SAME_DEATH_RECORDS {
-                    return;
-                }
-            }
-            st.last_signal = Some((pid, comm.clone(), signal, now));
-            ctx.emit(
-                &stamp(),
-                Body::SignalDeath(SignalDeath {
-                    pid,
-                    tid: None,
-                    comm,
-                    signal,
-                    signal_name: msg::name_of(signal),
-                    core_dumped: None,
-                    sender_pid: None,
-                    sender_comm: None,
-                }),
-            );
-        }
+        Msg::Signal { comm, pid, signal } => signal_death(st, comm, pid, signal, &stamp(), ctx),
+        Msg::FatalSignal(signal) => st.pending_fatal = Some((signal, stamp(), st.used)),
         Msg::Boot => {
             close(st, ctx);
         }
     }
+}
+
+/// Emits a signal death unless it is the second report of one already
+/// emitted (with print-fatal-signals=1 one death prints both `segfault at`
+/// and `potentially unexpected fatal signal`).
+fn signal_death(
+    st: &mut State,
+    comm: String,
+    pid: Option<u32>,
+    signal: u8,
+    at: &Stamp,
+    ctx: &mut Ctx,
+) {
+    let now = st.used;
+    if let Some((p, c, sig, then)) = &st.last_signal {
+        let same_task = match (pid, p) {
+            (Some(a), Some(b)) => a == *b,
+            _ => comm == *c,
+        };
+        if same_task && signal == *sig && now.saturating_sub(*then) <= SAME_DEATH_RECORDS {
+            return;
+        }
+    }
+    st.last_signal = Some((pid, comm.clone(), signal, now));
+    ctx.emit(
+        at,
+        Body::SignalDeath(SignalDeath {
+            pid,
+            tid: None,
+            comm,
+            signal,
+            signal_name: msg::name_of(signal),
+            core_dumped: None,
+            sender_pid: None,
+            sender_comm: None,
+        }),
+    );
 }
 
 /// A message inside an open OOM report. True when it belonged to the

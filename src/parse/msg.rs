@@ -78,6 +78,10 @@ pub enum Msg {
         pid: Option<u32>,
         signal: u8,
     },
+    /// kernel/signal.c print_fatal_signal() of 5.x/6.x kernels without the
+    /// task's name (`potentially unexpected fatal signal 11.`): the task is
+    /// on the `CPU: N PID: P Comm: C` line that follows.
+    FatalSignal(u8),
     /// `Linux version ...`: the kernel (re)booted.
     Boot,
     Other,
@@ -119,6 +123,10 @@ pub fn classify(text: &str) -> Msg {
         b'r' => t.strip_prefix("rcu: ").and_then(info),
         b'S' | b's' => sysrq(t),
         b'*' => lost(t),
+        b'p' => t
+            .strip_prefix("potentially unexpected fatal signal ")
+            .and_then(|n| n.trim_end_matches('.').parse().ok())
+            .map(Msg::FatalSignal),
         b'-' => t.starts_with("---[ end trace").then_some(Msg::EndTrace),
         b'C' => task_line(t),
         b'P' => task_line(t),

@@ -210,3 +210,21 @@ fn separate_bug_reports_are_separate_oopses() {
     );
     assert_eq!(kinds(&ev), ["oops", "oops", "oops"]);
 }
+
+#[test]
+fn bare_fatal_signal_takes_the_task_from_the_next_line() {
+    // 6.1: print_fatal_signal() prints no name; dump_stack's line does.
+    let ev = parse(
+        "[    1.751038] segv[83]: segfault at 0 ip 0000000000401625 sp 00007ffff5cabfc0 error 4 in segv[401000+78000] likely on CPU 0 (core 0, socket 0)\n\
+         [    1.754377] potentially unexpected fatal signal 11.\n\
+         [    1.754516] CPU: 0 PID: 83 Comm: segv Not tainted 6.1.0-56-amd64 #1  Debian 6.1.192-2\n\
+         [    2.000000] potentially unexpected fatal signal 6.\n\
+         [    2.000100] CPU: 0 PID: 90 Comm: abrt me Not tainted 6.1.0-56-amd64 #1  Debian 6.1.192-2\n",
+    );
+    assert_eq!(kinds(&ev), ["signal_death", "signal_death"]);
+    let Body::SignalDeath(d) = &ev[1].body else {
+        panic!()
+    };
+    assert_eq!((d.comm.as_str(), d.pid, d.signal), ("abrt me", Some(90), 6));
+    assert_eq!(ev[1].kernel_time, Some(2.0));
+}
