@@ -30,7 +30,10 @@ if [ ! -f "$kdir/vmlinux" ]; then
 import lzma, sys
 data = open(sys.argv[1], "rb").read()
 i = data.find(b"\xfd7zXZ\x00")
-open(sys.argv[2], "wb").write(lzma.LZMADecompressor().decompress(data[i:]))
+# XZ-compressed (6.1): boot the uncompressed vmlinux, faster under TCG;
+# zstd (6.12): boot the bzImage itself.
+out = lzma.LZMADecompressor().decompress(data[i:]) if i >= 0 else data
+open(sys.argv[2], "wb").write(out)
 PY
 fi
 
@@ -54,7 +57,7 @@ for p in segv div hog; do gcc -O0 -static -o "$stage/bin/$p" "$work/$p.c"; done
 
 mods=$kdir/root/lib/modules/$version
 # Modules in load order (dependencies first), from modules.dep.
-python3 - "$mods" brd ext4 > "$work/modlist" <<'PY'
+python3 - "$mods" brd crc32c_generic ext4 > "$work/modlist" <<'PY'
 import sys
 base, wanted = sys.argv[1], sys.argv[2:]
 dep = {}
