@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Boots a real Debian kernel under QEMU (TCG) from a busybox initramfs and
 # provokes what `watchdog scan` must recognise: a segfault and a divide
-# error (with print-fatal-signals=1), SysRq w and m, a hung task (ext4 on a
+# error (with print-fatal-signals=1), SysRq w, m and t, a hung task (ext4 on a
 # brd ramdisk frozen with fsfreeze), a global OOM kill and a memory-cgroup
-# OOM kill. Leaves the serial console capture and, from inside the guest,
+# OOM kill, then SysRq c (a panic, seen on the serial console only). Leaves the serial console capture and, from inside the guest,
 # raw /dev/kmsg records and `dmesg` output in tests/vm/cache/out/VERSION/.
 # The fixtures tests/fixtures/kernel-logs/real-*.log were cut from those.
 #
@@ -101,6 +101,7 @@ echo "== signals"
 echo "== sysrq"
 echo w > /proc/sysrq-trigger
 echo m > /proc/sysrq-trigger
+echo t > /proc/sysrq-trigger
 echo "== hung task"
 SH
 cat "$work/insmods"
@@ -131,7 +132,9 @@ echo "==KMSG-END=="
 echo "==DMESG-BEGIN=="
 dmesg
 echo "==DMESG-END=="
-poweroff -f
+dmesg -n 7
+echo "== sysrq crash"
+echo c > /proc/sysrq-trigger
 SH
 } > "$stage/init"
 chmod +x "$stage/init"
