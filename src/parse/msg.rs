@@ -184,10 +184,11 @@ fn info(t: &str) -> Option<Msg> {
         }
         for marker in [" is blocked on ", " blocked on "] {
             if let Some(at) = task.find(marker) {
-                let (_, pid) = comm_pid(&task[..at], ':')?;
+                // rw-semaphores (6.15+) add the role: `a:1 <reader>`.
+                let (_, pid) = comm_pid(strip_role(&task[..at]), ':')?;
                 let after = &task[at..];
                 let by = after.find(" by task ")? + " by task ".len();
-                let owner = after[by..].trim_end().trim_end_matches('.');
+                let owner = strip_role(after[by..].trim_end().trim_end_matches('.'));
                 let (owner_comm, owner_pid) = comm_pid(owner, ':')?;
                 return Some(Msg::HungBlocker {
                     pid,
@@ -208,6 +209,16 @@ fn info(t: &str) -> Option<Msg> {
         return Some(Msg::RcuStall(t.to_string()));
     }
     None
+}
+
+/// `comm:pid <writer>` → `comm:pid`.
+fn strip_role(s: &str) -> &str {
+    for role in [" <reader>", " <writer>"] {
+        if let Some(t) = s.strip_suffix(role) {
+            return t;
+        }
+    }
+    s
 }
 
 /// `comm<sep>PID`, the pid after the last separator.
@@ -673,6 +684,30 @@ mod tests {
         assert_eq!(
             (e.pid, e.comm.as_str(), e.total_vm_kb),
             (1235, "child", None)
+        );
+    }
+
+    #[test]
+    fn blocker_forms() {
+        let b = |s: &str| match classify(s) {
+            Msg::HungBlocker {
+                pid,
+                owner_comm,
+                owner_pid,
+            } => (pid, owner_comm, owner_pid),
+            m => panic!("{s}: {m:?}"),
+        };
+        assert_eq!(
+            b("INFO: task NvmlTaskRunner:11290 <reader> blocked on an rw-semaphore likely owned by task VLLM::EngineCor:46249 <writer>"),
+            (11290, "VLLM::EngineCor".to_string(), 46249)
+        );
+        assert_eq!(
+            b("INFO: task a:5 blocked on a semaphore likely last held by task kworker/1:2:317"),
+            (5, "kworker/1:2".to_string(), 317)
+        );
+        assert_eq!(
+            classify("INFO: task modprobe:2342 is blocked on an rw-semaphore, but the owner is not found."),
+            Msg::Other
         );
     }
 
