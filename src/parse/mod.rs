@@ -571,7 +571,7 @@ fn signal_death(
         at,
         Body::SignalDeath(SignalDeath {
             pid,
-            tid: None,
+            tid: pid,
             comm,
             signal,
             signal_name: msg::name_of(signal),
