@@ -15,7 +15,7 @@ use crate::output::ColorChoice;
 #[derive(Debug, Parser)]
 #[command(
     name = "watchdog",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WATCHDOG_GIT_COMMIT"), ")"),
     about = "Keeps a Linux server ready to explain its own hangs, OOM kills and crashes",
     after_help = "Exit codes of `check` follow the Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also: could not start)."
 )]
@@ -36,12 +36,33 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The always-on guard: watch the kernel log, tracefs and /proc for hung
+    /// tasks, OOM kills, signal deaths and dentry pressure, and act on the
+    /// configured rules (SysRq dumps, ftrace snapshots, kdump checks)
+    #[command(
+        after_help = "Events and actions go to the event log (run.event_log, or --events) as JSON lines, and a one-line summary of each to stderr with a journald priority prefix. SIGHUP re-reads the --config file (keeping the running one if it has errors) and reopens the event log; SIGTERM cleans up tracefs and exits."
+    )]
+    Run(RunCliArgs),
     /// Audit whether this host will leave evidence when it hangs, panics or
     /// reboots (kdump, sysrq, console, log buffer, hung-task detector, ...)
     Check(CheckArgs),
     /// Print or validate the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write man pages and shell completions (for packaging)
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Directory for the man pages (watchdog.8, watchdog-check.8, ...)
+        #[arg(long, value_name = "DIR")]
+        man: Option<PathBuf>,
+        /// Directory for bash, zsh and fish completions
+        #[arg(long, value_name = "DIR")]
+        completions: Option<PathBuf>,
+        /// The command's installed name (packages install it as
+        /// watchdog-evidence, beside the distribution's watchdog daemon)
+        #[arg(long, default_value = "watchdog")]
+        name: String,
+    },
     /// Read saved kernel logs and print the events `run` would have
     /// reported: hung tasks, OOM kills, signal deaths, soft lockups, RCU
     /// stalls, oopses, panics, SysRq commands, lost messages
@@ -116,6 +137,28 @@ pub struct CheckArgs {
     /// Report every value that changed since the baseline in FILE
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+    /// Print the changes that would turn the findings OK (a sysctl.d file,
+    /// grubby command-line edits, service steps) instead of the report;
+    /// nothing is applied. The exit code is the report's.
+    #[arg(long)]
+    pub plan: bool,
+    /// Also write the statuses as Prometheus metrics to FILE (for
+    /// node_exporter's textfile collector; written atomically)
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunCliArgs {
+    /// Write events here instead of run.event_log (`-` for stdout)
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<String>,
+    /// Decide and log, but act on nothing (action events say "dry_run": true)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Validate the configuration (rules included) and exit
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +242,48 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
     match &cli.command {
         Command::Check(args) => run_check(&cli, args),
         Command::Scan(args) => run_scan(args),
+        Command::Run(args) => {
+            let config = load_config(&cli)?;
+            if args.check_config {
+                println!(
+                    "{}: OK ({} rules)",
+                    cli.config
+                        .as_ref()
+                        .map_or("embedded configuration".to_string(), |p| p
+                            .display()
+                            .to_string()),
+                    config.run.rules.len()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let host = host(&cli)?;
+            crate::daemon::run(
+                host,
+                config,
+                crate::daemon::RunArgs {
+                    events: args.events.clone(),
+                    dry_run: args.dry_run,
+                    config_path: cli.config.clone(),
+                },
+            )
+            .map_err(MainError::Io)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::GenerateDocs {
+            man,
+            completions,
+            name,
+        } => {
+            if let Some(dir) = man {
+                write_man_pages(dir, name)
+                    .map_err(|e| MainError::Io(format!("{}: {e}", dir.display())))?;
+            }
+            if let Some(dir) = completions {
+                write_completions(dir, name)
+                    .map_err(|e| MainError::Io(format!("{}: {e}", dir.display())))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(ConfigCommand::Default) => {
             print!("{DEFAULT_YAML}");
             Ok(ExitCode::SUCCESS)
@@ -297,8 +382,14 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {
         let drift = old.drift(&findings, config.check.baseline.drift_status);
         findings.extend(drift);
     }
+    if let Some(path) = &args.metrics {
+        crate::metrics::write_atomic(path, &crate::metrics::from_findings(&findings)).map_err(
+            |e| MainError::Io(format!("cannot write metrics to {}: {e}", path.display())),
+        )?;
+    }
     let report = Report::new(&host, findings);
     let text = match args.format {
+        _ if args.plan => check::render_plan(&report, &config.check),
         Format::Json => check::render_json(&report),
         Format::Text => check::render_text(&report, args.color.enabled(), args.verbose),
     };
@@ -307,4 +398,36 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
     Ok(ExitCode::from(report.exit_code))
+}
+
+/// `watchdog.8` and one page per visible subcommand (`watchdog-check.8`).
+fn write_man_pages(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command()
+        .name(name.to_string())
+        .bin_name(name.to_string());
+    let write = |name: &str, cmd: clap::Command| -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd).section("8").render(&mut buf)?;
+        std::fs::write(dir.join(format!("{name}.8")), buf)
+    };
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let page_name = format!("{name}-{}", sub.get_name());
+        let page = sub.clone().name(page_name.clone());
+        write(&page_name, page)?;
+    }
+    write(name, cmd)
+}
+
+/// bash, zsh and fish completions.
+fn write_completions(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    std::fs::create_dir_all(dir)?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        let mut cmd = Cli::command();
+        clap_complete::generate_to(shell, &mut cmd, name.to_string(), dir)?;
+    }
+    Ok(())
 }

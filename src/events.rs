@@ -194,7 +194,17 @@ pub struct DentryPressure {
     pub nr_dentry: u64,
     pub nr_unused: u64,
     pub vfs_cache_pressure: u64,
+    /// Fraction of INT_MAX left before the pre-3.12 shrinker count
+    /// `(nr_unused / 100) * vfs_cache_pressure` wraps.
     pub headroom: f64,
+    /// What crossed a threshold (headroom, growth, a huge shrink_slab).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Objects a shrink_slab call was asked to scan (tracefs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_scan: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shrinker: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -208,6 +218,8 @@ pub struct Action {
     pub action: String,
     pub ok: bool,
     pub detail: String,
+    /// `watchdog run --dry-run`: decided and logged, not done.
+    pub dry_run: bool,
 }
 
 #[derive(Serialize)]

@@ -46,6 +46,11 @@ pub mod paths {
     pub const TRACEFS: &str = "sys/kernel/tracing";
     pub const DEBUGFS_TRACING: &str = "sys/kernel/debug/tracing";
     pub const BOOT: &str = "boot";
+    pub const KMSG: &str = "dev/kmsg";
+    pub const BOOT_ID: &str = "proc/sys/kernel/random/boot_id";
+    pub const VMSTAT: &str = "proc/vmstat";
+    pub const HUNG_TASK_DETECT_COUNT: &str = "proc/sys/kernel/hung_task_detect_count";
+    pub const SELF_OOM_SCORE_ADJ: &str = "proc/self/oom_score_adj";
 }
 
 /// Largest file watchdog reads whole. /proc and /sys values are a few bytes;

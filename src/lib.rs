@@ -7,11 +7,18 @@
 
 pub mod check;
 pub mod cli;
+pub mod collectors;
 pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod eventlog;
 pub mod events;
 pub mod host;
 pub mod kernel;
+pub mod metrics;
+pub mod notify;
 pub mod output;
 pub mod parse;
 pub mod scan;
 pub mod sys;
+pub mod triggers;

@@ -3,4 +3,7 @@
 mod util;
 
 mod check;
+mod metrics;
+mod run;
 mod scan;
+mod systemd;

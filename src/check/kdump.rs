@@ -3,11 +3,17 @@
 
 use super::{Ctx, Finding, Problem, Status};
 use crate::host::paths;
-use crate::kernel::size::{human, CrashKernel, MIB};
+use crate::kernel::size::{human, CrashKernel, GIB, MIB};
 use crate::kernel::tables::kb_field;
 
 fn reserve_advice(ctx: &Ctx) -> String {
-    let rec = &ctx.cfg.kdump.recommended_crashkernel;
+    let rec = match ctx.cfg.kdump.recommended_crashkernel.as_str() {
+        "distribution" => match ctx.version().and_then(|v| v.rhel_major()) {
+            Some(6..=8) => "auto",
+            _ => RHEL9_DEFAULT,
+        },
+        other => other,
+    };
     let rhel = ctx.version().and_then(|v| v.rhel_major());
     let tool = if rhel.is_some_and(|r| r >= 9) {
         "kdumpctl reset-crashkernel --kernel=ALL".to_string()
@@ -20,7 +26,8 @@ fn reserve_advice(ctx: &Ctx) -> String {
 const NO_KEXEC: &str = "Boot a kernel built with CONFIG_KEXEC_CORE and CONFIG_CRASH_DUMP (every RHEL kernel is), then reserve memory and start kdump.";
 
 /// The kexec sysfs files exist only when the kernel can kexec at all.
-fn no_kexec(ctx: &Ctx, f: &mut Finding, rel: &str) -> bool {
+/// Reported as `status` by the check that asks.
+fn no_kexec(ctx: &Ctx, f: &mut Finding, rel: &str, status: Status) -> bool {
     if ctx.host.exists(rel)
         || ctx.host.exists(paths::KEXEC_CRASH_LOADED)
         || ctx.host.exists(paths::KEXEC_CRASH_SIZE)
@@ -29,7 +36,7 @@ fn no_kexec(ctx: &Ctx, f: &mut Finding, rel: &str) -> bool {
     }
     f.value("kexec_support", false);
     f.set(
-        Status::Critical,
+        status,
         "This kernel has no kexec support (no /sys/kernel/kexec_crash_*): kdump cannot work",
         NO_KEXEC,
     );
@@ -37,7 +44,7 @@ fn no_kexec(ctx: &Ctx, f: &mut Finding, rel: &str) -> bool {
 }
 
 pub fn reserved(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
-    if no_kexec(ctx, f, paths::KEXEC_CRASH_SIZE) {
+    if no_kexec(ctx, f, paths::KEXEC_CRASH_SIZE, Status::Critical) {
         return Ok(());
     }
     let size = ctx.uint(paths::KEXEC_CRASH_SIZE)?;
@@ -55,11 +62,14 @@ pub fn reserved(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
 }
 
 pub fn loaded(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
-    if no_kexec(ctx, f, paths::KEXEC_CRASH_LOADED) {
+    if no_kexec(ctx, f, paths::KEXEC_CRASH_LOADED, Status::Critical) {
         return Ok(());
     }
     let v = ctx.text(paths::KEXEC_CRASH_LOADED)?;
-    f.value("kexec_crash_loaded", v.as_str());
+    match crate::kernel::parse_int(&v) {
+        Ok(n) => f.value("kexec_crash_loaded", n),
+        Err(_) => f.value("kexec_crash_loaded", v.as_str()),
+    }
     match v.as_str() {
         "1" => f.ok("kdump is operational: a crash kernel is loaded"),
         "0" => {
@@ -86,6 +96,11 @@ pub fn loaded(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
 }
 
 pub fn size(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
+    // Nothing can be reserved: below any recommendation, and already
+    // CRITICAL under kdump-reserved.
+    if no_kexec(ctx, f, paths::KEXEC_CRASH_SIZE, Status::Warning) {
+        return Ok(());
+    }
     let reserved = ctx.uint(paths::KEXEC_CRASH_SIZE)?;
     f.value("kexec_crash_size", reserved);
     let meminfo = ctx.host.read(paths::MEMINFO)?;
@@ -95,12 +110,9 @@ pub fn size(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     let ram = mem_total.saturating_add(reserved);
     f.value("mem_total", mem_total);
     f.value("ram_estimate", human_ram(ram));
-    let rec_text = &ctx.cfg.kdump.recommended_crashkernel;
-    let rec = CrashKernel::parse(rec_text)
-        .ok()
-        .and_then(|c| c.size_for(ram))
-        .unwrap_or(0);
+    let (rec, basis) = recommended(ctx, ram);
     f.value("recommended", human(rec));
+    f.value("recommended_by", basis.clone());
 
     let cmd = ctx
         .cmdline()
@@ -136,7 +148,7 @@ pub fn size(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
         f.set(
             Status::Warning,
             format!(
-                "Crash kernel: {what}, below the {} recommended for {} of RAM",
+                "Crash kernel: {what}, below the {} recommended for {} of RAM ({basis})",
                 human(rec),
                 human_ram(ram)
             ),
@@ -156,6 +168,43 @@ pub fn size(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
         ));
     }
     Ok(())
+}
+
+/// RHEL 9's `kdumpctl get-default-crashkernel` for x86_64, also used for
+/// kernels of other distributions.
+const RHEL9_DEFAULT: &str = "1G-4G:192M,4G-64G:256M,64G-:512M";
+/// RHEL 8's `crashkernel=auto` table for x86_64.
+const RHEL8_AUTO: &str = "1G-4G:160M,4G-64G:192M,64G-1T:256M,1T-:512M";
+
+/// The crash-kernel size recommended for `ram` bytes, and by whom.
+///
+/// `distribution` (the default setting) follows the host's own release:
+/// RHEL 6 and 7 `crashkernel=auto` reserved a base (128M, 160M) plus two
+/// bits per 4 KiB page of RAM (64M per TiB) on machines of 2G or more;
+/// RHEL 8 and 9 use size tables.
+fn recommended(ctx: &Ctx, ram: u64) -> (u64, String) {
+    let setting = ctx.cfg.kdump.recommended_crashkernel.as_str();
+    if setting != "distribution" {
+        let size = CrashKernel::parse(setting)
+            .ok()
+            .and_then(|c| c.size_for(ram))
+            .unwrap_or(0);
+        return (size, format!("configured crashkernel={setting}"));
+    }
+    let per_page_bits = |base: u64| if ram < 2 * GIB { 0 } else { base + ram / 16384 };
+    match ctx.version().and_then(|v| v.rhel_major()) {
+        Some(6) => (per_page_bits(128 * MIB), "RHEL 6 crashkernel=auto".into()),
+        Some(7) => (per_page_bits(160 * MIB), "RHEL 7 crashkernel=auto".into()),
+        Some(8) => (table(RHEL8_AUTO, ram), "RHEL 8 crashkernel=auto".into()),
+        _ => (table(RHEL9_DEFAULT, ram), "RHEL 9 kdumpctl default".into()),
+    }
+}
+
+fn table(ranges: &str, ram: u64) -> u64 {
+    CrashKernel::parse(ranges)
+        .ok()
+        .and_then(|c| c.size_for(ram))
+        .unwrap_or(0)
 }
 
 /// RAM rounded to a readable unit: 15.5G, 512M.

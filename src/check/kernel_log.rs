@@ -9,6 +9,8 @@ use crate::kernel::{parse_uint, quote};
 
 pub fn quiet(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     let c = ctx.cmdline()?;
+    let raw = ctx.host.read(paths::CMDLINE).unwrap_or_default();
+    f.value("cmdline", raw.trim());
     let found: Vec<&str> = ["quiet", "rhgb"].into_iter().filter(|k| c.has(k)).collect();
     f.value("quiet", c.has("quiet"));
     f.value("rhgb", c.has("rhgb"));
@@ -68,10 +70,18 @@ fn log_buf_len(ctx: &Ctx) -> Result<(u64, String), Problem> {
             }
         }
     }
-    Err(Problem::new(ProblemKind::Missing, format!(
-        "cannot tell the kernel log buffer size: syslog(2) not usable here, no log_buf_len= on the command line, no CONFIG_LOG_BUF_SHIFT in {}",
-        ctx.host.path(&config).display()
-    )))
+    let syslog = if ctx.host.is_live() {
+        "syslog(2) SIZE_BUFFER refused (run as root or set kernel.dmesg_restrict=0)"
+    } else {
+        "syslog(2) describes the running kernel, not this --root"
+    };
+    Err(Problem::new(
+        ProblemKind::Missing,
+        format!(
+            "cannot tell the kernel log buffer size: {syslog}; no log_buf_len= on the command line; no CONFIG_LOG_BUF_SHIFT in {}",
+            ctx.host.path(&config).display()
+        ),
+    ))
 }
 
 pub fn log_buf_size(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {

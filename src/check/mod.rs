@@ -12,6 +12,7 @@ mod kdump;
 mod kernel_log;
 mod memory;
 mod misc;
+mod plan;
 mod render;
 mod sysrq;
 mod tracing;
@@ -28,6 +29,7 @@ use crate::host::{Host, ReadError, ReadErrorKind};
 use crate::kernel::{self, Cmdline, KernelVersion};
 
 pub use baseline::{Baseline, BaselineError};
+pub use plan::{render_plan, steps as plan_steps, Step as PlanStep, SYSCTL_FILE};
 pub use render::{render_json, render_text};
 
 /// A finding's status, from best to worst as Nagios orders them.
@@ -484,6 +486,83 @@ mod tests {
         let mut f = Finding::new("x");
         f.status = status;
         f
+    }
+
+    /// Every file any check reads, filled with arbitrary bytes: the audit
+    /// must finish with one finding per check and never panic.
+    mod hostile {
+        use super::super::*;
+        use crate::host::paths;
+        use proptest::prelude::*;
+
+        const FILES: &[&str] = &[
+            paths::OSRELEASE,
+            paths::HOSTNAME,
+            paths::CMDLINE,
+            paths::LOADAVG,
+            paths::MEMINFO,
+            paths::UPTIME,
+            paths::MOUNTS,
+            paths::FILESYSTEMS,
+            paths::SYSRQ,
+            paths::HUNG_TASK_TIMEOUT,
+            paths::HUNG_TASK_WARNINGS,
+            paths::HUNG_TASK_PANIC,
+            paths::PANIC,
+            paths::PANIC_ON_OOPS,
+            paths::SOFTLOCKUP_PANIC,
+            paths::PANIC_ON_OOM,
+            paths::VFS_CACHE_PRESSURE,
+            paths::DENTRY_STATE,
+            paths::KEXEC_CRASH_LOADED,
+            paths::KEXEC_CRASH_SIZE,
+            paths::PRINTK_TIME,
+            paths::NETCONSOLE_SYSCONFIG,
+            "proc/1/status",
+            "proc/1/oom_score_adj",
+            "proc/1/oom_adj",
+            "proc/1/comm",
+            "sys/kernel/config/netconsole/t/enabled",
+            "sys/kernel/tracing/trace",
+        ];
+
+        /// Values that look almost right, to reach deeper than a parse error.
+        fn content() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..64),
+                "-?[0-9]{0,25}( [0-9]{1,12}){0,6}\n?".prop_map(String::into_bytes),
+                "[A-Za-z]{1,10}:[ \t]*-?[0-9]{0,20}( kB)?\n".prop_map(String::into_bytes),
+                "[0-9]\\.[0-9]{1,2}\\.[0-9]{1,3}-[0-9.]{1,12}el[0-9]".prop_map(String::into_bytes),
+                "([a-z_]{1,8}(=[A-Za-z0-9:,\\-]{0,12})? ){0,6}".prop_map(String::into_bytes),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+            #[test]
+            fn random_trees_never_break_the_audit(
+                files in proptest::collection::vec(proptest::option::of(content()), FILES.len())
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                for (rel, data) in FILES.iter().zip(&files) {
+                    if let Some(data) = data {
+                        let p = dir.path().join(rel);
+                        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                        std::fs::write(p, data).unwrap();
+                    }
+                }
+                let host = Host::new(dir.path());
+                let cfg = CheckConfig::default();
+                let findings = run_checks(&host, &cfg, &Selection::default());
+                prop_assert_eq!(findings.len(), CHECKS.len());
+                for f in &findings {
+                    prop_assert!(!f.summary.is_empty(), "{} has no summary", f.id);
+                }
+                let report = Report::new(&host, findings);
+                let _ = render_text(&report, true, true);
+                let _ = render_json(&report);
+            }
+        }
     }
 
     #[test]

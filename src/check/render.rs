@@ -19,8 +19,8 @@ fn colour(status: Status) -> &'static str {
 /// first, aligned; remediation under every finding that is not OK.
 pub fn render_text(report: &Report, color: bool, verbose: bool) -> String {
     let mut out = String::new();
-    let host = report.host.as_deref().unwrap_or("(unknown host)");
-    let kernel = report.kernel.as_deref().unwrap_or("unknown kernel");
+    let host = one_line(report.host.as_deref().unwrap_or("(unknown host)"));
+    let kernel = one_line(report.kernel.as_deref().unwrap_or("unknown kernel"));
     let overall = report.status.as_str().to_uppercase();
     let _ = writeln!(
         out,
@@ -70,11 +70,18 @@ pub fn render_text(report: &Report, color: bool, verbose: bool) -> String {
     out
 }
 
-/// Text from the kernel may hold newlines or control characters; a finding
-/// stays one line.
+/// Text read from the host may hold newlines or escape sequences: shown
+/// escaped, so a finding stays one line and cannot drive the terminal.
 fn one_line(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
         .collect()
 }
 

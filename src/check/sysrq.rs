@@ -41,6 +41,15 @@ const BITS: &[(i64, &str)] = &[
 ];
 
 pub fn keyboard(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
+    if !ctx.host.exists(paths::SYSRQ) && !ctx.host.exists(paths::SYSRQ_TRIGGER) {
+        f.value("kernel.sysrq", serde_json::Value::Null);
+        f.set(
+            Status::Warning,
+            "This kernel has no SysRq support (no kernel.sysrq, no /proc/sysrq-trigger): console users cannot dump tasks",
+            "Boot a kernel built with CONFIG_MAGIC_SYSRQ (every RHEL kernel is).",
+        );
+        return Ok(());
+    }
     let n = ctx.int(paths::SYSRQ)?;
     f.value("kernel.sysrq", n);
     let enabled: Vec<String> = match n {

@@ -35,7 +35,9 @@ fn unescape_mount(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub fn locate(ctx: &Ctx) -> Tracing {
+/// Finds the tracing directory. Without a readable /proc/filesystems the
+/// absence of a mount proves nothing, so that is a problem, not "absent".
+pub fn locate(ctx: &Ctx) -> Result<Tracing, Problem> {
     let has_trace = |dir: &str| ctx.host.exists(&format!("{dir}/trace"));
     if let Ok(mounts) = ctx.host.read(paths::MOUNTS) {
         for line in mounts.lines() {
@@ -51,27 +53,27 @@ pub fn locate(ctx: &Ctx) -> Tracing {
                 _ => continue,
             };
             if !dir.is_empty() && has_trace(&dir) {
-                return Tracing::Mounted(dir.trim_start_matches('/').to_string());
+                return Ok(Tracing::Mounted(dir.trim_start_matches('/').to_string()));
             }
         }
     }
     for dir in [paths::TRACEFS, paths::DEBUGFS_TRACING] {
         if has_trace(dir) {
-            return Tracing::Mounted(dir.to_string());
+            return Ok(Tracing::Mounted(dir.to_string()));
         }
     }
-    let fs = ctx.host.read(paths::FILESYSTEMS).unwrap_or_default();
+    let fs = ctx.host.read(paths::FILESYSTEMS)?;
     let has_fs = |name: &str| {
         fs.lines()
             .any(|l| l.split_whitespace().last() == Some(name))
     };
-    if has_fs("tracefs") {
+    Ok(if has_fs("tracefs") {
         Tracing::Supported("tracefs")
     } else if has_fs("debugfs") {
         Tracing::Supported("debugfs")
     } else {
         Tracing::Absent
-    }
+    })
 }
 
 fn mount_hint(fs: &str) -> &'static str {
@@ -83,7 +85,7 @@ fn mount_hint(fs: &str) -> &'static str {
 }
 
 pub fn tracefs(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
-    match locate(ctx) {
+    match locate(ctx)? {
         Tracing::Mounted(dir) => {
             f.value("tracing_dir", format!("/{dir}"));
             f.ok(format!("tracefs is available at /{dir}"));
@@ -117,7 +119,7 @@ fn tracing_file(
     what: &str,
     config: &str,
 ) -> Result<(), Problem> {
-    match locate(ctx) {
+    match locate(ctx)? {
         Tracing::Mounted(dir) => {
             let present = ctx.host.exists(&format!("{dir}/{file}"));
             f.value(file, present);

@@ -1,0 +1,11 @@
+//! Collectors: read the kernel, emit typed events, decide nothing.
+//!
+//! - [`kmsg`]: /dev/kmsg records through the shared parser.
+//! - [`tracefs`]: signal deaths, OOM victims and slow shrinkers from an
+//!   ftrace instance of our own, plus the flight recorder.
+//! - [`proc`]: periodic /proc readings (dentry-state, vmstat, hung-task
+//!   counters).
+
+pub mod kmsg;
+pub mod proc;
+pub mod tracefs;

@@ -1,0 +1,497 @@
+//! `watchdog run` through the real binary against a fixture root: a FIFO
+//! stands in for /dev/kmsg and another for the tracefs instance's
+//! trace_pipe; proc/sysrq-trigger is a plain file that records what was
+//! written to it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{bin, copy_tree, fixture, Dir};
+
+const BOOT_ID: &str = "6a0e4a9e-9d0c-4c2e-8a43-3f1b2c3d4e5f";
+/// Every wait in these tests is bounded by this.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+struct Guard {
+    dir: Dir,
+    child: Option<Child>,
+}
+
+impl Guard {
+    /// A host tree from the well-tuned fixture, with a FIFO for dev/kmsg,
+    /// a boot id, and a config pointing every output into the temp dir.
+    fn new(extra_config: &str) -> Guard {
+        let dir = Dir::new();
+        copy_tree(&fixture("well-tuned"), &dir.join("root"));
+        dir.write(
+            "root/proc/sys/kernel/random/boot_id",
+            format!("{BOOT_ID}\n"),
+        );
+        std::fs::create_dir_all(dir.join("root/dev")).unwrap();
+        mkfifo(&dir.join("root/dev/kmsg"));
+        let base = dir.path().display();
+        dir.write(
+            "config.yaml",
+            format!(
+                "run:\n  event_log: {base}/events.jsonl\n  state_file: {base}/state/kmsg.state\n  evidence_dir: {base}/evidence\n  kmsg_start: replay\n  kdump_check: {{at_start: false, interval_hours: 24}}\n{extra_config}"
+            ),
+        );
+        Guard { dir, child: None }
+    }
+
+    fn start(&mut self, extra_args: &[&str]) {
+        let mut args = vec!["run", "--root", "root", "--config", "config.yaml"];
+        args.extend_from_slice(extra_args);
+        let child = Command::new(bin())
+            .args(&args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("stderr.txt")).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // Ready when it has said where events go.
+        self.wait_for("stderr", |_| self.stderr().contains("events go to"));
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.txt")).unwrap_or_default()
+    }
+
+    fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn sysrq(&self) -> String {
+        std::fs::read_to_string(self.dir.join("root/proc/sysrq-trigger")).unwrap()
+    }
+
+    fn wait_for(&self, what: &str, cond: impl Fn(&Guard) -> bool) {
+        let until = Instant::now() + PATIENCE;
+        while Instant::now() < until {
+            if cond(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "timed out waiting for {what}\n--- stderr:\n{}\n--- events:\n{:#?}",
+            self.stderr(),
+            self.events()
+        );
+    }
+
+    /// Writes kmsg records (one FIFO open per call, like a burst).
+    fn kmsg(&self, records: &[(u64, &str)]) {
+        let mut text = String::new();
+        for (seq, msg) in records {
+            text.push_str(&format!("3,{seq},{},-;{msg}\n", seq * 10_000));
+        }
+        write_fifo(&self.dir.join("root/dev/kmsg"), text.as_bytes());
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    fn stop(&mut self) -> i32 {
+        let mut child = self.child.take().expect("running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let until = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < until,
+                "did not stop on SIGTERM\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.child.as_ref().unwrap().id();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()), sig)
+            .unwrap();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn mkfifo(p: &Path) {
+    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+fn write_fifo(p: &PathBuf, data: &[u8]) {
+    // Opening for write blocks until the daemon has the read end open,
+    // which it always has; bounded anyway by the test harness timeout.
+    let mut f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.write_all(data).unwrap();
+}
+
+const HUNG: &str = "INFO: task fsfreeze writer:412 blocked for more than 2 seconds.";
+
+#[test]
+fn hung_task_fires_sysrq_t_and_logs_actions() {
+    let mut g = Guard::new("");
+    g.start(&[]);
+    g.kmsg(&[
+        (10, HUNG),
+        (11, "      Not tainted 6.1.0-26-amd64 #1 Debian 6.1.112-1"),
+        (
+            12,
+            "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message.",
+        ),
+        (
+            13,
+            "task:fsfreeze writer state:D stack:0     pid:412   ppid:1      flags:0x00004002",
+        ),
+    ]);
+    g.wait_for("sysrq t", |g| g.sysrq() == "t");
+    g.wait_for("two actions", |g| {
+        g.kinds().iter().filter(|k| *k == "action").count() == 2
+    });
+    let ev = g.events();
+    let hung = ev.iter().find(|e| e["kind"] == "hung_task").unwrap();
+    assert_eq!(hung["comm"], "fsfreeze writer");
+    assert_eq!(hung["pid"], 412);
+    assert_eq!(hung["blocked_secs"], 2);
+    assert_eq!(hung["source"], "kmsg");
+    assert_eq!(hung["host"], "db01.example.com");
+    assert!(hung["time"].as_str().unwrap().len() > 19);
+    let actions: Vec<(&str, bool)> = ev
+        .iter()
+        .filter(|e| e["kind"] == "action")
+        .map(|e| (e["action"].as_str().unwrap(), e["ok"].as_bool().unwrap()))
+        .collect();
+    // No flight recorder in this tree: the snapshot fails, and says so.
+    assert_eq!(actions, [("sysrq t", true), ("ftrace_snapshot", false)]);
+    assert!(
+        g.stderr()
+            .contains("<4>hung task: fsfreeze writer (pid 412) blocked for more than 2 s"),
+        "{}",
+        g.stderr()
+    );
+    assert_eq!(g.stop(), 0);
+}
+
+#[test]
+fn cooldown_holds_and_windows_count() {
+    let mut g = Guard::new(
+        "  rules:\n    - {name: dump, kind: hung_task, cooldown_secs: 3600, actions: [{sysrq: t}]}\n    - {name: burst, kind: oom_kill, count: 2, window_secs: 60, actions: [{sysrq: m}]}\n",
+    );
+    g.start(&[]);
+    g.kmsg(&[(1, HUNG), (2, "Out of memory: Killed process 900 (hog) total-vm:1000kB, anon-rss:900kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:40kB oom_score_adj:0")]);
+    g.wait_for("first dump", |g| g.sysrq() == "t");
+    g.kmsg(&[(3, "INFO: task other:77 blocked for more than 2 seconds."), (4, "Out of memory: Killed process 901 (hog) total-vm:1000kB, anon-rss:900kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:40kB oom_score_adj:0")]);
+    g.wait_for("second oom fires the count-2 rule", |g| g.sysrq() == "tm");
+    g.wait_for("both hung tasks logged", |g| {
+        g.kinds().iter().filter(|k| *k == "hung_task").count() == 2
+    });
+    assert_eq!(g.stop(), 0);
+    assert_eq!(
+        g.sysrq(),
+        "tm",
+        "the second hung task is inside the cooldown"
+    );
+}
+
+#[test]
+fn restart_resumes_after_the_saved_sequence() {
+    let mut g = Guard::new("");
+    g.start(&[]);
+    g.kmsg(&[(1, "hello"), (2, HUNG)]);
+    g.wait_for("first hung task", |g| {
+        g.kinds().contains(&"hung_task".to_string())
+    });
+    assert_eq!(g.stop(), 0);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(g.dir.join("state/kmsg.state")).unwrap())
+            .unwrap();
+    assert_eq!(state["boot_id"], BOOT_ID);
+    assert_eq!(state["seq"], 2);
+
+    // The kernel replays its buffer to a new reader: 1 and 2 again, then
+    // a gap (3..5 were overwritten), then 6.
+    g.start(&[]);
+    g.kmsg(&[
+        (1, "hello"),
+        (2, HUNG),
+        (6, "INFO: task late:9 blocked for more than 2 seconds."),
+    ]);
+    g.wait_for("second hung task", |g| {
+        g.kinds().iter().filter(|k| *k == "hung_task").count() == 2
+    });
+    assert_eq!(g.stop(), 0);
+    let ev = g.events();
+    let hung: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["kind"] == "hung_task")
+        .map(|e| e["comm"].as_str().unwrap())
+        .collect();
+    assert_eq!(hung, ["fsfreeze writer", "late"], "nothing handled twice");
+    let lost: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "lost").collect();
+    assert_eq!(lost.len(), 1, "{ev:#?}");
+    assert_eq!(lost[0]["count"], 3);
+}
+
+#[test]
+fn a_reboot_reads_the_new_buffer_from_its_start() {
+    let mut g = Guard::new("");
+    g.dir.write(
+        "state/kmsg.state",
+        r#"{"boot_id":"another-boot","seq":500}"#,
+    );
+    g.start(&[]);
+    g.kmsg(&[(1, HUNG)]);
+    g.wait_for("hung task of the new boot", |g| {
+        g.kinds().contains(&"hung_task".to_string())
+    });
+    assert_eq!(g.stop(), 0);
+    assert!(!g.kinds().contains(&"lost".to_string()));
+}
+
+#[test]
+fn sequence_gap_after_overrun_is_lost() {
+    let mut g = Guard::new("");
+    g.start(&[]);
+    g.kmsg(&[(100, "a"), (101, "b"), (250, "c")]);
+    g.wait_for("lost", |g| g.kinds().contains(&"lost".to_string()));
+    let lost = g
+        .events()
+        .into_iter()
+        .find(|e| e["kind"] == "lost")
+        .unwrap();
+    assert_eq!(lost["count"], 148);
+    assert!(
+        g.stderr().contains("148 kernel messages lost"),
+        "{}",
+        g.stderr()
+    );
+    assert_eq!(g.stop(), 0);
+}
+
+#[test]
+fn dry_run_decides_but_does_nothing() {
+    let mut g = Guard::new("");
+    g.start(&["--dry-run"]);
+    g.kmsg(&[(1, HUNG)]);
+    g.wait_for("actions", |g| {
+        g.kinds().iter().filter(|k| *k == "action").count() == 2
+    });
+    assert_eq!(g.stop(), 0);
+    assert_eq!(g.sysrq(), "", "nothing written to sysrq-trigger");
+    for a in g.events().iter().filter(|e| e["kind"] == "action") {
+        assert_eq!(a["dry_run"], true);
+        assert!(
+            a["detail"].as_str().unwrap().starts_with("dry run: would"),
+            "{a}"
+        );
+    }
+}
+
+#[test]
+fn exec_action_gets_the_event() {
+    let mut g = Guard::new("");
+    let out = g.dir.join("exec-out.json");
+    let yaml = format!(
+        "  rules:\n    - name: page\n      kind: oom_kill\n      actions: [{{exec: {{command: [sh, -c, 'printf %s \"$WATCHDOG_EVENT\" > {}'], timeout_secs: 10}}}}]\n",
+        out.display()
+    );
+    let cfg = std::fs::read_to_string(g.dir.join("config.yaml")).unwrap() + &yaml;
+    g.dir.write("config.yaml", cfg);
+    g.start(&[]);
+    g.kmsg(&[(1, "Memory cgroup out of memory: Killed process 4242 (worker) total-vm:2000kB, anon-rss:1500kB, file-rss:10kB, shmem-rss:0kB, UID:1000 pgtables:44kB oom_score_adj:0")]);
+    g.wait_for("exec action", |g| {
+        g.events().iter().any(|e| e["action"] == "exec sh")
+    });
+    assert_eq!(g.stop(), 0);
+    let ev: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(ev["kind"], "oom_kill");
+    assert_eq!(ev["pid"], 4242);
+    assert_eq!(ev["memcg"], true);
+    let action = g
+        .events()
+        .into_iter()
+        .find(|e| e["action"] == "exec sh")
+        .unwrap();
+    assert_eq!(action["ok"], true, "{action}");
+}
+
+#[test]
+fn sighup_reloads_and_keeps_the_old_config_on_error() {
+    let mut g = Guard::new("");
+    g.start(&[]);
+    let base = std::fs::read_to_string(g.dir.join("config.yaml")).unwrap();
+    // A broken file: the running configuration stays.
+    g.dir.write(
+        "config.yaml",
+        format!("{base}  rules: [{{name: x, kind: nope, actions: [log]}}]\n"),
+    );
+    g.signal(nix::sys::signal::Signal::SIGHUP);
+    g.wait_for("refusal", |g| {
+        g.stderr().contains("keeping the running configuration")
+    });
+    g.kmsg(&[(1, HUNG)]);
+    g.wait_for("old rule still fires", |g| g.sysrq() == "t");
+    // A good file: new rules from now on.
+    g.dir.write(
+        "config.yaml",
+        format!("{base}  rules: [{{name: w, kind: hung_task, actions: [{{sysrq: w}}]}}]\n"),
+    );
+    g.signal(nix::sys::signal::Signal::SIGHUP);
+    g.wait_for("reload", |g| g.stderr().contains("reloaded (1 rules)"));
+    g.kmsg(&[(2, "INFO: task b:5 blocked for more than 2 seconds.")]);
+    g.wait_for("new rule fires", |g| g.sysrq() == "tw");
+    assert_eq!(g.stop(), 0);
+}
+
+#[test]
+fn signal_deaths_from_a_fake_trace_pipe() {
+    let mut g = Guard::new("");
+    let t = "root/sys/kernel/tracing";
+    let inst = format!("{t}/instances/watchdog");
+    for ev in [
+        "watchdog/do_exit",
+        "signal/signal_generate",
+        "oom/mark_victim",
+        "vmscan/mm_shrink_slab_start",
+    ] {
+        g.dir.write(&format!("{inst}/events/{ev}/enable"), "0");
+        g.dir.write(&format!("{inst}/events/{ev}/filter"), "none");
+    }
+    g.dir.write(&format!("{inst}/events/enable"), "0");
+    mkfifo(&g.dir.join(&format!("{inst}/trace_pipe")));
+    g.start(&[]);
+    let pipe = g.dir.join(&format!("{inst}/trace_pipe"));
+    write_fifo(
+        &pipe,
+        b"            kill-300     (    300) [001] d..1.  10.000000: signal_generate: sig=9 errno=0 code=0 comm=sleep pid=200 grp=1 res=0\n           sleep-200     (    200) [000] d..1.  10.100000: do_exit: (do_exit+0x0/0xa90) code=9\n",
+    );
+    g.wait_for("signal death", |g| {
+        g.kinds().contains(&"signal_death".to_string())
+    });
+    assert_eq!(g.stop(), 0);
+    let d = g
+        .events()
+        .into_iter()
+        .find(|e| e["kind"] == "signal_death")
+        .unwrap();
+    assert_eq!(
+        (
+            d["pid"].as_u64(),
+            d["signal"].as_u64(),
+            d["signal_name"].as_str()
+        ),
+        (Some(200), Some(9), Some("SIGKILL"))
+    );
+    assert_eq!(
+        (d["sender_pid"].as_u64(), d["sender_comm"].as_str()),
+        (Some(300), Some("kill"))
+    );
+    assert_eq!(d["source"], "tracefs");
+    // The kprobe was defined with the do_exit filter, and removed on exit.
+    let kprobes = std::fs::read_to_string(g.dir.join(&format!("{t}/kprobe_events"))).unwrap();
+    assert!(
+        kprobes.contains("p:watchdog/do_exit do_exit code=$arg1:s32"),
+        "{kprobes}"
+    );
+    assert!(
+        kprobes.trim_end().ends_with("-:watchdog/do_exit"),
+        "{kprobes}"
+    );
+    let filter = std::fs::read_to_string(
+        g.dir
+            .join(&format!("{inst}/events/watchdog/do_exit/filter")),
+    )
+    .unwrap();
+    assert_eq!(filter, "code & 127");
+    assert_eq!(
+        std::fs::read_to_string(g.dir.join(&format!("{inst}/events/enable"))).unwrap(),
+        "0"
+    );
+}
+
+#[test]
+fn metrics_file_counts_events_and_actions() {
+    let mut g = Guard::new("");
+    let prom = g.dir.join("metrics/watchdog.prom");
+    let cfg = std::fs::read_to_string(g.dir.join("config.yaml")).unwrap()
+        + &format!(
+            "  metrics_file: {}\n  metrics_interval_secs: 1\n",
+            prom.display()
+        );
+    g.dir.write("config.yaml", cfg);
+    g.start(&[]);
+    g.kmsg(&[(1, HUNG), (5, "later")]);
+    g.wait_for("actions", |g| {
+        g.kinds().iter().filter(|k| *k == "action").count() == 2
+    });
+    assert_eq!(g.stop(), 0);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    let m = crate::metrics::parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        m["watchdog_events_total{kind=\"hung_task\"}"], 1.0,
+        "{text}"
+    );
+    assert_eq!(m["watchdog_events_total{kind=\"lost\"}"], 1.0);
+    assert_eq!(m["watchdog_kmsg_lost_total"], 3.0);
+    assert_eq!(
+        m["watchdog_actions_total{rule=\"hung-task-evidence\",action=\"sysrq t\",result=\"ok\"}"],
+        1.0
+    );
+    assert_eq!(
+        m["watchdog_actions_total{rule=\"hung-task-evidence\",action=\"ftrace_snapshot\",result=\"failed\"}"],
+        1.0
+    );
+}
+
+#[test]
+fn bad_config_exits_unknown_with_every_error() {
+    let d = Dir::new();
+    d.write(
+        "bad.yaml",
+        "run:\n  rules:\n    - {name: a, kind: hung_task, actions: [{sysrq: c}]}\n    - {name: b, kind: oom, actions: [reboot]}\n",
+    );
+    let r = d.run(&["run", "--config", "bad.yaml"]).expect_code(3);
+    for needle in [
+        "run.rules[0].actions[0].sysrq",
+        "allow_destructive",
+        "run.rules[1].kind",
+        "run.rules[1].actions[0]",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}\n{}", r.dump());
+    }
+    let ok = d.run(&["run", "--check-config"]).expect_code(0);
+    assert!(
+        ok.stdout.contains("embedded configuration: OK (4 rules)"),
+        "{}",
+        ok.dump()
+    );
+}
