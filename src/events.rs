@@ -158,9 +158,10 @@ pub struct OomKill {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SignalDeath {
-    /// The task id the kernel printed (`task_pid_nr`: the thread's id,
-    /// which is the process id for a single-threaded process).
+    /// The id the kernel printed as `comm[pid]` (`task_pid_nr`: the
+    /// thread's id, which is the process id for a single-threaded process).
     pub pid: Option<u32>,
+    /// The same number: kernel text names the thread, never its process.
     pub tid: Option<u32>,
     pub comm: String,
     pub signal: u8,

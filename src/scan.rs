@@ -178,8 +178,15 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
     } else {
         opts.files.clone()
     };
-    let mut all: Vec<Event> = Vec::new();
-    let keep_all = opts.summary || opts.output == Output::Text;
+    let mut sink = Sink {
+        table: Vec::new(),
+        tally: Tally::default(),
+        mode: match (opts.summary, opts.output) {
+            (true, _) => Mode::Summary,
+            (false, Output::Text) => Mode::Table,
+            (false, Output::Json) => Mode::Json,
+        },
+    };
     let mut buf = Vec::with_capacity(4096);
     for path in &files {
         let (mut r, date) = match open(path) {
@@ -226,51 +233,77 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
                         held.partition_point(|e| e.line < Some(p))
                     }
                 };
+                // A source whose incident never ends must not hold every
+                // other source's events: past this many, order is given up.
+                let ready = if held.len() > MAX_HELD {
+                    held.len()
+                } else {
+                    ready
+                };
                 if ready > 0 {
                     held.sort_by_key(|e| e.line);
                     let rest = held.split_off(ready);
                     let done = std::mem::replace(&mut held, rest);
-                    deliver(done, keep_all, &mut all, &mut report, out)?;
+                    sink.deliver(done, &mut report, out)?;
                 }
             }
         }
         report.lines += line_no;
         held.extend(parser.finish().into_iter().filter(|e| wanted(opts, e)));
         held.sort_by_key(|e| e.line);
-        deliver(held, keep_all, &mut all, &mut report, out)?;
+        sink.deliver(held, &mut report, out)?;
     }
-    if opts.summary {
-        match opts.output {
-            Output::Json => {
-                out.write_all(summary_json(&all).as_bytes())?;
-                out.write_all(b"\n")?;
-            }
-            Output::Text => out.write_all(summary_text(&all).as_bytes())?,
+    match (sink.mode, opts.output) {
+        (Mode::Summary, Output::Json) => {
+            out.write_all(summary_json(&sink.tally).as_bytes())?;
+            out.write_all(b"\n")?;
         }
-    } else if opts.output == Output::Text {
-        out.write_all(table(&all).as_bytes())?;
+        (Mode::Summary, Output::Text) => out.write_all(summary_text(&sink.tally).as_bytes())?,
+        (Mode::Table, _) => out.write_all(table(&sink.table).as_bytes())?,
+        (Mode::Json, _) => {}
     }
     out.flush()?;
     Ok(report)
 }
 
-fn deliver(
-    events: Vec<Event>,
-    keep_all: bool,
-    all: &mut Vec<Event>,
-    report: &mut ScanReport,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    for e in events {
-        report.events += 1;
-        if keep_all {
-            all.push(e);
-        } else {
-            out.write_all(e.to_json().as_bytes())?;
-            out.write_all(b"\n")?;
+/// Events held back to restore file order, at most.
+const MAX_HELD: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Json,
+    Table,
+    Summary,
+}
+
+/// Where events go: straight out as JSON lines, kept for the table (which
+/// needs every row for its column widths), or only counted.
+struct Sink {
+    mode: Mode,
+    table: Vec<Event>,
+    tally: Tally,
+}
+
+impl Sink {
+    fn deliver(
+        &mut self,
+        events: Vec<Event>,
+        report: &mut ScanReport,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        for e in events {
+            report.events += 1;
+            match self.mode {
+                Mode::Json => {
+                    out.write_all(e.to_json().as_bytes())?;
+                    out.write_all(b"\n")?;
+                }
+                Mode::Table => self.table.push(e),
+                Mode::Summary => self.tally.add(&e),
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn wanted(opts: &ScanOptions, e: &Event) -> bool {
@@ -410,50 +443,66 @@ pub fn table(events: &[Event]) -> String {
     s
 }
 
-struct Counts {
+/// Counts for `--summary`, kept as events arrive.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub events: u64,
     by_kind: BTreeMap<usize, (&'static str, u64)>,
-    tasks: Vec<(String, &'static str, u64)>,
+    tasks: BTreeMap<(String, &'static str), u64>,
 }
 
-fn count(events: &[Event]) -> Counts {
-    let mut by_kind = BTreeMap::new();
-    let mut tasks: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
-    for e in events {
+/// Distinct (task, kind) pairs counted; past this, new names are not.
+const MAX_TALLY_TASKS: usize = 100_000;
+
+impl Tally {
+    pub fn add(&mut self, e: &Event) {
+        self.events += 1;
         let k = e.body.kind();
         let order = Body::KINDS
             .iter()
             .position(|x| *x == k)
             .unwrap_or(usize::MAX);
-        by_kind.entry(order).or_insert((k, 0)).1 += 1;
+        self.by_kind.entry(order).or_insert((k, 0)).1 += 1;
         if let Some((comm, _)) = e.body.task() {
-            *tasks.entry((comm.to_string(), k)).or_insert(0) += 1;
+            let key = (comm.to_string(), k);
+            if let Some(n) = self.tasks.get_mut(&key) {
+                *n += 1;
+            } else if self.tasks.len() < MAX_TALLY_TASKS {
+                self.tasks.insert(key, 1);
+            }
         }
     }
-    let mut tasks: Vec<(String, &'static str, u64)> =
-        tasks.into_iter().map(|((c, k), n)| (c, k, n)).collect();
-    tasks.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-    tasks.truncate(TOP_TASKS);
-    Counts { by_kind, tasks }
+
+    /// The tasks seen most: (comm, kind, count), most first.
+    fn top(&self) -> Vec<(&str, &'static str, u64)> {
+        let mut t: Vec<(&str, &'static str, u64)> = self
+            .tasks
+            .iter()
+            .map(|((c, k), n)| (c.as_str(), *k, *n))
+            .collect();
+        t.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(b.0)));
+        t.truncate(TOP_TASKS);
+        t
+    }
 }
 
 /// Tasks listed by `--summary`.
 pub const TOP_TASKS: usize = 10;
 
 /// `--summary --format json`: one document.
-pub fn summary_json(events: &[Event]) -> String {
-    let c = count(events);
+pub fn summary_json(c: &Tally) -> String {
     let by_kind: serde_json::Map<String, serde_json::Value> = c
         .by_kind
         .values()
         .map(|(k, n)| ((*k).to_string(), (*n).into()))
         .collect();
     let tasks: Vec<serde_json::Value> = c
-        .tasks
+        .top()
         .iter()
         .map(|(comm, kind, n)| serde_json::json!({"comm": comm, "kind": kind, "count": n}))
         .collect();
     serde_json::json!({
-        "events": events.len(),
+        "events": c.events,
         "by_kind": by_kind,
         "top_tasks": tasks,
     })
@@ -461,22 +510,17 @@ pub fn summary_json(events: &[Event]) -> String {
 }
 
 /// `--summary`: counts by kind, then the tasks seen most.
-pub fn summary_text(events: &[Event]) -> String {
-    let c = count(events);
-    let mut s = format!("{} events\n", events.len());
+pub fn summary_text(c: &Tally) -> String {
+    let top = c.top();
+    let mut s = format!("{} events\n", c.events);
     let w = c.by_kind.values().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, n) in c.by_kind.values() {
         s.push_str(&format!("  {k:<w$}  {n}\n"));
     }
-    if !c.tasks.is_empty() {
+    if !top.is_empty() {
         s.push_str("top tasks\n");
-        let w = c
-            .tasks
-            .iter()
-            .map(|t| t.0.chars().count())
-            .max()
-            .unwrap_or(0);
-        for (comm, kind, n) in &c.tasks {
+        let w = top.iter().map(|t| t.0.chars().count()).max().unwrap_or(0);
+        for (comm, kind, n) in &top {
             s.push_str(&format!("  {comm:<w$}  {kind:<12}  {n}\n"));
         }
     }

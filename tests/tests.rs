@@ -5,4 +5,5 @@ mod util;
 mod check;
 mod metrics;
 mod run;
+mod scan;
 mod systemd;

@@ -79,9 +79,15 @@ impl Framer {
         }
     }
 
-    /// Frames one line (without its newline; a trailing `\r` is dropped).
-    /// Invalid UTF-8 is replaced, never rejected.
+    /// Frames one line; a trailing `\r` is dropped. Invalid UTF-8 is
+    /// replaced, never rejected. Given a whole /dev/kmsg read (the record,
+    /// a newline, its ` KEY=VALUE` dictionary lines), it frames the record
+    /// and drops the dictionary: everything from the first newline on.
     pub fn frame(&mut self, line: &[u8]) -> Record {
+        let line = match line.iter().position(|&b| b == b'\n') {
+            Some(i) => &line[..i],
+            None => line,
+        };
         let truncated = line.len() > MAX_LINE;
         let line = &line[..line.len().min(MAX_LINE)];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -130,10 +136,28 @@ impl Framer {
             }
         } else if let Some(r) = syslog(rest, self.reference, &mut rec) {
             rest = r;
-        } else if let Some(r) = dmesg_ctime(rest, &mut rec) {
+        } else if let Some(r) = dmesg_ctime(rest, &mut rec)
+            .or_else(|| journal_full(rest, &mut rec))
+            .or_else(|| journal_unix(rest, &mut rec))
+            .or_else(|| dmesg_iso(rest, &mut rec))
+        {
             rest = r;
         }
-        rec.text = console_prefix(rest, &mut rec).to_string();
+        if let Some(r) = dmesg_decode(rest, &mut rec) {
+            rest = r;
+        }
+        // A line grepped out of syslog without its timestamp and host.
+        if let Some(r) = rest.strip_prefix("kernel: ") {
+            rest = r;
+        }
+        let mut text = console_prefix(rest, &mut rec);
+        // journalctl -o short-monotonic: `[ 12.345678] host kernel: text`.
+        if rec.kernel_time.is_some() && rec.host.is_none() {
+            if let Some(r) = monotonic_host_tag(text, &mut rec) {
+                text = r;
+            }
+        }
+        rec.text = text.to_string();
         rec
     }
 }
@@ -161,6 +185,19 @@ fn kmsg_header<'a>(line: &'a str, rec: &mut Record) -> Option<&'a str> {
     let flags = fields.next()?;
     if flags.len() > 1 {
         return None;
+    }
+    // Extended netconsole splits records over ~1000 bytes into fragments
+    // `ncfrag=OFFSET/TOTAL`; the first holds the start of the message, which
+    // is all recognition needs, so later fragments are skipped.
+    for extra in fields {
+        if let Some((off, _total)) = extra
+            .strip_prefix("ncfrag=")
+            .and_then(|f| f.split_once('/'))
+        {
+            if off != "0" {
+                rec.ignore = true;
+            }
+        }
     }
     rec.level = Some((pri & 7) as u8);
     rec.seq = Some(seq);
@@ -223,11 +260,18 @@ fn timestamp<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
         return None;
     }
     let inner = rest[..end].trim_start();
+    // `dmesg -d`/`--time-format delta`: `[  +0.000123]`, no absolute time.
+    let (delta, inner) = match inner.strip_prefix('+') {
+        Some(i) => (true, i),
+        None => (false, inner),
+    };
     let (secs, frac) = inner.split_once('.')?;
     if !is_digits(secs) || !is_digits(frac) {
         return None;
     }
-    rec.kernel_time = inner.parse::<f64>().ok();
+    if !delta {
+        rec.kernel_time = inner.parse::<f64>().ok();
+    }
     let after = &rest[end + 1..];
     Some(after.strip_prefix(' ').unwrap_or(after))
 }
@@ -336,10 +380,26 @@ const MONTHS: [&str; 12] = [
 fn syslog<'a>(s: &'a str, reference: Option<NaiveDate>, rec: &mut Record) -> Option<&'a str> {
     let (wall, rest) = if s.as_bytes().first()?.is_ascii_digit() {
         let (ts, rest) = s.split_once(' ')?;
-        (Some(rfc3339(ts)?), rest)
+        match rfc3339(ts) {
+            Some(t) => (Some(t), rest),
+            None => {
+                // `2021-03-16 11:27:14.275 [host] kernel: text`
+                let (clock, rest) = rest.split_once(' ')?;
+                let local =
+                    NaiveDateTime::parse_from_str(&format!("{ts} {clock}"), "%Y-%m-%d %H:%M:%S%.f")
+                        .ok()?;
+                (
+                    Some(WallTime {
+                        local,
+                        offset: None,
+                    }),
+                    rest,
+                )
+            }
+        }
     } else {
-        let month = MONTHS.iter().position(|m| s.starts_with(m))?;
-        let rest = s.get(3..)?.strip_prefix(' ')?;
+        let (word, rest) = s.split_once(' ')?;
+        let month = month_number(word)?;
         let rest = rest.trim_start();
         let (day, rest) = rest.split_once(' ')?;
         let day: u32 = parse_digits(day)?;
@@ -356,10 +416,10 @@ fn syslog<'a>(s: &'a str, reference: Option<NaiveDate>, rec: &mut Record) -> Opt
             Some(_) => return None,
             None => 0,
         };
-        let month = u32::try_from(month).unwrap_or(0) + 1;
-        let wall = reference
-            .map(|r| syslog_year_for(r, month))
-            .and_then(|y| NaiveDate::from_ymd_opt(y, month, day))
+        let wall = month
+            .zip(reference)
+            .map(|(month, r)| (month, syslog_year_for(r, month)))
+            .and_then(|(month, y)| NaiveDate::from_ymd_opt(y, month, day))
             .and_then(|d| d.and_time(time).with_nanosecond_opt(nanos))
             .map(|local| WallTime {
                 local,
@@ -367,19 +427,137 @@ fn syslog<'a>(s: &'a str, reference: Option<NaiveDate>, rec: &mut Record) -> Opt
             });
         (wall, rest)
     };
+    let text = host_tag(rest, rec)?;
+    rec.wall_time = wall;
+    Some(text)
+}
+
+/// Month of a syslog timestamp: English (`Mar`), or German as journalctl
+/// prints it under `LANG=de_DE` (`Mär`, `Mai`, `Okt`, `Dez`). `Some(None)`
+/// for another short word: the line still frames, without a wall time.
+fn month_number(word: &str) -> Option<Option<u32>> {
+    const DE: [&str; 12] = [
+        "Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez",
+    ];
+    let pos = MONTHS
+        .iter()
+        .position(|m| *m == word)
+        .or_else(|| DE.iter().position(|m| *m == word));
+    if let Some(i) = pos {
+        return Some(u32::try_from(i).ok().map(|i| i + 1));
+    }
+    let n = word.chars().count();
+    ((3..=5).contains(&n) && word.chars().all(|c| c.is_alphabetic() || c == '.')).then_some(None)
+}
+
+/// `host tag: text` after a syslog or journal timestamp (the host may be
+/// missing before `kernel:`); sets the host and whether the tag is the
+/// kernel's.
+fn host_tag<'a>(rest: &'a str, rec: &mut Record) -> Option<&'a str> {
+    if let Some(text) = rest.strip_prefix("kernel: ") {
+        return Some(text);
+    }
     let (host, rest) = rest.split_once(' ')?;
     let (tag, text) = match rest.split_once(": ") {
         Some(p) => p,
         None => (rest.strip_suffix(':')?, ""),
     };
-    if tag.contains(' ') || tag.is_empty() {
+    if tag.contains(' ') || tag.is_empty() || host.is_empty() {
         return None;
     }
-    rec.wall_time = wall;
     rec.host = Some(host.to_string());
     let name = tag.split('[').next().unwrap_or(tag);
     rec.kernel = name == "kernel";
     Some(text)
+}
+
+/// `host kernel: text` after a short-monotonic timestamp. Only the kernel
+/// tag is taken: a kernel message of the form `word kernel: ...` is not
+/// known to exist, other tags could be message text.
+fn monotonic_host_tag<'a>(text: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let (host, rest) = text.split_once(' ')?;
+    let body = rest.strip_prefix("kernel: ")?;
+    if host.is_empty() || host.contains(':') {
+        return None;
+    }
+    rec.host = Some(host.to_string());
+    Some(body)
+}
+
+/// journalctl -o short-full: `Tue 2024-01-09 10:41:33 CET host kernel: text`
+/// (the zone is an abbreviation, so the time is kept without an offset).
+fn journal_full<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let mut it = s.splitn(5, ' ');
+    let (wd, date, clock, _zone, rest) =
+        (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+    if wd.len() != 3 || !wd.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let local =
+        NaiveDateTime::parse_from_str(&format!("{date} {clock}"), "%Y-%m-%d %H:%M:%S%.f").ok()?;
+    let text = host_tag(rest, rec)?;
+    rec.wall_time = Some(WallTime {
+        local,
+        offset: None,
+    });
+    Some(text)
+}
+
+/// journalctl -o short-unix: `1704791013.120544 host kernel: text`.
+fn journal_unix<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let (ts, rest) = s.split_once(' ')?;
+    let (secs, frac) = ts.split_once('.')?;
+    if !is_digits(secs) || !is_digits(frac) || secs.len() < 9 {
+        return None;
+    }
+    let mut micros: String = frac.chars().take(6).collect();
+    while micros.len() < 6 {
+        micros.push('0');
+    }
+    let us = secs
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(1_000_000)?
+        .checked_add(micros.parse::<i64>().ok()?)?;
+    let dt = chrono::DateTime::from_timestamp_micros(us)?;
+    let text = host_tag(rest, rec)?;
+    rec.wall_time = Some(WallTime {
+        local: dt.naive_utc(),
+        offset: FixedOffset::east_opt(0),
+    });
+    Some(text)
+}
+
+/// `dmesg --time-format iso`: `2024-01-09T10:41:33,120544+01:00 text`.
+fn dmesg_iso<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let (ts, rest) = s.split_once(' ')?;
+    if !ts.contains(',') || !ts.as_bytes().first()?.is_ascii_digit() {
+        return None;
+    }
+    rec.wall_time = Some(rfc3339(&ts.replacen(',', ".", 1))?);
+    Some(rest)
+}
+
+const FACILITIES: [&str; 20] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+const LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
+];
+
+/// `dmesg -x`: `kern  :err   : text`.
+fn dmesg_decode<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
+    let (fac, rest) = s.split_once(':')?;
+    let fac = fac.trim_end();
+    if !FACILITIES.contains(&fac) {
+        return None;
+    }
+    let (lvl, rest) = rest.split_once(':')?;
+    let level = LEVELS.iter().position(|l| *l == lvl.trim_end())?;
+    rec.level = u8::try_from(level).ok();
+    rec.kernel = fac == "kern";
+    Some(rest.strip_prefix(' ').unwrap_or(rest))
 }
 
 trait WithNanos {
@@ -504,11 +682,19 @@ mod tests {
         assert!(r.kernel);
         let d = fr.frame(b" SUBSYSTEM=block");
         assert!(d.ignore);
+        let whole_read =
+            fr.frame(b"6,1235,5678999,-;sd 0:0:0:0: hi\n SUBSYSTEM=scsi\n DEVICE=+scsi:0:0:0:0\n");
+        assert_eq!(
+            (whole_read.text.as_str(), whole_read.seq),
+            ("sd 0:0:0:0: hi", Some(1235))
+        );
         let r = fr.frame(b"6.1.0-13-amd64,4,99,1000000,c,ncfrag=0/1200;hello");
         assert_eq!(
             (r.text.as_str(), r.seq, r.level),
             ("hello", Some(99), Some(4))
         );
+        let frag = fr.frame(b"6,416,1758426,-,ncfrag=16/31; the 2nd chunk.");
+        assert!(frag.ignore);
         let user = fr.frame(b"12,5,100,-;from userspace");
         assert!(!user.kernel);
     }
@@ -526,6 +712,8 @@ mod tests {
         assert_eq!(r.text, "INFO: x");
         let r = f("[    0.000000] [    T0] Linux version");
         assert_eq!(r.text, "Linux version");
+        let r = f("[  179.211911][    C1] ** 1 printk messages dropped **");
+        assert_eq!(r.text, "** 1 printk messages dropped **");
         let r = f("[Mon Mar  4 10:00:00 2024] hello");
         assert_eq!(r.text, "hello");
         assert_eq!(r.wall_time.unwrap().to_string(), "2024-03-04T10:00:00");
@@ -545,6 +733,18 @@ mod tests {
             r.wall_time.unwrap().to_string(),
             "2024-03-04T10:00:00.123456"
         );
+        let r = f("Dez 21 10:22:08 abreu kernel: INFO: task a:1 blocked");
+        assert_eq!(r.wall_time.unwrap().to_string(), "2024-12-21T10:22:08");
+        assert_eq!(
+            (r.text.as_str(), r.host.as_deref()),
+            ("INFO: task a:1 blocked", Some("abreu"))
+        );
+        let r = f("déc. 21 10:22:08 h kernel: x");
+        assert_eq!((r.text.as_str(), r.wall_time), ("x", None));
+        let r = f("2021-03-16 11:27:14.275 kernel: INFO: x");
+        assert_eq!(r.text, "INFO: x");
+        assert_eq!(r.wall_time.unwrap().to_string(), "2021-03-16T11:27:14.275");
+        assert_eq!(f("kernel: INFO: x").text, "INFO: x");
         let r = f("Mar  4 10:00:00 db1 sshd[12]: a[1]: segfault at 0");
         assert!(!r.kernel);
         let r = f("2024-03-04T10:00:00.5+01:00 db1 kernel: x");
@@ -559,6 +759,40 @@ mod tests {
         assert_eq!(r.kernel_time, Some(2.5));
         assert_eq!(r.wall_time.unwrap().to_string(), "2023-11-14T22:13:20Z");
         assert_eq!(r.level, Some(3));
+    }
+
+    #[test]
+    fn journal_and_dmesg_variants() {
+        let r = f("[ 1234.567890] db1 kernel: INFO: x");
+        assert_eq!(
+            (r.text.as_str(), r.host.as_deref()),
+            ("INFO: x", Some("db1"))
+        );
+        assert_eq!(r.kernel_time, Some(1234.56789));
+        let r = f("1704791013.120544 db1 kernel: hello");
+        assert_eq!(
+            r.wall_time.unwrap().to_string(),
+            "2024-01-09T09:03:33.120544Z"
+        );
+        assert_eq!(r.text, "hello");
+        let r = f("Tue 2024-01-09 10:41:33 CET db1 kernel: hello");
+        assert_eq!(r.wall_time.unwrap().to_string(), "2024-01-09T10:41:33");
+        assert_eq!(r.text, "hello");
+        let r = f("2024-01-09T10:41:33,120544+01:00 hello there");
+        assert_eq!(
+            r.wall_time.unwrap().to_string(),
+            "2024-01-09T10:41:33.120544+01:00"
+        );
+        assert_eq!(r.text, "hello there");
+        let r = f("kern  :err   : [   12.000000] oops");
+        assert_eq!(
+            (r.text.as_str(), r.level, r.kernel),
+            ("oops", Some(3), true)
+        );
+        let r = f("user  :notice: [   12.000000] x");
+        assert!(!r.kernel);
+        let r = f("[  +0.000123] delta");
+        assert_eq!((r.text.as_str(), r.kernel_time), ("delta", None));
     }
 
     #[test]

@@ -99,7 +99,21 @@ struct State {
     lines: usize,
     last_seq: Option<u64>,
     used: u64,
+    /// The last signal death (pid, comm, signal, tick): with
+    /// print-fatal-signals=1 one death prints both `segfault at` and
+    /// `potentially unexpected fatal signal`.
+    last_signal: Option<(Option<u32>, String, u8, u64)>,
+    /// A bare `potentially unexpected fatal signal N.` waiting for the
+    /// `CPU: .. PID: .. Comm: ..` line that names its task.
+    pending_fatal: Option<(u8, Stamp, u64)>,
 }
+
+/// Records within which the task line must follow a bare fatal-signal line.
+const FATAL_SIGNAL_TASK_WINDOW: u64 = 3;
+
+/// Records within which a second report of the same task's signal death is
+/// the same death.
+const SAME_DEATH_RECORDS: u64 = 64;
 
 /// The streaming incident assembler. See the module documentation.
 #[derive(Debug)]
@@ -132,7 +146,15 @@ impl Parser {
     /// Like [`push`](Self::push), with the record's line number in a file.
     pub fn push_at(&mut self, rec: &Record, line: Option<u64>) -> Vec<Event> {
         let mut out = Vec::new();
-        if rec.ignore && !rec.boundary {
+        if rec.boundary {
+            // A journal's `-- Boot ... --`: every host's incidents are over.
+            out = self.flush();
+            for st in self.states.values_mut() {
+                st.last_seq = None;
+            }
+            return out;
+        }
+        if rec.ignore {
             return out;
         }
         let key = rec.host.as_deref().unwrap_or("");
@@ -143,20 +165,19 @@ impl Parser {
             }
             self.states.insert(key.to_string(), State::default());
         }
-        let source = self.source.clone();
-        let Some(st) = self.states.get_mut(key) else {
+        let Parser {
+            source,
+            states,
+            tick,
+        } = self;
+        let Some(st) = states.get_mut(key) else {
             return out;
         };
-        st.used = self.tick;
+        st.used = *tick;
         let mut ctx = Ctx {
-            source: &source,
+            source,
             out: &mut out,
         };
-        if rec.boundary {
-            close(st, &mut ctx);
-            st.last_seq = None;
-            return out;
-        }
         let stamp = || Stamp::of(rec, line);
         if let Some(seq) = rec.seq {
             match st.last_seq {
@@ -168,7 +189,11 @@ impl Parser {
                         }),
                     );
                 }
-                Some(last) if seq <= last => close(st, &mut ctx),
+                // The same record again (two netconsole targets, a
+                // replayed capture): already handled.
+                Some(last) if seq == last => return out,
+                // Numbering restarted: the host rebooted.
+                Some(last) if seq < last => close(st, &mut ctx),
                 _ => {}
             }
             st.last_seq = Some(seq);
@@ -194,20 +219,20 @@ impl Parser {
     /// usable: call it when input goes quiet or ends.
     pub fn flush(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
-        let source = self.source.clone();
-        let mut keys: Vec<&String> = self.states.keys().collect();
-        keys.sort();
-        let keys: Vec<String> = keys.into_iter().cloned().collect();
-        for k in keys {
-            if let Some(st) = self.states.get_mut(&k) {
-                close(
-                    st,
-                    &mut Ctx {
-                        source: &source,
-                        out: &mut out,
-                    },
-                );
-            }
+        let Parser { source, states, .. } = self;
+        let mut open: Vec<(&String, &mut State)> = states
+            .iter_mut()
+            .filter(|(_, s)| s.open.is_some())
+            .collect();
+        open.sort_by(|a, b| a.0.cmp(b.0));
+        for (_, st) in open {
+            close(
+                st,
+                &mut Ctx {
+                    source,
+                    out: &mut out,
+                },
+            );
         }
         out
     }
@@ -241,15 +266,44 @@ impl Parser {
             return;
         };
         if let Some(mut st) = self.states.remove(&oldest) {
-            let source = self.source.clone();
             close(
                 &mut st,
                 &mut Ctx {
-                    source: &source,
+                    source: &self.source,
                     out,
                 },
             );
         }
+    }
+}
+
+/// A [`Framer`] and a [`Parser`] together: raw lines (or /dev/kmsg reads)
+/// in, events out. What `watchdog run` needs for one kernel log source.
+#[derive(Debug)]
+pub struct Stream {
+    framer: Framer,
+    parser: Parser,
+}
+
+impl Stream {
+    /// `source` names the events' origin (`kmsg`, a file name).
+    pub fn new(source: impl Into<String>) -> Stream {
+        Stream {
+            framer: Framer::new(),
+            parser: Parser::new(source),
+        }
+    }
+
+    /// One line or one /dev/kmsg read (its dictionary lines are dropped).
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
+        let rec = self.framer.frame(bytes);
+        self.parser.push(&rec)
+    }
+
+    /// Ends open incidents: call when the source has been quiet for a
+    /// moment, and at exit.
+    pub fn flush(&mut self) -> Vec<Event> {
+        self.parser.flush()
     }
 }
 
@@ -331,6 +385,18 @@ fn new_oom(trigger_comm: Option<String>) -> Box<OomAcc> {
 /// One message through the state machine.
 fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) {
     let stamp = || Stamp::of(rec, line);
+    if let Some((signal, at, tick)) = st.pending_fatal.take() {
+        match &m {
+            Msg::TaskLine { pid, comm } => {
+                signal_death(st, comm.clone(), Some(*pid), signal, &at, ctx);
+                return;
+            }
+            _ if st.used.saturating_sub(tick) < FATAL_SIGNAL_TASK_WINDOW => {
+                st.pending_fatal = Some((signal, at, tick));
+            }
+            _ => {}
+        }
+    }
     // First, what the open incident makes of it.
     if let Some(Open::Oom(acc)) = &mut st.open {
         if oom_step(acc, &m, rec, line, &mut st.lines) {
@@ -362,7 +428,10 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
             }
             return;
         }
-        (Some(Open::Absorb(Absorb::Oops, _, no)), Msg::Oops(text)) => {
+        // die()'s line after the fault's first line (`BUG: unable to
+        // handle ...` then `Oops: 0000 [#1] SMP`) is the same oops; a new
+        // `BUG:` or `kernel BUG at` is another report.
+        (Some(Open::Absorb(Absorb::Oops, _, no)), Msg::Oops(text)) if is_die_line(text) => {
             let this = oops_number(text);
             if this.is_none() || no.is_none() || this == *no {
                 if no.is_none() {
@@ -468,23 +537,49 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
             ctx.emit(&stamp(), Body::Sysrq(Sysrq { command }));
         }
         Msg::Lost(count) => ctx.emit(&stamp(), Body::Lost(Lost { count })),
-        Msg::Signal { comm, pid, signal } => ctx.emit(
-            &stamp(),
-            Body::SignalDeath(SignalDeath {
-                pid,
-                tid: None,
-                comm,
-                signal,
-                signal_name: msg::name_of(signal),
-                core_dumped: None,
-                sender_pid: None,
-                sender_comm: None,
-            }),
-        ),
+        Msg::Signal { comm, pid, signal } => signal_death(st, comm, pid, signal, &stamp(), ctx),
+        Msg::FatalSignal(signal) => st.pending_fatal = Some((signal, stamp(), st.used)),
         Msg::Boot => {
             close(st, ctx);
         }
     }
+}
+
+/// Emits a signal death unless it is the second report of one already
+/// emitted (with print-fatal-signals=1 one death prints both `segfault at`
+/// and `potentially unexpected fatal signal`).
+fn signal_death(
+    st: &mut State,
+    comm: String,
+    pid: Option<u32>,
+    signal: u8,
+    at: &Stamp,
+    ctx: &mut Ctx,
+) {
+    let now = st.used;
+    if let Some((p, c, sig, then)) = &st.last_signal {
+        let same_task = match (pid, p) {
+            (Some(a), Some(b)) => a == *b,
+            _ => comm == *c,
+        };
+        if same_task && signal == *sig && now.saturating_sub(*then) <= SAME_DEATH_RECORDS {
+            return;
+        }
+    }
+    st.last_signal = Some((pid, comm.clone(), signal, now));
+    ctx.emit(
+        at,
+        Body::SignalDeath(SignalDeath {
+            pid,
+            tid: pid,
+            comm,
+            signal,
+            signal_name: msg::name_of(signal),
+            core_dumped: None,
+            sender_pid: None,
+            sender_comm: None,
+        }),
+    );
 }
 
 /// A message inside an open OOM report. True when it belonged to the
@@ -492,7 +587,9 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
 fn oom_step(acc: &mut OomAcc, m: &Msg, rec: &Record, line: Option<u64>, lines: &mut usize) -> bool {
     match m {
         Msg::TaskLine { pid, comm } => {
-            if acc.trigger_pid.is_none() && acc.trigger_comm.as_deref().is_none_or(|c| c == comm) {
+            // The first dump_stack header after `invoked oom-killer` is the
+            // task that invoked it.
+            if acc.trigger_pid.is_none() {
                 acc.trigger_pid = Some(*pid);
                 acc.trigger_comm.get_or_insert_with(|| comm.clone());
             }
@@ -551,6 +648,19 @@ fn oom_step(acc: &mut OomAcc, m: &Msg, rec: &Record, line: Option<u64>, lines: &
         }
         _ => false,
     }
+}
+
+/// The line die() prints (arch/*/kernel/traps.c, dumpstack.c), which
+/// follows the fault's own first line.
+fn is_die_line(text: &str) -> bool {
+    [
+        "Oops",
+        "invalid opcode:",
+        "general protection fault",
+        "Internal error:",
+    ]
+    .iter()
+    .any(|p| text.starts_with(p))
 }
 
 /// The die counter of an oops line: `Oops: 0002 [#3] SMP` → 3.

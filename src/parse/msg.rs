@@ -78,6 +78,10 @@ pub enum Msg {
         pid: Option<u32>,
         signal: u8,
     },
+    /// kernel/signal.c print_fatal_signal() of 5.x/6.x kernels without the
+    /// task's name (`potentially unexpected fatal signal 11.`): the task is
+    /// on the `CPU: N PID: P Comm: C` line that follows.
+    FatalSignal(u8),
     /// `Linux version ...`: the kernel (re)booted.
     Boot,
     Other,
@@ -105,7 +109,11 @@ pub fn classify(text: &str) -> Msg {
         return Msg::Other;
     };
     let r = match b0 {
-        b'I' => info(t),
+        b'I' => info(t).or_else(|| {
+            // arm64 die(): `Internal error: Oops: 96000005 [#1] SMP`.
+            t.starts_with("Internal error: ")
+                .then(|| Msg::Oops(t.into()))
+        }),
         b'B' => bug(t),
         b'O' => out_of_memory(t),
         b'K' => kernel_k(t),
@@ -115,6 +123,10 @@ pub fn classify(text: &str) -> Msg {
         b'r' => t.strip_prefix("rcu: ").and_then(info),
         b'S' | b's' => sysrq(t),
         b'*' => lost(t),
+        b'p' => t
+            .strip_prefix("potentially unexpected fatal signal ")
+            .and_then(|n| n.trim_end_matches('.').parse().ok())
+            .map(Msg::FatalSignal),
         b'-' => t.starts_with("---[ end trace").then_some(Msg::EndTrace),
         b'C' => task_line(t),
         b'P' => task_line(t),
@@ -157,18 +169,26 @@ pub fn classify(text: &str) -> Msg {
 fn info(t: &str) -> Option<Msg> {
     let rest = t.strip_prefix("INFO: ")?;
     if let Some(task) = rest.strip_prefix("task ") {
-        if let Some(at) = task.find(" blocked for more than ") {
+        // 6.17 tells I/O waits apart: `blocked in I/O wait for more than`.
+        let found = [
+            " blocked for more than ",
+            " blocked in I/O wait for more than ",
+        ]
+        .iter()
+        .find_map(|m| task.find(m).map(|at| (at, m.len())));
+        if let Some((at, len)) = found {
             let (comm, pid) = comm_pid(&task[..at], ':')?;
-            let after = &task[at + " blocked for more than ".len()..];
+            let after = &task[at + len..];
             let secs = after.split(' ').next().and_then(|n| n.parse().ok());
             return Some(Msg::HungTask { comm, pid, secs });
         }
         for marker in [" is blocked on ", " blocked on "] {
             if let Some(at) = task.find(marker) {
-                let (_, pid) = comm_pid(&task[..at], ':')?;
+                // rw-semaphores (6.15+) add the role: `a:1 <reader>`.
+                let (_, pid) = comm_pid(strip_role(&task[..at]), ':')?;
                 let after = &task[at..];
                 let by = after.find(" by task ")? + " by task ".len();
-                let owner = after[by..].trim_end().trim_end_matches('.');
+                let owner = strip_role(after[by..].trim_end().trim_end_matches('.'));
                 let (owner_comm, owner_pid) = comm_pid(owner, ':')?;
                 return Some(Msg::HungBlocker {
                     pid,
@@ -189,6 +209,16 @@ fn info(t: &str) -> Option<Msg> {
         return Some(Msg::RcuStall(t.to_string()));
     }
     None
+}
+
+/// `comm:pid <writer>` → `comm:pid`.
+fn strip_role(s: &str) -> &str {
+    for role in [" <reader>", " <writer>"] {
+        if let Some(t) = s.strip_suffix(role) {
+            return t;
+        }
+    }
+    s
 }
 
 /// `comm<sep>PID`, the pid after the last separator.
@@ -252,7 +282,11 @@ fn kernel_k(t: &str) -> Option<Msg> {
 }
 
 fn out_of_memory(t: &str) -> Option<Msg> {
-    if let Some(rest) = t.strip_prefix("Out of memory: ") {
+    // 2.6.1x printed `Out of Memory: Killed process N (comm).`
+    if let Some(rest) = t
+        .strip_prefix("Out of memory: ")
+        .or_else(|| t.strip_prefix("Out of Memory: "))
+    {
         return oom_kill_words(rest, false);
     }
     if t.starts_with("Oops") {
@@ -423,9 +457,10 @@ fn task_line(t: &str) -> Option<Msg> {
     let pid = pid.trim().parse().ok()?;
     // The name is padded to 15 characters by some kernels and followed by
     // the taint and release; " Not tainted" / " Tainted:" ends it.
-    let end = comm
-        .find(" Not tainted")
-        .or_else(|| comm.find(" Tainted:"))
+    let end = [" Kdump: ", " Not tainted", " Tainted: "]
+        .iter()
+        .filter_map(|m| comm.find(m))
+        .min()
         .unwrap_or(comm.len());
     Some(Msg::TaskLine {
         pid,
@@ -645,10 +680,46 @@ mod tests {
         );
         let d = k("Out of memory: Killed process 9 (a) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:0 pgtables:44kB oom_score_adj:-17");
         assert_eq!((d.uid, d.oom_score_adj), (Some(0), Some(-17)));
-        let e = k("Killed process 1235 (child).");
+        let e = k("Out of Memory: Killed process 1235 (child).");
         assert_eq!(
             (e.pid, e.comm.as_str(), e.total_vm_kb),
             (1235, "child", None)
+        );
+    }
+
+    #[test]
+    fn blocker_forms() {
+        let b = |s: &str| match classify(s) {
+            Msg::HungBlocker {
+                pid,
+                owner_comm,
+                owner_pid,
+            } => (pid, owner_comm, owner_pid),
+            m => panic!("{s}: {m:?}"),
+        };
+        assert_eq!(
+            b("INFO: task NvmlTaskRunner:11290 <reader> blocked on an rw-semaphore likely owned by task VLLM::EngineCor:46249 <writer>"),
+            (11290, "VLLM::EngineCor".to_string(), 46249)
+        );
+        assert_eq!(
+            b("INFO: task a:5 blocked on a semaphore likely last held by task kworker/1:2:317"),
+            (5, "kworker/1:2".to_string(), 317)
+        );
+        assert_eq!(
+            classify("INFO: task modprobe:2342 is blocked on an rw-semaphore, but the owner is not found."),
+            Msg::Other
+        );
+    }
+
+    #[test]
+    fn hung_task_io_wait_form() {
+        assert_eq!(
+            classify("INFO: task dd:456 blocked in I/O wait for more than 122 seconds."),
+            Msg::HungTask {
+                comm: "dd".into(),
+                pid: 456,
+                secs: Some(122)
+            }
         );
     }
 

@@ -159,3 +159,72 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn journal_boot_marker_ends_every_hosts_incident() {
+    let ev = parse(
+        "Jan 09 10:41:33 app02 kernel: INFO: task a:1 blocked for more than 120 seconds.\n\
+         -- Boot 0123456789abcdef0123456789abcdef --\n\
+         Jan 09 10:50:00 app02 kernel: Linux version 5.14.0\n",
+    );
+    assert_eq!(kinds(&ev), ["hung_task"]);
+    assert_eq!(ev[0].line, Some(1));
+}
+
+#[test]
+fn one_death_reported_twice_is_one_event() {
+    let ev = parse(
+        "[ 1.000000] a.out[77]: segfault at 0 ip 1 sp 2 error 4 in a.out[400000+1000]\n\
+         [ 1.000100] a.out/77: potentially unexpected fatal signal 11.\n\
+         [ 9.000000] a.out[78]: segfault at 0 ip 1 sp 2 error 4 in a.out[400000+1000]\n",
+    );
+    assert_eq!(kinds(&ev), ["signal_death", "signal_death"]);
+}
+
+#[test]
+fn stream_takes_kmsg_reads() {
+    let mut s = Stream::new("kmsg");
+    assert!(s
+        .push(
+            b"3,10,5000000,-;INFO: task a b:c:7 blocked for more than 120 seconds.\n SUBSYSTEM=x\n"
+        )
+        .is_empty());
+    let ev = s.push(b"4,11,5000100,-;Out of memory: Killed process 9 (x) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:5 pgtables:6kB oom_score_adj:7\n");
+    assert_eq!(kinds(&ev), ["hung_task", "oom_kill"]);
+    assert_eq!(ev[0].source, "kmsg");
+    let Body::HungTask(h) = &ev[0].body else {
+        panic!()
+    };
+    assert_eq!((h.comm.as_str(), h.pid), ("a b:c", 7));
+    assert!(s.flush().is_empty());
+}
+
+#[test]
+fn separate_bug_reports_are_separate_oopses() {
+    let ev = parse(
+        "BUG: scheduling while atomic: kworker/0:1/12/0x00000002\n\
+         CPU: 0 PID: 12 Comm: kworker/0:1 Not tainted 3.10.0-1160.el7.x86_64 #1\n\
+         BUG: scheduling while atomic: kworker/0:1/12/0x00000002\n\
+         Unable to handle kernel NULL pointer dereference at 0000000000000000 RIP: \n\
+         Oops: 0000 [1] SMP \n",
+    );
+    assert_eq!(kinds(&ev), ["oops", "oops", "oops"]);
+}
+
+#[test]
+fn bare_fatal_signal_takes_the_task_from_the_next_line() {
+    // 6.1: print_fatal_signal() prints no name; dump_stack's line does.
+    let ev = parse(
+        "[    1.751038] segv[83]: segfault at 0 ip 0000000000401625 sp 00007ffff5cabfc0 error 4 in segv[401000+78000] likely on CPU 0 (core 0, socket 0)\n\
+         [    1.754377] potentially unexpected fatal signal 11.\n\
+         [    1.754516] CPU: 0 PID: 83 Comm: segv Not tainted 6.1.0-56-amd64 #1  Debian 6.1.192-2\n\
+         [    2.000000] potentially unexpected fatal signal 6.\n\
+         [    2.000100] CPU: 0 PID: 90 Comm: abrt me Not tainted 6.1.0-56-amd64 #1  Debian 6.1.192-2\n",
+    );
+    assert_eq!(kinds(&ev), ["signal_death", "signal_death"]);
+    let Body::SignalDeath(d) = &ev[1].body else {
+        panic!()
+    };
+    assert_eq!((d.comm.as_str(), d.pid, d.signal), ("abrt me", Some(90), 6));
+    assert_eq!(ev[1].kernel_time, Some(2.0));
+}
