@@ -22,7 +22,7 @@ pub struct Config {
     pub check: CheckConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckConfig {
     pub skip: Vec<String>,
@@ -34,22 +34,6 @@ pub struct CheckConfig {
     pub dentry: DentryCheck,
     pub uptime_208: Uptime208Check,
     pub baseline: BaselineCheck,
-}
-
-impl Default for CheckConfig {
-    fn default() -> Self {
-        CheckConfig {
-            skip: Vec::new(),
-            hung_task: HungTaskCheck::default(),
-            kdump: KdumpCheck::default(),
-            log_buf: LogBufCheck::default(),
-            oom_score_adj: OomScoreAdjCheck::default(),
-            vfs_cache_pressure: PressureRange::default(),
-            dentry: DentryCheck::default(),
-            uptime_208: Uptime208Check::default(),
-            baseline: BaselineCheck::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
