@@ -12,3 +12,4 @@ pub mod host;
 pub mod kernel;
 pub mod output;
 pub mod sys;
+pub mod udplogger;
