@@ -434,11 +434,12 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
             }
         }
         signals.drain();
-        if signals.term.load(Ordering::Relaxed) {
-            break;
-        }
+        // On SIGTERM, what is already queued is still read (bounded by the
+        // receive buffer) before the unfinished lines are written.
+        let stopping = signals.term.load(Ordering::Relaxed);
+        let rounds = if stopping { 1 << 16 } else { BATCHES_PER_ROUND };
         for l in &mut listeners {
-            for _ in 0..BATCHES_PER_ROUND {
+            for _ in 0..rounds {
                 let n = match batch.recv(l.fd.as_fd()) {
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -474,6 +475,9 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
                     break;
                 }
             }
+        }
+        if stopping {
+            break;
         }
         let stamp = stamper.stamp(clock.wall());
         let now = clock.mono();
