@@ -70,7 +70,12 @@ struct OutFile {
 
 pub struct Output {
     cfg: OutputConfig,
-    files: HashMap<String, OutFile>,
+    files: Vec<OutFile>,
+    /// Stem to index in `files`.
+    index: HashMap<String, usize>,
+    /// The file of the last line: consecutive lines nearly always share
+    /// it, so the hash lookup is skipped.
+    cur: Option<usize>,
     held: usize,
     scratch: Vec<u8>,
     key: String,
@@ -85,7 +90,9 @@ impl Output {
     pub fn new(cfg: OutputConfig) -> Output {
         Output {
             cfg,
-            files: HashMap::new(),
+            files: Vec::new(),
+            index: HashMap::new(),
+            cur: None,
             held: 0,
             scratch: Vec::with_capacity(4096),
             key: String::new(),
@@ -101,7 +108,7 @@ impl Output {
 
     /// True when some file is failing and will be retried.
     pub fn faulted(&self) -> bool {
-        self.files.values().any(|f| f.fault.is_some())
+        self.files.iter().any(|f| f.fault.is_some())
     }
 
     fn set_key(&mut self, stamp: &Stamp, sender: Option<&str>) {
@@ -113,13 +120,17 @@ impl Output {
         self.key.push_str(&stamp.period);
     }
 
-    /// Gets the file for `self.key`, or counts a drop when it is failing
-    /// and memory is full.
-    fn target(&mut self, now: Instant) -> Option<&mut OutFile> {
-        if !self.files.contains_key(self.key.as_str()) {
-            self.files.insert(
-                self.key.clone(),
-                OutFile {
+    /// Index of the file for `self.key`, created if new.
+    fn index_of(&mut self, now: Instant) -> usize {
+        if let Some(i) = self.cur {
+            if self.files[i].stem == self.key {
+                return i;
+            }
+        }
+        let i = match self.index.get(self.key.as_str()) {
+            Some(&i) => i,
+            None => {
+                self.files.push(OutFile {
                     stem: self.key.clone(),
                     part: 0,
                     file: None,
@@ -127,10 +138,20 @@ impl Output {
                     buf: Vec::new(),
                     fault: None,
                     last_used: now,
-                },
-            );
-        }
-        let f = self.files.get_mut(self.key.as_str())?;
+                });
+                self.index.insert(self.key.clone(), self.files.len() - 1);
+                self.files.len() - 1
+            }
+        };
+        self.cur = Some(i);
+        i
+    }
+
+    /// Gets the file for `self.key`, or counts a drop when it is failing
+    /// and memory is full.
+    fn target(&mut self, now: Instant) -> Option<usize> {
+        let i = self.index_of(now);
+        let f = &mut self.files[i];
         if let Some(fault) = &mut f.fault {
             if self.held >= self.cfg.hold_bytes {
                 fault.dropped += 1;
@@ -139,7 +160,7 @@ impl Output {
             }
         }
         f.last_used = now;
-        Some(f)
+        Some(i)
     }
 
     /// Appends one received line.
@@ -155,10 +176,11 @@ impl Output {
         self.set_key(stamp, Some(source));
         let json = self.cfg.json;
         let mut scratch = std::mem::take(&mut self.scratch);
-        let Some(f) = self.target(now) else {
+        let Some(i) = self.target(now) else {
             self.scratch = scratch;
             return;
         };
+        let f = &mut self.files[i];
         let before = f.buf.len();
         let b = &mut f.buf;
         if json {
@@ -203,9 +225,7 @@ impl Output {
         self.stats.lines += 1;
         self.scratch = scratch;
         if big {
-            let key = std::mem::take(&mut self.key);
-            self.write_file(&key, stamp, now);
-            self.key = key;
+            self.write_file(i, stamp, now);
         }
     }
 
@@ -223,7 +243,8 @@ impl Output {
     ) {
         self.set_key(stamp, sender);
         let json = self.cfg.json;
-        let Some(f) = self.target(now) else { return };
+        let Some(i) = self.target(now) else { return };
+        let f = &mut self.files[i];
         let before = f.buf.len();
         push_marker(&mut f.buf, json, stamp, about, kind, msg);
         self.held += f.buf.len() - before;
@@ -232,21 +253,17 @@ impl Output {
 
     /// Writes every buffered file that is not waiting for a retry.
     pub fn flush(&mut self, stamp: &Stamp, now: Instant) {
-        let keys: Vec<String> = self
-            .files
-            .iter()
-            .filter(|(_, f)| !f.buf.is_empty() || f.fault.is_some())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            self.write_file(&k, stamp, now);
+        for i in 0..self.files.len() {
+            if !self.files[i].buf.is_empty() || self.files[i].fault.is_some() {
+                self.write_file(i, stamp, now);
+            }
         }
     }
 
     /// Earliest retry of a failing file.
     pub fn next_retry(&self) -> Option<Instant> {
         self.files
-            .values()
+            .iter()
             .filter_map(|f| f.fault.as_ref().map(|x| x.next_retry))
             .min()
     }
@@ -260,7 +277,7 @@ impl Output {
         self.next_tick = Some(now + Duration::from_secs(1));
         let dir = self.cfg.dir.clone();
         let max = self.cfg.max_file_bytes;
-        self.files.retain(|_, f| {
+        self.files.retain_mut(|f| {
             if let Some((_, dev, ino)) = &f.file {
                 let p = file_path(&dir, &f.stem, f.part);
                 match std::fs::symlink_metadata(&p) {
@@ -276,21 +293,28 @@ impl Output {
             let idle = now.duration_since(f.last_used) >= IDLE_CLOSE;
             !(idle && f.buf.is_empty() && f.fault.is_none())
         });
+        self.index = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.stem.clone(), i))
+            .collect();
+        self.cur = None;
     }
 
     /// SIGHUP: write what is buffered, close every file; the next line
     /// opens the file by name again (after logrotate moved it).
     pub fn reopen(&mut self, stamp: &Stamp, now: Instant) {
         self.flush(stamp, now);
-        for f in self.files.values_mut() {
+        for f in &mut self.files {
             f.file = None;
             f.part = 0;
         }
     }
 
-    fn write_file(&mut self, key: &str, stamp: &Stamp, now: Instant) {
+    fn write_file(&mut self, i: usize, stamp: &Stamp, now: Instant) {
         let cfg = &self.cfg;
-        let Some(f) = self.files.get_mut(key) else {
+        let Some(f) = self.files.get_mut(i) else {
             return;
         };
         if f.fault.as_ref().is_some_and(|x| now < x.next_retry) {
@@ -344,10 +368,10 @@ impl Output {
                 }
             }
         }
-        if self.files.values().filter(|f| f.file.is_some()).count() > MAX_OPEN {
+        if self.files.iter().filter(|f| f.file.is_some()).count() > MAX_OPEN {
             if let Some(f) = self
                 .files
-                .values_mut()
+                .iter_mut()
                 .filter(|f| f.file.is_some() && f.buf.is_empty())
                 .min_by_key(|f| f.last_used)
             {
@@ -499,10 +523,7 @@ fn open_part(cfg: &OutputConfig, f: &mut OutFile) -> io::Result<()> {
 /// per line: control characters (except tab) and bytes that are not UTF-8
 /// become `\xNN`, the kernel's own escape.
 pub fn escape_into(out: &mut Vec<u8>, text: &[u8]) {
-    if text
-        .iter()
-        .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t')
-    {
+    if is_plain(text) {
         out.extend_from_slice(text);
         return;
     }
@@ -531,6 +552,16 @@ pub fn escape_into(out: &mut Vec<u8>, text: &[u8]) {
             hex(out, b);
         }
     }
+}
+
+/// Printable ASCII and tab only: the common case, copied as is. Checked
+/// in blocks without early exit so the compiler can vectorise it.
+fn is_plain(text: &[u8]) -> bool {
+    text.chunks(32).all(|c| {
+        c.iter().fold(true, |ok, &b| {
+            ok & ((b.wrapping_sub(0x20) < 0x5f) | (b == b'\t'))
+        })
+    })
 }
 
 /// A JSON string of `text`, escaped as in the text format first.
