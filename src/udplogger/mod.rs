@@ -41,6 +41,10 @@ use output::{Output, OutputConfig};
 const BATCH: usize = 64;
 /// Slot per datagram: any UDP payload fits, nothing is truncated.
 const SLOT: usize = 65536;
+/// A round that read this many datagrams means load: wait `COALESCE`
+/// before the next round.
+const COALESCE_AT: usize = 16;
+const COALESCE: Duration = Duration::from_micros(500);
 /// Batches taken from one socket before the others get their turn.
 const BATCHES_PER_ROUND: usize = 16;
 
@@ -409,7 +413,15 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
     let mut batch = RecvBatch::new(BATCH, SLOT);
     let mut last_recv_error: Option<Instant> = None;
     let mut next_sweep: Option<Instant> = None;
+    let mut last_round = 0usize;
     loop {
+        if last_round >= COALESCE_AT {
+            // Busy: let datagrams gather for a moment, so the next round
+            // takes full batches instead of waking up for every few. The
+            // receive buffer holds many milliseconds of traffic.
+            std::thread::sleep(COALESCE);
+        }
+        last_round = 0;
         let now = clock.mono();
         let mut wait = Duration::from_secs(1);
         if let Some(t) = next_sweep {
@@ -456,6 +468,7 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
                         break;
                     }
                 };
+                last_round += n;
                 let stamp = stamper.stamp(clock.wall());
                 let now = clock.mono();
                 for i in 0..n {
