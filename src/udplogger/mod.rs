@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -355,7 +354,7 @@ fn flush_sender(
 
 /// Signals the loop reacts to.
 struct Signals {
-    pipe: UnixStream,
+    pipe: std::fs::File,
     term: Arc<AtomicBool>,
     hup: Arc<AtomicBool>,
 }
@@ -363,9 +362,10 @@ struct Signals {
 impl Signals {
     fn install() -> std::io::Result<Signals> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let (read, write) = UnixStream::pair()?;
-        read.set_nonblocking(true)?;
-        write.set_nonblocking(true)?;
+        // A pipe, not a socketpair: the unit may then forbid AF_UNIX.
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (read, write) = (std::fs::File::from(read), std::fs::File::from(write));
         let term = Arc::new(AtomicBool::new(false));
         let hup = Arc::new(AtomicBool::new(false));
         for (sig, flag) in [(SIGTERM, &term), (SIGINT, &term), (SIGHUP, &hup)] {

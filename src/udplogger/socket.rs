@@ -41,17 +41,16 @@ pub struct Buffer {
 
 impl std::fmt::Display for Buffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = self.effective;
         if self.forced {
-            write!(
-                f,
-                "receive buffer {} bytes (SO_RCVBUFFORCE)",
-                self.effective
-            )
+            write!(f, "receive buffer {e} bytes (SO_RCVBUFFORCE)")
+        } else if e >= self.asked.saturating_mul(2) {
+            write!(f, "receive buffer {e} bytes (SO_RCVBUF)")
         } else {
             write!(
                 f,
-                "receive buffer {} bytes (SO_RCVBUF; SO_RCVBUFFORCE needs CAP_NET_ADMIN, so net.core.rmem_max caps the {} asked for)",
-                self.effective, self.asked
+                "receive buffer {e} bytes (SO_RCVBUF, capped by net.core.rmem_max; SO_RCVBUFFORCE needs CAP_NET_ADMIN): raise net.core.rmem_max to at least {} or bursts may be dropped",
+                self.asked
             )
         }
     }
