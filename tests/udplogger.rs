@@ -497,3 +497,73 @@ fn bad_listen_address_is_a_config_error_with_its_path() {
         .expect_code(3);
     assert!(r.stderr.contains("udplogger.listen[0]"), "{}", r.dump());
 }
+
+#[test]
+fn a_vanished_directory_is_created_again() {
+    let dir = Dir::new();
+    let (mut d, addr) = start(&dir, &[]);
+    let s = sender();
+    s.send_to(b"before\n", addr).unwrap();
+    wait_until("the first line", || {
+        logs(&dir.join("logs")).contains("before").then_some(())
+    });
+    std::fs::remove_dir_all(dir.join("logs")).unwrap();
+    s.send_to(b"after\n", addr).unwrap();
+    d.wait_stderr("creating it again");
+    let r = d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    assert!(
+        log.contains(" after\n") && !log.contains("before"),
+        "{log}\n{}",
+        r.dump()
+    );
+}
+
+#[test]
+fn ipv6_and_dual_stack_sources_are_named_by_address_and_port() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!(
+            "skipped ipv6_and_dual_stack_sources_are_named_by_address_and_port: no IPv6 loopback"
+        );
+        return;
+    }
+    let dir = Dir::new();
+    let logs_dir = dir.join("logs");
+    let mut d = Daemon::start(
+        dir.path(),
+        &[
+            "udplogger",
+            "--listen",
+            "[::]:0",
+            "--dir",
+            logs_dir.to_str().unwrap(),
+            "--per-sender",
+        ],
+    );
+    let err = d.wait_stderr("writing to");
+    let port: u16 = err
+        .split("listening on [::]:")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    let v6 = UdpSocket::bind("[::1]:0").unwrap();
+    let v4 = sender();
+    v6.send_to(b"over ipv6\n", ("::1", port)).unwrap();
+    v4.send_to(b"over ipv4\n", ("127.0.0.1", port)).unwrap();
+    let r = d.stop().expect_code(0);
+    let src6 = format!("[::1]:{}", v6.local_addr().unwrap().port());
+    let src4 = v4.local_addr().unwrap().to_string();
+    let six = logs(&logs_dir.join(&src6));
+    let four = logs(&logs_dir.join(&src4));
+    assert!(
+        six.contains(&format!(" {src6} over ipv6")),
+        "{six}\n{}",
+        r.dump()
+    );
+    assert!(
+        four.contains(&format!(" {src4} over ipv4")),
+        "{four}\n{}",
+        r.dump()
+    );
+}

@@ -268,28 +268,13 @@ impl Output {
             .min()
     }
 
-    /// Once a second: notice files that were removed or replaced (rotated
-    /// away, directory deleted) and reopen them; close idle files.
+    /// Once a second: close idle files.
     pub fn tick(&mut self, now: Instant) {
         if self.next_tick.is_some_and(|t| now < t) {
             return;
         }
         self.next_tick = Some(now + Duration::from_secs(1));
-        let dir = self.cfg.dir.clone();
-        let max = self.cfg.max_file_bytes;
         self.files.retain_mut(|f| {
-            if let Some((_, dev, ino)) = &f.file {
-                let p = file_path(&dir, &f.stem, f.part);
-                match std::fs::symlink_metadata(&p) {
-                    Ok(m) if m.dev() == *dev && m.ino() == *ino => {}
-                    _ => {
-                        f.file = None;
-                        if max > 0 {
-                            f.part = 0;
-                        }
-                    }
-                }
-            }
             let idle = now.duration_since(f.last_used) >= IDLE_CLOSE;
             !(idle && f.buf.is_empty() && f.fault.is_none())
         });
@@ -450,7 +435,29 @@ pub fn open_log(path: &Path, mode: u32) -> io::Result<(File, u64)> {
     Ok((file, m.len()))
 }
 
+/// Forgets the open file when its name no longer leads to it (removed,
+/// its directory deleted, or moved away without SIGHUP), so the next write
+/// creates it again instead of vanishing into an unlinked inode. One
+/// `stat` per write round.
+fn check_still_there(cfg: &OutputConfig, f: &mut OutFile) {
+    if let Some((_, dev, ino)) = &f.file {
+        let p = file_path(&cfg.dir, &f.stem, f.part);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.dev() == *dev && m.ino() == *ino => {}
+            _ => {
+                eprintln!(
+                    "watchdog udplogger: {}: file was removed or replaced; creating it again",
+                    p.display()
+                );
+                f.file = None;
+                f.part = 0;
+            }
+        }
+    }
+}
+
 fn write_out(cfg: &OutputConfig, f: &mut OutFile) -> io::Result<()> {
+    check_still_there(cfg, f);
     let mut start = 0;
     let result = loop {
         if start >= f.buf.len() {
