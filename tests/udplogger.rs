@@ -399,6 +399,14 @@ fn random_source_flood_stays_under_the_memory_cap() {
         s.send_to(format!("flood {i:04} {}", "f".repeat(400)).as_bytes(), addr)
             .unwrap();
     }
+    // An RSS ceiling (earlyoom's habit): generous, as this is a debug build.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(hwm_kb < 64 * 1024, "VmHWM {hwm_kb} kB");
     let r = d.stop().expect_code(0);
     let log = logs(&dir.join("logs"));
     assert_eq!(log.matches(" flood ").count(), n, "{}", r.dump());
@@ -520,10 +528,10 @@ fn a_vanished_directory_is_created_again() {
 }
 
 #[test]
-fn ipv6_and_dual_stack_sources_are_named_by_address_and_port() {
+fn ipv6_and_ipv4_listeners_name_sources_by_address_and_port() {
     if UdpSocket::bind("[::1]:0").is_err() {
         eprintln!(
-            "skipped ipv6_and_dual_stack_sources_are_named_by_address_and_port: no IPv6 loopback"
+            "skipped ipv6_and_ipv4_listeners_name_sources_by_address_and_port: no IPv6 loopback"
         );
         return;
     }
@@ -534,23 +542,25 @@ fn ipv6_and_dual_stack_sources_are_named_by_address_and_port() {
         &[
             "udplogger",
             "--listen",
-            "[::]:0",
+            "[::1]:0",
+            "--listen",
+            "127.0.0.1:0",
             "--dir",
             logs_dir.to_str().unwrap(),
             "--per-sender",
         ],
     );
     let err = d.wait_stderr("writing to");
-    let port: u16 = err
-        .split("listening on [::]:")
-        .nth(1)
-        .and_then(|r| r.split(',').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{err}"));
+    let listen: Vec<SocketAddr> = err
+        .lines()
+        .filter_map(|l| l.split("listening on ").nth(1))
+        .filter_map(|r| r.split(',').next()?.parse().ok())
+        .collect();
+    assert_eq!(listen.len(), 2, "{err}");
     let v6 = UdpSocket::bind("[::1]:0").unwrap();
     let v4 = sender();
-    v6.send_to(b"over ipv6\n", ("::1", port)).unwrap();
-    v4.send_to(b"over ipv4\n", ("127.0.0.1", port)).unwrap();
+    v6.send_to(b"over ipv6\n", listen[0]).unwrap();
+    v4.send_to(b"over ipv4\n", listen[1]).unwrap();
     let r = d.stop().expect_code(0);
     let src6 = format!("[::1]:{}", v6.local_addr().unwrap().port());
     let src4 = v4.local_addr().unwrap().to_string();

@@ -524,3 +524,18 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
     );
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_through_a_dual_stack_socket_is_named_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:10.1.2.3]:6665".parse().unwrap();
+        assert_eq!(source_name(mapped), "10.1.2.3:6665");
+        assert_eq!(
+            source_name("[fe80::1]:6665".parse().unwrap()),
+            "[fe80::1]:6665"
+        );
+    }
+}
