@@ -577,3 +577,55 @@ fn ipv6_and_ipv4_listeners_name_sources_by_address_and_port() {
         r.dump()
     );
 }
+
+#[test]
+fn dual_stack_socket_takes_ipv4_and_ipv6_in_a_private_network_namespace() {
+    // `[::]` binds every address, so this runs only inside a network
+    // namespace of its own (root, `unshare`, `ip`); skipped otherwise.
+    let dir = Dir::new();
+    let logs_dir = dir.join("logs");
+    let script = format!(
+        "ip link set lo up && exec {} udplogger --listen [::]:6666 --dir {} --utc",
+        crate::util::bin(),
+        logs_dir.display()
+    );
+    let usable = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        eprintln!("skipped dual_stack_socket_takes_ipv4_and_ipv6_in_a_private_network_namespace: cannot create a network namespace (needs root, unshare and ip)");
+        return;
+    }
+    let mut d = Daemon::start_program(dir.path(), "unshare", &["-n", "sh", "-c", &script]);
+    let err = d.wait_stderr("writing to");
+    assert!(err.contains("listening on [::]:6666"), "{err}");
+    let ns = format!("/proc/{}/ns/net", d.pid());
+    // Senders live in the receiver's namespace: a thread joins it.
+    let sources = std::thread::spawn(move || {
+        let f = std::fs::File::open(ns).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let v6 = UdpSocket::bind("[::1]:0").unwrap();
+        v4.send_to(b"ipv4 to a dual-stack socket\n", "127.0.0.1:6666")
+            .unwrap();
+        v6.send_to(b"ipv6 to a dual-stack socket\n", "[::1]:6666")
+            .unwrap();
+        (v4.local_addr().unwrap(), v6.local_addr().unwrap())
+    })
+    .join()
+    .unwrap();
+    let r = d.stop().expect_code(0);
+    let log = logs(&logs_dir);
+    assert!(
+        log.contains(&format!(" {} ipv4 to a dual-stack socket\n", sources.0)),
+        "{log}\n{}",
+        r.dump()
+    );
+    assert!(
+        log.contains(&format!(" {} ipv6 to a dual-stack socket\n", sources.1)),
+        "{log}\n{}",
+        r.dump()
+    );
+}

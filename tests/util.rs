@@ -150,8 +150,14 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(cwd: &Path, args: &[&str]) -> Daemon {
+        Daemon::start_program(cwd, bin(), args)
+    }
+
+    /// Starts another program that ends up exec'ing watchdog (e.g.
+    /// `unshare -n sh -c '... exec watchdog ...'`), so the pid is the same.
+    pub fn start_program(cwd: &Path, program: &str, args: &[&str]) -> Daemon {
         use std::io::Read;
-        let mut child = Command::new(bin())
+        let mut child = Command::new(program)
             .args(args)
             .current_dir(cwd)
             .stdin(Stdio::null())
