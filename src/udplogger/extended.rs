@@ -112,12 +112,16 @@ pub enum Event<'a> {
     Reset { last: u64, seq: u64 },
     /// A fragmented record stopped arriving; what came is written.
     Incomplete { seq: u64, got: usize, total: usize },
+    /// A record longer than the limit: its first `kept` bytes are written.
+    Cut { seq: u64, kept: usize, total: usize },
 }
 
 #[derive(Debug)]
 struct Frag {
     meta: Meta,
     flag: u8,
+    /// The body length the kernel announced (`buf` may be shorter: capped).
+    total: usize,
     buf: Vec<u8>,
     got: usize,
     /// Bytes received contiguously from offset 0.
@@ -159,7 +163,7 @@ impl ExtState {
         if self
             .frag
             .as_ref()
-            .is_some_and(|f| f.meta.seq != h.seq || f.buf.len() != total)
+            .is_some_and(|f| f.meta.seq != h.seq || f.total != total)
         {
             self.flush_frag(emit);
         }
@@ -167,6 +171,7 @@ impl ExtState {
         let f = self.frag.get_or_insert_with(|| Frag {
             meta,
             flag: h.flag,
+            total,
             buf: vec![0; total_c],
             got: 0,
             prefix: 0,
@@ -181,6 +186,13 @@ impl ExtState {
         }
         if f.got >= f.buf.len() {
             if let Some(f) = self.frag.take() {
+                if f.total > f.buf.len() {
+                    emit(Event::Cut {
+                        seq: f.meta.seq,
+                        kept: f.buf.len(),
+                        total: f.total,
+                    });
+                }
                 self.record(f.meta, f.flag, &f.buf, emit);
             }
         }
@@ -268,6 +280,7 @@ mod tests {
         Gap(u64, u64),
         Reset(u64, u64),
         Inc(u64, usize, usize),
+        Cut(u64, usize, usize),
     }
 
     fn feed_all(dgrams: &[&[u8]]) -> (Vec<E>, ExtState) {
@@ -289,6 +302,7 @@ mod tests {
             Event::Gap { from, to } => E::Gap(from, to),
             Event::Reset { last, seq } => E::Reset(last, seq),
             Event::Incomplete { seq, got, total } => E::Inc(seq, got, total),
+            Event::Cut { seq, kept, total } => E::Cut(seq, kept, total),
         }
     }
 
@@ -361,6 +375,21 @@ mod tests {
                 E::R(8, "next".into(), vec![])
             ]
         );
+    }
+
+    #[test]
+    fn records_longer_than_the_limit_are_kept_up_to_it() {
+        let mut st = ExtState::default();
+        let mut out = Vec::new();
+        for d in [
+            &b"6,9,0,-,ncfrag=0/12;abcdef"[..],
+            b"6,9,0,-,ncfrag=6/12;ghijkl",
+        ] {
+            let (h, body) = parse(d).unwrap();
+            st.feed(&h, body, 8, &mut |e| out.push(conv(e)));
+        }
+        assert_eq!(out, [E::Cut(9, 8, 12), E::R(9, "abcdefgh".into(), vec![])]);
+        assert_eq!(st.pending(), 0);
     }
 
     #[test]

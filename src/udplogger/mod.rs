@@ -154,6 +154,13 @@ fn put_event(out: &mut Output, stats: &mut Stats, cx: &Cx<'_>, ev: Event<'_>) {
             "reset",
             format!("sequence restarted at {seq} after {last}: the sender rebooted or reloaded netconsole"),
         ),
+        Event::Cut { seq, kept, total } => {
+            stats.cut += 1;
+            (
+                "cut",
+                format!("record {seq} has {total} bytes: only the first {kept} (max_line_bytes) are written"),
+            )
+        }
         Event::Incomplete { seq, got, total } => (
             "incomplete",
             format!("record {seq} incomplete: {got} of {total} bytes arrived; writing what came"),
