@@ -175,4 +175,33 @@ mod tests {
         let total: usize = out.iter().map(|(s, _)| s.len()).sum::<usize>() + a.pending();
         assert!(total > 0);
     }
+
+    proptest::proptest! {
+        /// However a stream is cut into datagrams, the same lines come out.
+        #[test]
+        fn any_split_gives_the_same_lines(
+            stream in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+            cuts in proptest::collection::vec(0usize..2000, 0..20),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut at = 0;
+            for c in cuts {
+                chunks.push(&stream[at..c]);
+                at = c;
+            }
+            chunks.push(&stream[at..]);
+            let collect = |chunks: &[&[u8]]| {
+                let mut a = Assembler::default();
+                let mut out: Vec<Vec<u8>> = Vec::new();
+                for c in chunks {
+                    a.feed(c, 100_000, Instant::now(), &mut |l, _| out.push(l.to_vec()));
+                }
+                a.flush(&mut |l, _| out.push(l.to_vec()));
+                out
+            };
+            proptest::prop_assert_eq!(collect(&chunks), collect(&[&stream[..]]));
+        }
+    }
 }

@@ -409,4 +409,28 @@ mod tests {
         assert_eq!(got, [E::R(1, "held".into(), vec![])]);
         st.flush(&mut |_| panic!("nothing held"));
     }
+
+    proptest::proptest! {
+        /// Arbitrary datagrams never panic the parser or the reassembler.
+        #[test]
+        fn arbitrary_datagrams_never_panic(
+            dgrams in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..20),
+            prefix in proptest::prelude::any::<bool>(),
+        ) {
+            let mut st = ExtState::default();
+            for d in &dgrams {
+                let mut d = d.clone();
+                if prefix {
+                    let mut h = b"6,1,2,-,ncfrag=3/40;".to_vec();
+                    h.extend_from_slice(&d);
+                    d = h;
+                }
+                if let Some((h, body)) = parse(&d) {
+                    st.feed(&h, body, 64, &mut |_| {});
+                }
+            }
+            st.flush(&mut |_| {});
+            proptest::prop_assert_eq!(st.pending(), 0);
+        }
+    }
 }
