@@ -7,7 +7,8 @@
 # across datagrams (assembly), then sustained rates. Reports lines sent,
 # lines found intact on disk, loss, receiver CPU seconds per million lines
 # and peak RSS. Needs root for apt-get and SO_RCVBUFFORCE; takes about a
-# minute. Usage: bench/udplogger.sh [RATE ...] (default rates: 1000000 1600000)
+# minute. Usage: [KEEP=1] bench/udplogger.sh [RATE ...] (default rates:
+# 1000000 1600000). CPU is read from /proc/PID/task/*/schedstat.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,10 +30,12 @@ cargo build --release --quiet --bin watchdog --example udpload
 BIN=target/release/watchdog
 LOAD=target/release/examples/udpload
 WORK=$(mktemp -d /tmp/udplogger-bench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-HZ=$(getconf CLK_TCK)
+# KEEP=1 keeps the receivers' files for a look afterwards.
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"' EXIT
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time of all the receiver's threads in ns (schedstat: exact, where
+# /proc/PID/stat counts 10 ms ticks).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 start_receiver() { # tool -> sets RPID, FILES
@@ -75,11 +78,12 @@ scenario() { # tool name args... : runs one load, measures the receiver
     local tool=$1 name=$2
     shift 2
     local tag="$tool-$name" before after out sent rate
-    before=$(cpu_ticks "$RPID")
+    before=$(cpu_ns "$RPID")
     out=$("$LOAD" send --target "127.0.0.1:$PORT" --tag "$tag" "$@")
     sleep 1 # let the receiver finish draining before CPU is read
-    after=$(cpu_ticks "$RPID")
+    after=$(cpu_ns "$RPID")
     sent=$(awk '/^SENT/ {print $2}' <<<"$out")
+    grep -q ' 0 send errors' <<<"$out" || echo "$tool $name: $(head -1 <<<"$out")" >&2
     rate=$(grep -o '([0-9]* lines/s)' <<<"$out" | tr -dc 0-9)
     SC_NAMES+=("$name")
     SC_TAGS+=("$tag")
@@ -105,7 +109,7 @@ for tool in watchdog socat rsyslog; do
         found=$("$LOAD" check --tag "${SC_TAGS[$i]}" $(find "$FILES" -type f) | awk '{print $2}')
         sent=${SC_SENT[$i]}
         loss=$(awk -v s="$sent" -v f="$found" 'BEGIN {printf "%.2f", s ? 100 * (s - f) / s : 0}')
-        cpu=$(awk -v t="${SC_CPU[$i]}" -v hz="$HZ" -v s="$sent" 'BEGIN {printf "%.3f", s ? t / hz / (s / 1e6) : 0}')
+        cpu=$(awk -v t="${SC_CPU[$i]}" -v s="$sent" 'BEGIN {printf "%.3f", s ? t / 1e9 / (s / 1e6) : 0}')
         row "$tool" "${SC_NAMES[$i]}" "$sent" "$found" "$loss" "$cpu" "$rss" "${SC_RATE[$i]}"
     done
 done
@@ -115,4 +119,5 @@ echo "watchdog udplogger vs socat vs rsyslog imudp, loopback, $(nproc) CPUs, $(u
 printf '%-9s %-22s %9s %9s %7s %10s %8s %9s\n' tool scenario sent on-disk loss% "cpu-s/M" "rss-kB" "sent/s"
 printf '%s\n' "${ROWS[@]}"
 echo
-grep -h "receive buffer" "$WORK/watchdog/stderr" || true
+grep -h "receive buffer\|stopped" "$WORK/watchdog/stderr" || true
+grep -h "kernel_drop" "$WORK"/watchdog/logs/*.log | head -5 || true
