@@ -629,3 +629,34 @@ fn dual_stack_socket_takes_ipv4_and_ipv6_in_a_private_network_namespace() {
         r.dump()
     );
 }
+
+/// netconsd keyed senders by IP alone: twenty senders on one address
+/// corrupted each other's sequence state. Here each address:port has its
+/// own, so interleaved extended senders show no false gaps.
+#[test]
+fn twenty_extended_senders_on_one_ip_keep_their_own_sequences() {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &[]);
+    let senders: Vec<UdpSocket> = (0..20).map(|_| sender()).collect();
+    for seq in 0..50 {
+        for (i, s) in senders.iter().enumerate() {
+            s.send_to(
+                format!("6,{seq},{seq}000,-;sender {i} record {seq}\n").as_bytes(),
+                addr,
+            )
+            .unwrap();
+        }
+    }
+    let r = d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    assert!(
+        !log.contains(" gap: ") && !log.contains(" reset: "),
+        "{log}"
+    );
+    assert!(r.stderr.contains(" 0 gaps"), "{}", r.dump());
+    for (i, s) in senders.iter().enumerate() {
+        let t = texts(&log, &s.local_addr().unwrap().to_string());
+        let want: Vec<String> = (0..50).map(|q| format!("sender {i} record {q}")).collect();
+        assert_eq!(t, want);
+    }
+}
