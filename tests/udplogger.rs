@@ -660,3 +660,80 @@ fn twenty_extended_senders_on_one_ip_keep_their_own_sequences() {
         assert_eq!(t, want);
     }
 }
+
+#[test]
+fn runs_unprivileged_and_says_which_buffer_took_effect() {
+    let setpriv = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !setpriv {
+        eprintln!(
+            "skipped runs_unprivileged_and_says_which_buffer_took_effect: needs root and setpriv"
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Dir::new();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let logs_dir = dir.join("logs");
+    std::fs::create_dir(&logs_dir).unwrap();
+    nix::unistd::chown(&logs_dir, Some(65534.into()), Some(65534.into())).unwrap();
+    let mut args = vec![
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        crate::util::bin(),
+    ];
+    args.extend([
+        "udplogger",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        logs_dir.to_str().unwrap(),
+    ]);
+    // A buffer above net.core.rmem_max, which only CAP_NET_ADMIN may pass.
+    args.extend(["--receive-buffer", "1073741824"]);
+    let mut d = Daemon::start_program(dir.path(), "setpriv", &args);
+    let err = d.wait_stderr("writing to");
+    assert!(err.contains("(SO_RCVBUF"), "{err}");
+    assert!(!err.contains("SO_RCVBUFFORCE)"), "{err}");
+    let addr: SocketAddr = err
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    sender()
+        .send_to(b"from an unprivileged receiver\n", addr)
+        .unwrap();
+    let r = d.stop().expect_code(0);
+    assert!(
+        logs(&logs_dir).contains(" from an unprivileged receiver\n"),
+        "{}",
+        r.dump()
+    );
+}
+
+#[test]
+fn an_unwritable_directory_is_reported_at_start_and_receiving_goes_on() {
+    let dir = Dir::new();
+    dir.write("logs", "a file where the directory should be");
+    let (d, addr) = start(&dir, &[]);
+    sender().send_to(b"kept in memory\n", addr).unwrap();
+    let r = d.stop().expect_code(0);
+    assert!(
+        r.stderr.contains("lines will be held in memory"),
+        "{}",
+        r.dump()
+    );
+    let unwritten: usize = r
+        .stderr
+        .rsplit(" bytes unwritten")
+        .nth(1)
+        .and_then(|x| x.rsplit(' ').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{}", r.dump()));
+    assert!(unwritten > 0, "{}", r.dump());
+}

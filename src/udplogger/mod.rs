@@ -411,6 +411,15 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
     }
     let mut signals =
         Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    // A start-up self-test: a directory that cannot be written is said
+    // now, not at the first line; receiving starts anyway (lines are held
+    // and retried, as for any write failure).
+    if let Err(e) = output::check_dir(&settings.output.dir) {
+        eprintln!(
+            "watchdog udplogger: {}: {e}; lines will be held in memory and writing retried",
+            settings.output.dir.display()
+        );
+    }
     eprintln!(
         "watchdog udplogger: writing to {}",
         settings.output.dir.display()

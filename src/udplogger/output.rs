@@ -401,6 +401,20 @@ pub fn file_path(dir: &Path, stem: &str, part: u32) -> PathBuf {
     }
 }
 
+/// Creates the log directory if needed and checks that files can be
+/// created in it.
+pub fn check_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(dir)?;
+    nix::unistd::access(
+        dir,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .map_err(io::Error::from)
+}
+
 /// Opens a log file for appending, creating its directory; refuses
 /// symlinks, FIFOs, devices and anything else that is not a regular file
 /// (O_NONBLOCK so a FIFO cannot block the open).
