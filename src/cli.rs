@@ -78,6 +78,13 @@ input is unpacked. Formats and kernel versions: docs/scan.md.",
         after_help = "Examples:\n  watchdog scan /var/crash/*/vmcore-dmesg.txt\n  journalctl -k -b -1 -o json | watchdog scan --kind hung_task,oom_kill\n  watchdog scan --format text --summary /var/log/messages*\n\nExit status: 0 when every input was read, 3 when one could not be (the others are still scanned)."
     )]
     Scan(ScanArgs),
+    /// Receive netconsole / serial-over-UDP console text and write it to
+    /// daily (or hourly) files, one line per console line, stamped with
+    /// the receive time and the sender (see docs/udplogger.md)
+    #[command(
+        after_help = "Each line written: `<receive time, RFC 3339 with microseconds> <source> <text>`, source being a.b.c.d:port or [v6addr]:port. Lines whose source is `udplogger` are the receiver's own markers (sequence gaps, kernel drops, cut lines, lines dropped while the disk was full). SIGHUP reopens the files (logrotate); SIGTERM writes unfinished lines and exits 0."
+    )]
+    Udplogger(UdpLoggerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +110,54 @@ pub struct ScanArgs {
     /// from each file's modification date
     #[arg(long, value_name = "YEAR")]
     pub year: Option<i32>,
+}
+
+#[derive(Debug, Args)]
+pub struct UdpLoggerArgs {
+    /// Address to receive on: ADDR:PORT, [IPV6]:PORT, ADDR or PORT
+    /// (repeatable; default [::]:6666, dual-stack)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Vec<String>,
+    /// Directory of the log files (default /var/log/udplogger)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Accept only senders in this network (CIDR; repeatable)
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// How to read datagrams
+    #[arg(long, value_enum)]
+    pub input: Option<InputArg>,
+    /// Write JSON lines instead of text lines
+    #[arg(long)]
+    pub json: bool,
+    /// One file per hour instead of per day
+    #[arg(long)]
+    pub hourly: bool,
+    /// Name files and stamp lines in UTC instead of local time
+    #[arg(long)]
+    pub utc: bool,
+    /// One directory of files per sender
+    #[arg(long)]
+    pub per_sender: bool,
+    /// Continue in a new file part past this size (bytes; 0 = no limit)
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
+    /// Receive buffer to ask for, per socket (bytes)
+    #[arg(long, value_name = "BYTES")]
+    pub receive_buffer: Option<usize>,
+    /// Write an unfinished line after this many milliseconds
+    #[arg(long, value_name = "MS")]
+    pub partial_timeout_ms: Option<u64>,
+    /// Start the wall clock at this RFC 3339 time (tests only)
+    #[arg(long, hide = true, value_name = "TIME")]
+    pub fake_clock_start: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputArg {
+    Auto,
+    Plain,
+    Extended,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -242,6 +297,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
     match &cli.command {
         Command::Check(args) => run_check(&cli, args),
         Command::Scan(args) => run_scan(args),
+        Command::Udplogger(args) => run_udplogger(&cli, args),
         Command::Run(args) => {
             let config = load_config(&cli)?;
             if args.check_config {
@@ -430,4 +486,63 @@ fn write_completions(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
         clap_complete::generate_to(shell, &mut cmd, name.to_string(), dir)?;
     }
     Ok(())
+}
+
+fn run_udplogger(cli: &Cli, args: &UdpLoggerArgs) -> Result<ExitCode, MainError> {
+    use crate::config::{UdpInput, UdpLayout, UdpOutputFormat, UdpRotate, UdpTimezone};
+    use crate::udplogger::clock::{parse_rfc3339, Clock, ShiftedClock, SystemClock};
+    let mut config = load_config(cli)?;
+    let u = &mut config.udplogger;
+    if !args.listen.is_empty() {
+        u.listen.clone_from(&args.listen);
+    }
+    if let Some(d) = &args.dir {
+        u.dir = d.display().to_string();
+    }
+    if !args.allow.is_empty() {
+        u.allow.clone_from(&args.allow);
+    }
+    if let Some(i) = args.input {
+        u.input = match i {
+            InputArg::Auto => UdpInput::Auto,
+            InputArg::Plain => UdpInput::Plain,
+            InputArg::Extended => UdpInput::Extended,
+        };
+    }
+    if args.json {
+        u.output_format = UdpOutputFormat::Json;
+    }
+    if args.hourly {
+        u.rotate = UdpRotate::Hourly;
+    }
+    if args.utc {
+        u.timezone = UdpTimezone::Utc;
+    }
+    if args.per_sender {
+        u.layout = UdpLayout::PerSender;
+    }
+    if let Some(v) = args.max_file_bytes {
+        u.max_file_bytes = v;
+    }
+    if let Some(v) = args.receive_buffer {
+        u.receive_buffer_bytes = v;
+    }
+    if let Some(v) = args.partial_timeout_ms {
+        u.partial_timeout_ms = v;
+    }
+    let errors = config.validate();
+    if !errors.is_empty() {
+        return Err(MainError::Config(ConfigErrors {
+            source: "command line and configuration".into(),
+            errors,
+        }));
+    }
+    let clock: Box<dyn Clock> = match &args.fake_clock_start {
+        Some(t) => Box::new(ShiftedClock::starting_at(
+            parse_rfc3339(t).map_err(MainError::Usage)?,
+        )),
+        None => Box::new(SystemClock),
+    };
+    crate::udplogger::run(config.udplogger.settings(), clock.as_ref()).map_err(MainError::Io)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -22,3 +22,4 @@ pub mod parse;
 pub mod scan;
 pub mod sys;
 pub mod triggers;
+pub mod udplogger;

@@ -22,3 +22,179 @@ pub fn kernel_log_buffer_size() -> io::Result<u64> {
         Ok(u64::from(r.unsigned_abs()))
     }
 }
+
+/// Room for one `SO_RXQ_OVFL` control message (a `u32`), in `u64` words so
+/// the buffer has the alignment `cmsghdr` needs.
+const CMSG_WORDS: usize = 4;
+
+/// One received datagram, borrowed from a [`RecvBatch`].
+#[derive(Debug)]
+pub struct Datagram<'a> {
+    pub data: &'a [u8],
+    /// The sender; `None` only for an address family we do not handle.
+    pub addr: Option<std::net::SocketAddr>,
+    /// The datagram was longer than the slot (cannot happen with 64 KiB
+    /// slots, which hold any UDP payload).
+    pub truncated: bool,
+    /// The socket's drop counter when this datagram was queued
+    /// (`SO_RXQ_OVFL`); the kernel only attaches it once it is non-zero.
+    pub drops: Option<u32>,
+}
+
+/// Preallocated buffers for `recvmmsg(2)`: many datagrams per system call.
+///
+/// Written here rather than with `nix::sys::socket::recvmmsg` because that
+/// wrapper does not reset `msg_controllen` between calls: after a datagram
+/// without a drop counter the next call on that slot has no room for one,
+/// and kernel drops would go unreported.
+pub struct RecvBatch {
+    slot: usize,
+    bufs: Vec<u8>,
+    iovs: Vec<libc::iovec>,
+    addrs: Vec<libc::sockaddr_storage>,
+    cmsgs: Vec<[u64; CMSG_WORDS]>,
+    hdrs: Vec<libc::mmsghdr>,
+    received: usize,
+}
+
+impl RecvBatch {
+    /// `count` slots of `slot` bytes each. Pages of a slot are only made
+    /// resident when a datagram that long arrives.
+    pub fn new(count: usize, slot: usize) -> RecvBatch {
+        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs
+        // for which all-zero bytes is a valid value.
+        let zero_addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let zero_hdr: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        RecvBatch {
+            slot,
+            bufs: vec![0; count * slot],
+            iovs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                count
+            ],
+            addrs: vec![zero_addr; count],
+            cmsgs: vec![[0; CMSG_WORDS]; count],
+            hdrs: vec![zero_hdr; count],
+            received: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.hdrs.len()
+    }
+
+    /// Receives up to `capacity()` datagrams without blocking. Returns how
+    /// many arrived; `WouldBlock` when none was queued.
+    pub fn recv(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        self.received = 0;
+        let base = self.bufs.as_mut_ptr();
+        for i in 0..self.hdrs.len() {
+            // SAFETY: i * slot is within `bufs`, which holds count * slot
+            // bytes and is never resized.
+            self.iovs[i].iov_base = unsafe { base.add(i * self.slot) }.cast();
+            self.iovs[i].iov_len = self.slot;
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_name = std::ptr::addr_of_mut!(self.addrs[i]).cast();
+            h.msg_namelen =
+                libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_storage>())
+                    .unwrap_or(libc::socklen_t::MAX);
+            h.msg_iov = std::ptr::addr_of_mut!(self.iovs[i]);
+            h.msg_iovlen = 1;
+            h.msg_control = self.cmsgs[i].as_mut_ptr().cast();
+            h.msg_controllen = std::mem::size_of::<[u64; CMSG_WORDS]>() as _;
+            h.msg_flags = 0;
+            self.hdrs[i].msg_len = 0;
+        }
+        let n = libc::c_uint::try_from(self.hdrs.len()).unwrap_or(libc::c_uint::MAX);
+        // SAFETY: every header points at buffers owned by `self` that live
+        // as long as this call and are as long as the lengths say; `n` is
+        // at most the number of headers; a null timeout is allowed.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                self.hdrs.as_mut_ptr(),
+                n,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.received = usize::try_from(r).unwrap_or(0);
+        Ok(self.received)
+    }
+
+    /// The `i`th datagram of the last `recv`.
+    pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
+        if i >= self.received {
+            return None;
+        }
+        let m = &self.hdrs[i];
+        let len = (m.msg_len as usize).min(self.slot);
+        let data = &self.bufs[i * self.slot..i * self.slot + len];
+        let h = &m.msg_hdr;
+        Some(Datagram {
+            data,
+            addr: sockaddr_to_std(&self.addrs[i], h.msg_namelen),
+            truncated: h.msg_flags & libc::MSG_TRUNC != 0,
+            drops: rxq_ovfl(h),
+        })
+    }
+}
+
+fn sockaddr_to_std(
+    ss: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    let len = len as usize;
+    match libc::c_int::from(ss.ss_family) {
+        libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, the
+            // kernel wrote at least that many bytes, and sockaddr_storage is
+            // aligned for every sockaddr type.
+            let a = unsafe { &*std::ptr::from_ref(ss).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*std::ptr::from_ref(ss).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                u32::from_be(a.sin6_flowinfo),
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn rxq_ovfl(h: &libc::msghdr) -> Option<u32> {
+    if h.msg_control.is_null() || h.msg_controllen < std::mem::size_of::<libc::cmsghdr>() {
+        return None;
+    }
+    // SAFETY: the header's control pointer and length were set by us and
+    // updated by the kernel to the bytes it wrote; CMSG_FIRSTHDR/NXTHDR
+    // stay inside that range and return null at its end.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_RXQ_OVFL {
+                let p = libc::CMSG_DATA(c).cast::<u32>();
+                return Some(std::ptr::read_unaligned(p));
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
+}

@@ -7,3 +7,4 @@ mod metrics;
 mod run;
 mod scan;
 mod systemd;
+mod udplogger;

@@ -139,3 +139,117 @@ pub fn run_in(cwd: &Path, args: &[&str], input: Option<&[u8]>) -> Run {
         cmdline: format!("watchdog {}", args.join(" ")),
     }
 }
+
+/// A long-running `watchdog` (e.g. `udplogger`): stderr is collected as
+/// it arrives so a test can wait for a message; `stop` sends SIGTERM.
+pub struct Daemon {
+    child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    pub cmdline: String,
+}
+
+impl Daemon {
+    pub fn start(cwd: &Path, args: &[&str]) -> Daemon {
+        Daemon::start_program(cwd, bin(), args)
+    }
+
+    /// Starts another program that ends up exec'ing watchdog (e.g.
+    /// `unshare -n sh -c '... exec watchdog ...'`), so the pid is the same.
+    pub fn start_program(cwd: &Path, program: &str, args: &[&str]) -> Daemon {
+        use std::io::Read;
+        let mut child = Command::new(program)
+            .args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn watchdog");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Daemon {
+            child,
+            stderr,
+            cmdline: format!("watchdog {}", args.join(" ")),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits (at most 20 s) until stderr contains `needle`; panics with
+    /// what was printed otherwise.
+    pub fn wait_stderr(&mut self, needle: &str) -> String {
+        wait_until(&format!("stderr to contain {needle:?}"), || {
+            let s = self.stderr();
+            s.contains(needle).then_some(s)
+        })
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// SIGTERM, then waits (at most 20 s, then SIGKILL) for the exit.
+    pub fn stop(mut self) -> Run {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                break self.child.wait().unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        // Let the reader thread take the last bytes.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::new(),
+            stderr: self.stderr(),
+            cmdline: self.cmdline.clone(),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 20 ms for at most 20 s.
+pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

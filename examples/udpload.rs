@@ -1,0 +1,195 @@
+//! Load generator and loss checker for `watchdog udplogger` benchmarks.
+//!
+//! ```text
+//! udpload send --target 127.0.0.1:6666 --senders 20 --lines 5000 [--rate N] [--seconds S]
+//!              [--per-datagram 10] [--line-len 90] [--split BYTES] [--extended] --tag T
+//! udpload check --tag T --senders 20 --lines 5000 FILE...
+//! ```
+//!
+//! `send` writes numbered lines `udpload T s=SS n=NNNNNNN xxx...END` from
+//! `--senders` sockets (each its own port), round-robin, `--per-datagram`
+//! lines per datagram (or, with `--split`, the stream cut every BYTES
+//! bytes, so lines straddle datagrams). With `--rate`, lines per second
+//! over all senders; with `--seconds`, the run ends after that long even
+//! if lines remain. Only loopback targets are accepted. Every loop is
+//! bounded by the line count.
+//!
+//! `check` counts the distinct lines found intact in the files (any
+//! format: one per line, or joined as rsyslog does) and reports the loss.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: Option<T>) -> T {
+    match args.iter().position(|a| a == name) {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| die(&format!("{name}: bad or missing value"))),
+        None => default.unwrap_or_else(|| die(&format!("{name} is required"))),
+    }
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("udpload: {msg}");
+    std::process::exit(2)
+}
+
+fn line(tag: &str, s: usize, n: usize, len: usize) -> String {
+    let head = format!("udpload {tag} s={s:02} n={n:07} ");
+    let pad = len.saturating_sub(head.len() + 3).max(1);
+    format!("{head}{}END", "x".repeat(pad))
+}
+
+fn send(args: &[String]) {
+    let target: SocketAddr = arg(args, "--target", None);
+    if !target.ip().is_loopback() {
+        die("only loopback targets (127.0.0.0/8, ::1) are allowed");
+    }
+    let senders: usize = arg(args, "--senders", Some(20));
+    let lines: usize = arg(args, "--lines", Some(5000));
+    let rate: f64 = arg(args, "--rate", Some(0.0));
+    let seconds: f64 = arg(args, "--seconds", Some(0.0));
+    let per: usize = arg(args, "--per-datagram", Some(10));
+    let len: usize = arg(args, "--line-len", Some(90));
+    let split: usize = arg(args, "--split", Some(0));
+    let extended = args.iter().any(|a| a == "--extended");
+    let tag: String = arg(args, "--tag", Some("run".to_string()));
+    let bind = if target.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    };
+    let socks: Vec<UdpSocket> = (0..senders)
+        .map(|_| UdpSocket::bind(bind).unwrap_or_else(|e| die(&format!("bind: {e}"))))
+        .collect();
+    let mut next = vec![0usize; senders];
+    let mut carry: Vec<Vec<u8>> = vec![Vec::new(); senders];
+    let start = Instant::now();
+    let (mut sent_lines, mut datagrams, mut errors) = (0usize, 0usize, 0usize);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    'outer: loop {
+        let mut any = false;
+        for (s, sock) in socks.iter().enumerate() {
+            if next[s] >= lines {
+                continue;
+            }
+            any = true;
+            buf.clear();
+            let k = per.min(lines - next[s]);
+            if extended {
+                // One record per datagram, as the kernel sends them.
+                for _ in 0..k {
+                    let n = next[s];
+                    let rec = format!("6,{n},{},-;{}\n", n * 10, line(&tag, s, n, len));
+                    if sock.send_to(rec.as_bytes(), target).is_err() {
+                        errors += 1;
+                    }
+                    datagrams += 1;
+                    next[s] += 1;
+                }
+            } else {
+                for _ in 0..k {
+                    buf.extend_from_slice(line(&tag, s, next[s], len).as_bytes());
+                    buf.push(b'\n');
+                    next[s] += 1;
+                }
+                if split > 0 {
+                    carry[s].extend_from_slice(&buf);
+                    let last = next[s] >= lines;
+                    while carry[s].len() >= split || (last && !carry[s].is_empty()) {
+                        let n = split.min(carry[s].len());
+                        if sock.send_to(&carry[s][..n], target).is_err() {
+                            errors += 1;
+                        }
+                        datagrams += 1;
+                        carry[s].drain(..n);
+                    }
+                } else {
+                    if sock.send_to(&buf, target).is_err() {
+                        errors += 1;
+                    }
+                    datagrams += 1;
+                }
+            }
+            sent_lines += k;
+            if rate > 0.0 {
+                let due = Duration::from_secs_f64(sent_lines as f64 / rate);
+                let el = start.elapsed();
+                if due > el + Duration::from_millis(1) {
+                    std::thread::sleep(due - el);
+                }
+            }
+            if seconds > 0.0 && start.elapsed().as_secs_f64() >= seconds {
+                break 'outer;
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    let el = start.elapsed().as_secs_f64();
+    println!(
+        "sent {sent_lines} lines in {datagrams} datagrams from {senders} senders in {el:.3} s ({:.0} lines/s), {errors} send errors",
+        sent_lines as f64 / el
+    );
+    // Machine-readable last line for the benchmark script.
+    println!("SENT {sent_lines}");
+}
+
+fn check(args: &[String]) {
+    let tag: String = arg(args, "--tag", None);
+    let len: usize = arg(args, "--line-len", Some(90));
+    let files: Vec<&String> = {
+        let mut v = Vec::new();
+        let mut skip = false;
+        for a in args {
+            if skip {
+                skip = false;
+                continue;
+            }
+            if a.starts_with("--") {
+                skip = true;
+                continue;
+            }
+            v.push(a);
+        }
+        v
+    };
+    let needle = format!("udpload {tag} s=");
+    let mut found: HashSet<(usize, usize)> = HashSet::new();
+    let mut corrupt = 0usize;
+    for f in files {
+        let data = std::fs::read(f).unwrap_or_default();
+        let mut at = 0;
+        while let Some(i) = memchr::memmem::find(&data[at..], needle.as_bytes()) {
+            let p = at + i;
+            at = p + needle.len();
+            let ok = (|| {
+                let rest = data.get(p..p + len)?;
+                let text = std::str::from_utf8(rest).ok()?;
+                let mut it = text[needle.len()..].split(' ');
+                let s: usize = it.next()?.parse().ok()?;
+                let n: usize = it.next()?.strip_prefix("n=")?.parse().ok()?;
+                (text == line(&tag, s, n, len)).then_some((s, n))
+            })();
+            match ok {
+                Some(k) => {
+                    found.insert(k);
+                }
+                None => corrupt += 1,
+            }
+        }
+    }
+    println!("FOUND {} CORRUPT {corrupt}", found.len());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("send") => send(&args[1..]),
+        Some("check") => check(&args[1..]),
+        _ => die("usage: udpload send|check ... (see the source header)"),
+    }
+}

@@ -1,0 +1,234 @@
+//! Time for the receiver: wall clock for stamps and file names, monotonic
+//! clock for timeouts, both behind one trait so tests can start the clock
+//! at any moment (e.g. just before midnight) without waiting for it.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Local, Utc};
+
+pub trait Clock {
+    fn wall(&self) -> SystemTime;
+    fn mono(&self) -> Instant;
+}
+
+/// The real clocks.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn mono(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A wall clock that starts at a chosen time and runs at real speed.
+#[derive(Debug)]
+pub struct ShiftedClock {
+    start_wall: SystemTime,
+    start_mono: Instant,
+}
+
+impl ShiftedClock {
+    pub fn starting_at(start_wall: SystemTime) -> ShiftedClock {
+        ShiftedClock {
+            start_wall,
+            start_mono: Instant::now(),
+        }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn wall(&self) -> SystemTime {
+        self.start_wall + self.start_mono.elapsed()
+    }
+    fn mono(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Which calendar names files and stamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    Local,
+    Utc,
+}
+
+/// How often a new file starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Daily,
+    Hourly,
+}
+
+/// The receive time of a batch of datagrams, formatted once for all its
+/// lines, and the file period it falls in.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    pub wall: SystemTime,
+    /// RFC 3339 with microseconds.
+    pub text: String,
+    /// File name stem of the period: `YYYY-MM-DD` or `YYYY-MM-DD-HH`.
+    pub period: String,
+}
+
+/// Formats stamps, caching the period so the calendar is consulted once
+/// per period, not once per datagram.
+#[derive(Debug)]
+pub struct Stamper {
+    zone: Zone,
+    period: Period,
+    cached: Option<(SystemTime, SystemTime, String)>,
+}
+
+impl Stamper {
+    pub fn new(zone: Zone, period: Period) -> Stamper {
+        Stamper {
+            zone,
+            period,
+            cached: None,
+        }
+    }
+
+    pub fn stamp(&mut self, wall: SystemTime) -> Stamp {
+        let text = match self.zone {
+            Zone::Utc => DateTime::<Utc>::from(wall)
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string(),
+            Zone::Local => DateTime::<Local>::from(wall)
+                .format("%Y-%m-%dT%H:%M:%S%.6f%:z")
+                .to_string(),
+        };
+        let period = match &self.cached {
+            Some((start, end, name)) if wall >= *start && wall < *end => name.clone(),
+            _ => {
+                let (start, end, name) = period_of(wall, self.zone, self.period);
+                self.cached = Some((start, end, name.clone()));
+                name
+            }
+        };
+        Stamp { wall, text, period }
+    }
+}
+
+/// The period holding `t`: its start, end and file name stem.
+pub fn period_of(t: SystemTime, zone: Zone, period: Period) -> (SystemTime, SystemTime, String) {
+    use chrono::{Datelike, TimeZone, Timelike};
+    fn naive_start<Tz: TimeZone>(dt: &DateTime<Tz>, period: Period) -> chrono::NaiveDateTime {
+        let d = dt.date_naive();
+        match period {
+            Period::Daily => d.and_hms_opt(0, 0, 0).unwrap_or_default(),
+            Period::Hourly => d.and_hms_opt(dt.hour(), 0, 0).unwrap_or_default(),
+        }
+    }
+    let name_of = |n: chrono::NaiveDateTime| match period {
+        Period::Daily => format!("{:04}-{:02}-{:02}", n.year(), n.month(), n.day()),
+        Period::Hourly => format!(
+            "{:04}-{:02}-{:02}-{:02}",
+            n.year(),
+            n.month(),
+            n.day(),
+            n.hour()
+        ),
+    };
+    let step = match period {
+        Period::Daily => chrono::TimeDelta::days(1),
+        Period::Hourly => chrono::TimeDelta::hours(1),
+    };
+    match zone {
+        Zone::Utc => {
+            let dt = DateTime::<Utc>::from(t);
+            let n = naive_start(&dt, period);
+            let start = Utc.from_utc_datetime(&n);
+            (start.into(), (start + step).into(), name_of(n))
+        }
+        Zone::Local => {
+            let dt = DateTime::<Local>::from(t);
+            let n = naive_start(&dt, period);
+            // A daylight-saving jump can skip local midnight; the period
+            // then starts at the first instant that exists.
+            let resolve = |n: chrono::NaiveDateTime| {
+                Local
+                    .from_local_datetime(&n)
+                    .earliest()
+                    .or_else(|| {
+                        Local
+                            .from_local_datetime(&(n + chrono::TimeDelta::hours(1)))
+                            .earliest()
+                    })
+                    .map(SystemTime::from)
+            };
+            let start = resolve(n).unwrap_or(t).min(t);
+            let end = resolve(n + step)
+                .filter(|e| *e > t)
+                .unwrap_or(t + Duration::from_secs(60));
+            (start, end, name_of(n))
+        }
+    }
+}
+
+/// Parses an RFC 3339 time for `--fake-clock-start`.
+pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(SystemTime::from)
+        .map_err(|e| format!("{s:?}: not an RFC 3339 time: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> SystemTime {
+        parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn utc_day_and_hour_periods() {
+        let (s, e, n) = period_of(t("2026-03-01T23:59:59.999Z"), Zone::Utc, Period::Daily);
+        assert_eq!(n, "2026-03-01");
+        assert_eq!(s, t("2026-03-01T00:00:00Z"));
+        assert_eq!(e, t("2026-03-02T00:00:00Z"));
+        let (_, _, n) = period_of(t("2026-03-02T00:00:00Z"), Zone::Utc, Period::Daily);
+        assert_eq!(n, "2026-03-02");
+        let (s, e, n) = period_of(t("2026-03-01T13:20:00Z"), Zone::Utc, Period::Hourly);
+        assert_eq!(n, "2026-03-01-13");
+        assert_eq!(
+            (s, e),
+            (t("2026-03-01T13:00:00Z"), t("2026-03-01T14:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn stamper_switches_at_midnight() {
+        let mut st = Stamper::new(Zone::Utc, Period::Daily);
+        let a = st.stamp(t("2026-12-31T23:59:59.999999Z"));
+        let b = st.stamp(t("2027-01-01T00:00:00Z"));
+        assert_eq!(a.period, "2026-12-31");
+        assert_eq!(a.text, "2026-12-31T23:59:59.999999Z");
+        assert_eq!(b.period, "2027-01-01");
+        assert_eq!(b.text, "2027-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn local_periods_contain_their_instant() {
+        for s in [
+            "2026-03-29T01:30:00Z",
+            "2026-10-25T00:30:00Z",
+            "2026-06-01T12:00:00Z",
+        ] {
+            for p in [Period::Daily, Period::Hourly] {
+                let (a, b, _) = period_of(t(s), Zone::Local, p);
+                assert!(a <= t(s) && t(s) < b, "{s} {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn shifted_clock_starts_where_asked() {
+        let c = ShiftedClock::starting_at(t("2026-01-01T23:59:59Z"));
+        let w = c.wall();
+        assert!(w >= t("2026-01-01T23:59:59Z") && w < t("2026-01-02T00:01:00Z"));
+    }
+}

@@ -1,0 +1,739 @@
+//! `watchdog udplogger` over loopback: the real binary, real sockets, real
+//! files. Every loop is bounded; nothing asserts on timing.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+
+use nix::sys::signal::Signal;
+
+use crate::util::{wait_until, Daemon, Dir};
+
+/// Starts the receiver on an ephemeral loopback port, writing into
+/// `DIR/logs`; returns it and its address.
+fn start(dir: &Dir, extra: &[&str]) -> (Daemon, SocketAddr) {
+    let logs = dir.join("logs");
+    let logs = logs.to_str().unwrap();
+    let mut args = vec![
+        "udplogger",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        logs,
+        "--utc",
+    ];
+    args.extend_from_slice(extra);
+    let mut d = Daemon::start(dir.path(), &args);
+    let err = d.wait_stderr("writing to");
+    let addr = err
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no listen address in {err}"))
+        .parse()
+        .unwrap();
+    (d, addr)
+}
+
+fn sender() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").unwrap()
+}
+
+/// All log files under `dir`, concatenated in name order.
+fn logs(dir: &Path) -> String {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect()
+}
+
+/// The text column of each line from `src`.
+fn texts<'a>(log: &'a str, src: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter_map(|l| l.split_once(' ').map(|x| x.1))
+        .filter_map(|l| l.strip_prefix(src))
+        .filter_map(|l| l.strip_prefix(' '))
+        .collect()
+}
+
+#[test]
+fn a_line_split_across_datagrams_and_many_lines_in_one() {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &[]);
+    let s = sender();
+    for part in [
+        &b"[   12.345678] sd 0:0:0:0: "[..],
+        b"[sda] Synchronizing",
+        b" SCSI cache\nsecond\r\nthird\n\nfifth\n",
+    ] {
+        s.send_to(part, addr).unwrap();
+    }
+    let r = d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    let src = s.local_addr().unwrap().to_string();
+    assert_eq!(
+        texts(&log, &src),
+        [
+            "[   12.345678] sd 0:0:0:0: [sda] Synchronizing SCSI cache",
+            "second",
+            "third",
+            "",
+            "fifth"
+        ],
+        "{log}\n{}",
+        r.dump()
+    );
+    // <RFC 3339 UTC with microseconds> <source> <text>
+    let first = log.lines().next().unwrap();
+    let stamp = first.split(' ').next().unwrap();
+    assert_eq!(stamp.len(), "2026-01-01T00:00:00.000000Z".len(), "{first}");
+    assert!(
+        stamp.ends_with('Z') && stamp.as_bytes()[19] == b'.',
+        "{first}"
+    );
+}
+
+#[test]
+fn interleaved_senders_on_one_ip_keep_their_own_halves() {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &[]);
+    let a = sender();
+    let b = sender();
+    for i in 0..50 {
+        a.send_to(format!("alpha {i} first half, ").as_bytes(), addr)
+            .unwrap();
+        b.send_to(format!("beta {i} first half, ").as_bytes(), addr)
+            .unwrap();
+        a.send_to(format!("alpha {i} second half\n").as_bytes(), addr)
+            .unwrap();
+        b.send_to(format!("beta {i} second half\n").as_bytes(), addr)
+            .unwrap();
+    }
+    d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    let ta = texts(&log, &a.local_addr().unwrap().to_string());
+    let tb = texts(&log, &b.local_addr().unwrap().to_string());
+    assert_eq!(ta.len(), 50, "{log}");
+    assert_eq!(tb.len(), 50, "{log}");
+    for i in 0..50 {
+        assert_eq!(
+            ta[i],
+            format!("alpha {i} first half, alpha {i} second half")
+        );
+        assert_eq!(tb[i], format!("beta {i} first half, beta {i} second half"));
+    }
+}
+
+#[test]
+fn datagrams_over_1023_bytes_are_not_truncated() {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &[]);
+    let s = sender();
+    let long = "x".repeat(8000);
+    s.send_to(format!("{long}\n").as_bytes(), addr).unwrap();
+    let many: String = (0..600)
+        .map(|i| format!("line {i:04} {}\n", "y".repeat(90)))
+        .collect();
+    assert!(many.len() > 60_000);
+    s.send_to(many.as_bytes(), addr).unwrap();
+    d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    let t = texts(&log, &s.local_addr().unwrap().to_string());
+    assert_eq!(t.len(), 601);
+    assert_eq!(t[0], long);
+    assert_eq!(t[600], format!("line 0599 {}", "y".repeat(90)));
+}
+
+#[test]
+fn over_long_line_is_cut_with_a_marker_and_binary_is_escaped() {
+    let dir = Dir::new();
+    let cfg = dir.write("c.yaml", "udplogger:\n  max_line_bytes: 100\n");
+    let (d, addr) = start(&dir, &["--config", cfg.to_str().unwrap()]);
+    let s = sender();
+    s.send_to(format!("{}\n", "z".repeat(250)).as_bytes(), addr)
+        .unwrap();
+    s.send_to(b"bell\x07 invalid \xff\xfe end\n", addr).unwrap();
+    d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    let src = s.local_addr().unwrap().to_string();
+    let t = texts(&log, &src);
+    assert_eq!(t.len(), 4, "{log}");
+    assert_eq!(t[3], "bell\\x07 invalid \\xff\\xfe end");
+    assert_eq!(
+        log.matches(&format!("udplogger {src} cut: line cut at 100 bytes"))
+            .count(),
+        2,
+        "{log}"
+    );
+}
+
+#[test]
+fn partial_line_is_written_after_the_timeout() {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &["--partial-timeout-ms", "200"]);
+    let s = sender();
+    s.send_to(b"Rebooting in 5 seconds..", addr).unwrap();
+    let log = wait_until("the partial line on disk", || {
+        let l = logs(&dir.join("logs"));
+        l.contains("Rebooting in 5 seconds..").then_some(l)
+    });
+    assert!(log.ends_with("Rebooting in 5 seconds..\n"), "{log}");
+    d.stop().expect_code(0);
+}
+
+#[test]
+fn files_switch_at_midnight_without_a_restart() {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &["--fake-clock-start", "2026-12-31T23:59:58.500Z"]);
+    let s = sender();
+    s.send_to(b"last line of the year\n", addr).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    s.send_to(b"first line of the year\n", addr).unwrap();
+    let r = d.stop().expect_code(0);
+    let old = std::fs::read_to_string(dir.join("logs/2026-12-31.log")).unwrap();
+    let new = std::fs::read_to_string(dir.join("logs/2027-01-01.log"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", r.dump()));
+    assert!(
+        old.starts_with("2026-12-31T23:59:5") && old.ends_with(" last line of the year\n"),
+        "{old}"
+    );
+    assert!(
+        new.starts_with("2027-01-01T00:00:0") && new.ends_with(" first line of the year\n"),
+        "{new}"
+    );
+}
+
+#[test]
+fn extended_records_fragments_gaps_and_reboots() {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &[]);
+    let s = sender();
+    let body = format!("{}\n SUBSYSTEM=net\n DEVICE=+net:eth0", "w".repeat(1500));
+    let total = body.len();
+    let frags: Vec<String> = body
+        .as_bytes()
+        .chunks(900)
+        .scan(0, |off, c| {
+            let o = *off;
+            *off += c.len();
+            Some(format!(
+                "6.1.0-18-amd64,4,101,5000000,-,ncfrag={o}/{total};{}",
+                String::from_utf8_lossy(c)
+            ))
+        })
+        .collect();
+    s.send_to(b"6.1.0-18-amd64,6,100,4000000,-;first record\n", addr)
+        .unwrap();
+    for f in &frags {
+        s.send_to(f.as_bytes(), addr).unwrap();
+    }
+    s.send_to(b"6.1.0-18-amd64,6,105,6000000,-;after a gap\n", addr)
+        .unwrap();
+    s.send_to(
+        b"6.1.0-18-amd64,6,0,1000,-;Linux version 6.1.0-18-amd64\n",
+        addr,
+    )
+    .unwrap();
+    d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    let src = s.local_addr().unwrap().to_string();
+    let t = texts(&log, &src);
+    assert_eq!(
+        t,
+        [
+            "first record".to_string(),
+            "w".repeat(1500),
+            " SUBSYSTEM=net".into(),
+            " DEVICE=+net:eth0".into(),
+            "after a gap".into(),
+            "Linux version 6.1.0-18-amd64".into()
+        ],
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "udplogger {src} gap: 3 records missing (seq 102..104)"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "udplogger {src} reset: sequence restarted at 0 after 105"
+        )),
+        "{log}"
+    );
+}
+
+#[test]
+fn json_lines_keep_the_kernel_sequence() {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &["--json", "--input", "extended"]);
+    let s = sender();
+    s.send_to(b"3,7,123456,-;disk \"sda\" failed\n", addr)
+        .unwrap();
+    d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    let v: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(v["text"], "disk \"sda\" failed");
+    assert_eq!(v["seq"], 7);
+    assert_eq!(v["level"], 3);
+    assert_eq!(v["source"], s.local_addr().unwrap().to_string());
+}
+
+#[test]
+fn sighup_reopens_the_file_for_logrotate() {
+    let dir = Dir::new();
+    let (mut d, addr) = start(&dir, &["--hourly"]);
+    let s = sender();
+    s.send_to(b"before rotation\n", addr).unwrap();
+    let file = wait_until("the first file", || {
+        std::fs::read_dir(dir.join("logs"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("before rotation")))
+    });
+    let rotated = dir.join("rotated.log");
+    std::fs::rename(&file, &rotated).unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_stderr("SIGHUP: reopening");
+    s.send_to(b"after rotation\n", addr).unwrap();
+    d.stop().expect_code(0);
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        old.contains("before rotation") && !old.contains("after"),
+        "{old}"
+    );
+    assert!(
+        new.contains("after rotation") && !new.contains("before"),
+        "{new}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn allowlist_drops_other_senders() {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &["--allow", "127.0.0.2/32"]);
+    let denied = sender();
+    let allowed = UdpSocket::bind("127.0.0.2:0").unwrap();
+    denied.send_to(b"not welcome\n", addr).unwrap();
+    allowed.send_to(b"welcome\n", addr).unwrap();
+    let r = d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    assert!(
+        log.contains("welcome") && !log.contains("not welcome"),
+        "{log}"
+    );
+    assert!(r.stderr.contains("1 denied"), "{}", r.dump());
+}
+
+#[test]
+fn kernel_drops_are_counted_and_marked() {
+    let dir = Dir::new();
+    let (mut d, addr) = start(&dir, &["--receive-buffer", "4096"]);
+    let s = sender();
+    s.send_to(b"warm up\n", addr).unwrap();
+    wait_until("the first line", || {
+        logs(&dir.join("logs")).contains("warm up").then_some(())
+    });
+    // Stopped, the receiver cannot drain its small buffer: most of these
+    // are dropped by the kernel, and the drop counter says how many.
+    d.signal(Signal::SIGSTOP);
+    for i in 0..200 {
+        s.send_to(format!("burst {i}\n").as_bytes(), addr).unwrap();
+    }
+    d.signal(Signal::SIGCONT);
+    let mut probes = 0;
+    wait_until("the stopped receiver to run", || {
+        probes += 1;
+        s.send_to(b"probe\n", addr).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        logs(&dir.join("logs")).contains("probe").then_some(())
+    });
+    let _ = d.wait_stderr("listening");
+    d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    let got = log.matches(" burst ").count() + log.matches(" probe").count();
+    let dropped: usize = log
+        .lines()
+        .filter_map(|l| l.split("the kernel dropped ").nth(1))
+        .map(|r| r.split(' ').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert!(dropped > 0, "{log}");
+    assert_eq!(got + dropped, 200 + probes, "{log}");
+}
+
+#[test]
+fn random_source_flood_stays_under_the_memory_cap() {
+    let dir = Dir::new();
+    let cfg = dir.write(
+        "c.yaml",
+        "udplogger:\n  max_senders: 50\n  max_buffered_bytes: 20000\n",
+    );
+    let (d, addr) = start(&dir, &["--config", cfg.to_str().unwrap()]);
+    let n = 600;
+    for i in 0..n {
+        let ip = format!("127.0.{}.{}", 10 + i / 200, 1 + i % 200);
+        let s = UdpSocket::bind((ip.as_str(), 0)).unwrap();
+        // Unfinished lines only: every one must be buffered or flushed.
+        s.send_to(format!("flood {i:04} {}", "f".repeat(400)).as_bytes(), addr)
+            .unwrap();
+    }
+    // An RSS ceiling (earlyoom's habit): generous, as this is a debug build.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(hwm_kb < 64 * 1024, "VmHWM {hwm_kb} kB");
+    let r = d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    assert_eq!(log.matches(" flood ").count(), n, "{}", r.dump());
+    let peak: usize = r
+        .stderr
+        .split("peak buffered ")
+        .nth(1)
+        .and_then(|x| x.split(' ').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{}", r.dump()));
+    assert!(peak <= 20000, "{}", r.dump());
+    assert!(r.stderr.contains("(peak 50)"), "{}", r.dump());
+}
+
+#[test]
+fn disk_full_keeps_receiving_and_says_what_was_dropped() {
+    let dir = Dir::new();
+    let mnt = dir.join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped disk_full_keeps_receiving_and_says_what_was_dropped: cannot mount a tmpfs (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&mnt);
+    // Fill the tmpfs, leaving no room for a log line.
+    let filler = mnt.join("filler");
+    let _ = std::fs::write(&filler, vec![b'F'; 64 * 1024]);
+    let cfg = dir.write(
+        "c.yaml",
+        "udplogger:\n  fault_hold_bytes: 4096\n  retry_max_ms: 200\n",
+    );
+    let logs_dir = mnt.join("logs");
+    let mut d = Daemon::start(
+        dir.path(),
+        &[
+            "udplogger",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            logs_dir.to_str().unwrap(),
+            "--utc",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let err = d.wait_stderr("writing to");
+    let addr: SocketAddr = err
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let s = sender();
+    let sent = 300;
+    let line = |i: usize| format!("line {i:03} written while the disk is full\n");
+    s.send_to(line(0).as_bytes(), addr).unwrap();
+    d.wait_stderr("retrying");
+    for i in 1..sent {
+        s.send_to(line(i).as_bytes(), addr).unwrap();
+    }
+    std::fs::remove_file(&filler).unwrap();
+    let log = wait_until("the recovery marker", || {
+        let l = logs(&logs_dir);
+        l.contains("write_failed: writing resumed").then_some(l)
+    });
+    let r = d.stop().expect_code(0);
+    let on_disk = log.matches(" written while the disk is full").count();
+    let dropped: usize = log
+        .split("writing resumed: ")
+        .nth(1)
+        .and_then(|x| x.split(' ').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(dropped > 0, "{log}");
+    assert_eq!(on_disk + dropped, sent, "{log}\n{}", r.dump());
+    assert!(log.contains("No space left on device"), "{log}");
+}
+
+#[test]
+fn bad_listen_address_is_a_config_error_with_its_path() {
+    let r = Dir::new()
+        .run(&["udplogger", "--listen", "nowhere:66", "--dir", "x"])
+        .expect_code(3);
+    assert!(r.stderr.contains("udplogger.listen[0]"), "{}", r.dump());
+}
+
+#[test]
+fn a_vanished_directory_is_created_again() {
+    let dir = Dir::new();
+    let (mut d, addr) = start(&dir, &[]);
+    let s = sender();
+    s.send_to(b"before\n", addr).unwrap();
+    wait_until("the first line", || {
+        logs(&dir.join("logs")).contains("before").then_some(())
+    });
+    std::fs::remove_dir_all(dir.join("logs")).unwrap();
+    s.send_to(b"after\n", addr).unwrap();
+    d.wait_stderr("creating it again");
+    let r = d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    assert!(
+        log.contains(" after\n") && !log.contains("before"),
+        "{log}\n{}",
+        r.dump()
+    );
+}
+
+#[test]
+fn ipv6_and_ipv4_listeners_name_sources_by_address_and_port() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!(
+            "skipped ipv6_and_ipv4_listeners_name_sources_by_address_and_port: no IPv6 loopback"
+        );
+        return;
+    }
+    let dir = Dir::new();
+    let logs_dir = dir.join("logs");
+    let mut d = Daemon::start(
+        dir.path(),
+        &[
+            "udplogger",
+            "--listen",
+            "[::1]:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            logs_dir.to_str().unwrap(),
+            "--per-sender",
+        ],
+    );
+    let err = d.wait_stderr("writing to");
+    let listen: Vec<SocketAddr> = err
+        .lines()
+        .filter_map(|l| l.split("listening on ").nth(1))
+        .filter_map(|r| r.split(',').next()?.parse().ok())
+        .collect();
+    assert_eq!(listen.len(), 2, "{err}");
+    let v6 = UdpSocket::bind("[::1]:0").unwrap();
+    let v4 = sender();
+    v6.send_to(b"over ipv6\n", listen[0]).unwrap();
+    v4.send_to(b"over ipv4\n", listen[1]).unwrap();
+    let r = d.stop().expect_code(0);
+    let src6 = format!("[::1]:{}", v6.local_addr().unwrap().port());
+    let src4 = v4.local_addr().unwrap().to_string();
+    let six = logs(&logs_dir.join(&src6));
+    let four = logs(&logs_dir.join(&src4));
+    assert!(
+        six.contains(&format!(" {src6} over ipv6")),
+        "{six}\n{}",
+        r.dump()
+    );
+    assert!(
+        four.contains(&format!(" {src4} over ipv4")),
+        "{four}\n{}",
+        r.dump()
+    );
+}
+
+#[test]
+fn dual_stack_socket_takes_ipv4_and_ipv6_in_a_private_network_namespace() {
+    // `[::]` binds every address, so this runs only inside a network
+    // namespace of its own (root, `unshare`, `ip`); skipped otherwise.
+    let dir = Dir::new();
+    let logs_dir = dir.join("logs");
+    let script = format!(
+        "ip link set lo up && exec {} udplogger --listen [::]:6666 --dir {} --utc",
+        crate::util::bin(),
+        logs_dir.display()
+    );
+    let usable = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        eprintln!("skipped dual_stack_socket_takes_ipv4_and_ipv6_in_a_private_network_namespace: cannot create a network namespace (needs root, unshare and ip)");
+        return;
+    }
+    let mut d = Daemon::start_program(dir.path(), "unshare", &["-n", "sh", "-c", &script]);
+    let err = d.wait_stderr("writing to");
+    assert!(err.contains("listening on [::]:6666"), "{err}");
+    let ns = format!("/proc/{}/ns/net", d.pid());
+    // Senders live in the receiver's namespace: a thread joins it.
+    let sources = std::thread::spawn(move || {
+        let f = std::fs::File::open(ns).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let v6 = UdpSocket::bind("[::1]:0").unwrap();
+        v4.send_to(b"ipv4 to a dual-stack socket\n", "127.0.0.1:6666")
+            .unwrap();
+        v6.send_to(b"ipv6 to a dual-stack socket\n", "[::1]:6666")
+            .unwrap();
+        (v4.local_addr().unwrap(), v6.local_addr().unwrap())
+    })
+    .join()
+    .unwrap();
+    let r = d.stop().expect_code(0);
+    let log = logs(&logs_dir);
+    assert!(
+        log.contains(&format!(" {} ipv4 to a dual-stack socket\n", sources.0)),
+        "{log}\n{}",
+        r.dump()
+    );
+    assert!(
+        log.contains(&format!(" {} ipv6 to a dual-stack socket\n", sources.1)),
+        "{log}\n{}",
+        r.dump()
+    );
+}
+
+/// netconsd keyed senders by IP alone: twenty senders on one address
+/// corrupted each other's sequence state. Here each address:port has its
+/// own, so interleaved extended senders show no false gaps.
+#[test]
+fn twenty_extended_senders_on_one_ip_keep_their_own_sequences() {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &[]);
+    let senders: Vec<UdpSocket> = (0..20).map(|_| sender()).collect();
+    for seq in 0..50 {
+        for (i, s) in senders.iter().enumerate() {
+            s.send_to(
+                format!("6,{seq},{seq}000,-;sender {i} record {seq}\n").as_bytes(),
+                addr,
+            )
+            .unwrap();
+        }
+    }
+    let r = d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    assert!(
+        !log.contains(" gap: ") && !log.contains(" reset: "),
+        "{log}"
+    );
+    assert!(r.stderr.contains(" 0 gaps"), "{}", r.dump());
+    for (i, s) in senders.iter().enumerate() {
+        let t = texts(&log, &s.local_addr().unwrap().to_string());
+        let want: Vec<String> = (0..50).map(|q| format!("sender {i} record {q}")).collect();
+        assert_eq!(t, want);
+    }
+}
+
+#[test]
+fn runs_unprivileged_and_says_which_buffer_took_effect() {
+    let setpriv = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !setpriv {
+        eprintln!(
+            "skipped runs_unprivileged_and_says_which_buffer_took_effect: needs root and setpriv"
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Dir::new();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let logs_dir = dir.join("logs");
+    std::fs::create_dir(&logs_dir).unwrap();
+    nix::unistd::chown(&logs_dir, Some(65534.into()), Some(65534.into())).unwrap();
+    let mut args = vec![
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        crate::util::bin(),
+    ];
+    args.extend([
+        "udplogger",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        logs_dir.to_str().unwrap(),
+    ]);
+    // A buffer above net.core.rmem_max, which only CAP_NET_ADMIN may pass.
+    args.extend(["--receive-buffer", "1073741824"]);
+    let mut d = Daemon::start_program(dir.path(), "setpriv", &args);
+    let err = d.wait_stderr("writing to");
+    assert!(err.contains("(SO_RCVBUF"), "{err}");
+    assert!(!err.contains("SO_RCVBUFFORCE)"), "{err}");
+    let addr: SocketAddr = err
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    sender()
+        .send_to(b"from an unprivileged receiver\n", addr)
+        .unwrap();
+    let r = d.stop().expect_code(0);
+    assert!(
+        logs(&logs_dir).contains(" from an unprivileged receiver\n"),
+        "{}",
+        r.dump()
+    );
+}
+
+#[test]
+fn an_unwritable_directory_is_reported_at_start_and_receiving_goes_on() {
+    let dir = Dir::new();
+    dir.write("logs", "a file where the directory should be");
+    let (d, addr) = start(&dir, &[]);
+    sender().send_to(b"kept in memory\n", addr).unwrap();
+    let r = d.stop().expect_code(0);
+    assert!(
+        r.stderr.contains("lines will be held in memory"),
+        "{}",
+        r.dump()
+    );
+    let unwritten: usize = r
+        .stderr
+        .rsplit(" bytes unwritten")
+        .nth(1)
+        .and_then(|x| x.rsplit(' ').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{}", r.dump()));
+    assert!(unwritten > 0, "{}", r.dump());
+}
