@@ -106,10 +106,17 @@ impl RecvBatch {
             h.msg_iov = std::ptr::addr_of_mut!(self.iovs[i]);
             h.msg_iovlen = 1;
             h.msg_control = self.cmsgs[i].as_mut_ptr().cast();
-            h.msg_controllen = std::mem::size_of::<[u64; CMSG_WORDS]>() as _;
+            // 32 bytes; size_t on glibc, socklen_t on musl.
+            #[allow(clippy::cast_possible_truncation)]
+            {
+                h.msg_controllen = std::mem::size_of::<[u64; CMSG_WORDS]>() as _;
+            }
             h.msg_flags = 0;
             self.hdrs[i].msg_len = 0;
         }
+        // glibc declares the flags `int`, musl `unsigned int`.
+        #[allow(clippy::unnecessary_cast, clippy::cast_sign_loss)]
+        let flags = libc::MSG_DONTWAIT as _;
         let n = libc::c_uint::try_from(self.hdrs.len()).unwrap_or(libc::c_uint::MAX);
         // SAFETY: every header points at buffers owned by `self` that live
         // as long as this call and are as long as the lengths say; `n` is
@@ -119,7 +126,7 @@ impl RecvBatch {
                 fd.as_raw_fd(),
                 self.hdrs.as_mut_ptr(),
                 n,
-                libc::MSG_DONTWAIT,
+                flags,
                 std::ptr::null_mut(),
             )
         };
@@ -180,7 +187,10 @@ fn sockaddr_to_std(
 }
 
 fn rxq_ovfl(h: &libc::msghdr) -> Option<u32> {
-    if h.msg_control.is_null() || h.msg_controllen < std::mem::size_of::<libc::cmsghdr>() {
+    // glibc's msg_controllen is size_t, musl's socklen_t.
+    #[allow(clippy::unnecessary_cast)]
+    let controllen = h.msg_controllen as usize;
+    if h.msg_control.is_null() || controllen < std::mem::size_of::<libc::cmsghdr>() {
         return None;
     }
     // SAFETY: the header's control pointer and length were set by us and
