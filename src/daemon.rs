@@ -745,15 +745,8 @@ mod tests {
                 pid: Some(42),
                 comm: comm.map(str::to_string),
                 memcg,
-                total_vm_kb: None,
                 anon_rss_kb: anon,
-                file_rss_kb: None,
-                shmem_rss_kb: None,
-                uid: None,
-                oom_score_adj: None,
-                constraint: None,
-                trigger_comm: None,
-                trigger_pid: None,
+                ..OomKill::default()
             }),
         }
     }

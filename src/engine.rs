@@ -86,20 +86,8 @@ pub const SAFE_SYSRQ: &str = "tdlmpqwz";
 /// Every known action name, for error messages and docs.
 pub const ACTION_NAMES: &[&str] = &["sysrq", "ftrace_snapshot", "kdump_check", "log", "exec"];
 
-/// Event kinds rules may name.
-pub const EVENT_KINDS: &[&str] = &[
-    "hung_task",
-    "oom_kill",
-    "signal_death",
-    "soft_lockup",
-    "rcu_stall",
-    "oops",
-    "panic",
-    "sysrq",
-    "dentry_pressure",
-    "lost",
-    "action",
-];
+/// Event kinds rules may name: every kind of the event log.
+pub const EVENT_KINDS: &[&str] = crate::events::Body::KINDS;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Cond {

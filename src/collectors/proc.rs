@@ -22,6 +22,25 @@ pub struct ProcPoller {
     last_oom_kill: Option<u64>,
 }
 
+/// The dentry cache now: `(nr_dentry, nr_unused, vfs_cache_pressure)`,
+/// pressure 100 (the kernel default) when unreadable.
+pub fn dentry_now(host: &Host) -> Option<(u64, u64, u64)> {
+    let d = host
+        .read(paths::DENTRY_STATE)
+        .ok()
+        .and_then(|t| DentryState::parse(&t).ok())?;
+    let pressure = host
+        .read_value(paths::VFS_CACHE_PRESSURE)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(100);
+    Some((
+        d.nr_dentry.max(0).unsigned_abs(),
+        d.nr_unused.max(0).unsigned_abs(),
+        pressure,
+    ))
+}
+
 /// `oom_kill N` of /proc/vmstat (since Linux 4.13).
 pub fn vmstat_oom_kill(text: &str) -> Option<u64> {
     text.lines()
@@ -65,40 +84,14 @@ impl ProcPoller {
             if let Some(prev) = self.last_oom_kill {
                 let unreported = n.saturating_sub(prev).saturating_sub(oom_reported);
                 for _ in 0..unreported.min(16) {
-                    out.push(event(Body::OomKill(OomKill {
-                        pid: None,
-                        comm: None,
-                        memcg: false,
-                        total_vm_kb: None,
-                        anon_rss_kb: None,
-                        file_rss_kb: None,
-                        shmem_rss_kb: None,
-                        uid: None,
-                        oom_score_adj: None,
-                        constraint: None,
-                        trigger_comm: None,
-                        trigger_pid: None,
-                    })));
+                    out.push(event(Body::OomKill(OomKill::default())));
                 }
             }
             self.last_oom_kill = Some(n);
         }
-        let Some(d) = self
-            .host
-            .read(paths::DENTRY_STATE)
-            .ok()
-            .and_then(|t| DentryState::parse(&t).ok())
-        else {
+        let Some((nr_dentry, nr_unused, pressure)) = dentry_now(&self.host) else {
             return;
         };
-        let pressure = self
-            .host
-            .read_value(paths::VFS_CACHE_PRESSURE)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(100);
-        let nr_dentry = d.nr_dentry.max(0).unsigned_abs();
-        let nr_unused = d.nr_unused.max(0).unsigned_abs();
         let room = headroom(nr_unused, pressure);
         let used = 1.0 - room;
         let mut reason = None;

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use crate::config::TracefsConfig;
 use crate::events::{Body, DentryPressure, Event, OomKill, SignalDeath};
 use crate::host::{paths, Host};
-use crate::kernel::tables::DentryState;
 
 /// Signals that are sent all the time and never kill: not worth tracing
 /// (SIGCHLD, SIGALRM, SIGURG, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGCONT).
@@ -478,23 +477,8 @@ impl Tracefs {
                     .split_whitespace()
                     .next()
                     .map(|s| s.split('+').next().unwrap_or(s).to_string());
-                let d = self
-                    .host
-                    .read(paths::DENTRY_STATE)
-                    .ok()
-                    .and_then(|s| DentryState::parse(&s).ok());
-                let pressure = self
-                    .host
-                    .read_value(paths::VFS_CACHE_PRESSURE)
-                    .ok()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(100);
-                let (nr_dentry, nr_unused) = d.map_or((0, 0), |d| {
-                    (
-                        d.nr_dentry.max(0).unsigned_abs(),
-                        d.nr_unused.max(0).unsigned_abs(),
-                    )
-                });
+                let (nr_dentry, nr_unused, pressure) =
+                    super::proc::dentry_now(&self.host).unwrap_or((0, 0, 100));
                 out.push(event(Body::DentryPressure(DentryPressure {
                     nr_dentry,
                     nr_unused,
