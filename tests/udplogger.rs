@@ -763,3 +763,54 @@ fn an_unwritable_directory_is_reported_at_start_and_receiving_goes_on() {
         .unwrap_or_else(|| panic!("{}", r.dump()));
     assert!(unwritten > 0, "{}", r.dump());
 }
+
+#[test]
+fn per_sender_files_stay_under_a_low_open_file_limit() {
+    let prlimit = std::process::Command::new("prlimit")
+        .args(["--nofile=40", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !prlimit {
+        eprintln!("skipped per_sender_files_stay_under_a_low_open_file_limit: no prlimit");
+        return;
+    }
+    let dir = Dir::new();
+    let logs_dir = dir.join("logs");
+    let args = [
+        "--nofile=40",
+        crate::util::bin(),
+        "udplogger",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        logs_dir.to_str().unwrap(),
+        "--per-sender",
+    ];
+    let mut d = Daemon::start_program(dir.path(), "prlimit", &args);
+    let err = d.wait_stderr("writing to");
+    let addr: SocketAddr = err
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let senders: Vec<UdpSocket> = (0..100).map(|_| sender()).collect();
+    for round in 0..3 {
+        for (i, s) in senders.iter().enumerate() {
+            s.send_to(format!("sender {i} round {round}\n").as_bytes(), addr)
+                .unwrap();
+        }
+        // Each round is on disk before the next: files are reopened.
+        wait_until("the round on disk", || {
+            (logs(&logs_dir)
+                .matches(&format!(" round {round}\n"))
+                .count()
+                == 100)
+                .then_some(())
+        });
+    }
+    let r = d.stop().expect_code(0);
+    assert!(!r.stderr.contains("Too many open files"), "{}", r.dump());
+    assert_eq!(logs(&logs_dir).lines().count(), 300, "{}", r.dump());
+}
