@@ -458,6 +458,8 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE),
             ) {
                 Ok(_) | Err(nix::Error::EINTR) => {}
+                // Out of kernel memory for a moment: wait, do not exit.
+                Err(nix::Error::ENOMEM) => std::thread::sleep(Duration::from_millis(10)),
                 Err(e) => return Err(format!("poll: {e}")),
             }
         }
