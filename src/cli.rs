@@ -151,6 +151,14 @@ pub struct UdpLoggerArgs {
     /// Start the wall clock at this RFC 3339 time (tests only)
     #[arg(long, hide = true, value_name = "TIME")]
     pub fake_clock_start: Option<String>,
+    /// Read the wall clock from this file, an RFC 3339 time (tests only)
+    #[arg(
+        long,
+        hide = true,
+        value_name = "FILE",
+        conflicts_with = "fake_clock_start"
+    )]
+    pub fake_clock_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -490,7 +498,7 @@ fn write_completions(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
 
 fn run_udplogger(cli: &Cli, args: &UdpLoggerArgs) -> Result<ExitCode, MainError> {
     use crate::config::{UdpInput, UdpLayout, UdpOutputFormat, UdpRotate, UdpTimezone};
-    use crate::udplogger::clock::{parse_rfc3339, Clock, ShiftedClock, SystemClock};
+    use crate::udplogger::clock::{parse_rfc3339, Clock, FileClock, ShiftedClock, SystemClock};
     let mut config = load_config(cli)?;
     let u = &mut config.udplogger;
     if !args.listen.is_empty() {
@@ -537,11 +545,12 @@ fn run_udplogger(cli: &Cli, args: &UdpLoggerArgs) -> Result<ExitCode, MainError>
             errors,
         }));
     }
-    let clock: Box<dyn Clock> = match &args.fake_clock_start {
-        Some(t) => Box::new(ShiftedClock::starting_at(
+    let clock: Box<dyn Clock> = match (&args.fake_clock_start, &args.fake_clock_file) {
+        (Some(t), _) => Box::new(ShiftedClock::starting_at(
             parse_rfc3339(t).map_err(MainError::Usage)?,
         )),
-        None => Box::new(SystemClock),
+        (None, Some(f)) => Box::new(FileClock::new(f)),
+        (None, None) => Box::new(SystemClock),
     };
     crate::udplogger::run(config.udplogger.settings(), clock.as_ref()).map_err(MainError::Io)?;
     Ok(ExitCode::SUCCESS)

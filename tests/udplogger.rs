@@ -197,23 +197,49 @@ fn partial_line_is_written_after_the_timeout() {
 
 #[test]
 fn files_switch_at_midnight_without_a_restart() {
+    // The receiver's wall clock is read from a file the test rewrites, so
+    // midnight comes when the test says, with no sleeping.
     let dir = Dir::new();
-    let (d, addr) = start(&dir, &["--fake-clock-start", "2026-12-31T23:59:58.500Z"]);
+    let now = dir.write("now", "2026-12-31T23:59:59.250Z");
+    let (d, addr) = start(&dir, &["--fake-clock-file", now.to_str().unwrap()]);
     let s = sender();
     s.send_to(b"last line of the year\n", addr).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2000));
+    wait_until("the first line", || {
+        logs(&dir.join("logs")).contains("last line").then_some(())
+    });
+    dir.write("now", "2027-01-01T00:00:00.125Z");
     s.send_to(b"first line of the year\n", addr).unwrap();
     let r = d.stop().expect_code(0);
     let old = std::fs::read_to_string(dir.join("logs/2026-12-31.log")).unwrap();
     let new = std::fs::read_to_string(dir.join("logs/2027-01-01.log"))
         .unwrap_or_else(|e| panic!("{e}\n{}", r.dump()));
-    assert!(
-        old.starts_with("2026-12-31T23:59:5") && old.ends_with(" last line of the year\n"),
-        "{old}"
+    assert_eq!(
+        old,
+        format!(
+            "2026-12-31T23:59:59.250000Z {} last line of the year\n",
+            s.local_addr().unwrap()
+        )
     );
+    assert_eq!(
+        new,
+        format!(
+            "2027-01-01T00:00:00.125000Z {} first line of the year\n",
+            s.local_addr().unwrap()
+        )
+    );
+}
+
+#[test]
+fn shifted_clock_starts_where_asked() {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &["--fake-clock-start", "2030-06-01T12:00:00Z"]);
+    let s = sender();
+    s.send_to(b"from the future\n", addr).unwrap();
+    d.stop().expect_code(0);
+    let t = std::fs::read_to_string(dir.join("logs/2030-06-01.log")).unwrap();
     assert!(
-        new.starts_with("2027-01-01T00:00:0") && new.ends_with(" first line of the year\n"),
-        "{new}"
+        t.starts_with("2030-06-01T12:0") && t.ends_with(" from the future\n"),
+        "{t}"
     );
 }
 
@@ -736,4 +762,55 @@ fn an_unwritable_directory_is_reported_at_start_and_receiving_goes_on() {
         .and_then(|x| x.parse().ok())
         .unwrap_or_else(|| panic!("{}", r.dump()));
     assert!(unwritten > 0, "{}", r.dump());
+}
+
+#[test]
+fn per_sender_files_stay_under_a_low_open_file_limit() {
+    let prlimit = std::process::Command::new("prlimit")
+        .args(["--nofile=40", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !prlimit {
+        eprintln!("skipped per_sender_files_stay_under_a_low_open_file_limit: no prlimit");
+        return;
+    }
+    let dir = Dir::new();
+    let logs_dir = dir.join("logs");
+    let args = [
+        "--nofile=40",
+        crate::util::bin(),
+        "udplogger",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        logs_dir.to_str().unwrap(),
+        "--per-sender",
+    ];
+    let mut d = Daemon::start_program(dir.path(), "prlimit", &args);
+    let err = d.wait_stderr("writing to");
+    let addr: SocketAddr = err
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let senders: Vec<UdpSocket> = (0..100).map(|_| sender()).collect();
+    for round in 0..3 {
+        for (i, s) in senders.iter().enumerate() {
+            s.send_to(format!("sender {i} round {round}\n").as_bytes(), addr)
+                .unwrap();
+        }
+        // Each round is on disk before the next: files are reopened.
+        wait_until("the round on disk", || {
+            (logs(&logs_dir)
+                .matches(&format!(" round {round}\n"))
+                .count()
+                == 100)
+                .then_some(())
+        });
+    }
+    let r = d.stop().expect_code(0);
+    assert!(!r.stderr.contains("Too many open files"), "{}", r.dump());
+    assert_eq!(logs(&logs_dir).lines().count(), 300, "{}", r.dump());
 }

@@ -49,6 +49,32 @@ impl Clock for ShiftedClock {
     }
 }
 
+/// A wall clock read from a file holding an RFC 3339 time, re-read at
+/// every reading: a test moves time by rewriting the file (e.g. across
+/// midnight) without sleeping. An unreadable file reads as the real time.
+#[derive(Debug)]
+pub struct FileClock {
+    path: std::path::PathBuf,
+}
+
+impl FileClock {
+    pub fn new(path: impl Into<std::path::PathBuf>) -> FileClock {
+        FileClock { path: path.into() }
+    }
+}
+
+impl Clock for FileClock {
+    fn wall(&self) -> SystemTime {
+        std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|s| parse_rfc3339(s.trim()).ok())
+            .unwrap_or_else(SystemTime::now)
+    }
+    fn mono(&self) -> Instant {
+        Instant::now()
+    }
+}
+
 /// Which calendar names files and stamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Zone {
@@ -223,6 +249,16 @@ mod tests {
                 assert!(a <= t(s) && t(s) < b, "{s} {p:?}");
             }
         }
+    }
+
+    #[test]
+    fn file_clock_reads_its_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("now");
+        let c = FileClock::new(&p);
+        assert!(c.wall() > t("2026-01-01T00:00:00Z"));
+        std::fs::write(&p, "1999-12-31T23:59:59Z\n").unwrap();
+        assert_eq!(c.wall(), t("1999-12-31T23:59:59Z"));
     }
 
     #[test]

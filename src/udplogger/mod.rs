@@ -430,14 +430,17 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
     let mut last_recv_error: Option<Instant> = None;
     let mut next_sweep: Option<Instant> = None;
     let mut last_round = 0usize;
+    let mut backlog = false;
     loop {
-        if last_round >= COALESCE_AT {
-            // Busy: let datagrams gather for a moment, so the next round
-            // takes full batches instead of waking up for every few. The
-            // receive buffer holds many milliseconds of traffic.
+        if last_round >= COALESCE_AT && !backlog {
+            // Busy, but every queue was emptied: let datagrams gather for
+            // a moment, so the next round takes full batches instead of
+            // waking up for every few. The receive buffer holds many
+            // milliseconds of traffic. With a backlog there is no pause.
             std::thread::sleep(COALESCE);
         }
         last_round = 0;
+        backlog = false;
         let now = clock.mono();
         let mut wait = Duration::from_secs(1);
         if let Some(t) = next_sweep {
@@ -458,6 +461,8 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE),
             ) {
                 Ok(_) | Err(nix::Error::EINTR) => {}
+                // Out of kernel memory for a moment: wait, do not exit.
+                Err(nix::Error::ENOMEM) => std::thread::sleep(Duration::from_millis(10)),
                 Err(e) => return Err(format!("poll: {e}")),
             }
         }
@@ -467,7 +472,10 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
         let stopping = signals.term.load(Ordering::Relaxed);
         let rounds = if stopping { 1 << 16 } else { BATCHES_PER_ROUND };
         for l in &mut listeners {
+            let mut emptied = false;
             for _ in 0..rounds {
+                // Set back below when this batch came back full.
+                emptied = true;
                 let n = match batch.recv(l.fd.as_fd()) {
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -503,7 +511,9 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
                 if n < batch.capacity() {
                     break;
                 }
+                emptied = false;
             }
+            backlog |= !emptied;
         }
         if stopping {
             break;

@@ -24,8 +24,17 @@ const WRITE_CHUNK: usize = 1 << 20;
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// Files idle this long are closed (yesterday's file, a quiet sender).
 const IDLE_CLOSE: Duration = Duration::from_secs(120);
-/// Open files at most (per-sender layout), to stay far from EMFILE.
+/// Open files at most (per-sender layout); lower when RLIMIT_NOFILE is
+/// low, so that the receiver never runs into EMFILE by itself.
 const MAX_OPEN: usize = 256;
+
+fn max_open_files() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft.saturating_sub(32) / 2)
+        .unwrap_or(MAX_OPEN)
+        .clamp(4, MAX_OPEN)
+}
 
 #[derive(Debug, Clone)]
 pub struct OutputConfig {
@@ -80,6 +89,7 @@ pub struct Output {
     scratch: Vec<u8>,
     key: String,
     next_tick: Option<Instant>,
+    max_open: usize,
     pub stats: OutputStats,
 }
 
@@ -97,6 +107,7 @@ impl Output {
             scratch: Vec::with_capacity(4096),
             key: String::new(),
             next_tick: None,
+            max_open: max_open_files(),
             stats: OutputStats::default(),
         }
     }
@@ -298,6 +309,20 @@ impl Output {
     }
 
     fn write_file(&mut self, i: usize, stamp: &Stamp, now: Instant) {
+        if self.files.get(i).is_some_and(|f| f.file.is_none())
+            && self.files.iter().filter(|f| f.file.is_some()).count() >= self.max_open
+        {
+            // Make room before opening: close the least recently used file
+            // (its buffer stays; it is opened again when needed).
+            if let Some(f) = self
+                .files
+                .iter_mut()
+                .filter(|f| f.file.is_some())
+                .min_by_key(|f| (!f.buf.is_empty(), f.last_used))
+            {
+                f.file = None;
+            }
+        }
         let cfg = &self.cfg;
         let Some(f) = self.files.get_mut(i) else {
             return;
@@ -351,16 +376,6 @@ impl Output {
                         });
                     }
                 }
-            }
-        }
-        if self.files.iter().filter(|f| f.file.is_some()).count() > MAX_OPEN {
-            if let Some(f) = self
-                .files
-                .iter_mut()
-                .filter(|f| f.file.is_some() && f.buf.is_empty())
-                .min_by_key(|f| f.last_used)
-            {
-                f.file = None;
             }
         }
     }
