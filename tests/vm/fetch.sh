@@ -8,6 +8,29 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cache="$here/cache"
+
+# Host tools the suite needs: installed when missing and we are root.
+missing=""
+for t in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio \
+         depmod:kmod gcc:gcc xz:xz-utils mkfs.ext4:e2fsprogs zstd:zstd python3:python3; do
+    command -v "${t%%:*}" >/dev/null 2>&1 || PATH="$PATH:/sbin:/usr/sbin" command -v "${t%%:*}" >/dev/null 2>&1 \
+        || missing="$missing ${t#*:}"
+done
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing="$missing libc6-dev"
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "fetch: installing$missing"
+        timeout 600 apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends $missing
+    else
+        echo "fetch: missing host packages:$missing (apt-get install them as root)" >&2
+        exit 1
+    fi
+fi
+if command -v rustup >/dev/null 2>&1; then
+    rustup target list --installed | grep -qx x86_64-unknown-linux-musl \
+        || rustup target add x86_64-unknown-linux-musl
+fi
 mkdir -p "$cache/debs"
 
 newest() {
@@ -24,12 +47,13 @@ else
     pkgs="$p61 $p612"
 fi
 
+: > "$cache/selected.tmp"
 for pkg in $pkgs; do
     version=$(apt-cache policy "$pkg" | sed -n 's/^ *Candidate: //p')
     deb=$(ls "$cache/debs/${pkg}_"*.deb 2>/dev/null | head -n 1 || true)
     if [ -z "$deb" ]; then
         echo "fetch: apt-get download $pkg ($version)"
-        (cd "$cache/debs" && apt-get download -q "$pkg")
+        (cd "$cache/debs" && timeout 900 apt-get download -q "$pkg")
         deb=$(ls "$cache/debs/${pkg}_"*.deb | head -n 1)
     fi
     # The package name carries the kernel release: linux-image-RELEASE.
@@ -43,5 +67,8 @@ for pkg in $pkgs; do
         dpkg-deb -f "$deb" Package Version > "$dest/package"
         touch "$dest/.extracted"
     fi
+    echo "$release" >> "$cache/selected.tmp"
     echo "fetch: $release ready in ${dest#$here/}"
 done
+# vm.py boots these (older releases may still sit in the cache).
+mv "$cache/selected.tmp" "$cache/selected"

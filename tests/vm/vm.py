@@ -54,7 +54,9 @@ def log(msg):
 
 
 def run(cmd, **kw):
+    """Every host step has a deadline too (subprocess.TimeoutExpired)."""
     kw.setdefault("check", True)
+    kw.setdefault("timeout", 300)
     return subprocess.run(cmd, **kw)
 
 
@@ -86,11 +88,13 @@ class Kernel:
 
 
 def kernels():
-    found = []
-    for d in sorted(glob.glob(os.path.join(CACHE, "kernels", "*"))):
-        if os.path.exists(os.path.join(d, ".extracted")):
-            found.append(Kernel(d))
-    return found
+    """The kernels fetch.sh selected last (cache/selected), else all cached."""
+    sel = os.path.join(CACHE, "selected")
+    if os.path.exists(sel):
+        dirs = [os.path.join(CACHE, "kernels", r) for r in open(sel).read().split()]
+    else:
+        dirs = sorted(glob.glob(os.path.join(CACHE, "kernels", "*")))
+    return [Kernel(d) for d in dirs if os.path.exists(os.path.join(d, ".extracted"))]
 
 
 def extract_vmlinux(k):
@@ -157,7 +161,7 @@ def module_closure(k):
 
 def host_binaries():
     """The static watchdog (built now) and wdhelper (built when stale)."""
-    run(["cargo", "build", "--quiet", "--release", "--target", MUSL], cwd=REPO)
+    run(["cargo", "build", "--quiet", "--release", "--target", MUSL], cwd=REPO, timeout=1800)
     wd = os.path.join(REPO, "target", MUSL, "release", "watchdog")
     src = os.path.join(HERE, "guest", "wdhelper.c")
     helper = os.path.join(CACHE, "build", "wdhelper")
@@ -603,6 +607,7 @@ SCENARIOS = {
     "sigsegv": (a_sigsegv, "`wdhelper segv` (comm wd-segv) loads from NULL, twice: first with the defaults (debug.exception-trace=1), then with kernel.print-fatal-signals=1; a tracefs instance records signal_generate, signal_deliver, sched_process_exit and a kprobe p:wd/do_exit do_exit code=$arg1:s32"),
     "sigkill": (a_sigkill, "busybox `sleep 1000` killed with SIGKILL by `wdhelper kill 9 PID` (comm wd-killer); the same tracefs instance as sigsegv"),
     "sysrq": (a_sysrq, "echo t, w, m > /proc/sysrq-trigger"),
+    "hang": (None, "a scenario that never ends (sleeps forever)"),
     "netconsole": (a_netconsole, "e1000 + user networking, modprobe netconsole netconsole=+6665@10.0.2.15/eth0,PORT@10.0.2.2/ (extended), 20 lines written to /dev/kmsg, SysRq t; console on -serial udp:127.0.0.1:PORT"),
 }
 
@@ -621,6 +626,10 @@ BOOTS = [
     Boot("netconsole", ["netconsole"], net=True, udp_console=True),
 ]
 
+# Run only when named (--only hang): proves a stuck guest fails its boot at
+# the deadline instead of hanging the suite.
+EXTRA_BOOTS = [Boot("hang", ["hang"], timeout=15)]
+
 # Recording scenarios: their kernel text becomes fixtures with --record.
 RECORDED = ["hung-task", "oom", "oom-memcg", "sigsegv", "sigkill", "sysrq"]
 
@@ -629,11 +638,13 @@ RECORDED = ["hung-task", "oom", "oom-memcg", "sigsegv", "sigkill", "sysrq"]
 
 
 def qemu_for_header(k, res):
+    """The QEMU command with paths relative to the checkout."""
     out = []
     for a in res.qemu:
-        if a.startswith("/"):
+        if a.startswith("file:"):
+            a = "file:" + os.path.basename(a[5:])
+        elif a.startswith(REPO + "/"):
             a = os.path.relpath(a, REPO)
-        a = re.sub(r"(/|:)" + re.escape(os.path.relpath(CACHE, REPO)) + r"/\S*?/(console\.log|channel\.tar)", r"\1\2", a)
         out.append(a)
     return shlex.join(out)
 
@@ -699,7 +710,7 @@ def datagram_lines(sink):
         yield json.dumps(rec) + "\n"
 
 
-def record_udp(k, res):
+def record_udp(k, res, f):
     dest = os.path.join(FIXTURES, "netconsole")
     os.makedirs(dest, exist_ok=True)
     written = []
@@ -725,8 +736,13 @@ def record_udp(k, res):
                 out.write("%d %d\n" % (size, n))
         written += [os.path.relpath(p, REPO) for p in (path, sizes)]
     meta = os.path.join(dest, "debian-%s.meta" % k.short)
+    seqs = sorted({int(NC_HEADER.match(d).group(2)) for _, _, d in nc.datagrams})
+    gaps = ["%d-%d" % (a + 1, b - 1) for a, b in zip(seqs, seqs[1:]) if b != a + 1]
     with open(meta, "w") as out:
-        out.write(header(k, res, "netconsole", "see README.md in this directory.", {}))
+        out.write(header(k, res, "netconsole", "see README.md in this directory.", f))
+        out.write("# Extended netconsole: %d datagrams, sequence numbers %d..%d, missing (lost in the guest during the replay): %s\n"
+                  % (len(nc.datagrams), seqs[0], seqs[-1], " ".join(gaps) or "none"))
+        out.write("# Serial over UDP: %d datagrams, %d bytes\n" % (len(ser.datagrams), len(ser.stream)))
     written.append(os.path.relpath(meta, REPO))
     return written
 
@@ -738,6 +754,12 @@ def run_boot(k, b, outroot, do_record):
     res = boot(k, b, os.path.join(outroot, k.release, b.name))
     rows = []
     recorded = []
+    if b.name == "hang":
+        # The harness's own test: a guest that never finishes must be
+        # killed at its deadline and reported, not waited for.
+        ok = res.error.startswith("timed out") and "hang" not in res.marks
+        detail = "the stuck guest was killed after %.1f s: %s" % (res.wall, res.error or "it was not")
+        return res, [(k.short, b.name, "hang", ok, res.wall, detail)], recorded
     for s in b.scenarios:
         gname = GUEST_NAME.get(s, s).replace("-", "_")
         mark = res.marks.get(GUEST_NAME.get(s, s))
@@ -753,7 +775,7 @@ def run_boot(k, b, outroot, do_record):
             if do_record and s in RECORDED:
                 recorded += record(k, res, s, f)
             if do_record and s == "netconsole":
-                recorded += record_udp(k, res)
+                recorded += record_udp(k, res, f)
         except Failed as e:
             ok, detail = False, str(e)
         rows.append((k.short, b.name, s, ok, secs, detail))
@@ -782,7 +804,7 @@ def main():
     boots = BOOTS
     if args.only:
         names = set(args.only.split(","))
-        boots = [b for b in BOOTS if names & set(b.scenarios) or b.name in names]
+        boots = [b for b in BOOTS + EXTRA_BOOTS if names & set(b.scenarios) or b.name in names]
 
     t_start = time.monotonic()
     wd, helper = host_binaries()
@@ -815,7 +837,7 @@ def main():
     total = time.monotonic() - t_start
     log("")
     log("%-6s %-15s %-6s %7s  %s" % ("kernel", "scenario", "result", "secs", "detail"))
-    order = {b.name: i for i, b in enumerate(BOOTS)}
+    order = {b.name: i for i, b in enumerate(BOOTS + EXTRA_BOOTS)}
     failed = 0
     for kshort, bname, s, ok, secs, detail in sorted(all_rows, key=lambda r: (r[0], order[r[1]])):
         failed += not ok
