@@ -42,6 +42,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 CACHE = os.path.join(HERE, "cache")
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
 MUSL = "x86_64-unknown-linux-musl"
+WD_BIN = []  # the static watchdog under test, set by main()
 
 # Modules the scenarios load; their dependencies come from modules.dep.
 ROOT_MODULES = ["ext4", "crc32c_generic", "brd", "configfs", "netconsole", "e1000"]
@@ -634,6 +635,88 @@ EXTRA_BOOTS = [Boot("hang", ["hang"], timeout=15)]
 RECORDED = ["hung-task", "oom", "oom-memcg", "sigsegv", "sigkill", "sysrq"]
 
 
+# --- watchdog scan of the saved logs -------------------------------------
+
+# What `watchdog scan` must find in each recording (DESIGN.md's event
+# contract), from the facts the guest reported.
+def scan_expect(s, f):
+    if s == "hung-task":
+        return [{"kind": "hung_task", "comm": f.get("comm"), "pid": int(f.get("pid", -1))},
+                {"kind": "sysrq", "command": "Show State"},
+                {"kind": "sysrq", "command": "Show Blocked State"}]
+    if s in ("oom", "oom-memcg"):
+        return [{"kind": "oom_kill", "pid": int(f.get("pid", -1)), "comm": f.get("comm"),
+                 "memcg": s == "oom-memcg"}]
+    if s == "sigsegv":
+        return [{"kind": "signal_death", "pid": int(f.get(p, -1)), "comm": "wd-segv", "signal": 11}
+                for p in ("pid", "pid2")]
+    if s == "sysrq":
+        return [{"kind": "sysrq", "command": c} for c in ("Show State", "Show Blocked State", "Show Memory")]
+    if s == "sigkill":
+        return []  # the kernel log says nothing about a SIGKILL
+    return None
+
+
+# Kinds no recording may yield: none of these happened in any of them (the
+# boot noise, register dumps of print-fatal-signals and SysRq dumps must not
+# look like one), and a SIGKILL leaves no kernel text to find.
+ABSENT = ["oops", "panic", "soft_lockup", "rcu_stall"]
+ABSENT_IN = {"sigkill": ["signal_death"]}
+
+
+def scan_supported():
+    """True when the watchdog under test has `scan` (it lands separately)."""
+    p = subprocess.run([WD_BIN[0], "scan", "--help"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+    return p.returncode == 0
+
+
+def scan_check(res, s, f, outdir):
+    """Runs `watchdog scan` on the saved .kmsg and .dmesg; both must hold
+    the expected events, and the same ones."""
+    want = scan_expect(s, f)
+    if want is None:
+        return ""
+    absent = ABSENT + ABSENT_IN.get(s, [])
+    if not scan_supported():
+        return "; scan: not in this build (skipped)"
+    name = s.replace("-", "_")
+    seen = {}
+    for ext in ("kmsg", "dmesg"):
+        path = os.path.join(outdir, "%s.%s" % (name, ext))
+        with open(path, "wb") as out:
+            out.write(res.files["%s.%s" % (name, ext)])
+        p = subprocess.run([WD_BIN[0], "scan", path], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        need(p.returncode == 0, "watchdog scan %s.%s exited %d: %s" % (name, ext, p.returncode, p.stderr.decode()[-300:]))
+        events = [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
+        with open(path + ".scan.jsonl", "wb") as out:
+            out.write(p.stdout)
+        wrong = [e for e in events if e.get("kind") in absent]
+        need(not wrong, "watchdog scan %s.%s: events that did not happen: %s" % (
+            name, ext, [{k_: e.get(k_) for k_ in ("kind", "line", "summary", "pid", "comm")} for e in wrong]))
+
+        def match(e, w):
+            return all(e.get(key) == v for key, v in w.items())
+        for w in want:
+            need(any(match(e, w) for e in events), "watchdog scan %s.%s: no event %s" % (name, ext, w))
+        # One event per incident (DESIGN.md): of the kinds expected, every
+        # event matches an expected one, and only hung tasks (re-reported
+        # each detector interval while blocked) may come more than once.
+        for kind in {w["kind"] for w in want}:
+            got = [e for e in events if e.get("kind") == kind]
+            wanted = [w for w in want if w["kind"] == kind]
+            stray = [e for e in got if not any(match(e, w) for w in wanted)]
+            need(not stray, "watchdog scan %s.%s: unexpected %s event(s): %s" % (
+                name, ext, kind, [{k_: e.get(k_) for k_ in ("pid", "comm", "command", "line")} for e in stray]))
+            need(kind == "hung_task" or len(got) == len(wanted),
+                 "watchdog scan %s.%s: %d %s event(s), want %d" % (name, ext, len(got), kind, len(wanted)))
+        seen[ext] = sorted(json.dumps({k_: v for k_, v in e.items() if k_ not in ("source", "line", "time")},
+                                      sort_keys=True) for e in events)
+    need(seen["kmsg"] == seen["dmesg"], "watchdog scan finds different events in %s.kmsg and %s.dmesg" % (name, name))
+    return "; scan (kmsg and dmesg): %d event(s) as expected" % len(seen["kmsg"])
+
+
 # --- recording fixtures ----------------------------------------------------
 
 
@@ -771,6 +854,7 @@ def run_boot(k, b, outroot, do_record):
             rc = res.files.get(gname + ".rc", b"?").decode().strip()
             need(rc == "0", "guest scenario exited %s:\n%s" % (rc, out))
             detail = SCENARIOS[s][0](res, out, f)
+            detail += scan_check(res, s, f, os.path.join(outroot, k.release, b.name))
             ok = True
             if do_record and s in RECORDED:
                 recorded += record(k, res, s, f)
@@ -808,6 +892,7 @@ def main():
 
     t_start = time.monotonic()
     wd, helper = host_binaries()
+    WD_BIN.append(os.environ.get("WD_VM_SCAN_BIN", wd))
     for k in ks:
         t = time.monotonic()
         prepare(k, wd, helper, want_vmlinux=not args.bzimage)
