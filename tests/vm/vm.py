@@ -238,7 +238,15 @@ def prepare(k, wd, helper, want_vmlinux=True):
 class UdpSink:
     """A receiver on 127.0.0.1 that keeps every datagram with its time."""
 
-    def __init__(self):
+    def __init__(self, forward=None):
+        # forward: a 127.0.0.1 port to re-send every datagram to, unchanged
+        # and in order (watchdog udplogger under test), from a socket of
+        # its own so each sink is one sender there.
+        self.forward = forward
+        self.fwd = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if forward else None
+        if self.fwd:
+            self.fwd.bind(("127.0.0.1", 0))
+            self.fwd_port = self.fwd.getsockname()[1]
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         self.sock.bind(("127.0.0.1", 0))
@@ -260,12 +268,70 @@ class UdpSink:
                 break
             self.datagrams.append((time.monotonic(), src, data))
             self.stream += data
+            if self.fwd:
+                self.fwd.sendto(data, ("127.0.0.1", self.forward))
 
     def close(self):
         time.sleep(0.3)
         self.done = True
         self.thread.join()
         self.sock.close()
+        if self.fwd:
+            self.fwd.close()
+
+
+def has_subcommand(name):
+    """True when the watchdog under test has subcommand `name` (scan and
+    udplogger land separately from this suite)."""
+    p = subprocess.run([WD_BIN[0], name, "--help"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+    return p.returncode == 0
+
+
+class Udplogger:
+    """`watchdog udplogger` on 127.0.0.1, fed by the sinks' forwarding."""
+
+    def __init__(self, outdir):
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.dir = os.path.join(outdir, "udplogger")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.cmd = [WD_BIN[0], "udplogger", "--listen", "127.0.0.1:%d" % self.port,
+                    "--dir", self.dir, "--utc"]
+        self.err = open(os.path.join(outdir, "udplogger.stderr"), "wb")
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self.err,
+                                     stderr=self.err, start_new_session=True)
+        self.exit = None
+        self.sources = {}
+        time.sleep(0.5)
+
+    def stop(self, *sinks):
+        for s in sinks:
+            if s and s.fwd:
+                self.sources[s] = "127.0.0.1:%d" % s.fwd_port
+        time.sleep(0.5)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.exit = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.exit = "killed after SIGTERM timeout"
+            self.proc.wait()
+        self.err.close()
+
+    def lines(self):
+        """(time, source, text) of every line it wrote, all files."""
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.dir, "**", "*"), recursive=True)):
+            if os.path.isfile(path):
+                for line in open(path, encoding="utf-8", errors="replace").read().splitlines():
+                    parts = line.split(" ", 2)
+                    if len(parts) >= 2:
+                        out.append((parts[0], parts[1], parts[2] if len(parts) > 2 else ""))
+        return out
 
 
 class Boot:
@@ -294,6 +360,7 @@ class BootResult:
         self.qemu = []
         self.netconsole = None
         self.serial_udp = None
+        self.udplogger = None
 
 
 def accel():
@@ -309,8 +376,9 @@ def boot(k, b, outdir):
     for p in (console, channel):
         if os.path.exists(p):
             os.remove(p)
-    nc = UdpSink() if b.net else None
-    ser = UdpSink() if b.udp_console else None
+    ul = Udplogger(outdir) if (b.net or b.udp_console) and has_subcommand("udplogger") else None
+    nc = UdpSink(ul.port if ul else None) if b.net else None
+    ser = UdpSink(ul.port if ul else None) if b.udp_console else None
     append = ["console=ttyS0", "panic=-1", "log_buf_len=4M", "wd.run=" + ",".join(GUEST_NAME.get(s, s) for s in b.scenarios)]
     if not b.net:
         append.insert(1, "quiet")
@@ -397,6 +465,9 @@ def boot(k, b, outdir):
         with open(os.path.join(outdir, "netconsole.jsonl"), "w") as f:
             for line in datagram_lines(nc):
                 f.write(line)
+    if ul:
+        ul.stop(nc, ser)
+        res.udplogger = ul
     res.console = buf
     if not res.error and ("DONE", "") not in begun:
         res.error = "guest powered off without @@WD-DONE@@ (qemu exit %s)" % proc.returncode
@@ -590,9 +661,39 @@ def a_netconsole(res, out, f):
     need(ser is not None and ser.datagrams, "no serial-over-UDP datagrams")
     need(b"@@WD-INIT" in ser.stream and b"@@WD-DONE@@" in ser.stream, "serial-over-UDP stream incomplete")
     sizes = {len(d) for _, _, d in ser.datagrams}
+    detail = udplogger_check(res, gaps)
     return ("netconsole: %d datagrams (guest eth0 sent %s), seq %d..%d, %d gap(s) in the replay, none after; "
             "serial UDP: %d datagrams of sizes %s") % (
-        len(nc.datagrams), sent, uniq[0], uniq[-1], len(gaps), len(ser.datagrams), sorted(sizes)[:5])
+        len(nc.datagrams), sent, uniq[0], uniq[-1], len(gaps), len(ser.datagrams), sorted(sizes)[:5]) + detail
+
+
+RFC3339_US = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+
+
+def udplogger_check(res, gaps):
+    """watchdog udplogger got the same datagrams as the Python sinks."""
+    ul = res.udplogger
+    if ul is None:
+        return "; udplogger: not in this build (skipped)"
+    need(ul.exit == 0, "watchdog udplogger exit status after SIGTERM: %s" % ul.exit)
+    lines = ul.lines()
+    need(lines, "watchdog udplogger wrote nothing in %s" % ul.dir)
+    bad = [l for l in lines if not RFC3339_US.match(l[0])]
+    need(not bad, "udplogger lines without an RFC 3339 microsecond time: %s" % bad[:3])
+    nc_src = ul.sources.get(res.netconsole)
+    ser_src = ul.sources.get(res.serial_udp)
+    nc_text = [t for _, src, t in lines if src == nc_src]
+    for i in range(1, 21):
+        want = "wd-netconsole: line %d of 20" % i
+        need(nc_text.count(want) == 1, "udplogger: %r appears %d times from %s" % (want, nc_text.count(want), nc_src))
+    need("wd-netconsole: done" in nc_text, "udplogger: the last netconsole line is missing")
+    marks = [t for _, src, t in lines if src == "udplogger"]
+    need(len(marks) >= len(gaps), "udplogger: %d marker line(s) for %d sequence gap(s)" % (len(marks), len(gaps)))
+    ser_text = [t.rstrip("\r") for _, src, t in lines if src == ser_src]
+    need(any(t.endswith("@@WD-DONE@@") for t in ser_text) and any("@@WD-INIT" in t for t in ser_text),
+         "udplogger: the serial console (one byte per datagram) was not assembled into lines")
+    return "; udplogger: %d lines, the 20 test lines once each, %d marker line(s), serial lines assembled" % (
+        len(lines), len(marks))
 
 
 # name -> (assert, how it is provoked: recorded into fixture headers)
@@ -664,13 +765,6 @@ ABSENT = ["oops", "panic", "soft_lockup", "rcu_stall"]
 ABSENT_IN = {"sigkill": ["signal_death"]}
 
 
-def scan_supported():
-    """True when the watchdog under test has `scan` (it lands separately)."""
-    p = subprocess.run([WD_BIN[0], "scan", "--help"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=30)
-    return p.returncode == 0
-
-
 def scan_check(res, s, f, outdir):
     """Runs `watchdog scan` on the saved .kmsg and .dmesg; both must hold
     the expected events, and the same ones."""
@@ -678,7 +772,7 @@ def scan_check(res, s, f, outdir):
     if want is None:
         return ""
     absent = ABSENT + ABSENT_IN.get(s, [])
-    if not scan_supported():
+    if not has_subcommand("scan"):
         return "; scan: not in this build (skipped)"
     name = s.replace("-", "_")
     seen = {}
@@ -892,7 +986,7 @@ def main():
 
     t_start = time.monotonic()
     wd, helper = host_binaries()
-    WD_BIN.append(os.environ.get("WD_VM_SCAN_BIN", wd))
+    WD_BIN.append(os.environ.get("WD_VM_BIN", wd))
     for k in ks:
         t = time.monotonic()
         prepare(k, wd, helper, want_vmlinux=not args.bzimage)
