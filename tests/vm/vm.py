@@ -22,7 +22,6 @@ import argparse
 import base64
 import concurrent.futures
 import glob
-import io
 import json
 import lzma
 import os
