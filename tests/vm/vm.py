@@ -198,7 +198,8 @@ def prepare(k, wd, helper, want_vmlinux=True):
     for d in ["bin", "wd", "boot", "lib/modules/" + k.release]:
         os.makedirs(os.path.join(staging, d))
     shutil.copy(shutil.which("busybox") or "/bin/busybox", os.path.join(staging, "bin", "busybox"))
-    shutil.copy(wd, os.path.join(staging, "wd", "watchdog"))
+    # WD_VM_GUEST_BIN: boot another static build (e.g. a branch's).
+    shutil.copy(os.environ.get("WD_VM_GUEST_BIN", wd), os.path.join(staging, "wd", "watchdog"))
     shutil.copy(helper, os.path.join(staging, "wd", "wdhelper"))
     shutil.copy(os.path.join(HERE, "guest", "init"), os.path.join(staging, "init"))
     os.chmod(os.path.join(staging, "init"), 0o755)
@@ -705,7 +706,7 @@ SCENARIOS = {
     "hung-task": (a_hung_task, "ext4 on brd, hung_task_timeout_secs=2, fsfreeze --freeze, `wdhelper write` (comm wd-writer) blocks in D state; after the warning SysRq t and w, then fsfreeze --unfreeze"),
     "oom": (a_oom, "`wdhelper hog` (comm wd-hog) touches 1 MiB chunks until the global OOM killer kills it, -m 256M, no swap"),
     "oom-memcg": (lambda r, o, f: a_oom(r, o, f, memcg=True), "`wdhelper hog` (comm wd-hog) in cgroup v2 /wd with memory.max=32M"),
-    "sigsegv": (a_sigsegv, "`wdhelper segv` (comm wd-segv) loads from NULL, twice: first with the defaults (debug.exception-trace=1), then with kernel.print-fatal-signals=1; a tracefs instance records signal_generate, signal_deliver, sched_process_exit and a kprobe p:wd/do_exit do_exit code=$arg1:s32"),
+    "sigsegv": (a_sigsegv, "`wdhelper segv` (comm wd-segv) loads from NULL, twice: first with the defaults (debug.exception-trace=1), then with kernel.print-fatal-signals=1; a tracefs instance records signal_generate, signal_deliver, sched_process_exit and a kprobe p:wdtest/do_exit do_exit code=$arg1:s32"),
     "sigkill": (a_sigkill, "busybox `sleep 1000` killed with SIGKILL by `wdhelper kill 9 PID` (comm wd-killer); the same tracefs instance as sigsegv"),
     "sysrq": (a_sysrq, "echo t, w, m > /proc/sysrq-trigger"),
     "hang": (None, "a scenario that never ends (sleeps forever)"),
@@ -810,6 +811,40 @@ def scan_check(res, s, f, outdir):
     return "; scan (kmsg and dmesg): %d event(s) as expected" % len(seen["kmsg"])
 
 
+# --- watchdog run in the guest ---------------------------------------------
+
+def run_expect(s, f):
+    """What `watchdog run` must have reported while the scenario ran."""
+    pid = lambda key="pid": int(f.get(key, -1))
+    if s == "hung-task":
+        return [{"kind": "hung_task", "comm": f.get("comm"), "pid": pid()},
+                {"kind": "action", "ok": True}]
+    if s in ("oom", "oom-memcg"):
+        return [{"kind": "oom_kill", "pid": pid(), "comm": f.get("comm"), "memcg": s == "oom-memcg"}]
+    if s == "sigsegv":
+        return [{"kind": "signal_death", "pid": pid(p), "comm": "wd-segv", "signal": 11} for p in ("pid", "pid2")]
+    if s == "sigkill":
+        return [{"kind": "signal_death", "pid": pid(), "signal": 9,
+                 "sender_pid": pid("sender_pid"), "sender_comm": f.get("sender_comm")}]
+    if s == "sysrq":
+        return [{"kind": "sysrq", "command": c} for c in ("Show State", "Show Blocked State", "Show Memory")]
+    return None
+
+
+def run_check(res, s, f):
+    want = run_expect(s, f)
+    if want is None:
+        return ""
+    raw = res.files.get("%s.run.jsonl" % s.replace("-", "_"))
+    if raw is None:
+        return "; run: not in this build (skipped)"
+    events = [json.loads(l) for l in raw.decode("utf-8", "replace").splitlines() if l.strip()]
+    for w in want:
+        need(any(all(e.get(key) == v for key, v in w.items()) for e in events),
+             "watchdog run: no event %s among %d" % (w, len(events)))
+    return "; run: %d event(s), the expected ones among them" % len(events)
+
+
 # --- recording fixtures ----------------------------------------------------
 
 
@@ -841,7 +876,7 @@ def header(k, res, scenario, fmt, f):
 FORMATS = {
     "kmsg": "raw /dev/kmsg records as read() returned them (PRI,SEQ,TS_USEC,FLAGS[,...];text, dictionary lines start with a space), read until EAGAIN by wdhelper kmsg.",
     "dmesg": "busybox dmesg (klogctl READ_ALL, [seconds] text).",
-    "trace": "the `trace` file of tracefs instance wd (signal events + kprobe wd/do_exit).",
+    "trace": "the `trace` file of tracefs instance wdtest (signal events + kprobe wdtest/do_exit).",
 }
 
 
@@ -947,6 +982,7 @@ def run_boot(k, b, outroot, do_record):
             rc = res.files.get(gname + ".rc", b"?").decode().strip()
             need(rc == "0", "guest scenario exited %s:\n%s" % (rc, out))
             detail = SCENARIOS[s][0](res, out, f)
+            detail += run_check(res, s, f)
             detail += scan_check(res, s, f, os.path.join(outroot, k.release, b.name))
             ok = True
             if do_record and s in RECORDED:
