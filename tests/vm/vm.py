@@ -361,6 +361,7 @@ class BootResult:
         self.netconsole = None
         self.serial_udp = None
         self.udplogger = None
+        self.release = ""
 
 
 def accel():
@@ -371,6 +372,7 @@ def boot(k, b, outdir):
     """Boots kernel k for boot b; everything lands in outdir."""
     os.makedirs(outdir, exist_ok=True)
     res = BootResult()
+    res.release = k.release
     console = os.path.join(outdir, "console.log")
     channel = os.path.join(outdir, "channel.tar")
     for p in (console, channel):
@@ -537,8 +539,23 @@ def a_check(res, out, f):
     status_is(doc, "tracefs", "ok")
     status_is(doc, "kprobe-events", "ok")
     status_is(doc, "ftrace-snapshot", "ok")
+    # What this guest's own settings make of the rest: the boot line has
+    # quiet, console=ttyS0 and log_buf_len=4M; Debian keeps
+    # hung_task_warnings=10 and a 120 s timeout.
+    status_is(doc, "cmdline-quiet", "warning")
+    status_is(doc, "remote-console", "ok")
+    status_is(doc, "log-buf-size", "ok")
+    status_is(doc, "printk-time", "ok")
+    status_is(doc, "hung-task-timeout", "ok")
+    status_is(doc, "hung-task-warnings", "warning")
+    # A real kernel has every file the checks read.
+    unknown = [f["id"] for f in doc.get("findings", []) if f["status"] == "unknown"]
+    need(not unknown, "unknown findings on a real kernel: %s" % unknown)
+    need(doc.get("kernel") == res.release, "kernel %r, want %r" % (doc.get("kernel"), res.release))
     exit_is(out, doc, 2)
-    return "kdump-loaded critical; sysrq-trigger, tracefs, kprobe-events, ftrace-snapshot ok; exit 2"
+    return ("kdump-loaded critical; sysrq-trigger, tracefs, kprobe-events, ftrace-snapshot, remote-console, "
+            "log-buf-size, printk-time, hung-task-timeout ok; cmdline-quiet, hung-task-warnings warning; "
+            "no unknown; %d findings; exit 2" % len(doc.get("findings", [])))
 
 
 def a_kdump_off(res, out, f):
