@@ -839,9 +839,12 @@ def scan_check(res, s, f, outdir):
 def run_expect(s, f):
     """What `watchdog run` must have reported while the scenario ran."""
     pid = lambda key="pid": int(f.get(key, -1))
+    if s in ("kdump-off", "kdump-reserved", "kdump-load"):
+        return [{"kind": "action", "action": "kdump_check", "ok": s == "kdump-load"}]
     if s == "hung-task":
         return [{"kind": "hung_task", "comm": f.get("comm"), "pid": pid()},
-                {"kind": "action", "ok": True}]
+                {"kind": "action", "action": "sysrq t", "ok": True},
+                {"kind": "action", "action": "ftrace_snapshot", "ok": True}]
     if s in ("oom", "oom-memcg"):
         return [{"kind": "oom_kill", "pid": pid(), "comm": f.get("comm"), "memcg": s == "oom-memcg"}]
     if s == "sigsegv":
@@ -858,12 +861,24 @@ def run_check(res, s, f):
     want = run_expect(s, f)
     if want is None:
         return ""
-    raw = res.files.get("%s.run.jsonl" % s.replace("-", "_"))
+    name = GUEST_NAME.get(s, s).replace("-", "_")
+    raw = res.files.get("%s.run.jsonl" % name)
     if raw is None:
         return "; run: not in this build (skipped)"
     events = [json.loads(l) for l in raw.decode("utf-8", "replace").splitlines() if l.strip()]
     events_match(events, want, "watchdog run")
     notes = ""
+    # Each snapshot it says it saved is a non-empty trace on disk.
+    sizes = {}
+    for line in res.files.get("%s.evidence" % name, b"").decode().splitlines():
+        size, _, path = line.partition(" ")
+        sizes[path] = int(size)
+    for e in events:
+        if e.get("action") == "ftrace_snapshot" and e.get("ok"):
+            m = re.search(r" to (/\S+)", e.get("detail", ""))
+            need(m is not None, "ftrace_snapshot action names no file: %r" % e.get("detail"))
+            need(sizes.get(m.group(1), 0) > 0, "snapshot %s is missing or empty in the guest (%s)" % (m.group(1), sizes))
+            notes += "; snapshot %s: %d bytes" % (os.path.basename(m.group(1)), sizes[m.group(1)])
     if s in ("oom", "oom-memcg"):
         # The OOM killer's SIGKILL is generated in the context of the task
         # that allocated (here the victim itself), so tracefs shows the
