@@ -8,3 +8,4 @@ mod run;
 mod scan;
 mod systemd;
 mod udplogger;
+mod vm;
