@@ -26,6 +26,9 @@ use crate::triggers::{exec, snapshot::Snapshots, Outcome, Triggers};
 /// Reports of one kill from kmsg and tracefs are merged when they arrive
 /// within this long of each other: one event per incident.
 const HOLD: Duration = Duration::from_secs(1);
+/// A SIGKILL death this soon after an OOM kill of the same process is that
+/// kill's own signal, not a second incident.
+const OOM_DEATH: Duration = Duration::from_secs(10);
 /// How often a missing /dev/kmsg is retried.
 const KMSG_RETRY: Duration = Duration::from_secs(10);
 /// The longest sleep, so that a clock jump or a lost wake-up costs little.
@@ -181,6 +184,8 @@ struct Daemon {
     next_ping: Option<Instant>,
     hostname: Option<String>,
     held: Vec<(Instant, Event)>,
+    /// Recent OOM victims (when, pid), to fold their SIGKILL into the kill.
+    oom_victims: Vec<(Instant, u32)>,
     metrics: crate::metrics::RunMetrics,
     next_metrics: Instant,
     oom_reported: u64,
@@ -238,6 +243,7 @@ impl Daemon {
             notifier,
             next_ping,
             held: Vec::new(),
+            oom_victims: Vec::new(),
             metrics: crate::metrics::RunMetrics {
                 start_time: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
                 ..Default::default()
@@ -358,6 +364,13 @@ impl Daemon {
         if ev.host.is_none() {
             ev.host.clone_from(&self.hostname);
         }
+        if let Body::OomKill(o) = &ev.body {
+            if let Some(pid) = o.pid {
+                self.oom_victims
+                    .retain(|(t, _)| now.saturating_duration_since(*t) < OOM_DEATH);
+                self.oom_victims.push((now, pid));
+            }
+        }
         if let Some(key) = hold_key(&ev) {
             if let Some((_, first)) = self.held.iter_mut().find(|(_, h)| hold_key(h) == Some(key)) {
                 merge(first, &ev);
@@ -375,8 +388,24 @@ impl Daemon {
             .partition(|(t, _)| all || *t <= now);
         self.held = keep;
         for (_, ev) in due {
+            if self.is_oom_signal(&ev, now) {
+                continue;
+            }
             self.emit(ev, now);
         }
+    }
+
+    /// The SIGKILL the OOM killer sent to its victim (tracefs sees it as a
+    /// death by signal): part of the `oom_kill` already reported.
+    fn is_oom_signal(&self, ev: &Event, now: Instant) -> bool {
+        let Body::SignalDeath(s) = &ev.body else {
+            return false;
+        };
+        s.signal == 9
+            && self.oom_victims.iter().any(|(t, pid)| {
+                now.saturating_duration_since(*t) < OOM_DEATH
+                    && (s.pid == Some(*pid) || s.tid == Some(*pid))
+            })
     }
 
     fn write(&mut self, ev: &Event) {
@@ -761,6 +790,61 @@ mod tests {
             (Some("hog"), Some(10), true)
         );
         assert_eq!(hold_key(&a), Some(("oom_kill", 42)));
+    }
+
+    fn death(pid: u32, sig: u8) -> Event {
+        Event {
+            time: None,
+            kernel_time: None,
+            source: "tracefs".into(),
+            host: None,
+            line: None,
+            body: Body::SignalDeath(SignalDeath {
+                pid: Some(pid),
+                tid: Some(pid),
+                comm: "hog".into(),
+                signal: sig,
+                signal_name: crate::events::signal_name(sig).into(),
+                core_dumped: Some(false),
+                sender_pid: Some(1),
+                sender_comm: Some("allocator".into()),
+            }),
+        }
+    }
+
+    #[test]
+    fn an_oom_victims_sigkill_is_part_of_the_oom_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.run.event_log = dir.path().join("events.jsonl").display().to_string();
+        let mut d = Daemon::new(Host::new(dir.path()), config, RunArgs::default()).unwrap();
+        let now = Instant::now();
+        // tracefs sees the death before the kernel log's report arrives.
+        d.accept(death(42, 9), now);
+        d.accept(oom("kmsg", Some("hog"), Some(10), false), now);
+        d.accept(death(43, 9), now); // another process, killed by someone
+        d.accept(death(44, 11), now);
+        d.release_held(now + HOLD, true);
+        let log = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+        let kinds: Vec<(String, u64)> = log
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["kind"] != "action")
+            .map(|v| {
+                (
+                    v["kind"].as_str().unwrap().to_string(),
+                    v["pid"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("oom_kill".to_string(), 42),
+                ("signal_death".to_string(), 43),
+                ("signal_death".to_string(), 44)
+            ]
+        );
     }
 
     #[test]
