@@ -121,6 +121,10 @@ pub struct UdpLoggerArgs {
     /// Directory of the log files (default /var/log/udplogger)
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Write Prometheus metrics to FILE (*.prom, for node_exporter's
+    /// textfile collector), every 15 s and at exit
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
     /// Accept only senders in this network (CIDR; repeatable)
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
@@ -506,6 +510,9 @@ fn run_udplogger(cli: &Cli, args: &UdpLoggerArgs) -> Result<ExitCode, MainError>
     }
     if let Some(d) = &args.dir {
         u.dir = d.display().to_string();
+    }
+    if let Some(m) = &args.metrics {
+        u.metrics_file = m.display().to_string();
     }
     if !args.allow.is_empty() {
         u.allow.clone_from(&args.allow);

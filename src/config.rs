@@ -362,6 +362,7 @@ pub struct UdpLoggerConfig {
     pub allow: Vec<String>,
     pub fault_hold_bytes: usize,
     pub retry_max_ms: u64,
+    pub metrics_file: String,
 }
 
 impl Default for UdpLoggerConfig {
@@ -384,12 +385,22 @@ impl Default for UdpLoggerConfig {
             allow: Vec::new(),
             fault_hold_bytes: 64 << 20,
             retry_max_ms: 30_000,
+            metrics_file: String::new(),
         }
     }
 }
 
 impl UdpLoggerConfig {
     fn validate(&self, err: &mut impl FnMut(&str, String)) {
+        if !self.metrics_file.is_empty() && !self.metrics_file.ends_with(".prom") {
+            err(
+                "udplogger.metrics_file",
+                format!(
+                    "node_exporter's textfile collector reads only *.prom files, found {:?}",
+                    self.metrics_file
+                ),
+            );
+        }
         use crate::udplogger::{allow::Cidr, socket::parse_listen};
         if self.listen.is_empty() {
             err("udplogger.listen", "name at least one address".into());
@@ -497,6 +508,8 @@ impl UdpLoggerConfig {
                 retry_max: std::time::Duration::from_millis(self.retry_max_ms),
             },
             partial_timeout: std::time::Duration::from_millis(self.partial_timeout_ms),
+            metrics_file: (!self.metrics_file.is_empty())
+                .then(|| std::path::PathBuf::from(&self.metrics_file)),
             max_line: self.max_line_bytes,
             max_senders: self.max_senders,
             max_buffered: self.max_buffered_bytes,

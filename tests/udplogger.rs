@@ -814,3 +814,39 @@ fn per_sender_files_stay_under_a_low_open_file_limit() {
     assert!(!r.stderr.contains("Too many open files"), "{}", r.dump());
     assert_eq!(logs(&logs_dir).lines().count(), 300, "{}", r.dump());
 }
+
+#[test]
+fn metrics_count_lines_and_missing_records_per_sender() {
+    let dir = Dir::new();
+    let prom = dir.join("metrics/udplogger.prom");
+    let (d, addr) = start(&dir, &["--metrics", prom.to_str().unwrap()]);
+    let plain = sender();
+    plain.send_to(b"one\ntwo\nthree\n", addr).unwrap();
+    let ext = sender();
+    ext.send_to(b"6,10,1000,-;first\n", addr).unwrap();
+    ext.send_to(b"6,14,2000,-;after three missing\n", addr)
+        .unwrap();
+    d.stop().expect_code(0);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    let m = crate::metrics::parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let p = plain.local_addr().unwrap();
+    let e = ext.local_addr().unwrap();
+    assert_eq!(
+        m[&format!("watchdog_udplogger_sender_lines_total{{sender=\"{p}\"}}")],
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        m[&format!("watchdog_udplogger_sender_lines_total{{sender=\"{e}\"}}")],
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        m[&format!("watchdog_udplogger_sender_missing_records_total{{sender=\"{e}\"}}")],
+        3.0
+    );
+    assert_eq!(m["watchdog_udplogger_datagrams_total"], 3.0);
+    assert_eq!(m["watchdog_udplogger_lines_total"], 5.0);
+    assert_eq!(m["watchdog_udplogger_missing_records_total"], 3.0);
+    assert_eq!(m["watchdog_udplogger_kernel_drops_total"], 0.0);
+}

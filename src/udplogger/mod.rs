@@ -68,6 +68,8 @@ pub struct Settings {
     pub period: Period,
     pub output: OutputConfig,
     pub partial_timeout: Duration,
+    /// Prometheus textfile, rewritten every [`METRICS_EVERY`].
+    pub metrics_file: Option<std::path::PathBuf>,
     pub max_line: usize,
     pub max_senders: usize,
     pub max_buffered: usize,
@@ -87,7 +89,12 @@ pub struct Stats {
     pub memory_flushes: u64,
     pub peak_buffered: usize,
     pub peak_senders: usize,
+    /// Extended records reported missing in gap markers.
+    pub missing_records: u64,
 }
+
+/// How often the metrics file is rewritten.
+pub const METRICS_EVERY: Duration = Duration::from_secs(15);
 
 struct Sender {
     source: String,
@@ -95,6 +102,9 @@ struct Sender {
     ext: ExtState,
     ext_since: Option<Instant>,
     last_seen: Instant,
+    /// Lines written for this sender, and extended records it lost.
+    lines: u64,
+    missing: u64,
 }
 
 /// The receiver's state between datagrams.
@@ -142,6 +152,7 @@ fn put_event(out: &mut Output, stats: &mut Stats, cx: &Cx<'_>, ev: Event<'_>) {
         Event::Gap { from, to } => {
             stats.gaps += 1;
             let n = to - from + 1;
+            stats.missing_records += n;
             (
                 "gap",
                 format!(
@@ -185,6 +196,93 @@ impl Receiver {
             out,
             stats: Stats::default(),
         }
+    }
+
+    /// The counters in Prometheus text format.
+    pub fn metrics(&self) -> String {
+        use crate::metrics::label;
+        use std::fmt::Write;
+        let s = &self.stats;
+        let o = &self.out.stats;
+        let mut m = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(m, "# HELP watchdog_udplogger_{name} {help}");
+            let _ = writeln!(m, "# TYPE watchdog_udplogger_{name} counter");
+            let _ = writeln!(m, "watchdog_udplogger_{name} {v}");
+        };
+        counter(
+            "datagrams_total",
+            "Datagrams received from allowed senders.",
+            s.datagrams,
+        );
+        counter(
+            "bytes_total",
+            "Bytes received from allowed senders.",
+            s.bytes,
+        );
+        counter("lines_total", "Lines written.", o.lines);
+        counter(
+            "markers_total",
+            "Marker lines written (gaps, drops, cuts, faults).",
+            o.markers,
+        );
+        counter(
+            "kernel_drops_total",
+            "Datagrams the kernel dropped (receive buffer full).",
+            s.kernel_drops,
+        );
+        counter(
+            "denied_total",
+            "Datagrams from senders outside the allowlist.",
+            s.denied,
+        );
+        counter(
+            "missing_records_total",
+            "Extended netconsole records reported missing.",
+            s.missing_records,
+        );
+        counter(
+            "lines_dropped_total",
+            "Lines dropped because the log could not be written.",
+            o.dropped,
+        );
+        counter(
+            "senders_evicted_total",
+            "Idle senders evicted to make room.",
+            s.evicted,
+        );
+        let _ = writeln!(
+            m,
+            "# HELP watchdog_udplogger_senders Senders with state held now."
+        );
+        let _ = writeln!(m, "# TYPE watchdog_udplogger_senders gauge");
+        let _ = writeln!(m, "watchdog_udplogger_senders {}", self.senders.len());
+        let mut senders: Vec<&Sender> = self.senders.values().collect();
+        senders.sort_by(|a, b| a.source.cmp(&b.source));
+        let _ = writeln!(m, "# HELP watchdog_udplogger_sender_lines_total Lines written per sender (since it was last evicted).");
+        let _ = writeln!(m, "# TYPE watchdog_udplogger_sender_lines_total counter");
+        for x in &senders {
+            let _ = writeln!(
+                m,
+                "watchdog_udplogger_sender_lines_total{{sender=\"{}\"}} {}",
+                label(&x.source),
+                x.lines
+            );
+        }
+        let _ = writeln!(m, "# HELP watchdog_udplogger_sender_missing_records_total Extended records missing per sender.");
+        let _ = writeln!(
+            m,
+            "# TYPE watchdog_udplogger_sender_missing_records_total counter"
+        );
+        for x in &senders {
+            let _ = writeln!(
+                m,
+                "watchdog_udplogger_sender_missing_records_total{{sender=\"{}\"}} {}",
+                label(&x.source),
+                x.missing
+            );
+        }
+        m
     }
 
     /// Bytes held for unfinished lines and records, all senders.
@@ -233,6 +331,8 @@ impl Receiver {
                     ext: ExtState::default(),
                     ext_since: None,
                     last_seen: now,
+                    lines: 0,
+                    missing: 0,
                 },
             );
             self.stats.peak_senders = self.stats.peak_senders.max(self.senders.len());
@@ -248,6 +348,7 @@ impl Receiver {
             return;
         };
         s.last_seen = now;
+        let (lines0, missing0) = (out.stats.lines, stats.missing_records);
         let before = s.asm.pending() + s.ext.pending();
         let max = settings.max_line;
         let ext = match settings.format {
@@ -271,6 +372,8 @@ impl Receiver {
                     .feed(data, max, now, &mut |l, e| put_line(out, stats, &cx, l, e));
             }
         }
+        s.lines += out.stats.lines - lines0;
+        s.missing += stats.missing_records - missing0;
         let ext_pending = s.ext.pending();
         if ext_pending == 0 {
             s.ext_since = None;
@@ -431,6 +534,18 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
     let mut next_sweep: Option<Instant> = None;
     let mut last_round = 0usize;
     let mut backlog = false;
+    let metrics_file = rx.settings.metrics_file.clone();
+    let write_metrics = |rx: &Receiver| {
+        if let Some(p) = &metrics_file {
+            if let Err(e) = crate::metrics::write_atomic(p, &rx.metrics()) {
+                eprintln!(
+                    "watchdog udplogger: cannot write metrics to {}: {e}",
+                    p.display()
+                );
+            }
+        }
+    };
+    let mut next_metrics = clock.mono();
     loop {
         if last_round >= COALESCE_AT && !backlog {
             // Busy, but every queue was emptied: let datagrams gather for
@@ -532,6 +647,10 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
         }
         rx.out.flush(&stamp, now);
         rx.out.tick(now);
+        if metrics_file.is_some() && now >= next_metrics {
+            write_metrics(&rx);
+            next_metrics = now + METRICS_EVERY;
+        }
     }
     let stamp = stamper.stamp(clock.wall());
     let now = clock.mono();
@@ -542,6 +661,7 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
         std::thread::sleep(Duration::from_millis(300));
         rx.out.flush(&stamp, now + Duration::from_secs(3600));
     }
+    write_metrics(&rx);
     let s = rx.stats;
     let o = rx.out.stats;
     eprintln!(
