@@ -12,7 +12,9 @@ use super::{Finding, Status, DRIFT_ID};
 
 const FORMAT: u32 = 1;
 
-/// What `--save-baseline` writes.
+/// What `--save-baseline` writes. Values are keyed by their name (sysctl
+/// names where one exists): a value several checks read is one value, and
+/// a change to it is one drift finding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Baseline {
@@ -20,11 +22,13 @@ pub struct Baseline {
     pub saved: String,
     pub host: Option<String>,
     pub kernel: Option<String>,
-    /// Check ID -> value name -> value: compared on the next run.
-    pub values: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Value name -> value: compared on the next run.
+    pub values: BTreeMap<String, Value>,
+    /// Value name -> the checks that read it.
+    pub read_by: BTreeMap<String, Vec<String>>,
     /// Values that change by themselves; kept for reference only.
     #[serde(default)]
-    pub volatile: BTreeMap<String, BTreeMap<String, Value>>,
+    pub volatile: BTreeMap<String, Value>,
 }
 
 #[derive(Debug)]
@@ -38,6 +42,20 @@ impl fmt::Display for BaselineError {
 
 impl std::error::Error for BaselineError {}
 
+/// The stable values of `findings` by name, with the checks that read each.
+fn stable_values(findings: &[Finding]) -> BTreeMap<String, (Value, Vec<String>)> {
+    let mut out: BTreeMap<String, (Value, Vec<String>)> = BTreeMap::new();
+    for f in findings.iter().filter(|f| f.id != DRIFT_ID) {
+        for (k, v) in f.values.iter().filter(|(k, _)| !f.volatile.contains(*k)) {
+            let e = out
+                .entry(k.clone())
+                .or_insert_with(|| (v.clone(), Vec::new()));
+            e.1.push(f.id.clone());
+        }
+    }
+    out
+}
+
 impl Baseline {
     pub fn from_findings(
         findings: &[Finding],
@@ -45,22 +63,19 @@ impl Baseline {
         kernel: Option<String>,
         saved: String,
     ) -> Baseline {
-        let mut values: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-        let mut volatile: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+        let mut values = BTreeMap::new();
+        let mut read_by = BTreeMap::new();
+        for (k, (v, ids)) in stable_values(findings) {
+            values.insert(k.clone(), v);
+            read_by.insert(k, ids);
+        }
+        let mut volatile = BTreeMap::new();
         for f in findings.iter().filter(|f| f.id != DRIFT_ID) {
-            for (k, v) in &f.values {
-                let map = if f.volatile.contains(k) {
-                    &mut volatile
-                } else {
-                    &mut values
-                };
-                map.entry(f.id.clone())
-                    .or_default()
-                    .insert(k.clone(), v.clone());
+            for k in &f.volatile {
+                if let Some(v) = f.values.get(k) {
+                    volatile.insert(k.clone(), v.clone());
+                }
             }
-            // A check that read nothing still ran: record it, so that its
-            // values appearing later count as a change.
-            values.entry(f.id.clone()).or_default();
         }
         Baseline {
             watchdog_baseline: FORMAT,
@@ -68,6 +83,7 @@ impl Baseline {
             host,
             kernel,
             values,
+            read_by,
             volatile,
         }
     }
@@ -100,47 +116,42 @@ impl Baseline {
     }
 
     /// One finding per value that differs between this baseline and
-    /// `findings`, for the checks that ran both times.
+    /// `findings`, among the values read by checks that ran both times.
     pub fn drift(&self, findings: &[Finding], status: Status) -> Vec<Finding> {
+        let ran: std::collections::BTreeSet<&str> =
+            findings.iter().map(|f| f.id.as_str()).collect();
+        let now = stable_values(findings);
+        let mut names: Vec<&String> = self.values.keys().chain(now.keys()).collect();
+        names.sort();
+        names.dedup();
         let mut out = Vec::new();
-        let empty = BTreeMap::new();
-        for f in findings {
-            let Some(old) = self.values.get(&f.id) else {
+        for name in names {
+            let before = self.values.get(name);
+            let after = now.get(name).map(|(v, _)| v);
+            if before == after {
                 continue;
-            };
-            let now: BTreeMap<&String, &Value> = f
-                .values
-                .iter()
-                .filter(|(k, _)| !f.volatile.contains(*k))
-                .collect();
-            let old_vol = self.volatile.get(&f.id).unwrap_or(&empty);
-            let mut keys: Vec<&String> = old.keys().chain(now.keys().copied()).collect();
-            keys.sort();
-            keys.dedup();
-            for key in keys {
-                let before = old.get(key);
-                let after = now.get(key).copied();
-                if before == after {
-                    continue;
-                }
-                // Absent now because the check could not read it this time:
-                // that is the check's own unknown finding, not drift, unless
-                // the value was recorded as stable before.
-                if after.is_none() && f.status == Status::Unknown && before.is_none() {
-                    continue;
-                }
-                if before.is_none() && old_vol.contains_key(key) {
-                    continue;
-                }
-                out.push(self.drift_finding(&f.id, key, before, after, status));
             }
+            let readers: Vec<String> = match (now.get(name), self.read_by.get(name)) {
+                (Some((_, ids)), _) => ids.clone(),
+                (None, Some(ids)) => ids.clone(),
+                (None, None) => Vec::new(),
+            };
+            // Only values of checks that ran this time (not --skip'ed ones).
+            if !readers.iter().any(|id| ran.contains(id.as_str())) {
+                continue;
+            }
+            // A value that changes by itself was not recorded as stable.
+            if before.is_none() && self.volatile.contains_key(name) {
+                continue;
+            }
+            out.push(self.drift_finding(&readers, name, before, after, status));
         }
         out
     }
 
     fn drift_finding(
         &self,
-        id: &str,
+        checks: &[String],
         key: &str,
         before: Option<&Value>,
         after: Option<&Value>,
@@ -151,8 +162,10 @@ impl Baseline {
             Some(Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),
         };
+        let id = checks.join(", ");
         let mut d = Finding::new(DRIFT_ID);
-        d.value("check", id);
+        d.value("check", checks.first().cloned().unwrap_or_default());
+        d.value("checks", checks.to_vec());
         d.value("value", key);
         d.value("old", before.cloned().unwrap_or(Value::Null));
         d.value("new", after.cloned().unwrap_or(Value::Null));

@@ -87,7 +87,7 @@ fn log_buf_len(ctx: &Ctx) -> Result<(u64, String), Problem> {
 pub fn log_buf_size(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     let (size, source) = log_buf_len(ctx)?;
     f.value("log_buf_len", size);
-    f.value("source", source);
+    f.value("log_buf_source", source);
     let threads =
         loadavg_threads(&ctx.host.read(paths::LOADAVG)?).map_err(|e| ctx.bad(paths::LOADAVG, e))?;
     f.volatile_value("threads", threads);

@@ -80,11 +80,16 @@ pub fn panic_settings(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     };
     let hung = optional(paths::HUNG_TASK_PANIC, "kernel.hung_task_panic", f)?;
     let soft = optional(paths::SOFTLOCKUP_PANIC, "kernel.softlockup_panic", f)?;
-    let kdump = ctx
+    let loaded = ctx
         .host
         .read_value(paths::KEXEC_CRASH_LOADED)
-        .is_ok_and(|v| v == "1");
-    f.value("kdump_loaded", kdump);
+        .ok()
+        .and_then(|v| crate::kernel::parse_int(&v).ok());
+    // Same name and form as kdump-loaded's value: one fact, one value.
+    if let Some(n) = loaded {
+        f.value("kexec_crash_loaded", n);
+    }
+    let kdump = loaded == Some(1);
 
     let mut notes = Vec::new();
     let mut advice = Vec::new();

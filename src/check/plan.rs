@@ -142,12 +142,13 @@ pub fn steps(f: &Finding, kernel: Option<&KernelVersion>, cfg: &CheckConfig) -> 
         },
         "panic-settings" => {
             let mut s = Vec::new();
-            if f.values.get("kdump_loaded") == Some(&Value::Bool(true))
+            let kdump = int("kexec_crash_loaded") == Some(1);
+            if kdump
                 && int("kernel.panic_on_oops") == Some(0)
             {
                 s.push(Step::Sysctl("kernel.panic_on_oops", "1".into()));
             }
-            if f.values.get("kdump_loaded") == Some(&Value::Bool(false)) && int("kernel.panic") == Some(0) {
+            if !kdump && int("kernel.panic") == Some(0) {
                 s.push(Step::Sysctl("kernel.panic", "10".into()));
             }
             s

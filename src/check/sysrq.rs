@@ -8,12 +8,12 @@ pub fn trigger(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     match std::fs::symlink_metadata(&path) {
         Ok(m) if m.is_dir() => Err(ctx.bad(paths::SYSRQ_TRIGGER, "is a directory")),
         Ok(_) => {
-            f.value("present", true);
+            f.value("sysrq_trigger_present", true);
             f.ok("/proc/sysrq-trigger is present: watchdog (as root) can dump tasks");
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            f.value("present", false);
+            f.value("sysrq_trigger_present", false);
             f.set(
                 Status::Critical,
                 "/proc/sysrq-trigger is missing: watchdog cannot dump tasks or memory state",
@@ -61,7 +61,7 @@ pub fn keyboard(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
             .map(|(b, name)| format!("{name} ({b})"))
             .collect(),
     };
-    f.value("enabled", enabled.clone());
+    f.value("sysrq_functions", enabled.clone());
     let dumps = n == 1 || (n > 1 && n & 8 != 0) || n < 0;
     let fix_value = if n <= 0 { 1 } else { n | 8 };
     let fix = format!(
