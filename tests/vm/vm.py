@@ -885,14 +885,25 @@ def run_check(res, s, f):
             need(sizes.get(m.group(1), 0) > 0, "snapshot %s is missing or empty in the guest (%s)" % (m.group(1), sizes))
             notes += "; snapshot %s: %d bytes" % (os.path.basename(m.group(1)), sizes[m.group(1)])
     if s in ("oom", "oom-memcg"):
-        # The OOM killer's SIGKILL is generated in the context of the task
-        # that allocated (here the victim itself), so tracefs shows the
-        # victim as its own sender. Noted, not (yet) failed: whether that
-        # is a second event of the same incident is run's call.
+        # The OOM killer's SIGKILL (generated in the allocating task's
+        # context) is part of the kill: one event per incident.
         dup = [e for e in events if e.get("kind") == "signal_death" and e.get("pid") == int(f.get("pid", -1))]
-        if dup:
-            notes = " (note: also a signal_death for the OOM victim, sender %s:%s)" % (
-                dup[0].get("sender_comm"), dup[0].get("sender_pid"))
+        need(not dup, "watchdog run reported the OOM victim's SIGKILL as a second incident: %s" % dup)
+    if s == "hung-task":
+        # The kernel's own clock: from the hung-task warning to the SysRq-T
+        # header that run's action produced. Issue: within one second.
+        recs = []
+        for line in text(res, name, "kmsg").splitlines():
+            m = re.match(r"^\d+,(\d+),(\d+),[^;]*;(.*)$", line)
+            if m:
+                recs.append((int(m.group(1)), int(m.group(2)), m.group(3)))
+        warn = [r for r in recs if "INFO: task %s:%s blocked" % (f.get("comm"), f.get("pid")) in r[2]]
+        need(warn, "no hung-task record in %s.kmsg" % name)
+        dump = [r for r in recs if r[0] > warn[0][0] and "sysrq: Show State" in r[2]]
+        need(dump, "no SysRq-T header after the hung-task record")
+        latency = (dump[0][1] - warn[0][1]) / 1e6
+        need(latency < 1.0, "SysRq-T came %.3f s after the hung-task warning (limit 1 s)" % latency)
+        notes += "; hung-task warning -> SysRq-T in %.0f ms (kernel clock)" % (latency * 1000)
     return "; run: %d event(s), the expected ones among them%s" % (len(events), notes)
 
 
