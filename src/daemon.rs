@@ -446,10 +446,24 @@ impl Daemon {
         }
         if !decisions.is_empty() {
             // Never handle the records behind an action twice.
-            if let Some(k) = self.kmsg.as_mut() {
-                let _ = k.save_position(true);
-            }
+            self.save_position(true);
             self.status();
+        }
+    }
+
+    /// Saves the kmsg position (at most once a second unless `force`);
+    /// a failure is reported, never fatal.
+    fn save_position(&mut self, force: bool) {
+        if let Some(k) = self.kmsg.as_mut() {
+            if let Err(e) = k.save_position(force) {
+                say(
+                    4,
+                    &format!(
+                        "cannot save the kmsg position to {}: {e}",
+                        self.cfg.state_file
+                    ),
+                );
+            }
         }
     }
 
@@ -597,17 +611,7 @@ impl Daemon {
         for ev in out {
             self.accept(ev, now);
         }
-        if let Some(k) = self.kmsg.as_mut() {
-            if let Err(e) = k.save_position(false) {
-                say(
-                    4,
-                    &format!(
-                        "cannot save the kmsg position to {}: {e}",
-                        self.cfg.state_file
-                    ),
-                );
-            }
-        }
+        self.save_position(false);
     }
 
     fn timers(&mut self, now: Instant) {
@@ -663,17 +667,7 @@ impl Daemon {
         for f in self.triggers.exec.kill_all() {
             self.action_event(&f.rule, &f.label, f.outcome);
         }
-        if let Some(k) = self.kmsg.as_mut() {
-            if let Err(e) = k.save_position(true) {
-                say(
-                    4,
-                    &format!(
-                        "cannot save the kmsg position to {}: {e}",
-                        self.cfg.state_file
-                    ),
-                );
-            }
-        }
+        self.save_position(true);
         if let Some(mut t) = self.tracefs.take() {
             t.cleanup();
         }
