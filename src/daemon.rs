@@ -47,12 +47,19 @@ pub struct RunArgs {
 pub fn summary(ev: &Event) -> (u8, String) {
     let pid = |p: Option<u32>| p.map_or("?".to_string(), |p| p.to_string());
     match &ev.body {
+        Body::HungTask(h) if h.comm.is_none() => (
+            4,
+            format!(
+                "{} hung task(s) counted by the kernel but not reported (hung_task_warnings exhausted?)",
+                h.unreported.unwrap_or(1)
+            ),
+        ),
         Body::HungTask(h) => (
             4,
             format!(
                 "hung task: {} (pid {}) blocked for more than {} s",
-                h.comm,
-                h.pid,
+                h.comm.as_deref().unwrap_or("?"),
+                pid(h.pid),
                 h.blocked_secs.map_or("?".into(), |s| s.to_string())
             ),
         ),
@@ -189,6 +196,7 @@ struct Daemon {
     metrics: crate::metrics::RunMetrics,
     next_metrics: Instant,
     oom_reported: u64,
+    hung_reported: u64,
     events_seen: u64,
     actions_taken: u64,
 }
@@ -250,6 +258,7 @@ impl Daemon {
             },
             next_metrics: now,
             oom_reported: 0,
+            hung_reported: 0,
             events_seen: 0,
             actions_taken: 0,
         })
@@ -427,8 +436,12 @@ impl Daemon {
         if let Body::Lost(l) = &ev.body {
             self.metrics.kmsg_lost += l.count;
         }
-        if ev.body.kind() == "oom_kill" && ev.source != "proc" {
-            self.oom_reported += 1;
+        if ev.source != "proc" {
+            match ev.body.kind() {
+                "oom_kill" => self.oom_reported += 1,
+                "hung_task" => self.hung_reported += 1,
+                _ => {}
+            }
         }
         self.write(&ev);
         let json = ev.to_json();
@@ -628,8 +641,12 @@ impl Daemon {
         if now >= self.next_proc {
             self.next_proc = now + Duration::from_secs(self.cfg.proc.interval_secs);
             let mut out = Vec::new();
-            self.proc
-                .poll(now, std::mem::take(&mut self.oom_reported), &mut out);
+            self.proc.poll(
+                now,
+                std::mem::take(&mut self.oom_reported),
+                std::mem::take(&mut self.hung_reported),
+                &mut out,
+            );
             for ev in out {
                 self.accept(ev, now);
             }

@@ -115,7 +115,7 @@ impl Body {
     /// The task the event is about, for summaries (`comm`, `pid`).
     pub fn task(&self) -> Option<(&str, Option<u32>)> {
         match self {
-            Body::HungTask(h) => Some((h.comm.as_str(), Some(h.pid))),
+            Body::HungTask(h) => h.comm.as_deref().map(|c| (c, h.pid)),
             Body::OomKill(o) => o.comm.as_deref().map(|c| (c, o.pid)),
             Body::SignalDeath(s) => Some((s.comm.as_str(), s.pid)),
             Body::SoftLockup(s) => s.comm.as_deref().map(|c| (c, s.pid)),
@@ -126,13 +126,20 @@ impl Body {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HungTask {
-    pub comm: String,
-    pub pid: u32,
+    /// `null` only for hung tasks the kernel counted but did not print
+    /// (`source: proc`, from `hung_task_detect_count`).
+    pub comm: Option<String>,
+    pub pid: Option<u32>,
     pub blocked_secs: Option<u64>,
     /// The task holding the lock this one waits for (since Linux 6.14:
     /// `... is blocked on a mutex likely owned by task comm:pid`).
     pub blocker_comm: Option<String>,
     pub blocker_pid: Option<u32>,
+    /// Hung tasks the kernel detected without reporting them (its
+    /// hung_task_warnings ran out), since the previous reading (on new
+    /// kernels that have /proc/sys/kernel/hung_task_detect_count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreported: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -323,7 +323,13 @@ pub fn describe(e: &Event) -> String {
     let opt = |v: Option<u64>, unit: &str| v.map(|v| format!("{v}{unit}"));
     match &e.body {
         Body::HungTask(h) => {
-            let mut s = format!("{} blocked", task(&h.comm, Some(h.pid)));
+            let mut s = match &h.comm {
+                Some(c) => format!("{} blocked", task(c, h.pid)),
+                None => format!(
+                    "{} hung task(s) the kernel counted but did not report",
+                    h.unreported.unwrap_or(1)
+                ),
+            };
             if let Some(b) = h.blocked_secs {
                 s.push_str(&format!(" for more than {b} s"));
             }

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::config::ProcConfig;
-use crate::events::{Body, DentryPressure, Event, OomKill};
+use crate::events::{Body, DentryPressure, Event, HungTask, OomKill};
 use crate::host::{paths, Host};
 use crate::kernel::tables::DentryState;
 
@@ -20,6 +20,7 @@ pub struct ProcPoller {
     headroom_alarm: bool,
     growth_alarm: bool,
     last_oom_kill: Option<u64>,
+    last_hung: Option<u64>,
 }
 
 /// The dentry cache now: `(nr_dentry, nr_unused, vfs_cache_pressure)`,
@@ -57,8 +58,10 @@ impl ProcPoller {
             headroom_alarm: false,
             growth_alarm: false,
             last_oom_kill: None,
+            last_hung: None,
         };
         p.last_oom_kill = p.oom_kill();
+        p.last_hung = p.hung_detected();
         p
     }
 
@@ -69,9 +72,23 @@ impl ProcPoller {
             .and_then(|t| vmstat_oom_kill(&t))
     }
 
-    /// One round. `oom_reported` is how many OOM kills other collectors
-    /// reported since the last round.
-    pub fn poll(&mut self, now: Instant, oom_reported: u64, out: &mut Vec<Event>) {
+    /// Hung tasks the kernel detected so far (new kernels only).
+    fn hung_detected(&self) -> Option<u64> {
+        self.host
+            .read_value(paths::HUNG_TASK_DETECT_COUNT)
+            .ok()
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// One round. `oom_reported` and `hung_reported` are how many OOM kills
+    /// and hung tasks the kernel log reported since the last round.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        oom_reported: u64,
+        hung_reported: u64,
+        out: &mut Vec<Event>,
+    ) {
         let event = |body| Event {
             time: None,
             kernel_time: None,
@@ -88,6 +105,24 @@ impl ProcPoller {
                 }
             }
             self.last_oom_kill = Some(n);
+        }
+        // The kernel keeps counting hung tasks after hung_task_warnings ran
+        // out and it stopped printing them: exactly when a dump is needed.
+        if let Some(n) = self.hung_detected() {
+            if let Some(prev) = self.last_hung {
+                let unreported = n.saturating_sub(prev).saturating_sub(hung_reported);
+                if unreported > 0 {
+                    out.push(event(Body::HungTask(HungTask {
+                        comm: None,
+                        pid: None,
+                        blocked_secs: None,
+                        blocker_comm: None,
+                        blocker_pid: None,
+                        unreported: Some(unreported),
+                    })));
+                }
+            }
+            self.last_hung = Some(n);
         }
         let Some((nr_dentry, nr_unused, pressure)) = dentry_now(&self.host) else {
             return;
@@ -165,12 +200,12 @@ mod tests {
         let mut p = ProcPoller::new(&h, ProcConfig::default());
         let t = Instant::now();
         let mut out = Vec::new();
-        p.poll(t, 0, &mut out);
+        p.poll(t, 0, 0, &mut out);
         assert!(out.is_empty());
         // 30 million unused at pressure 10000: 3e9, past INT_MAX.
         set(&d, "31000000 30000000 45 0 0 0", "10000", 0);
-        p.poll(t + Duration::from_secs(600), 0, &mut out);
-        p.poll(t + Duration::from_secs(1200), 0, &mut out);
+        p.poll(t + Duration::from_secs(600), 0, 0, &mut out);
+        p.poll(t + Duration::from_secs(1200), 0, 0, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
         let Body::DentryPressure(dp) = &out[0].body else {
             panic!()
@@ -186,14 +221,36 @@ mod tests {
         let mut p = ProcPoller::new(&h, ProcConfig::default());
         let t = Instant::now();
         let mut out = Vec::new();
-        p.poll(t, 0, &mut out);
+        p.poll(t, 0, 0, &mut out);
         set(&d, "6001000 900 45 0 0 0", "100", 0);
-        p.poll(t + Duration::from_secs(60), 0, &mut out);
+        p.poll(t + Duration::from_secs(60), 0, 0, &mut out);
         assert_eq!(out.len(), 1);
         let Body::DentryPressure(dp) = &out[0].body else {
             panic!()
         };
         assert!(dp.reason.as_deref().unwrap().contains("growing"), "{dp:?}");
+    }
+
+    #[test]
+    fn hung_tasks_the_kernel_stopped_printing_are_reported() {
+        let (d, h) = tree();
+        set(&d, "1 1 45 0 0 0", "100", 0);
+        std::fs::create_dir_all(d.path().join("proc/sys/kernel")).unwrap();
+        std::fs::write(d.path().join(paths::HUNG_TASK_DETECT_COUNT), "10\n").unwrap();
+        let mut p = ProcPoller::new(&h, ProcConfig::default());
+        std::fs::write(d.path().join(paths::HUNG_TASK_DETECT_COUNT), "14\n").unwrap();
+        let mut out = Vec::new();
+        // One of the four was printed (and parsed from kmsg).
+        p.poll(Instant::now(), 0, 1, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let Body::HungTask(t) = &out[0].body else {
+            panic!()
+        };
+        assert_eq!((t.comm.as_deref(), t.unreported), (None, Some(3)));
+        assert!(out[0].to_json().contains("\"comm\":null"));
+        // Nothing new: nothing reported.
+        p.poll(Instant::now(), 0, 0, &mut out);
+        assert_eq!(out.len(), 1);
     }
 
     #[test]
@@ -203,7 +260,7 @@ mod tests {
         let mut p = ProcPoller::new(&h, ProcConfig::default());
         set(&d, "1 1 45 0 0 0", "100", 8);
         let mut out = Vec::new();
-        p.poll(Instant::now(), 1, &mut out);
+        p.poll(Instant::now(), 1, 0, &mut out);
         assert_eq!(
             out.iter().filter(|e| e.body.kind() == "oom_kill").count(),
             2

@@ -422,7 +422,7 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
                 owner_pid,
             },
         ) => {
-            if *pid == h.pid && h.blocker_pid.is_none() {
+            if Some(*pid) == h.pid && h.blocker_pid.is_none() {
                 h.blocker_comm = Some(owner_comm.clone());
                 h.blocker_pid = Some(*owner_pid);
             }
@@ -473,11 +473,12 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
             close(st, ctx);
             st.open = Some(Open::Hung(
                 HungTask {
-                    comm,
-                    pid,
+                    comm: Some(comm),
+                    pid: Some(pid),
                     blocked_secs: secs,
                     blocker_comm: None,
                     blocker_pid: None,
+                    unreported: None,
                 },
                 stamp(),
             ));
