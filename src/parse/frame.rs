@@ -44,6 +44,9 @@ pub struct Record {
     pub boundary: bool,
     /// The line was longer than [`MAX_LINE`] and was cut.
     pub truncated: bool,
+    /// Messages the log itself says were lost here (a `watchdog udplogger`
+    /// `gap` or `write_failed` marker).
+    pub lost: Option<u64>,
 }
 
 /// Frames lines; remembers only whether the previous line was a kmsg
@@ -129,6 +132,9 @@ impl Framer {
             return rec;
         }
         let mut rest = line;
+        if udplogger_marker(rest, &mut rec) {
+            return rec;
+        }
         if let Some(r) = udplogger(rest, &mut rec) {
             rest = r;
             if let Some(r) = kmsg_header(rest, &mut rec) {
@@ -344,6 +350,51 @@ fn udplogger<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
     rec.wall_time = Some(t);
     rec.host = Some(src.to_string());
     Some(text)
+}
+
+/// `TIME udplogger ABOUT KIND: MESSAGE`, the receiver's own marker lines:
+/// a `gap` (N records missing) or a `write_failed` (N lines dropped) is a
+/// loss for that sender; a `reset` (the sender rebooted) ends its open
+/// incidents. Other markers carry no kernel message.
+fn udplogger_marker(s: &str, rec: &mut Record) -> bool {
+    let mut w = s.splitn(4, ' ');
+    let (Some(ts), Some("udplogger"), Some(about), Some(rest)) =
+        (w.next(), w.next(), w.next(), w.next())
+    else {
+        return false;
+    };
+    let Some(t) = rfc3339(ts) else {
+        return false;
+    };
+    let Some((kind, msg)) = rest.split_once(": ") else {
+        return false;
+    };
+    rec.wall_time = Some(t);
+    rec.kernel = false;
+    rec.ignore = true;
+    if is_sender(about) {
+        rec.host = Some(about.to_string());
+    }
+    let first_number = |m: &str| {
+        m.split(|c: char| !c.is_ascii_digit())
+            .find(|w| !w.is_empty())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    match kind {
+        "gap" => rec.lost = first_number(msg),
+        "write_failed" => {
+            rec.lost = msg
+                .split_once("resumed: ")
+                .and_then(|(_, r)| first_number(r))
+                .or_else(|| first_number(msg));
+        }
+        "reset" => rec.boundary = true,
+        _ => {}
+    }
+    if rec.lost.is_some() {
+        rec.ignore = false;
+    }
+    true
 }
 
 fn is_sender(s: &str) -> bool {

@@ -147,6 +147,21 @@ impl Parser {
     pub fn push_at(&mut self, rec: &Record, line: Option<u64>) -> Vec<Event> {
         let mut out = Vec::new();
         if rec.boundary {
+            if let Some(host) = rec.host.as_deref() {
+                // One sender rebooted (a udplogger `reset` marker).
+                let Parser { source, states, .. } = self;
+                if let Some(st) = states.get_mut(host) {
+                    close(
+                        st,
+                        &mut Ctx {
+                            source,
+                            out: &mut out,
+                        },
+                    );
+                    st.last_seq = None;
+                }
+                return out;
+            }
             // A journal's `-- Boot ... --`: every host's incidents are over.
             out = self.flush();
             for st in self.states.values_mut() {
@@ -179,6 +194,11 @@ impl Parser {
             out: &mut out,
         };
         let stamp = || Stamp::of(rec, line);
+        if let Some(count) = rec.lost {
+            // The log's own word that messages are missing here.
+            ctx.emit(&stamp(), Body::Lost(Lost { count }));
+            return out;
+        }
         if let Some(seq) = rec.seq {
             match st.last_seq {
                 Some(last) if seq > last.saturating_add(1) => {
