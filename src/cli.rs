@@ -73,7 +73,7 @@ sysrq, lost.\n\n\
 The log format is detected per line: dmesg (with or without -r, -T, caller ids), raw \
 /dev/kmsg records, /var/log/messages and other syslog files, journalctl -k (short, \
 short-precise, short-iso, short-full, short-unix, short-monotonic, -o json), watchdog \
-udplogger and extended netconsole output, vmcore-dmesg.txt, serial console captures. gzip \
+udplogger and extended netconsole output, vmcore-dmesg.txt, serial console captures. gzip and xz \
 input is unpacked. Formats and kernel versions: docs/scan.md.",
         after_help = "Examples:\n  watchdog scan /var/crash/*/vmcore-dmesg.txt\n  journalctl -k -b -1 -o json | watchdog scan --kind hung_task,oom_kill\n  watchdog scan --format text --summary /var/log/messages*\n\nExit status: 0 when every input was read, 3 when one could not be (the others are still scanned)."
     )]
@@ -89,7 +89,7 @@ input is unpacked. Formats and kernel versions: docs/scan.md.",
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Log files to read (`-` or none: standard input); gzip is unpacked
+    /// Log files to read (`-` or none: standard input); gzip and xz are unpacked
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Output format: JSON lines, or a table for people

@@ -137,7 +137,35 @@ pub fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> io::Result
     }
 }
 
-/// Opens an input, unpacking gzip; xz is refused with a hint.
+/// A read-write file in the temporary directory, already unlinked.
+fn unlinked_temp() -> io::Result<File> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir();
+    for _ in 0..100 {
+        let p = dir.join(format!(
+            "watchdog-scan-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
+            Ok(f) => {
+                let _ = std::fs::remove_file(&p);
+                return Ok(f);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("no free temporary file name"))
+}
+
+/// Opens an input, unpacking gzip and xz.
 fn open(path: &Path) -> Result<(Box<dyn BufRead>, Option<NaiveDate>), String> {
     let name = path.display();
     let (raw, date): (Box<dyn Read>, Option<NaiveDate>) = if path == Path::new("-") {
@@ -161,9 +189,18 @@ fn open(path: &Path) -> Result<(Box<dyn BufRead>, Option<NaiveDate>), String> {
         return Ok((Box::new(BufReader::with_capacity(256 * 1024, gz)), date));
     }
     if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        return Err(format!(
-            "{name}: xz-compressed input is not supported; use `xzcat {name} | watchdog scan -`"
-        ));
+        // lzma-rs decodes into a writer, not as a reader: unpack into an
+        // unlinked temporary file, so memory stays bounded whatever the size.
+        let mut tmp = unlinked_temp().map_err(|e| format!("{name}: xz: temporary file: {e}"))?;
+        {
+            let mut w = io::BufWriter::with_capacity(256 * 1024, &mut tmp);
+            lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| format!("{name}: xz: {e}"))?;
+            w.flush().map_err(|e| format!("{name}: xz: {e}"))?;
+        }
+        use std::io::Seek;
+        tmp.seek(io::SeekFrom::Start(0))
+            .map_err(|e| format!("{name}: xz: {e}"))?;
+        return Ok((Box::new(BufReader::with_capacity(256 * 1024, tmp)), date));
     }
     Ok((Box::new(r), date))
 }
