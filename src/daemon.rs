@@ -860,23 +860,12 @@ mod tests {
 
     #[test]
     fn summaries_have_priorities() {
-        let ev = Event {
-            time: None,
-            kernel_time: None,
-            source: "tracefs".into(),
-            host: None,
-            line: None,
-            body: Body::SignalDeath(SignalDeath {
-                pid: Some(5),
-                tid: Some(5),
-                comm: "sleep".into(),
-                signal: 9,
-                signal_name: "SIGKILL".into(),
-                core_dumped: Some(false),
-                sender_pid: Some(7),
-                sender_comm: Some("kill".into()),
-            }),
-        };
+        let mut ev = death(5, 9);
+        if let Body::SignalDeath(s) = &mut ev.body {
+            s.comm = "sleep".into();
+            s.sender_pid = Some(7);
+            s.sender_comm = Some("kill".into());
+        }
         assert_eq!(
             summary(&ev),
             (
