@@ -713,3 +713,55 @@ fn plan_for_a_healthy_host_is_empty() {
     .expect_code(0);
     assert!(r.stdout.contains("Nothing to change"), "{}", r.stdout);
 }
+
+#[test]
+fn dentry_and_208_day_thresholds_follow_the_contract() {
+    let d = Dir::new();
+    // A modern kernel: the count cannot wrap, but the same thresholds hold.
+    copy_tree(&fixture("rhel9-default"), &d.join("el9"));
+    d.write("el9/proc/sys/vm/vfs_cache_pressure", "10000\n");
+    d.write(
+        "el9/proc/sys/fs/dentry-state",
+        "31000000\t30000000\t45\t0\t0\t0\n",
+    );
+    let st = statuses(
+        &d.run(&["check", "--root", "el9", "--format", "json"])
+            .json(),
+    );
+    assert_eq!(st["dentry-overflow"], "critical");
+    d.write(
+        "el9/proc/sys/fs/dentry-state",
+        "12000000\t11000000\t45\t0\t0\t0\n",
+    );
+    let st = statuses(
+        &d.run(&["check", "--root", "el9", "--format", "json"])
+            .json(),
+    );
+    assert_eq!(
+        st["dentry-overflow"], "warning",
+        "11M unused x 10000 / 100 is 51% of INT_MAX"
+    );
+    // An affected RHEL 6 kernel far from 208.5 days: a heads-up, not a failure.
+    copy_tree(&fixture("rhel6-old"), &d.join("el6"));
+    d.write("el6/proc/uptime", "8640000.00 9000000.00\n");
+    let r = d.run(&["check", "--root", "el6", "--format", "json"]);
+    let v = r.json();
+    assert_eq!(statuses(&v)["uptime-208-days"], "info", "{}", r.stdout);
+    // Past it: critical.
+    d.write("el6/proc/uptime", "18100000.00 9000000.00\n");
+    let st = statuses(
+        &d.run(&["check", "--root", "el6", "--format", "json"])
+            .json(),
+    );
+    assert_eq!(st["uptime-208-days"], "critical");
+    // Fixed kernel: ok whatever the uptime.
+    d.write(
+        "el6/proc/sys/kernel/osrelease",
+        "2.6.32-358.23.2.el6.x86_64\n",
+    );
+    let st = statuses(
+        &d.run(&["check", "--root", "el6", "--format", "json"])
+            .json(),
+    );
+    assert_eq!(st["uptime-208-days"], "ok");
+}

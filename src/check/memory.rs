@@ -193,7 +193,8 @@ pub fn dentry_overflow(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     f.volatile_value("shrinker_count", product.to_string());
     f.volatile_value("int_max_ratio", (ratio * 1000.0).round() / 1000.0);
     // Linux 3.12 moved shrinkers to count_objects() returning unsigned long:
-    // the product can no longer wrap, only make reclaim slow.
+    // there the product no longer wraps, but scanning that many dentries
+    // still stalls reclaim. The thresholds are the same; the words differ.
     let wraps = ctx.version().is_none_or(|v| !v.at_least(3, 12));
     let pct = ratio * 100.0;
     let cfg = &ctx.cfg.dentry;
@@ -201,36 +202,31 @@ pub fn dentry_overflow(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
         "Lower vm.vfs_cache_pressure to 100 or less and drop unused dentries now: sync; echo 2 > /proc/sys/vm/drop_caches (nr_unused is {}).",
         d.nr_unused
     );
-    if !wraps {
-        if ratio >= cfg.warning_ratio {
-            f.set(
-                Status::Warning,
-                format!("(nr_unused/100) x vfs_cache_pressure is {pct:.0}% of INT_MAX: cannot overflow on this kernel, but reclaiming {} unused dentries is slow", d.nr_unused),
-                fix,
-            );
-        } else {
-            f.ok(format!(
-                "Not applicable to this kernel (its shrinker counts in 64 bits); {} unused dentries, {pct:.1}% of INT_MAX",
-                d.nr_unused
-            ));
-        }
-        return Ok(());
-    }
+    let what = if wraps {
+        "past 100% the count turns negative and reclaim loops for minutes"
+    } else {
+        "this kernel counts in 64 bits and cannot wrap, but reclaiming that many dentries stalls the host"
+    };
     if ratio >= cfg.critical_ratio {
         f.set(
             Status::Critical,
-            format!("Dentry shrinker count (nr_unused/100) x vfs_cache_pressure = {product} is {pct:.0}% of INT_MAX: past it the count turns negative and reclaim loops for minutes"),
+            format!("Dentry shrinker count (nr_unused/100) x vfs_cache_pressure = {product} is {pct:.0}% of INT_MAX: {what}"),
             fix,
         );
     } else if ratio >= cfg.warning_ratio {
         f.set(
             Status::Warning,
-            format!("Dentry shrinker count (nr_unused/100) x vfs_cache_pressure = {product} is {pct:.0}% of INT_MAX (it overflows past 100%)"),
+            format!("Dentry shrinker count (nr_unused/100) x vfs_cache_pressure = {product} is {pct:.0}% of INT_MAX: {what}"),
             fix,
         );
-    } else {
+    } else if wraps {
         f.ok(format!(
             "Dentry shrinker count {product} is {pct:.1}% of INT_MAX ({} unused dentries)",
+            d.nr_unused
+        ));
+    } else {
+        f.ok(format!(
+            "{} unused dentries: shrinker count {pct:.1}% of INT_MAX (and 64-bit on this kernel)",
             d.nr_unused
         ));
     }
