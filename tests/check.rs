@@ -765,3 +765,39 @@ fn dentry_and_208_day_thresholds_follow_the_contract() {
     );
     assert_eq!(st["uptime-208-days"], "ok");
 }
+
+#[test]
+fn netconsole_module_with_invisible_targets_counts() {
+    let d = Dir::new();
+    copy_tree(&fixture("rhel9-default"), &d.join("h"));
+    // Loaded with targets as its parameter; no configfs to show them.
+    d.write("h/sys/module/netconsole/refcnt", "0\n");
+    let r = d.run(&[
+        "check",
+        "--root",
+        "h",
+        "--format",
+        "json",
+        "--only",
+        "remote-console",
+    ]);
+    let v = r.json();
+    assert_eq!(statuses(&v)["remote-console"], "ok", "{}", r.stdout);
+    // configfs shows targets, none enabled, nothing configured it: not sending.
+    d.write("h/sys/kernel/config/netconsole/t1/enabled", "0\n");
+    let r = d.run(&[
+        "check",
+        "--root",
+        "h",
+        "--format",
+        "json",
+        "--only",
+        "remote-console",
+    ]);
+    assert_eq!(
+        statuses(&r.json())["remote-console"],
+        "warning",
+        "{}",
+        r.stdout
+    );
+}

@@ -204,9 +204,12 @@ pub fn remote_console(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     if let Some(s) = &sysconfig {
         f.value("sysconfig_syslogaddr", s.as_str());
     }
-    // The module's own parameter is not readable from sysfs, so a loaded
-    // module counts as active when something configured it.
-    let netconsole = !targets.is_empty() || (module && (param.is_some() || sysconfig.is_some()));
+    // Targets given as the module's parameter are not visible in sysfs. A
+    // loaded module counts as sending when something configured it, or when
+    // there is no configfs directory that could show its targets instead.
+    let configfs_visible = ctx.host.is_dir(paths::NETCONSOLE_CONFIGFS);
+    let netconsole = !targets.is_empty()
+        || (module && (param.is_some() || sysconfig.is_some() || !configfs_visible));
     let mut ways = Vec::new();
     if !serial.is_empty() {
         ways.push(format!("serial console {}", serial.join(", ")));
@@ -214,10 +217,10 @@ pub fn remote_console(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     if !targets.is_empty() {
         ways.push(format!("netconsole {}", targets.join(", ")));
     } else if netconsole {
-        ways.push(format!(
-            "netconsole to {}",
-            param.or(sysconfig.clone()).unwrap_or_default()
-        ));
+        ways.push(match param.or(sysconfig.clone()) {
+            Some(to) => format!("netconsole to {to}"),
+            None => "netconsole (module loaded; targets set as its parameter)".to_string(),
+        });
     }
     if !ways.is_empty() {
         f.ok(format!(
