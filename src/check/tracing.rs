@@ -1,79 +1,11 @@
 //! tracefs: where it is, and whether snapshots and kprobe events exist.
 
 use super::{Ctx, Finding, Problem, ProblemKind, Status};
-use crate::host::paths;
+use crate::collectors::tracefs::{self, Tracing};
 
-/// Where tracing can be found on the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tracing {
-    /// Mounted; the tracing directory relative to the root.
-    Mounted(String),
-    /// The kernel has the filesystem (`fs` names it) but it is not mounted.
-    Supported(&'static str),
-    Absent,
-}
-
-/// `/proc/mounts` escapes spaces and the like as `\040` octal.
-fn unescape_mount(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && b.len() - i >= 4 {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
-                .ok()
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Finds the tracing directory. Without a readable /proc/filesystems the
-/// absence of a mount proves nothing, so that is a problem, not "absent".
-pub fn locate(ctx: &Ctx) -> Result<Tracing, Problem> {
-    let has_trace = |dir: &str| ctx.host.exists(&format!("{dir}/trace"));
-    if let Ok(mounts) = ctx.host.read(paths::MOUNTS) {
-        for line in mounts.lines() {
-            let mut w = line.split_whitespace();
-            let (Some(_), Some(mnt), Some(fstype)) = (w.next(), w.next(), w.next()) else {
-                continue;
-            };
-            let mnt = unescape_mount(mnt);
-            let rel = mnt.trim_start_matches('/');
-            let dir = match fstype {
-                "tracefs" => rel.to_string(),
-                "debugfs" => format!("{rel}/tracing"),
-                _ => continue,
-            };
-            if !dir.is_empty() && has_trace(&dir) {
-                return Ok(Tracing::Mounted(dir.trim_start_matches('/').to_string()));
-            }
-        }
-    }
-    for dir in [paths::TRACEFS, paths::DEBUGFS_TRACING] {
-        if has_trace(dir) {
-            return Ok(Tracing::Mounted(dir.to_string()));
-        }
-    }
-    let fs = ctx.host.read(paths::FILESYSTEMS)?;
-    let has_fs = |name: &str| {
-        fs.lines()
-            .any(|l| l.split_whitespace().last() == Some(name))
-    };
-    Ok(if has_fs("tracefs") {
-        Tracing::Supported("tracefs")
-    } else if has_fs("debugfs") {
-        Tracing::Supported("debugfs")
-    } else {
-        Tracing::Absent
-    })
+/// Where tracing is, found the same way `watchdog run` finds it.
+fn locate(ctx: &Ctx) -> Result<Tracing, Problem> {
+    Ok(tracefs::locate(ctx.host)?)
 }
 
 fn mount_hint(fs: &str) -> &'static str {
@@ -191,16 +123,4 @@ pub fn kprobe_events(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
         "kprobe events (signal-death tracing)",
         "CONFIG_KPROBE_EVENTS",
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unescape_mount;
-
-    #[test]
-    fn mount_escapes() {
-        assert_eq!(unescape_mount("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape_mount("/x\\"), "/x\\");
-        assert_eq!(unescape_mount("\\99"), "\\99");
-    }
 }
