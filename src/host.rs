@@ -208,6 +208,11 @@ impl Host {
             .filter(|s| !s.is_empty() && s.len() < 256)
     }
 
+    /// The kernel build configuration of `release`, `boot/config-<release>`.
+    pub fn kernel_config(release: &str) -> String {
+        format!("{}/config-{release}", paths::BOOT)
+    }
+
     /// Path of a process file, `proc/<pid>/<name>`.
     pub fn proc_pid(pid: u32, name: &str) -> String {
         format!("{}/{pid}/{name}", paths::PROC)

@@ -54,7 +54,7 @@ fn log_buf_len(ctx: &Ctx) -> Result<(u64, String), Problem> {
         }
     }
     let release = ctx.host.kernel_release().unwrap_or_default();
-    let config = format!("{}/config-{release}", paths::BOOT);
+    let config = crate::host::Host::kernel_config(&release);
     if !release.is_empty() {
         if let Ok(text) = ctx.host.read(&config) {
             if let Some(v) = kconfig_value(&text, "CONFIG_LOG_BUF_SHIFT") {

@@ -350,10 +350,7 @@ impl<'a> Ctx<'a> {
     /// is no config to read.
     pub fn kconfig(&self, name: &str) -> Option<bool> {
         let release = self.host.kernel_release()?;
-        let text = self
-            .host
-            .read(&format!("{}/config-{release}", crate::host::paths::BOOT))
-            .ok()?;
+        let text = self.host.read(&Host::kernel_config(&release)).ok()?;
         Some(matches!(
             kernel::tables::kconfig_value(&text, name),
             Some("y" | "m")
