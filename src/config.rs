@@ -392,14 +392,8 @@ impl Default for UdpLoggerConfig {
 
 impl UdpLoggerConfig {
     fn validate(&self, err: &mut impl FnMut(&str, String)) {
-        if !self.metrics_file.is_empty() && !self.metrics_file.ends_with(".prom") {
-            err(
-                "udplogger.metrics_file",
-                format!(
-                    "node_exporter's textfile collector reads only *.prom files, found {:?}",
-                    self.metrics_file
-                ),
-            );
+        if let Some(e) = metrics_file_error(&self.metrics_file) {
+            err("udplogger.metrics_file", e);
         }
         use crate::udplogger::{allow::Cidr, socket::parse_listen};
         if self.listen.is_empty() {
@@ -520,6 +514,14 @@ impl UdpLoggerConfig {
                 .collect(),
         }
     }
+}
+
+/// A metrics file node_exporter's textfile collector would not read (it
+/// reads only `*.prom`); empty means "off" and is fine.
+fn metrics_file_error(path: &str) -> Option<String> {
+    (!path.is_empty() && !path.ends_with(".prom")).then(|| {
+        format!("node_exporter's textfile collector reads only *.prom files, found {path:?}")
+    })
 }
 
 /// One problem in a configuration file.
@@ -762,14 +764,8 @@ impl Config {
         if r.metrics_interval_secs == 0 {
             err("run.metrics_interval_secs", "must be at least 1".into());
         }
-        if !r.metrics_file.is_empty() && !r.metrics_file.ends_with(".prom") {
-            err(
-                "run.metrics_file",
-                format!(
-                    "node_exporter's textfile collector reads only *.prom files, found {:?}",
-                    r.metrics_file
-                ),
-            );
+        if let Some(e) = metrics_file_error(&r.metrics_file) {
+            err("run.metrics_file", e);
         }
         if r.proc.interval_secs == 0 {
             err("run.proc.interval_secs", "must be at least 1".into());
