@@ -50,6 +50,10 @@ pub struct RunConfig {
     pub mlockall: bool,
     pub metrics_file: String,
     pub metrics_interval_secs: u64,
+    /// Records (event-log lines, messages, position and metrics writes)
+    /// the writer thread may have waiting; past it they are counted and
+    /// reported as a `lost` event, and the loop never waits.
+    pub record_queue: usize,
     pub tracefs: TracefsConfig,
     pub proc: ProcConfig,
     pub kdump_check: KdumpSchedule,
@@ -70,6 +74,7 @@ impl Default for RunConfig {
             mlockall: true,
             metrics_file: String::new(),
             metrics_interval_secs: 15,
+            record_queue: 1024,
             tracefs: TracefsConfig::default(),
             proc: ProcConfig::default(),
             kdump_check: KdumpSchedule::default(),
@@ -763,6 +768,12 @@ impl Config {
         }
         if r.metrics_interval_secs == 0 {
             err("run.metrics_interval_secs", "must be at least 1".into());
+        }
+        if !(16..=65536).contains(&r.record_queue) {
+            err(
+                "run.record_queue",
+                format!("must be 16..65536, found {}", r.record_queue),
+            );
         }
         if let Some(e) = metrics_file_error(&r.metrics_file) {
             err("run.metrics_file", e);

@@ -1,6 +1,15 @@
-//! `watchdog run`: one thread, one poll loop. Wait on the file descriptors
-//! (kmsg, trace_pipe, the signal pipe) with a deadline; let each collector
-//! drain; let the engine decide; let the triggers act; log everything.
+//! `watchdog run`: a pipeline of stages on one poll loop, and a writer
+//! thread for the disk.
+//!
+//! collect (kmsg, tracefs, /proc) → correlate (one event per incident) →
+//! decide (the engine's rules) → act (SysRq, the tracefs snapshot swap:
+//! the kernel only) → record (event log, stderr, position, metrics,
+//! snapshot copies: [`record`], on its own thread behind a bounded queue).
+//! The loop never writes to a regular file system, so a hung disk cannot
+//! stop it from acting on the next hang.
+
+mod correlate;
+mod record;
 
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -21,18 +30,18 @@ use crate::eventlog::EventLog;
 use crate::events::{self, Body, Event, WallTime};
 use crate::host::{paths, Host};
 use crate::notify::Notifier;
-use crate::triggers::{exec, snapshot::Snapshots, Outcome, Triggers};
+use crate::triggers::{exec, snapshot::Snapshots, Fired, Outcome, Triggers};
+use correlate::Correlator;
+use record::{say, Done, Job, Recorder};
 
-/// Reports of one kill from kmsg and tracefs are merged when they arrive
-/// within this long of each other: one event per incident.
-const HOLD: Duration = Duration::from_secs(1);
-/// A SIGKILL death this soon after an OOM kill of the same process is that
-/// kill's own signal, not a second incident.
-const OOM_DEATH: Duration = Duration::from_secs(10);
 /// How often a missing /dev/kmsg is retried.
 const KMSG_RETRY: Duration = Duration::from_secs(10);
 /// The longest sleep, so that a clock jump or a lost wake-up costs little.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// While events wait to be reported as lost, retry this often.
+const LOST_RETRY: Duration = Duration::from_secs(1);
+/// How long a stop waits for the writer to finish what is queued.
+const WRITER_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Command-line options of `watchdog run`.
 #[derive(Debug, Clone, Default)]
@@ -108,7 +117,10 @@ pub fn summary(ev: &Event) -> (u8, String) {
         ),
         Body::Lost(l) => (
             4,
-            format!("{} kernel messages lost before they could be read", l.count),
+            match &l.reason {
+                Some(r) => format!("{} events lost: {r}", l.count),
+                None => format!("{} kernel messages lost before they could be read", l.count),
+            },
         ),
         Body::Action(a) => (
             if a.ok { 5 } else { 3 },
@@ -124,55 +136,6 @@ pub fn summary(ev: &Event) -> (u8, String) {
     }
 }
 
-fn now_wall() -> WallTime {
-    use chrono::Timelike;
-    let now = chrono::Local::now();
-    // Microseconds are plenty, and print as six digits.
-    let now = now
-        .with_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now);
-    WallTime {
-        local: now.naive_local(),
-        offset: Some(*now.offset()),
-    }
-}
-
-/// Fills what the second report of one kill knows and the first does not.
-fn merge(a: &mut Event, b: &Event) {
-    match (&mut a.body, &b.body) {
-        (Body::OomKill(x), Body::OomKill(y)) => {
-            x.comm = x.comm.take().or_else(|| y.comm.clone());
-            x.memcg |= y.memcg;
-            x.total_vm_kb = x.total_vm_kb.or(y.total_vm_kb);
-            x.anon_rss_kb = x.anon_rss_kb.or(y.anon_rss_kb);
-            x.file_rss_kb = x.file_rss_kb.or(y.file_rss_kb);
-            x.shmem_rss_kb = x.shmem_rss_kb.or(y.shmem_rss_kb);
-            x.uid = x.uid.or(y.uid);
-            x.oom_score_adj = x.oom_score_adj.or(y.oom_score_adj);
-            x.constraint = x.constraint.take().or_else(|| y.constraint.clone());
-            x.trigger_comm = x.trigger_comm.take().or_else(|| y.trigger_comm.clone());
-            x.trigger_pid = x.trigger_pid.or(y.trigger_pid);
-        }
-        (Body::SignalDeath(x), Body::SignalDeath(y)) => {
-            x.tid = x.tid.or(y.tid);
-            x.core_dumped = x.core_dumped.or(y.core_dumped);
-            x.sender_pid = x.sender_pid.or(y.sender_pid);
-            x.sender_comm = x.sender_comm.take().or_else(|| y.sender_comm.clone());
-        }
-        _ => {}
-    }
-    a.kernel_time = a.kernel_time.or(b.kernel_time);
-}
-
-/// Key under which reports of one kill are merged.
-fn hold_key(ev: &Event) -> Option<(&'static str, u32)> {
-    match &ev.body {
-        Body::OomKill(o) => o.pid.map(|p| ("oom_kill", p)),
-        Body::SignalDeath(s) => s.pid.map(|p| ("signal_death", p)),
-        _ => None,
-    }
-}
-
 struct Daemon {
     host: Host,
     cfg: RunConfig,
@@ -180,7 +143,9 @@ struct Daemon {
     args: RunArgs,
     engine: Engine,
     triggers: Triggers,
-    log: EventLog,
+    rec: Recorder,
+    /// Where events go, for messages.
+    log_target: String,
     kmsg: Option<Kmsg>,
     kmsg_retry: Instant,
     tracefs: Option<Tracefs>,
@@ -190,9 +155,7 @@ struct Daemon {
     notifier: Notifier,
     next_ping: Option<Instant>,
     hostname: Option<String>,
-    held: Vec<(Instant, Event)>,
-    /// Recent OOM victims (when, pid), to fold their SIGKILL into the kill.
-    oom_victims: Vec<(Instant, u32)>,
+    correlate: Correlator,
     metrics: crate::metrics::RunMetrics,
     next_metrics: Instant,
     oom_reported: u64,
@@ -201,13 +164,10 @@ struct Daemon {
     actions_taken: u64,
 }
 
-fn say(prio: u8, msg: &str) {
-    // One line each, journald reads the <N> prefix as the priority.
-    eprintln!("<{prio}>{}", msg.replace('\n', " "));
-}
-
 impl Daemon {
-    fn new(host: Host, config: Config, args: RunArgs) -> Result<Daemon, String> {
+    /// `waker` is the write end of the loop's wake-up pipe, handed to the
+    /// writer thread so its results wake the poll.
+    fn new(host: Host, config: Config, args: RunArgs, waker: UnixStream) -> Result<Daemon, String> {
         let cfg = config.run.clone();
         let rules = compile_rules(&cfg.rules, "run.rules", cfg.allow_destructive).map_err(|e| {
             e.iter()
@@ -216,6 +176,10 @@ impl Daemon {
                 .join("; ")
         })?;
         let target = args.events.clone().unwrap_or_else(|| cfg.event_log.clone());
+        let log = EventLog::new(&target, cfg.event_log_max_bytes, cfg.event_log_keep);
+        let log_target = log.describe();
+        let rec = Recorder::start(log, cfg.record_queue, waker)
+            .map_err(|e| format!("cannot start the writer thread: {e}"))?;
         let now = Instant::now();
         let notifier = Notifier::from_env();
         let next_ping = notifier.watchdog_interval.map(|i| now + i);
@@ -235,7 +199,8 @@ impl Daemon {
                 check: config.check.clone(),
                 exec: exec::Runner::default(),
             },
-            log: EventLog::new(&target, cfg.event_log_max_bytes, cfg.event_log_keep),
+            rec,
+            log_target,
             engine: Engine::new(rules),
             proc: ProcPoller::new(&host, cfg.proc.clone()),
             next_proc: now + Duration::from_secs(cfg.proc.interval_secs),
@@ -250,8 +215,7 @@ impl Daemon {
             tracefs: None,
             notifier,
             next_ping,
-            held: Vec::new(),
-            oom_victims: Vec::new(),
+            correlate: Correlator::default(),
             metrics: crate::metrics::RunMetrics {
                 start_time: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
                 ..Default::default()
@@ -285,6 +249,12 @@ impl Daemon {
         }
     }
 
+    /// A message for stderr from the loop: through the writer, in order
+    /// with the events, so that a blocked journal cannot block the loop.
+    fn tell(&mut self, prio: u8, msg: String) {
+        self.rec.send(Job::Say(prio, msg));
+    }
+
     fn open_kmsg(&mut self) {
         let state = PathBuf::from(&self.cfg.state_file);
         match Kmsg::open(&self.host, state, self.cfg.kmsg_start) {
@@ -294,24 +264,20 @@ impl Daemon {
                     Start::Beginning => "the start of the kernel buffer".to_string(),
                     Start::After(s) => format!("after record {s} (saved position)"),
                 };
-                say(
-                    6,
-                    &format!(
-                        "reading {} from {from}",
-                        self.host.path(paths::KMSG).display()
-                    ),
+                let msg = format!(
+                    "reading {} from {from}",
+                    self.host.path(paths::KMSG).display()
                 );
+                self.tell(6, msg);
                 self.kmsg = Some(k);
             }
             Err(e) => {
-                say(
-                    3,
-                    &format!(
-                        "cannot open {}: {e}; retrying every {} s",
-                        self.host.path(paths::KMSG).display(),
-                        KMSG_RETRY.as_secs()
-                    ),
+                let msg = format!(
+                    "cannot open {}: {e}; retrying every {} s",
+                    self.host.path(paths::KMSG).display(),
+                    KMSG_RETRY.as_secs()
                 );
+                self.tell(3, msg);
                 self.kmsg_retry = Instant::now() + KMSG_RETRY;
             }
         }
@@ -365,67 +331,75 @@ impl Daemon {
         ));
     }
 
-    /// Stamps, holds or emits one event from a collector.
+    // --- collect ---------------------------------------------------------
+
+    /// Every collector that is due hands over what it read.
+    fn collect(&mut self, now: Instant) -> Vec<Event> {
+        let mut out = Vec::new();
+        if self.kmsg.is_none() && now >= self.kmsg_retry {
+            self.open_kmsg();
+        }
+        self.drain_kmsg(now, &mut out);
+        if let Some(t) = self.tracefs.as_mut() {
+            t.drain(now, &mut out);
+        }
+        if now >= self.next_proc {
+            self.next_proc = now + Duration::from_secs(self.cfg.proc.interval_secs);
+            self.proc.poll(
+                now,
+                std::mem::take(&mut self.oom_reported),
+                std::mem::take(&mut self.hung_reported),
+                &mut out,
+            );
+        }
+        out
+    }
+
+    fn drain_kmsg(&mut self, now: Instant, out: &mut Vec<Event>) {
+        let Some(k) = self.kmsg.as_mut() else {
+            return;
+        };
+        loop {
+            match k.drain(out) {
+                Ok(Drained::More) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    self.tell(3, format!("reading kmsg failed: {e}; reopening"));
+                    self.kmsg = None;
+                    self.kmsg_retry = now;
+                    return;
+                }
+            }
+        }
+        k.flush_if_quiet(now, out);
+    }
+
+    // --- correlate -------------------------------------------------------
+
+    /// Stamps one event from a collector and passes it on, or holds it for
+    /// its twin report.
     fn accept(&mut self, mut ev: Event, now: Instant) {
         if ev.time.is_none() {
-            ev.time = Some(now_wall());
+            ev.time = Some(WallTime::now());
         }
         if ev.host.is_none() {
             ev.host.clone_from(&self.hostname);
         }
-        if let Body::OomKill(o) = &ev.body {
-            if let Some(pid) = o.pid {
-                self.oom_victims
-                    .retain(|(t, _)| now.saturating_duration_since(*t) < OOM_DEATH);
-                self.oom_victims.push((now, pid));
-            }
-        }
-        if let Some(key) = hold_key(&ev) {
-            if let Some((_, first)) = self.held.iter_mut().find(|(_, h)| hold_key(h) == Some(key)) {
-                merge(first, &ev);
-                return;
-            }
-            self.held.push((now + HOLD, ev));
-            return;
-        }
-        self.emit(ev, now);
-    }
-
-    fn release_held(&mut self, now: Instant, all: bool) {
-        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|(t, _)| all || *t <= now);
-        self.held = keep;
-        for (_, ev) in due {
-            if self.is_oom_signal(&ev, now) {
-                continue;
-            }
+        if let Some(ev) = self.correlate.accept(ev, now) {
             self.emit(ev, now);
         }
     }
 
-    /// The SIGKILL the OOM killer sent to its victim (tracefs sees it as a
-    /// death by signal): part of the `oom_kill` already reported.
-    fn is_oom_signal(&self, ev: &Event, now: Instant) -> bool {
-        let Body::SignalDeath(s) = &ev.body else {
-            return false;
-        };
-        s.signal == 9
-            && self.oom_victims.iter().any(|(t, pid)| {
-                now.saturating_duration_since(*t) < OOM_DEATH
-                    && (s.pid == Some(*pid) || s.tid == Some(*pid))
-            })
-    }
-
-    fn write(&mut self, ev: &Event) {
-        let (prio, text) = summary(ev);
-        say(prio, &text);
-        if let Some(err) = self.log.write(&ev.to_json()) {
-            say(3, &err);
+    fn release_held(&mut self, now: Instant, all: bool) {
+        for ev in self.correlate.release(now, all) {
+            self.emit(ev, now);
         }
     }
 
-    /// Logs an event and runs whatever rules it fires.
+    // --- decide, act, record ---------------------------------------------
+
+    /// Runs whatever rules one event fires, acts on the kernel, then
+    /// queues the event and the actions' outcomes for the record stage.
     fn emit(&mut self, ev: Event, now: Instant) {
         self.events_seen += 1;
         *self
@@ -443,17 +417,36 @@ impl Daemon {
                 _ => {}
             }
         }
-        self.write(&ev);
         let json = ev.to_json();
-        let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&json)
-        else {
-            return;
+        let decisions = match serde_json::from_str::<serde_json::Value>(&json) {
+            Ok(serde_json::Value::Object(map)) => self.engine.decide(&map, now),
+            _ => Vec::new(),
         };
-        let decisions = self.engine.decide(&map, now);
+        let mut outcomes = Vec::new();
         for d in &decisions {
             for action in &d.actions {
-                if let Some(outcome) = self.triggers.execute(&d.rule, action, &json) {
-                    self.action_event(&d.rule, &action.label(), outcome);
+                let fired = self.triggers.execute(&d.rule, action, &json);
+                outcomes.push((d.rule.clone(), action.label(), fired));
+            }
+        }
+        self.record(&ev, json);
+        for (rule, label, fired) in outcomes {
+            match fired {
+                Fired::Done(outcome) => self.action_event(&rule, &label, outcome),
+                Fired::Running => {}
+                Fired::Save(frozen) => {
+                    if !self.rec.send(Job::Snapshot {
+                        rule: rule.clone(),
+                        frozen,
+                    }) {
+                        self.action_event(
+                            &rule,
+                            &label,
+                            Outcome::failed(
+                                "snapshot frozen in tracefs, but the recording queue was full: not saved",
+                            ),
+                        );
+                    }
                 }
             }
         }
@@ -464,18 +457,23 @@ impl Daemon {
         }
     }
 
-    /// Saves the kmsg position (at most once a second unless `force`);
-    /// a failure is reported, never fatal.
+    /// Queues an event's summary line and its JSON line.
+    fn record(&mut self, ev: &Event, json: String) {
+        let (prio, text) = summary(ev);
+        self.tell(prio, text);
+        self.rec.send(Job::Line(json));
+    }
+
+    /// Queues the kmsg position (at most once a second unless `force`).
     fn save_position(&mut self, force: bool) {
-        if let Some(k) = self.kmsg.as_mut() {
-            if let Err(e) = k.save_position(force) {
-                say(
-                    4,
-                    &format!(
-                        "cannot save the kmsg position to {}: {e}",
-                        self.cfg.state_file
-                    ),
-                );
+        let Some(k) = self.kmsg.as_mut() else {
+            return;
+        };
+        if let Some((path, pos)) = k.position_due(force) {
+            if !self.rec.send(Job::Position { path, pos }) {
+                if let Some(k) = self.kmsg.as_mut() {
+                    k.position_unsaved();
+                }
             }
         }
     }
@@ -488,7 +486,7 @@ impl Daemon {
             .entry((rule.to_string(), action.to_string(), outcome.ok))
             .or_default() += 1;
         let ev = Event {
-            time: Some(now_wall()),
+            time: Some(WallTime::now()),
             kernel_time: None,
             source: "watchdog".into(),
             host: self.hostname.clone(),
@@ -501,14 +499,30 @@ impl Daemon {
                 dry_run: self.args.dry_run,
             }),
         };
-        self.write(&ev);
+        let json = ev.to_json();
+        self.record(&ev, json);
+    }
+
+    /// Results the writer thread sent back (saved snapshots).
+    fn writer_results(&mut self) {
+        for d in self.rec.take_done() {
+            match d {
+                Done::Snapshot { rule, outcome } => {
+                    self.action_event(&rule, "ftrace_snapshot", outcome);
+                }
+            }
+        }
     }
 
     fn kdump_check(&mut self) {
         let outcome = if self.args.dry_run {
-            self.triggers
+            match self
+                .triggers
                 .execute("kdump-schedule", &Action::KdumpCheck, "{}")
-                .unwrap_or_else(|| Outcome::failed("no result"))
+            {
+                Fired::Done(o) => o,
+                _ => Outcome::failed("no result"),
+            }
         } else {
             let (outcome, statuses) = crate::triggers::kdump::check(&self.host, &self.check);
             self.metrics.checks.extend(statuses);
@@ -522,21 +536,20 @@ impl Daemon {
             return;
         }
         self.next_metrics = now + Duration::from_secs(self.cfg.metrics_interval_secs);
-        let path = PathBuf::from(&self.cfg.metrics_file);
-        if let Err(e) = crate::metrics::write_atomic(&path, &self.metrics.render()) {
-            say(
-                4,
-                &format!("cannot write metrics to {}: {e}", path.display()),
-            );
-        }
+        self.metrics.records_lost = self.rec.lost_lines;
+        let job = Job::Metrics {
+            path: PathBuf::from(&self.cfg.metrics_file),
+            text: self.metrics.render(),
+        };
+        self.rec.send(job);
     }
 
     fn reload(&mut self) {
-        self.log.reopen();
+        self.rec.send(Job::Reopen);
         let Some(path) = self.args.config_path.clone() else {
-            say(
+            self.tell(
                 5,
-                "SIGHUP: event log reopened (no --config file to re-read)",
+                "SIGHUP: event log reopened (no --config file to re-read)".into(),
             );
             return;
         };
@@ -554,25 +567,25 @@ impl Daemon {
                     self.check = c.check;
                     self.cfg.rules = c.run.rules;
                     self.cfg.proc = c.run.proc;
-                    say(5, &format!("SIGHUP: {} reloaded ({} rules); collector settings apply at the next start", path.display(), self.engine.rules().count()));
+                    let msg = format!("SIGHUP: {} reloaded ({} rules); collector settings apply at the next start", path.display(), self.engine.rules().count());
+                    self.tell(5, msg);
                 }
-                Err(e) => say(
-                    3,
-                    &format!(
+                Err(e) => {
+                    let msg = format!(
                         "SIGHUP: {} not reloaded: {} errors, keeping the running configuration",
                         path.display(),
                         e.len()
-                    ),
-                ),
+                    );
+                    self.tell(3, msg);
+                }
             },
-            Err(e) => say(
-                3,
-                &format!("SIGHUP: keeping the running configuration: {e}"),
-            ),
+            Err(e) => self.tell(3, format!("SIGHUP: keeping the running configuration: {e}")),
         }
         self.notifier.send("READY=1");
         self.status();
     }
+
+    // --- the loop's clock ------------------------------------------------
 
     fn next_wakeup(&self, now: Instant) -> Instant {
         let mut t = now + MAX_SLEEP;
@@ -588,9 +601,12 @@ impl Daemon {
         if !self.cfg.metrics_file.is_empty() {
             at(Some(self.next_metrics));
         }
-        at(self.held.iter().map(|(t, _)| *t).min());
+        at(self.correlate.next_due());
         if !self.triggers.exec.is_idle() {
             at(Some(now + Duration::from_millis(100)));
+        }
+        if self.rec.pending_lost() > 0 {
+            at(Some(now + LOST_RETRY));
         }
         match &self.kmsg {
             None => at(Some(self.kmsg_retry)),
@@ -601,56 +617,8 @@ impl Daemon {
         t
     }
 
-    fn drain_kmsg(&mut self, now: Instant) {
-        let Some(k) = self.kmsg.as_mut() else {
-            return;
-        };
-        let mut out = Vec::new();
-        loop {
-            match k.drain(&mut out) {
-                Ok(Drained::More) => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    say(3, &format!("reading kmsg failed: {e}; reopening"));
-                    self.kmsg = None;
-                    self.kmsg_retry = now;
-                    break;
-                }
-            }
-        }
-        if let Some(k) = self.kmsg.as_mut() {
-            k.flush_if_quiet(now, &mut out);
-        }
-        for ev in out {
-            self.accept(ev, now);
-        }
-        self.save_position(false);
-    }
-
+    /// Everything that is due by the clock rather than by a descriptor.
     fn timers(&mut self, now: Instant) {
-        if self.kmsg.is_none() && now >= self.kmsg_retry {
-            self.open_kmsg();
-        }
-        if let Some(t) = self.tracefs.as_mut() {
-            let mut out = Vec::new();
-            t.drain(now, &mut out);
-            for ev in out {
-                self.accept(ev, now);
-            }
-        }
-        if now >= self.next_proc {
-            self.next_proc = now + Duration::from_secs(self.cfg.proc.interval_secs);
-            let mut out = Vec::new();
-            self.proc.poll(
-                now,
-                std::mem::take(&mut self.oom_reported),
-                std::mem::take(&mut self.hung_reported),
-                &mut out,
-            );
-            for ev in out {
-                self.accept(ev, now);
-            }
-        }
         if now >= self.next_kdump {
             self.next_kdump = now + Duration::from_secs(self.cfg.kdump_check.interval_hours * 3600);
             self.kdump_check();
@@ -659,6 +627,8 @@ impl Daemon {
             self.action_event(&f.rule, &f.label, f.outcome);
         }
         self.release_held(now, false);
+        self.rec.flush_lost();
+        self.save_position(false);
         if now >= self.next_metrics {
             self.write_metrics(now);
         }
@@ -670,7 +640,16 @@ impl Daemon {
         }
     }
 
-    fn shutdown(&mut self) {
+    /// One turn of the pipeline.
+    fn turn(&mut self, now: Instant) {
+        self.writer_results();
+        for ev in self.collect(now) {
+            self.accept(ev, now);
+        }
+        self.timers(now);
+    }
+
+    fn shutdown(mut self) {
         self.notifier.send("STOPPING=1");
         let now = Instant::now();
         let mut out = Vec::new();
@@ -689,11 +668,31 @@ impl Daemon {
             t.cleanup();
         }
         self.write_metrics(Instant::now());
+        let lost_before = self.rec.lost_lines;
+        let finished = self.rec.finish(WRITER_PATIENCE);
+        // The writers are done (or left behind): the last words go to
+        // stderr directly.
+        if !finished {
+            say(
+                3,
+                &format!(
+                    "the writer threads did not finish within {} s (is the disk of {} hung?): what they still held is lost",
+                    WRITER_PATIENCE.as_secs(),
+                    self.log_target
+                ),
+            );
+        }
         say(
             6,
             &format!(
-                "stopped after {} events and {} actions",
-                self.events_seen, self.actions_taken
+                "stopped after {} events and {} actions{}",
+                self.events_seen,
+                self.actions_taken,
+                if lost_before > 0 {
+                    format!("; {lost_before} events could not be queued for the event log")
+                } else {
+                    String::new()
+                }
             ),
         );
     }
@@ -714,21 +713,19 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
         signal_hook::low_level::pipe::register(sig, w).map_err(|e| e.to_string())?;
     }
 
-    let mut d = Daemon::new(host, config, args)?;
+    let mut d = Daemon::new(host, config, args, wake_w)?;
     if d.args.dry_run {
         say(5, "dry run: decisions are logged, nothing is done");
     }
     d.protect_self();
     d.open_kmsg();
     d.setup_tracefs();
-    say(
-        6,
-        &format!(
-            "events go to {}; {} rules",
-            d.log.describe(),
-            d.engine.rules().count()
-        ),
+    let msg = format!(
+        "events go to {}; {} rules",
+        d.log_target,
+        d.engine.rules().count()
     );
+    d.tell(6, msg);
     if d.cfg.kdump_check.at_start {
         d.kdump_check();
     }
@@ -737,8 +734,7 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
 
     while !term.load(Ordering::Relaxed) {
         let now = Instant::now();
-        let wake = d.next_wakeup(now);
-        let timeout = wake.saturating_duration_since(now);
+        let timeout = d.next_wakeup(now).saturating_duration_since(now);
         let ms = i32::try_from(timeout.as_millis().min(60_000)).unwrap_or(60_000);
         {
             let mut fds = vec![PollFd::new(wake_r.as_fd(), PollFlags::POLLIN)];
@@ -761,9 +757,7 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
         if hup.swap(false, Ordering::Relaxed) {
             d.reload();
         }
-        let now = Instant::now();
-        d.drain_kmsg(now);
-        d.timers(now);
+        d.turn(Instant::now());
     }
     d.shutdown();
     Ok(())
@@ -772,70 +766,26 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{OomKill, SignalDeath};
-
-    fn oom(source: &str, comm: Option<&str>, anon: Option<u64>, memcg: bool) -> Event {
-        Event {
-            time: None,
-            kernel_time: None,
-            source: source.into(),
-            host: None,
-            line: None,
-            body: Body::OomKill(OomKill {
-                pid: Some(42),
-                comm: comm.map(str::to_string),
-                memcg,
-                anon_rss_kb: anon,
-                ..OomKill::default()
-            }),
-        }
-    }
 
     #[test]
-    fn reports_of_one_kill_merge() {
-        let mut a = oom("tracefs", None, Some(10), false);
-        merge(&mut a, &oom("kmsg", Some("hog"), Some(99), true));
-        let Body::OomKill(o) = &a.body else { panic!() };
-        assert_eq!(
-            (o.comm.as_deref(), o.anon_rss_kb, o.memcg),
-            (Some("hog"), Some(10), true)
-        );
-        assert_eq!(hold_key(&a), Some(("oom_kill", 42)));
-    }
-
-    fn death(pid: u32, sig: u8) -> Event {
-        Event {
-            time: None,
-            kernel_time: None,
-            source: "tracefs".into(),
-            host: None,
-            line: None,
-            body: Body::SignalDeath(SignalDeath {
-                pid: Some(pid),
-                tid: Some(pid),
-                comm: "hog".into(),
-                signal: sig,
-                signal_name: crate::events::signal_name(sig).into(),
-                core_dumped: Some(false),
-                sender_pid: Some(1),
-                sender_comm: Some("allocator".into()),
-            }),
-        }
-    }
-
-    #[test]
-    fn an_oom_victims_sigkill_is_part_of_the_oom_kill() {
+    fn an_oom_victims_sigkill_is_not_logged_as_a_second_incident() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.run.event_log = dir.path().join("events.jsonl").display().to_string();
-        let mut d = Daemon::new(Host::new(dir.path()), config, RunArgs::default()).unwrap();
+        let (_r, w) = UnixStream::pair().unwrap();
+        let mut d = Daemon::new(Host::new(dir.path()), config, RunArgs::default(), w).unwrap();
         let now = Instant::now();
-        // tracefs sees the death before the kernel log's report arrives.
-        d.accept(death(42, 9), now);
-        d.accept(oom("kmsg", Some("hog"), Some(10), false), now);
-        d.accept(death(43, 9), now); // another process, killed by someone
-        d.accept(death(44, 11), now);
-        d.release_held(now + HOLD, true);
+        d.accept(correlate::tests::death(42, 9), now);
+        let mut oom = correlate::tests::death(42, 9);
+        oom.body = Body::OomKill(events::OomKill {
+            pid: Some(42),
+            comm: Some("hog".into()),
+            ..events::OomKill::default()
+        });
+        d.accept(oom, now);
+        d.accept(correlate::tests::death(43, 9), now);
+        d.release_held(now + correlate::HOLD, true);
+        assert!(d.rec.finish(Duration::from_secs(10)));
         let log = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
         let kinds: Vec<(String, u64)> = log
             .lines()
@@ -852,15 +802,14 @@ mod tests {
             kinds,
             [
                 ("oom_kill".to_string(), 42),
-                ("signal_death".to_string(), 43),
-                ("signal_death".to_string(), 44)
+                ("signal_death".to_string(), 43)
             ]
         );
     }
 
     #[test]
     fn summaries_have_priorities() {
-        let mut ev = death(5, 9);
+        let mut ev = correlate::tests::death(5, 9);
         if let Body::SignalDeath(s) = &mut ev.body {
             s.comm = "sleep".into();
             s.sender_pid = Some(7);

@@ -22,6 +22,9 @@ pub enum Sink {
         size: u64,
         max_bytes: u64,
         keep: u32,
+        /// False for a FIFO or a character device (a pipe to another
+        /// program, /dev/stdout): those are written, never rotated.
+        regular: bool,
     },
 }
 
@@ -43,6 +46,7 @@ impl EventLog {
                 size: 0,
                 max_bytes,
                 keep,
+                regular: true,
             }
         };
         EventLog {
@@ -111,9 +115,10 @@ impl EventLog {
                 size,
                 max_bytes,
                 keep,
+                regular,
             } => {
                 let line = json.len() as u64 + 1;
-                if file.is_some() && *size + line > *max_bytes && *size > 0 {
+                if file.is_some() && *regular && *size + line > *max_bytes && *size > 0 {
                     *file = None;
                     rotate(path, *keep)?;
                 }
@@ -126,12 +131,19 @@ impl EventLog {
                         .append(true)
                         .mode(0o640)
                         .open(&*path)?;
-                    if !f.metadata()?.is_file() {
-                        return Err(io::Error::other("not a regular file"));
+                    // Opening a FIFO blocks until it has a reader: this
+                    // runs on the writer thread, never on the loop.
+                    let kind = f.metadata()?.file_type();
+                    use std::os::unix::fs::FileTypeExt;
+                    *regular = kind.is_file();
+                    if !*regular && !kind.is_fifo() && !kind.is_char_device() {
+                        return Err(io::Error::other(
+                            "not a regular file, a FIFO or a character device",
+                        ));
                     }
-                    *size = f.metadata()?.len();
+                    *size = if *regular { f.metadata()?.len() } else { 0 };
                     *file = Some(f);
-                    if *size + line > *max_bytes && *size > 0 {
+                    if *regular && *size + line > *max_bytes && *size > 0 {
                         *file = None;
                         rotate(path, *keep)?;
                         return self.try_write(json);

@@ -20,6 +20,20 @@ pub struct WallTime {
 }
 
 impl WallTime {
+    /// The local wall clock now, to the microsecond.
+    pub fn now() -> WallTime {
+        use chrono::Timelike;
+        let now = chrono::Local::now();
+        // Microseconds are plenty, and print as six digits.
+        let now = now
+            .with_nanosecond(now.nanosecond() / 1000 * 1000)
+            .unwrap_or(now);
+        WallTime {
+            local: now.naive_local(),
+            offset: Some(*now.offset()),
+        }
+    }
+
     /// Comparable instant: UTC when the offset is known, else the local
     /// reading as is.
     pub fn comparable(&self) -> NaiveDateTime {
@@ -217,6 +231,10 @@ pub struct DentryPressure {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lost {
     pub count: u64,
+    /// Why, when it is not the kernel overwriting records before they were
+    /// read (for example: the recording queue was full).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -340,7 +358,10 @@ mod tests {
             source: "kmsg".into(),
             host: None,
             line: None,
-            body: Body::Lost(Lost { count: 3 }),
+            body: Body::Lost(Lost {
+                count: 3,
+                reason: None,
+            }),
         };
         assert_eq!(
             e.to_json(),

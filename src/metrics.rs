@@ -39,6 +39,8 @@ pub struct RunMetrics {
     pub events: BTreeMap<String, u64>,
     pub actions: BTreeMap<(String, String, bool), u64>,
     pub kmsg_lost: u64,
+    /// Events the writer thread's queue had no room for.
+    pub records_lost: u64,
     pub checks: BTreeMap<String, Status>,
     pub start_time: f64,
 }
@@ -78,6 +80,12 @@ impl RunMetrics {
         );
         let _ = writeln!(o, "# TYPE watchdog_kmsg_lost_total counter");
         let _ = writeln!(o, "watchdog_kmsg_lost_total {}", self.kmsg_lost);
+        let _ = writeln!(
+            o,
+            "# HELP watchdog_records_lost_total Events not written because the recording queue was full (the event log's disk did not keep up)."
+        );
+        let _ = writeln!(o, "# TYPE watchdog_records_lost_total counter");
+        let _ = writeln!(o, "watchdog_records_lost_total {}", self.records_lost);
         o.push_str(&render_checks(&self.checks));
         o
     }

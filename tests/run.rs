@@ -495,3 +495,93 @@ fn bad_config_exits_unknown_with_every_error() {
         ok.dump()
     );
 }
+
+/// The event log is a FIFO that nobody reads: every write to it blocks,
+/// like a frozen or hung file system. SysRq must not wait for it, the
+/// daemon must keep reading kmsg, and once a reader appears the queued
+/// records arrive and a `lost` event counts the rest.
+#[test]
+fn an_event_log_that_blocks_never_delays_sysrq() {
+    let mut g = Guard::new(
+        "  record_queue: 16\n  rules:\n    - {name: dump, kind: hung_task, cooldown_secs: 3600, actions: [{sysrq: t}]}\n",
+    );
+    let fifo = g.dir.join("events.jsonl");
+    mkfifo(&fifo);
+    g.start(&[]);
+    let sent = Instant::now();
+    g.kmsg(&[(1, HUNG)]);
+    g.wait_for("sysrq t while the event log blocks", |g| g.sysrq() == "t");
+    eprintln!(
+        "SysRq t written {} ms after the record, event log blocked",
+        sent.elapsed().as_millis()
+    );
+    // 100 more hung tasks: far more than the queue holds. The daemon keeps
+    // reading (the FIFO for kmsg would block this writer otherwise).
+    let more: Vec<(u64, String)> = (2..=101)
+        .map(|i| {
+            (
+                i,
+                format!("INFO: task t{i}:{i} blocked for more than 2 seconds."),
+            )
+        })
+        .collect();
+    let refs: Vec<(u64, &str)> = more.iter().map(|(s, m)| (*s, m.as_str())).collect();
+    for chunk in refs.chunks(10) {
+        g.kmsg(chunk);
+    }
+    // A reader appears: it hands each line over as it comes.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let f = std::fs::File::open(fifo).unwrap();
+        for line in std::io::BufReader::new(f).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // 101 hung tasks and one action, each recorded or counted as lost
+    // (the daemon retries the lost report every second).
+    let (mut seen, mut lost, mut text) = (0u64, 0u64, String::new());
+    let until = Instant::now() + PATIENCE;
+    while seen + lost < 102 {
+        let left = until.saturating_duration_since(Instant::now());
+        let Ok(l) = rx.recv_timeout(left) else {
+            panic!("timed out: {seen} recorded, {lost} lost\n{text}");
+        };
+        let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        match v["kind"].as_str() {
+            Some("lost") => {
+                lost += v["count"].as_u64().unwrap();
+                assert!(
+                    v["reason"].as_str().unwrap().contains("queue was full"),
+                    "{l}"
+                );
+            }
+            Some("hung_task" | "action") => seen += 1,
+            other => panic!("unexpected {other:?} in {l}"),
+        }
+        text.push_str(&l);
+        text.push('\n');
+    }
+    assert_eq!(g.stop(), 0);
+    assert!(
+        lost > 0,
+        "the queue of 16 cannot have held 102 records:\n{text}"
+    );
+    assert_eq!(seen + lost, 102, "{text}");
+    assert_eq!(g.sysrq(), "t", "one dump: the rest is in the cooldown");
+    // The journal lane is not the disk's: the last summary reached stderr.
+    assert!(
+        g.stderr().contains("hung task: t101 (pid 101)"),
+        "{}",
+        g.stderr()
+    );
+    assert!(
+        g.stderr().contains(&format!(
+            "; {lost} events could not be queued for the event log"
+        )),
+        "the stop summary counts them: {}",
+        g.stderr()
+    );
+}

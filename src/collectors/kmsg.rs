@@ -43,13 +43,24 @@ impl Position {
         serde_json::from_str(&text).ok()
     }
 
+    /// Replaces the file atomically and durably: the new content is
+    /// fsynced before the rename and the directory after it, so a crash
+    /// right after an action never leaves the old position (handling the
+    /// records behind the action twice) or an empty file.
     pub fn save(&self, path: &PathBuf) -> io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+        use std::io::Write;
+        let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(d) => d.to_path_buf(),
+            None => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir)?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_string(self).unwrap_or_default())?;
-        std::fs::rename(&tmp, path)
+        let mut f = File::create(&tmp)?;
+        f.write_all(serde_json::to_string(self).unwrap_or_default().as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()
     }
 }
 
@@ -295,22 +306,31 @@ impl Kmsg {
         self.reader.flush_if_quiet(now, out);
     }
 
-    /// Saves the position if it moved and `force` or a second has passed.
-    pub fn save_position(&mut self, force: bool) -> io::Result<()> {
+    /// The position to save, if it moved and `force` or a second has
+    /// passed since the last one handed out. Saving it is the record
+    /// stage's job; this only decides when.
+    pub fn position_due(&mut self, force: bool) -> Option<(PathBuf, Position)> {
         let (Some(boot_id), Some(seq)) = (&self.boot_id, self.reader.last_seq) else {
-            return Ok(());
+            return None;
         };
         if self.saved_seq == Some(seq) || (!force && self.last_save.elapsed() < SAVE_EVERY) {
-            return Ok(());
+            return None;
         }
-        Position {
-            boot_id: boot_id.clone(),
-            seq,
-        }
-        .save(&self.state_file)?;
         self.saved_seq = Some(seq);
         self.last_save = Instant::now();
-        Ok(())
+        Some((
+            self.state_file.clone(),
+            Position {
+                boot_id: boot_id.clone(),
+                seq,
+            },
+        ))
+    }
+
+    /// The last position handed out was not saved after all (the record
+    /// queue was full): hand it out again next time.
+    pub fn position_unsaved(&mut self) {
+        self.saved_seq = None;
     }
 
     pub fn finish(&mut self, out: &mut Vec<Event>) {

@@ -196,7 +196,13 @@ impl Parser {
         let stamp = || Stamp::of(rec, line);
         if let Some(count) = rec.lost {
             // The log's own word that messages are missing here.
-            ctx.emit(&stamp(), Body::Lost(Lost { count }));
+            ctx.emit(
+                &stamp(),
+                Body::Lost(Lost {
+                    count,
+                    reason: None,
+                }),
+            );
             return out;
         }
         if let Some(seq) = rec.seq {
@@ -206,6 +212,7 @@ impl Parser {
                         &stamp(),
                         Body::Lost(Lost {
                             count: seq - last - 1,
+                            reason: None,
                         }),
                     );
                 }
@@ -226,7 +233,13 @@ impl Parser {
                 .and_then(|r| r.strip_suffix(" kernel messages"))
                 .and_then(|n| n.parse().ok())
             {
-                ctx.emit(&stamp(), Body::Lost(Lost { count: n }));
+                ctx.emit(
+                    &stamp(),
+                    Body::Lost(Lost {
+                        count: n,
+                        reason: None,
+                    }),
+                );
             }
             return out;
         }
@@ -557,7 +570,13 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
             close(st, ctx);
             ctx.emit(&stamp(), Body::Sysrq(Sysrq { command }));
         }
-        Msg::Lost(count) => ctx.emit(&stamp(), Body::Lost(Lost { count })),
+        Msg::Lost(count) => ctx.emit(
+            &stamp(),
+            Body::Lost(Lost {
+                count,
+                reason: None,
+            }),
+        ),
         Msg::Signal { comm, pid, signal } => signal_death(st, comm, pid, signal, &stamp(), ctx),
         Msg::FatalSignal(signal) => st.pending_fatal = Some((signal, stamp(), st.used)),
         Msg::Boot => {

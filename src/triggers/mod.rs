@@ -45,23 +45,41 @@ pub struct Triggers {
     pub exec: exec::Runner,
 }
 
+/// What became of an action on the loop.
+#[derive(Debug)]
+pub enum Fired {
+    /// Done: this is its outcome.
+    Done(Outcome),
+    /// An `exec` child is running: its outcome comes from
+    /// [`exec::Runner::reap`].
+    Running,
+    /// The kernel part is done (the snapshot is frozen); the copy to the
+    /// evidence directory is the writer thread's, and so is the outcome.
+    Save(snapshot::Frozen),
+}
+
 impl Triggers {
-    /// Carries out one action. `event_json` is the event that caused it
-    /// (given to `exec` commands). Exec actions finish later: their outcome
-    /// comes from [`exec::Runner::reap`]; this returns `None` for them.
-    pub fn execute(&mut self, rule: &str, action: &Action, event_json: &str) -> Option<Outcome> {
+    /// Carries out the kernel side of one action. `event_json` is the event
+    /// that caused it (given to `exec` commands). Nothing here writes to a
+    /// regular file system: that is left to the record stage.
+    pub fn execute(&mut self, rule: &str, action: &Action, event_json: &str) -> Fired {
         if self.dry_run {
-            return Some(Outcome::ok(format!("dry run: would {}", action.label())));
+            return Fired::Done(Outcome::ok(format!("dry run: would {}", action.label())));
         }
-        Some(match action {
+        Fired::Done(match action {
             Action::Sysrq(letters) => sysrq::fire(&self.host, letters, self.allow_destructive),
-            Action::FtraceSnapshot => self.snapshots.take(),
+            Action::FtraceSnapshot => {
+                return match self.snapshots.freeze() {
+                    Ok(f) => Fired::Save(f),
+                    Err(o) => Fired::Done(o),
+                }
+            }
             Action::KdumpCheck => kdump::readiness(&self.host, &self.check),
             Action::Log => Outcome::ok("logged"),
             Action::Exec { command, timeout } => {
                 return match self.exec.spawn(rule, command, *timeout, event_json) {
-                    Ok(()) => None,
-                    Err(e) => Some(Outcome::failed(e)),
+                    Ok(()) => Fired::Running,
+                    Err(e) => Fired::Done(Outcome::failed(e)),
                 };
             }
         })

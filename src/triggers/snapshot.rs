@@ -19,25 +19,61 @@ pub struct Snapshots {
     pub max_bytes: u64,
 }
 
+/// A snapshot frozen in tracefs, still to be copied out. The copy reads a
+/// kernel file but writes the evidence directory, so it runs on the
+/// writer thread (see `daemon::record`), never on the loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frozen {
+    /// The instance's `snapshot` file.
+    pub src: PathBuf,
+    pub dir: PathBuf,
+    pub keep: u32,
+    pub max_bytes: u64,
+}
+
 impl Snapshots {
-    pub fn take(&mut self) -> Outcome {
+    /// Freezes the flight recorder's last seconds: writing 1 to the
+    /// instance's `snapshot` allocates the spare buffer if needed and swaps
+    /// it with the live one. Touches only tracefs.
+    pub fn freeze(&self) -> Result<Frozen, Outcome> {
         let Some(inst) = self.instance_dir.clone() else {
-            return Outcome::failed(format!("no flight recorder: {}", self.unavailable));
+            return Err(Outcome::failed(format!(
+                "no flight recorder: {}",
+                self.unavailable
+            )));
         };
-        let snap = format!("{inst}/snapshot");
-        // Writing 1 allocates the spare buffer if needed and swaps it with
-        // the live one: the last seconds of events are frozen for reading.
-        let path = self.host.path(&snap);
+        let path = self.host.path(&format!("{inst}/snapshot"));
         if let Err(e) = std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
             .and_then(|mut f| f.write_all(b"1"))
         {
-            return Outcome::failed(format!(
+            return Err(Outcome::failed(format!(
                 "cannot take a snapshot via {}: {e}",
                 path.display()
-            ));
+            )));
         }
+        Ok(Frozen {
+            src: path,
+            dir: self.dir.clone(),
+            keep: self.keep,
+            max_bytes: self.max_bytes,
+        })
+    }
+
+    /// Freezes and saves in one go (for callers with no writer thread).
+    pub fn take(&mut self) -> Outcome {
+        match self.freeze() {
+            Ok(f) => f.save(),
+            Err(o) => o,
+        }
+    }
+}
+
+impl Frozen {
+    /// Copies the frozen buffer (at most `max_bytes`) to a timestamped
+    /// file in the evidence directory and prunes old ones.
+    pub fn save(self) -> Outcome {
         if let Err(e) = super::ensure_dir(&self.dir) {
             return Outcome::failed(e);
         }
@@ -46,7 +82,7 @@ impl Snapshots {
             chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
         );
         let out = self.dir.join(name);
-        let copied = std::fs::File::open(&path).and_then(|src| {
+        let copied = std::fs::File::open(&self.src).and_then(|src| {
             let mut dst = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
