@@ -5,12 +5,12 @@
 //! binary; the same values are this module's `Default` impls, and a test
 //! keeps the two in step.
 
-use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Status, CHECK_IDS};
+pub use crate::error::{ConfigError, ConfigErrors};
 use crate::kernel::size::CrashKernel;
 
 /// The embedded default configuration file.
@@ -523,43 +523,6 @@ fn metrics_file_error(path: &str) -> Option<String> {
         format!("node_exporter's textfile collector reads only *.prom files, found {path:?}")
     })
 }
-
-/// One problem in a configuration file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// YAML path such as `check.dentry.warning_ratio` (empty: the document).
-    pub path: String,
-    pub message: String,
-}
-
-/// Every problem found in one configuration file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors {
-    pub source: String,
-    pub errors: Vec<ConfigError>,
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.errors.len();
-        write!(
-            f,
-            "{}: {n} configuration error{}",
-            self.source,
-            if n == 1 { "" } else { "s" }
-        )?;
-        for e in &self.errors {
-            if e.path.is_empty() {
-                write!(f, "\n  {}", e.message)?;
-            } else {
-                write!(f, "\n  {}: {}", e.path, e.message)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
 
 impl Config {
     /// The embedded default configuration.

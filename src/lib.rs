@@ -11,6 +11,7 @@ pub mod collectors;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod error;
 pub mod eventlog;
 pub mod events;
 pub mod host;
