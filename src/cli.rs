@@ -451,7 +451,7 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {
         findings.extend(drift);
     }
     if let Some(path) = &args.metrics {
-        crate::metrics::write_atomic(path, &crate::metrics::from_findings(&findings)).map_err(
+        crate::metrics::write_atomic(path, &check::metrics::from_findings(&findings)).map_err(
             |e| MainError::Io(format!("cannot write metrics to {}: {e}", path.display())),
         )?;
     }

@@ -193,7 +193,7 @@ struct Daemon {
     held: Vec<(Instant, Event)>,
     /// Recent OOM victims (when, pid), to fold their SIGKILL into the kill.
     oom_victims: Vec<(Instant, u32)>,
-    metrics: crate::metrics::RunMetrics,
+    metrics: crate::run::metrics::RunMetrics,
     next_metrics: Instant,
     oom_reported: u64,
     hung_reported: u64,
@@ -252,7 +252,7 @@ impl Daemon {
             next_ping,
             held: Vec::new(),
             oom_victims: Vec::new(),
-            metrics: crate::metrics::RunMetrics {
+            metrics: crate::run::metrics::RunMetrics {
                 start_time: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
                 ..Default::default()
             },

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod notify;
 pub mod output;
 pub mod parse;
+pub mod run;
 pub mod scan;
 pub mod sys;
 pub mod triggers;

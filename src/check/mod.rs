@@ -11,6 +11,7 @@ mod hung_task;
 mod kdump;
 mod kernel_log;
 mod memory;
+pub mod metrics;
 mod misc;
 mod plan;
 mod render;
