@@ -10,7 +10,7 @@ use crate::events::{Body, DentryPressure, Event, HungTask, OomKill};
 use crate::host::{paths, Host};
 use crate::kernel::tables::DentryState;
 
-use super::tracefs::headroom;
+use crate::kernel::tables::headroom;
 
 pub struct ProcPoller {
     host: Host,
