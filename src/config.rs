@@ -9,9 +9,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{Status, CHECK_IDS};
+pub use crate::check::CheckConfig;
 pub use crate::error::{ConfigError, ConfigErrors};
-use crate::kernel::size::CrashKernel;
 
 /// The embedded default configuration file.
 pub const DEFAULT_YAML: &str = include_str!("../config/watchdog.yaml");
@@ -169,137 +168,6 @@ impl Default for KdumpSchedule {
         KdumpSchedule {
             at_start: true,
             interval_hours: 24,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CheckConfig {
-    pub skip: Vec<String>,
-    pub hung_task: HungTaskCheck,
-    pub kdump: KdumpCheck,
-    pub log_buf: LogBufCheck,
-    pub oom_score_adj: OomScoreAdjCheck,
-    pub vfs_cache_pressure: PressureRange,
-    pub dentry: DentryCheck,
-    pub uptime_208: Uptime208Check,
-    pub baseline: BaselineCheck,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HungTaskCheck {
-    pub failover_timeout_secs: u64,
-    pub min_warnings: i64,
-}
-
-impl Default for HungTaskCheck {
-    fn default() -> Self {
-        HungTaskCheck {
-            failover_timeout_secs: 120,
-            min_warnings: 100,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KdumpCheck {
-    pub recommended_crashkernel: String,
-}
-
-impl Default for KdumpCheck {
-    fn default() -> Self {
-        KdumpCheck {
-            recommended_crashkernel: "distribution".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogBufCheck {
-    pub bytes_per_thread: u64,
-}
-
-impl Default for LogBufCheck {
-    fn default() -> Self {
-        LogBufCheck {
-            bytes_per_thread: 1024,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OomScoreAdjCheck {
-    pub at_or_below: i64,
-    pub min_rss_mib: u64,
-    pub ignore: Vec<String>,
-}
-
-impl Default for OomScoreAdjCheck {
-    fn default() -> Self {
-        OomScoreAdjCheck {
-            at_or_below: -1000,
-            min_rss_mib: 256,
-            ignore: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PressureRange {
-    pub min: i64,
-    pub max: i64,
-}
-
-impl Default for PressureRange {
-    fn default() -> Self {
-        PressureRange { min: 1, max: 100 }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DentryCheck {
-    pub warning_ratio: f64,
-    pub critical_ratio: f64,
-}
-
-impl Default for DentryCheck {
-    fn default() -> Self {
-        DentryCheck {
-            warning_ratio: 0.5,
-            critical_ratio: 0.9,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Uptime208Check {
-    pub margin_days: f64,
-}
-
-impl Default for Uptime208Check {
-    fn default() -> Self {
-        Uptime208Check { margin_days: 14.0 }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BaselineCheck {
-    pub drift_status: Status,
-}
-
-impl Default for BaselineCheck {
-    fn default() -> Self {
-        BaselineCheck {
-            drift_status: Status::Warning,
         }
     }
 }
@@ -582,101 +450,13 @@ impl Config {
 
     /// Every semantic problem, each with its YAML path.
     pub fn validate(&self) -> Vec<ConfigError> {
-        let mut errs = Vec::new();
+        let mut errs = self.check.validate("check");
         let mut err = |path: &str, message: String| {
             errs.push(ConfigError {
                 path: path.to_string(),
                 message,
             })
         };
-        let c = &self.check;
-        for (i, id) in c.skip.iter().enumerate() {
-            if !CHECK_IDS.contains(&id.as_str()) {
-                err(
-                    &format!("check.skip[{i}]"),
-                    format!("unknown check id {id:?} (see `watchdog check --list`)"),
-                );
-            }
-        }
-        if c.hung_task.failover_timeout_secs == 0 {
-            err(
-                "check.hung_task.failover_timeout_secs",
-                "must be at least 1 second".into(),
-            );
-        }
-        if c.hung_task.min_warnings < 0 {
-            err(
-                "check.hung_task.min_warnings",
-                format!("must be 0 or more, found {}", c.hung_task.min_warnings),
-            );
-        }
-        match CrashKernel::parse(&c.kdump.recommended_crashkernel) {
-            _ if c.kdump.recommended_crashkernel == "distribution" => {}
-            Ok(CrashKernel::Auto) => err(
-                "check.kdump.recommended_crashkernel",
-                "must be \"distribution\", a size or ranges, not \"auto\"".into(),
-            ),
-            Ok(_) => {}
-            Err(e) => err("check.kdump.recommended_crashkernel", e),
-        }
-        if c.log_buf.bytes_per_thread == 0 || c.log_buf.bytes_per_thread > 1 << 20 {
-            err(
-                "check.log_buf.bytes_per_thread",
-                format!(
-                    "must be between 1 and 1048576, found {}",
-                    c.log_buf.bytes_per_thread
-                ),
-            );
-        }
-        if !(-1000..=1000).contains(&c.oom_score_adj.at_or_below) {
-            err(
-                "check.oom_score_adj.at_or_below",
-                format!(
-                    "must be between -1000 and 1000, found {}",
-                    c.oom_score_adj.at_or_below
-                ),
-            );
-        }
-        let r = &c.vfs_cache_pressure;
-        if r.min < 0 || r.max < r.min {
-            err(
-                "check.vfs_cache_pressure",
-                format!("need 0 <= min <= max, found min {} max {}", r.min, r.max),
-            );
-        }
-        let d = &c.dentry;
-        for (name, v) in [
-            ("warning_ratio", d.warning_ratio),
-            ("critical_ratio", d.critical_ratio),
-        ] {
-            if !(v > 0.0 && v <= 1.0) {
-                err(
-                    &format!("check.dentry.{name}"),
-                    format!("must be a fraction in (0, 1], found {v}"),
-                );
-            }
-        }
-        if d.warning_ratio > d.critical_ratio {
-            err(
-                "check.dentry",
-                "warning_ratio must not exceed critical_ratio".into(),
-            );
-        }
-        if !(c.uptime_208.margin_days >= 0.0 && c.uptime_208.margin_days <= 208.0) {
-            err(
-                "check.uptime_208.margin_days",
-                format!(
-                    "must be between 0 and 208, found {}",
-                    c.uptime_208.margin_days
-                ),
-            );
-        }
-        if matches!(c.baseline.drift_status, Status::Ok | Status::Unknown) {
-            err(
-                "check.baseline.drift_status",
-                "must be info, warning or critical".into(),
-            );
-        }
         self.udplogger.validate(&mut err);
         let r = &self.run;
         for (name, v) in [

@@ -176,7 +176,7 @@ fn hold_key(ev: &Event) -> Option<(&'static str, u32)> {
 struct Daemon {
     host: Host,
     cfg: RunConfig,
-    check: crate::config::CheckConfig,
+    check: crate::check::CheckConfig,
     args: RunArgs,
     engine: Engine,
     triggers: Triggers,
