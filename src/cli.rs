@@ -11,6 +11,7 @@ use crate::check::{self, Baseline, Report, Selection, CHECKS};
 use crate::config::{Config, ConfigErrors, DEFAULT_YAML};
 use crate::host::Host;
 use crate::output::ColorChoice;
+use crate::udplogger::settings::UdpLoggerArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -110,66 +111,6 @@ pub struct ScanArgs {
     /// from each file's modification date
     #[arg(long, value_name = "YEAR")]
     pub year: Option<i32>,
-}
-
-#[derive(Debug, Args)]
-pub struct UdpLoggerArgs {
-    /// Address to receive on: ADDR:PORT, [IPV6]:PORT, ADDR or PORT
-    /// (repeatable; default [::]:6666, dual-stack)
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub listen: Vec<String>,
-    /// Directory of the log files (default /var/log/udplogger)
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// Write Prometheus metrics to FILE (*.prom, for node_exporter's
-    /// textfile collector), every 15 s and at exit
-    #[arg(long, value_name = "FILE")]
-    pub metrics: Option<PathBuf>,
-    /// Accept only senders in this network (CIDR; repeatable)
-    #[arg(long, value_name = "CIDR")]
-    pub allow: Vec<String>,
-    /// How to read datagrams
-    #[arg(long, value_enum)]
-    pub input: Option<InputArg>,
-    /// Write JSON lines instead of text lines
-    #[arg(long)]
-    pub json: bool,
-    /// One file per hour instead of per day
-    #[arg(long)]
-    pub hourly: bool,
-    /// Name files and stamp lines in UTC instead of local time
-    #[arg(long)]
-    pub utc: bool,
-    /// One directory of files per sender
-    #[arg(long)]
-    pub per_sender: bool,
-    /// Continue in a new file part past this size (bytes; 0 = no limit)
-    #[arg(long, value_name = "BYTES")]
-    pub max_file_bytes: Option<u64>,
-    /// Receive buffer to ask for, per socket (bytes)
-    #[arg(long, value_name = "BYTES")]
-    pub receive_buffer: Option<usize>,
-    /// Write an unfinished line after this many milliseconds
-    #[arg(long, value_name = "MS")]
-    pub partial_timeout_ms: Option<u64>,
-    /// Start the wall clock at this RFC 3339 time (tests only)
-    #[arg(long, hide = true, value_name = "TIME")]
-    pub fake_clock_start: Option<String>,
-    /// Read the wall clock from this file, an RFC 3339 time (tests only)
-    #[arg(
-        long,
-        hide = true,
-        value_name = "FILE",
-        conflicts_with = "fake_clock_start"
-    )]
-    pub fake_clock_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum InputArg {
-    Auto,
-    Plain,
-    Extended,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -501,57 +442,15 @@ fn write_completions(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
 }
 
 fn run_udplogger(cli: &Cli, args: &UdpLoggerArgs) -> Result<ExitCode, MainError> {
-    use crate::config::{UdpInput, UdpLayout, UdpOutputFormat, UdpRotate, UdpTimezone};
     use crate::udplogger::clock::{parse_rfc3339, Clock, FileClock, ShiftedClock, SystemClock};
-    let mut config = load_config(cli)?;
-    let u = &mut config.udplogger;
-    if !args.listen.is_empty() {
-        u.listen.clone_from(&args.listen);
-    }
-    if let Some(d) = &args.dir {
-        u.dir = d.display().to_string();
-    }
-    if let Some(m) = &args.metrics {
-        u.metrics_file = m.display().to_string();
-    }
-    if !args.allow.is_empty() {
-        u.allow.clone_from(&args.allow);
-    }
-    if let Some(i) = args.input {
-        u.input = match i {
-            InputArg::Auto => UdpInput::Auto,
-            InputArg::Plain => UdpInput::Plain,
-            InputArg::Extended => UdpInput::Extended,
-        };
-    }
-    if args.json {
-        u.output_format = UdpOutputFormat::Json;
-    }
-    if args.hourly {
-        u.rotate = UdpRotate::Hourly;
-    }
-    if args.utc {
-        u.timezone = UdpTimezone::Utc;
-    }
-    if args.per_sender {
-        u.layout = UdpLayout::PerSender;
-    }
-    if let Some(v) = args.max_file_bytes {
-        u.max_file_bytes = v;
-    }
-    if let Some(v) = args.receive_buffer {
-        u.receive_buffer_bytes = v;
-    }
-    if let Some(v) = args.partial_timeout_ms {
-        u.partial_timeout_ms = v;
-    }
-    let errors = config.validate();
-    if !errors.is_empty() {
-        return Err(MainError::Config(ConfigErrors {
+    let mut config = load_config(cli)?.udplogger;
+    config.apply_args(args);
+    let settings = config.compile("udplogger").map_err(|errors| {
+        MainError::Config(ConfigErrors {
             source: "command line and configuration".into(),
             errors,
-        }));
-    }
+        })
+    })?;
     let clock: Box<dyn Clock> = match (&args.fake_clock_start, &args.fake_clock_file) {
         (Some(t), _) => Box::new(ShiftedClock::starting_at(
             parse_rfc3339(t).map_err(MainError::Usage)?,
@@ -559,6 +458,6 @@ fn run_udplogger(cli: &Cli, args: &UdpLoggerArgs) -> Result<ExitCode, MainError>
         (None, Some(f)) => Box::new(FileClock::new(f)),
         (None, None) => Box::new(SystemClock),
     };
-    crate::udplogger::run(config.udplogger.settings(), clock.as_ref()).map_err(MainError::Io)?;
+    crate::udplogger::run(settings, clock.as_ref()).map_err(MainError::Io)?;
     Ok(ExitCode::SUCCESS)
 }

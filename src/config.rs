@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::check::CheckConfig;
 pub use crate::error::{ConfigError, ConfigErrors};
+pub use crate::udplogger::settings::UdpLoggerConfig;
 
 /// The embedded default configuration file.
 pub const DEFAULT_YAML: &str = include_str!("../config/watchdog.yaml");
@@ -172,226 +173,6 @@ impl Default for KdumpSchedule {
     }
 }
 
-/// How `watchdog udplogger` reads datagrams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UdpInput {
-    Auto,
-    Plain,
-    Extended,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UdpOutputFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UdpRotate {
-    Daily,
-    Hourly,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UdpTimezone {
-    Local,
-    Utc,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UdpLayout {
-    Single,
-    PerSender,
-}
-
-/// Settings of `watchdog udplogger`; see config/watchdog.yaml.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UdpLoggerConfig {
-    pub listen: Vec<String>,
-    pub dir: String,
-    pub receive_buffer_bytes: usize,
-    pub input: UdpInput,
-    pub output_format: UdpOutputFormat,
-    pub rotate: UdpRotate,
-    pub timezone: UdpTimezone,
-    pub max_file_bytes: u64,
-    pub layout: UdpLayout,
-    pub file_mode: String,
-    pub partial_timeout_ms: u64,
-    pub max_line_bytes: usize,
-    pub max_senders: usize,
-    pub max_buffered_bytes: usize,
-    pub allow: Vec<String>,
-    pub fault_hold_bytes: usize,
-    pub retry_max_ms: u64,
-    pub metrics_file: String,
-}
-
-impl Default for UdpLoggerConfig {
-    fn default() -> Self {
-        UdpLoggerConfig {
-            listen: vec!["[::]:6666".into()],
-            dir: "/var/log/udplogger".into(),
-            receive_buffer_bytes: 8 << 20,
-            input: UdpInput::Auto,
-            output_format: UdpOutputFormat::Text,
-            rotate: UdpRotate::Daily,
-            timezone: UdpTimezone::Local,
-            max_file_bytes: 0,
-            layout: UdpLayout::Single,
-            file_mode: "0600".into(),
-            partial_timeout_ms: 10_000,
-            max_line_bytes: 16384,
-            max_senders: 1024,
-            max_buffered_bytes: 16 << 20,
-            allow: Vec::new(),
-            fault_hold_bytes: 64 << 20,
-            retry_max_ms: 30_000,
-            metrics_file: String::new(),
-        }
-    }
-}
-
-impl UdpLoggerConfig {
-    fn validate(&self, err: &mut impl FnMut(&str, String)) {
-        if let Some(e) = metrics_file_error(&self.metrics_file) {
-            err("udplogger.metrics_file", e);
-        }
-        use crate::udplogger::{allow::Cidr, socket::parse_listen};
-        if self.listen.is_empty() {
-            err("udplogger.listen", "name at least one address".into());
-        }
-        for (i, l) in self.listen.iter().enumerate() {
-            if let Err(e) = parse_listen(l) {
-                err(&format!("udplogger.listen[{i}]"), e);
-            }
-        }
-        for (i, a) in self.allow.iter().enumerate() {
-            if let Err(e) = Cidr::parse(a) {
-                err(&format!("udplogger.allow[{i}]"), e);
-            }
-        }
-        if self.dir.is_empty() {
-            err("udplogger.dir", "must name a directory".into());
-        }
-        if self.file_mode().is_none() {
-            err(
-                "udplogger.file_mode",
-                format!(
-                    "{:?}: must be octal permissions such as \"0600\"",
-                    self.file_mode
-                ),
-            );
-        }
-        let ranges: [(&str, u64, u64, u64); 7] = [
-            (
-                "receive_buffer_bytes",
-                self.receive_buffer_bytes as u64,
-                4096,
-                1 << 30,
-            ),
-            ("partial_timeout_ms", self.partial_timeout_ms, 1, 3_600_000),
-            ("max_line_bytes", self.max_line_bytes as u64, 64, 1 << 20),
-            ("max_senders", self.max_senders as u64, 1, 1 << 20),
-            (
-                "max_buffered_bytes",
-                self.max_buffered_bytes as u64,
-                1024,
-                1 << 32,
-            ),
-            ("fault_hold_bytes", self.fault_hold_bytes as u64, 0, 1 << 34),
-            ("retry_max_ms", self.retry_max_ms, 100, 3_600_000),
-        ];
-        for (name, v, lo, hi) in ranges {
-            if v < lo || v > hi {
-                err(
-                    &format!("udplogger.{name}"),
-                    format!("must be between {lo} and {hi}, found {v}"),
-                );
-            }
-        }
-        if self.max_file_bytes != 0 && self.max_file_bytes < 4096 {
-            err(
-                "udplogger.max_file_bytes",
-                format!(
-                    "must be 0 (no limit) or at least 4096, found {}",
-                    self.max_file_bytes
-                ),
-            );
-        }
-    }
-
-    /// `file_mode` as permission bits, if valid.
-    pub fn file_mode(&self) -> Option<u32> {
-        u32::from_str_radix(self.file_mode.trim_start_matches("0o"), 8)
-            .ok()
-            .filter(|m| *m <= 0o777)
-    }
-
-    /// The receiver's settings; call on a validated configuration.
-    pub fn settings(&self) -> crate::udplogger::Settings {
-        use crate::udplogger::{
-            allow::Cidr, clock, output::OutputConfig, socket::parse_listen, InputFormat, Settings,
-        };
-        Settings {
-            listen: self
-                .listen
-                .iter()
-                .filter_map(|l| parse_listen(l).ok())
-                .collect(),
-            listen_is_default: self.listen == UdpLoggerConfig::default().listen,
-            receive_buffer: self.receive_buffer_bytes,
-            format: match self.input {
-                UdpInput::Auto => InputFormat::Auto,
-                UdpInput::Plain => InputFormat::Plain,
-                UdpInput::Extended => InputFormat::Extended,
-            },
-            zone: match self.timezone {
-                UdpTimezone::Local => clock::Zone::Local,
-                UdpTimezone::Utc => clock::Zone::Utc,
-            },
-            period: match self.rotate {
-                UdpRotate::Daily => clock::Period::Daily,
-                UdpRotate::Hourly => clock::Period::Hourly,
-            },
-            output: OutputConfig {
-                dir: self.dir.clone().into(),
-                per_sender: self.layout == UdpLayout::PerSender,
-                json: self.output_format == UdpOutputFormat::Json,
-                max_file_bytes: self.max_file_bytes,
-                file_mode: self.file_mode().unwrap_or(0o600),
-                hold_bytes: self.fault_hold_bytes,
-                retry_max: std::time::Duration::from_millis(self.retry_max_ms),
-            },
-            partial_timeout: std::time::Duration::from_millis(self.partial_timeout_ms),
-            metrics_file: (!self.metrics_file.is_empty())
-                .then(|| std::path::PathBuf::from(&self.metrics_file)),
-            max_line: self.max_line_bytes,
-            max_senders: self.max_senders,
-            max_buffered: self.max_buffered_bytes,
-            allow: self
-                .allow
-                .iter()
-                .filter_map(|a| Cidr::parse(a).ok())
-                .collect(),
-        }
-    }
-}
-
-/// A metrics file node_exporter's textfile collector would not read (it
-/// reads only `*.prom`); empty means "off" and is fine.
-fn metrics_file_error(path: &str) -> Option<String> {
-    (!path.is_empty() && !path.ends_with(".prom")).then(|| {
-        format!("node_exporter's textfile collector reads only *.prom files, found {path:?}")
-    })
-}
-
 impl Config {
     /// The embedded default configuration.
     pub fn embedded() -> Config {
@@ -451,13 +232,15 @@ impl Config {
     /// Every semantic problem, each with its YAML path.
     pub fn validate(&self) -> Vec<ConfigError> {
         let mut errs = self.check.validate("check");
+        if let Err(e) = self.udplogger.compile("udplogger") {
+            errs.extend(e);
+        }
         let mut err = |path: &str, message: String| {
             errs.push(ConfigError {
                 path: path.to_string(),
                 message,
             })
         };
-        self.udplogger.validate(&mut err);
         let r = &self.run;
         for (name, v) in [
             ("run.event_log", &r.event_log),
@@ -507,7 +290,7 @@ impl Config {
         if r.metrics_interval_secs == 0 {
             err("run.metrics_interval_secs", "must be at least 1".into());
         }
-        if let Some(e) = metrics_file_error(&r.metrics_file) {
+        if let Some(e) = crate::metrics::file_error(&r.metrics_file) {
             err("run.metrics_file", e);
         }
         if r.proc.interval_secs == 0 {
@@ -588,24 +371,17 @@ mod tests {
 
     #[test]
     fn udplogger_errors_name_their_paths() {
-        let yaml = "udplogger:\n  listen: [\"nowhere:1\", \"127.0.0.1:6666\"]\n  allow: [10.0.0.0/99]\n  file_mode: rw\n  max_senders: 0\n";
+        let yaml = "udplogger:\n  listen: [\"nowhere:1\", \"127.0.0.1:6666\"]\n  max_senders: 0\n  timezone: utc\n";
         let e = Config::from_yaml(yaml, "x").unwrap_err();
         let paths: Vec<&str> = e.errors.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "udplogger.listen[0]",
-                "udplogger.allow[0]",
-                "udplogger.file_mode",
-                "udplogger.max_senders"
-            ]
-        );
+        assert_eq!(paths, ["udplogger.listen[0]", "udplogger.max_senders"]);
         let c =
-            Config::from_yaml("udplogger:\n  layout: per_sender\n  timezone: utc\n", "x").unwrap();
-        let s = c.udplogger.settings();
+            Config::from_yaml("udplogger:\n  layout: per_sender\n  rotate: hourly\n", "x").unwrap();
+        let s = c.udplogger.compile("udplogger").unwrap();
         assert!(s.output.per_sender);
-        assert_eq!(s.listen, ["[::]:6666".parse().unwrap()]);
-        assert_eq!(s.output.file_mode, 0o600);
+        assert_eq!(s.period, crate::udplogger::clock::Period::Hourly);
+        let e = Config::from_yaml("udplogger:\n  input: both\n", "x").unwrap_err();
+        assert_eq!(e.errors[0].path, "udplogger.input");
     }
 
     #[test]

@@ -22,6 +22,14 @@ pub fn label(v: &str) -> String {
     out
 }
 
+/// Why node_exporter's textfile collector would not read a metrics file
+/// (it reads only `*.prom`); empty means "off" and is fine.
+pub fn file_error(path: &str) -> Option<String> {
+    (!path.is_empty() && !path.ends_with(".prom")).then(|| {
+        format!("node_exporter's textfile collector reads only *.prom files, found {path:?}")
+    })
+}
+
 /// Writes `text` to `path` atomically.
 pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -40,5 +48,12 @@ mod tests {
     #[test]
     fn labels_are_escaped() {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn only_prom_files_are_read_by_node_exporter() {
+        assert_eq!(file_error(""), None);
+        assert_eq!(file_error("/var/lib/node_exporter/watchdog.prom"), None);
+        assert!(file_error("/tmp/watchdog.txt").is_some_and(|e| e.contains("*.prom")));
     }
 }
