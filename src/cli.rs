@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::check::{self, Baseline, Report, Selection, CHECKS};
-use crate::config::{Config, ConfigErrors, DEFAULT_YAML};
+use crate::config::{Config, DEFAULT_YAML};
+use crate::error::ConfigErrors;
 use crate::host::Host;
 use crate::output::ColorChoice;
 use crate::udplogger::settings::UdpLoggerArgs;

@@ -1,17 +1,25 @@
-//! Configuration: YAML into plain structs (serde, unknown keys rejected),
-//! then one validation pass that reports every problem with its YAML path.
+//! Configuration: assembles the sections of the YAML file. Serde fills
+//! each section's plain struct (unknown keys rejected); then each section
+//! validates itself and every problem is reported with its YAML path.
+//!
+//! The sections belong to their subsystems, with their defaults and their
+//! checks: `check:` is [`crate::check::settings`], `run:` is
+//! [`crate::run::settings`] (with [`crate::collectors::settings`]), and
+//! `udplogger:` is [`crate::udplogger::settings`]. This module only puts
+//! them together, so none of them imports it.
 //!
 //! The default configuration is `config/watchdog.yaml`, embedded in the
-//! binary; the same values are this module's `Default` impls, and a test
+//! binary; the same values are the sections' `Default` impls, and a test
 //! keeps the two in step.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::check::CheckConfig;
-pub use crate::error::{ConfigError, ConfigErrors};
-pub use crate::udplogger::settings::UdpLoggerConfig;
+use crate::check::CheckConfig;
+use crate::error::{ConfigError, ConfigErrors};
+use crate::run::settings::RunConfig;
+use crate::udplogger::settings::UdpLoggerConfig;
 
 /// The embedded default configuration file.
 pub const DEFAULT_YAML: &str = include_str!("../config/watchdog.yaml");
@@ -22,155 +30,6 @@ pub struct Config {
     pub check: CheckConfig,
     pub run: RunConfig,
     pub udplogger: UdpLoggerConfig,
-}
-
-/// Where `watchdog run` starts reading /dev/kmsg the first time (no saved
-/// position for this boot).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KmsgStart {
-    /// Only what the kernel logs from now on.
-    End,
-    /// Everything still in the kernel's buffer.
-    Replay,
-}
-
-/// Settings of `watchdog run`, the always-on guard.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RunConfig {
-    pub event_log: String,
-    pub event_log_max_bytes: u64,
-    pub event_log_keep: u32,
-    pub state_file: String,
-    pub evidence_dir: String,
-    pub kmsg_start: KmsgStart,
-    pub allow_destructive: bool,
-    pub oom_score_adj: i64,
-    pub mlockall: bool,
-    pub metrics_file: String,
-    pub metrics_interval_secs: u64,
-    pub tracefs: TracefsConfig,
-    pub proc: ProcConfig,
-    pub kdump_check: KdumpSchedule,
-    pub rules: Vec<crate::engine::RuleConfig>,
-}
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        RunConfig {
-            event_log: "/var/log/watchdog/events.jsonl".into(),
-            event_log_max_bytes: 16 << 20,
-            event_log_keep: 4,
-            state_file: "/var/lib/watchdog/kmsg.state".into(),
-            evidence_dir: "/var/lib/watchdog/evidence".into(),
-            kmsg_start: KmsgStart::End,
-            allow_destructive: false,
-            oom_score_adj: -1000,
-            mlockall: true,
-            metrics_file: String::new(),
-            metrics_interval_secs: 15,
-            tracefs: TracefsConfig::default(),
-            proc: ProcConfig::default(),
-            kdump_check: KdumpSchedule::default(),
-            rules: default_rules(),
-        }
-    }
-}
-
-/// The default rules, as in config/watchdog.yaml (a test keeps them equal).
-pub const DEFAULT_RULES_YAML: &str = "\
-- name: hung-task-evidence
-  kind: hung_task
-  cooldown_secs: 300
-  actions: [{sysrq: t}, ftrace_snapshot]
-- name: oom-memory-state
-  kind: oom_kill
-  cooldown_secs: 60
-  actions: [{sysrq: m}]
-- name: soft-lockup-backtraces
-  kind: soft_lockup
-  cooldown_secs: 300
-  actions: [{sysrq: l}]
-- name: dentry-pressure
-  kind: dentry_pressure
-  cooldown_secs: 3600
-  actions: [log]
-";
-
-fn default_rules() -> Vec<crate::engine::RuleConfig> {
-    serde_yaml::from_str(DEFAULT_RULES_YAML).unwrap_or_default()
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TracefsConfig {
-    pub enabled: bool,
-    pub instance: String,
-    pub signal_deaths: bool,
-    pub oom_victims: bool,
-    pub shrink_slab: bool,
-    pub shrink_slab_min_total_scan: u64,
-    pub flight_recorder_events: Vec<String>,
-    pub flight_recorder_buffer_kb: u64,
-    pub snapshot_keep: u32,
-    pub snapshot_max_bytes: u64,
-}
-
-impl Default for TracefsConfig {
-    fn default() -> Self {
-        TracefsConfig {
-            enabled: true,
-            instance: "watchdog".into(),
-            signal_deaths: true,
-            oom_victims: true,
-            shrink_slab: true,
-            shrink_slab_min_total_scan: 10_000_000,
-            flight_recorder_events: vec![
-                "sched/sched_switch".into(),
-                "sched/sched_wakeup".into(),
-                "sched/sched_process_exit".into(),
-                "signal/signal_generate".into(),
-            ],
-            flight_recorder_buffer_kb: 1024,
-            snapshot_keep: 10,
-            snapshot_max_bytes: 64 << 20,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProcConfig {
-    pub interval_secs: u64,
-    pub dentry_headroom_ratio: f64,
-    pub dentry_growth_per_min: u64,
-}
-
-impl Default for ProcConfig {
-    fn default() -> Self {
-        ProcConfig {
-            interval_secs: 10,
-            dentry_headroom_ratio: 0.5,
-            dentry_growth_per_min: 5_000_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KdumpSchedule {
-    pub at_start: bool,
-    pub interval_hours: u64,
-}
-
-impl Default for KdumpSchedule {
-    fn default() -> Self {
-        KdumpSchedule {
-            at_start: true,
-            interval_hours: 24,
-        }
-    }
 }
 
 impl Config {
@@ -184,10 +43,7 @@ impl Config {
         let source = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
             source: source.clone(),
-            errors: vec![ConfigError {
-                path: String::new(),
-                message: format!("cannot read: {e}"),
-            }],
+            errors: vec![ConfigError::new("", format!("cannot read: {e}"))],
         })?;
         Config::from_yaml(&text, &source)
     }
@@ -229,94 +85,14 @@ impl Config {
         }
     }
 
-    /// Every semantic problem, each with its YAML path.
+    /// Every semantic problem, each with its YAML path: each section's
+    /// own validation, in a fixed order (check, udplogger, run).
     pub fn validate(&self) -> Vec<ConfigError> {
         let mut errs = self.check.validate("check");
         if let Err(e) = self.udplogger.compile("udplogger") {
             errs.extend(e);
         }
-        let mut err = |path: &str, message: String| {
-            errs.push(ConfigError {
-                path: path.to_string(),
-                message,
-            })
-        };
-        let r = &self.run;
-        for (name, v) in [
-            ("run.event_log", &r.event_log),
-            ("run.state_file", &r.state_file),
-            ("run.evidence_dir", &r.evidence_dir),
-        ] {
-            if v.is_empty() {
-                err(name, "must not be empty".into());
-            }
-        }
-        if r.event_log_max_bytes < 4096 {
-            err(
-                "run.event_log_max_bytes",
-                format!("must be at least 4096, found {}", r.event_log_max_bytes),
-            );
-        }
-        if !(-1000..=1000).contains(&r.oom_score_adj) {
-            err(
-                "run.oom_score_adj",
-                format!("must be between -1000 and 1000, found {}", r.oom_score_adj),
-            );
-        }
-        let t = &r.tracefs;
-        if t.instance.is_empty() || t.instance.contains('/') || t.instance.starts_with('.') {
-            err(
-                "run.tracefs.instance",
-                format!("must be a plain directory name, found {:?}", t.instance),
-            );
-        }
-        for (i, ev) in t.flight_recorder_events.iter().enumerate() {
-            let ok = ev.split_once('/').is_some_and(|(a, b)| {
-                let plain = |s: &str| {
-                    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                };
-                plain(a) && plain(b)
-            });
-            if !ok {
-                err(
-                    &format!("run.tracefs.flight_recorder_events[{i}]"),
-                    format!("expected SYSTEM/EVENT such as sched/sched_switch, found {ev:?}"),
-                );
-            }
-        }
-        if t.snapshot_keep == 0 {
-            err("run.tracefs.snapshot_keep", "must be at least 1".into());
-        }
-        if r.metrics_interval_secs == 0 {
-            err("run.metrics_interval_secs", "must be at least 1".into());
-        }
-        if let Some(e) = crate::metrics::file_error(&r.metrics_file) {
-            err("run.metrics_file", e);
-        }
-        if r.proc.interval_secs == 0 {
-            err("run.proc.interval_secs", "must be at least 1".into());
-        }
-        if !(r.proc.dentry_headroom_ratio > 0.0 && r.proc.dentry_headroom_ratio <= 1.0) {
-            err(
-                "run.proc.dentry_headroom_ratio",
-                format!(
-                    "must be a fraction in (0, 1], found {}",
-                    r.proc.dentry_headroom_ratio
-                ),
-            );
-        }
-        if r.kdump_check.interval_hours == 0 {
-            err(
-                "run.kdump_check.interval_hours",
-                "must be at least 1 (set at_start: false and a large interval to turn it down)"
-                    .into(),
-            );
-        }
-        if let Err(rule_errs) =
-            crate::engine::compile_rules(&r.rules, "run.rules", r.allow_destructive)
-        {
-            errs.extend(rule_errs);
-        }
+        errs.extend(self.run.validate("run"));
         errs
     }
 }
@@ -329,12 +105,6 @@ mod tests {
     fn embedded_file_is_the_defaults() {
         let parsed = Config::from_yaml(DEFAULT_YAML, "embedded").unwrap();
         assert_eq!(parsed, Config::default());
-    }
-
-    #[test]
-    fn default_rules_parse() {
-        assert_eq!(default_rules().len(), 4);
-        assert!(crate::engine::compile_rules(&default_rules(), "run.rules", false).is_ok());
     }
 
     #[test]

@@ -15,12 +15,13 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use crate::collectors::kmsg::{Drained, Kmsg, Start};
 use crate::collectors::proc::ProcPoller;
 use crate::collectors::tracefs::Tracefs;
-use crate::config::{Config, RunConfig};
+use crate::config::Config;
 use crate::engine::{compile_rules, Action, Engine};
 use crate::eventlog::EventLog;
 use crate::events::{self, Body, Event, WallTime};
 use crate::host::{paths, Host};
 use crate::notify::Notifier;
+use crate::run::settings::RunConfig;
 use crate::triggers::{exec, snapshot::Snapshots, Outcome, Triggers};
 
 /// Reports of one kill from kmsg and tracefs are merged when they arrive

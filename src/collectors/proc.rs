@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use crate::config::ProcConfig;
+use super::settings::ProcConfig;
 use crate::events::{Body, DentryPressure, Event, HungTask, OomKill};
 use crate::host::{paths, Host};
 use crate::kernel::tables::DentryState;

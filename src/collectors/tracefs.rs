@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
-use crate::config::TracefsConfig;
+use super::settings::TracefsConfig;
 use crate::events::{Body, DentryPressure, Event, OomKill, SignalDeath};
 use crate::host::{paths, Host};
 use crate::kernel::tables::headroom;

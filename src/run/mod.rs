@@ -5,3 +5,4 @@
 //! - [`metrics`]: the counters exported to node_exporter
 
 pub mod metrics;
+pub mod settings;
