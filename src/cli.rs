@@ -5,13 +5,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::check::{self, Baseline, Report, Selection, CHECKS};
 use crate::config::{Config, DEFAULT_YAML};
 use crate::error::ConfigErrors;
 use crate::host::Host;
-use crate::output::ColorChoice;
+use crate::output::{ColorChoice, Format};
 use crate::udplogger::settings::UdpLoggerArgs;
 
 #[derive(Debug, Parser)]
@@ -112,12 +112,6 @@ pub struct ScanArgs {
     /// from each file's modification date
     #[arg(long, value_name = "YEAR")]
     pub year: Option<i32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Args)]
@@ -311,7 +305,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
 
 fn run_scan(args: &ScanArgs) -> Result<ExitCode, MainError> {
     use crate::events::Body;
-    use crate::scan::{Output, ScanOptions, Since};
+    use crate::scan::{ScanOptions, Since};
     for k in &args.kind {
         if !Body::KINDS.contains(&k.as_str()) {
             return Err(MainError::Usage(format!(
@@ -326,10 +320,7 @@ fn run_scan(args: &ScanArgs) -> Result<ExitCode, MainError> {
     };
     let opts = ScanOptions {
         files: args.files.clone(),
-        output: match args.format {
-            Format::Json => Output::Json,
-            Format::Text => Output::Text,
-        },
+        output: args.format,
         summary: args.summary,
         since,
         kinds: args.kind.clone(),

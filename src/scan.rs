@@ -13,15 +13,9 @@ use std::path::{Path, PathBuf};
 use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::events::{Body, Event};
+use crate::output::Format;
 use crate::parse::frame::MAX_LINE;
 use crate::parse::{Framer, Parser};
-
-/// What to print.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Json,
-    Text,
-}
 
 /// Lower bound on event time (`--since`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,7 +83,7 @@ impl Since {
 pub struct ScanOptions {
     /// Files to read; empty or `-` is standard input.
     pub files: Vec<PathBuf>,
-    pub output: Output,
+    pub output: Format,
     pub summary: bool,
     pub since: Option<Since>,
     /// Kinds to keep (empty: all).
@@ -220,8 +214,8 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
         tally: Tally::default(),
         mode: match (opts.summary, opts.output) {
             (true, _) => Mode::Summary,
-            (false, Output::Text) => Mode::Table,
-            (false, Output::Json) => Mode::Json,
+            (false, Format::Text) => Mode::Table,
+            (false, Format::Json) => Mode::Json,
         },
     };
     let mut buf = Vec::with_capacity(4096);
@@ -291,11 +285,11 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
         sink.deliver(held, &mut report, out)?;
     }
     match (sink.mode, opts.output) {
-        (Mode::Summary, Output::Json) => {
+        (Mode::Summary, Format::Json) => {
             out.write_all(summary_json(&sink.tally).as_bytes())?;
             out.write_all(b"\n")?;
         }
-        (Mode::Summary, Output::Text) => out.write_all(summary_text(&sink.tally).as_bytes())?,
+        (Mode::Summary, Format::Text) => out.write_all(summary_text(&sink.tally).as_bytes())?,
         (Mode::Table, _) => out.write_all(table(&sink.table).as_bytes())?,
         (Mode::Json, _) => {}
     }
