@@ -140,9 +140,9 @@ fn graph() -> Graph {
         let targets = paths(&production(m, text))
             .iter()
             .filter_map(|p| resolve(p))
-            .filter(|t| {
-                t != m && !t.is_empty() && !(t.starts_with(&format!("{m}::")) && !m.is_empty())
-            })
+            .filter(|t| t != m && !t.is_empty())
+            // A parent may always use its own submodules.
+            .filter(|t| m.is_empty() || !t.starts_with(&format!("{m}::")))
             .collect();
         g.insert(m.clone(), targets);
     }
