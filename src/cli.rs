@@ -12,6 +12,7 @@ use crate::config::{Config, DEFAULT_YAML};
 use crate::error::ConfigErrors;
 use crate::host::Host;
 use crate::output::{ColorChoice, Format};
+use crate::scan::ScanArgs;
 use crate::udplogger::settings::UdpLoggerArgs;
 
 #[derive(Debug, Parser)]
@@ -87,31 +88,6 @@ input is unpacked. Formats and kernel versions: docs/scan.md.",
         after_help = "Each line written: `<receive time, RFC 3339 with microseconds> <source> <text>`, source being a.b.c.d:port or [v6addr]:port. Lines whose source is `udplogger` are the receiver's own markers (sequence gaps, kernel drops, cut lines, lines dropped while the disk was full). SIGHUP reopens the files (logrotate); SIGTERM writes unfinished lines and exits 0."
     )]
     Udplogger(UdpLoggerArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ScanArgs {
-    /// Log files to read (`-` or none: standard input); gzip and xz are unpacked
-    #[arg(value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-    /// Output format: JSON lines, or a table for people
-    #[arg(long, value_enum, default_value = "json")]
-    pub format: Format,
-    /// Print counts by kind and the tasks seen most, instead of the events
-    #[arg(long)]
-    pub summary: bool,
-    /// Only events at or after TIME: seconds since boot (`3600`), a date
-    /// (`2024-03-04`), a local time (`2024-03-04 10:00`) or RFC 3339.
-    /// Events without that kind of time are kept
-    #[arg(long, value_name = "TIME")]
-    pub since: Option<String>,
-    /// Only these kinds (comma-separated), e.g. `hung_task,oom_kill`
-    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
-    pub kind: Vec<String>,
-    /// Year of syslog timestamps (`Mar  4 10:00:00` prints none); default:
-    /// from each file's modification date
-    #[arg(long, value_name = "YEAR")]
-    pub year: Option<i32>,
 }
 
 #[derive(Debug, Args)]
@@ -304,28 +280,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
 }
 
 fn run_scan(args: &ScanArgs) -> Result<ExitCode, MainError> {
-    use crate::events::Body;
-    use crate::scan::{ScanOptions, Since};
-    for k in &args.kind {
-        if !Body::KINDS.contains(&k.as_str()) {
-            return Err(MainError::Usage(format!(
-                "--kind {k}: unknown kind (one of {})",
-                Body::KINDS.join(", ")
-            )));
-        }
-    }
-    let since = match &args.since {
-        Some(s) => Some(Since::parse(s).map_err(MainError::Usage)?),
-        None => None,
-    };
-    let opts = ScanOptions {
-        files: args.files.clone(),
-        output: args.format,
-        summary: args.summary,
-        since,
-        kinds: args.kind.clone(),
-        year: args.year,
-    };
+    let opts = args.options().map_err(MainError::Usage)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let report = match crate::scan::scan(&opts, &mut out) {

@@ -92,6 +92,57 @@ pub struct ScanOptions {
     pub year: Option<i32>,
 }
 
+/// The command-line options of `watchdog scan` (it has no section in the
+/// configuration file); [`ScanArgs::options`] checks them.
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Log files to read (`-` or none: standard input); gzip and xz are unpacked
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format: JSON lines, or a table for people
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// Print counts by kind and the tasks seen most, instead of the events
+    #[arg(long)]
+    pub summary: bool,
+    /// Only events at or after TIME: seconds since boot (`3600`), a date
+    /// (`2024-03-04`), a local time (`2024-03-04 10:00`) or RFC 3339.
+    /// Events without that kind of time are kept
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only these kinds (comma-separated), e.g. `hung_task,oom_kill`
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    pub kind: Vec<String>,
+    /// Year of syslog timestamps (`Mar  4 10:00:00` prints none); default:
+    /// from each file's modification date
+    #[arg(long, value_name = "YEAR")]
+    pub year: Option<i32>,
+}
+
+impl ScanArgs {
+    /// What to do, or why the options make no sense, naming the option.
+    pub fn options(&self) -> Result<ScanOptions, String> {
+        if let Some(k) = self
+            .kind
+            .iter()
+            .find(|k| !Body::KINDS.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "--kind {k}: unknown kind (one of {})",
+                Body::KINDS.join(", ")
+            ));
+        }
+        Ok(ScanOptions {
+            files: self.files.clone(),
+            output: self.format,
+            summary: self.summary,
+            since: self.since.as_deref().map(Since::parse).transpose()?,
+            kinds: self.kind.clone(),
+            year: self.year,
+        })
+    }
+}
+
 /// How a scan went.
 #[derive(Debug, Default)]
 pub struct ScanReport {
