@@ -5,12 +5,15 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::check::{self, Baseline, Report, Selection, CHECKS};
-use crate::config::{Config, ConfigErrors, DEFAULT_YAML};
+use crate::config::{Config, DEFAULT_YAML};
+use crate::error::ConfigErrors;
 use crate::host::Host;
-use crate::output::ColorChoice;
+use crate::output::{ColorChoice, Format};
+use crate::scan::ScanArgs;
+use crate::udplogger::settings::UdpLoggerArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -85,97 +88,6 @@ input is unpacked. Formats and kernel versions: docs/scan.md.",
         after_help = "Each line written: `<receive time, RFC 3339 with microseconds> <source> <text>`, source being a.b.c.d:port or [v6addr]:port. Lines whose source is `udplogger` are the receiver's own markers (sequence gaps, kernel drops, cut lines, lines dropped while the disk was full). SIGHUP reopens the files (logrotate); SIGTERM writes unfinished lines and exits 0."
     )]
     Udplogger(UdpLoggerArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ScanArgs {
-    /// Log files to read (`-` or none: standard input); gzip and xz are unpacked
-    #[arg(value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-    /// Output format: JSON lines, or a table for people
-    #[arg(long, value_enum, default_value = "json")]
-    pub format: Format,
-    /// Print counts by kind and the tasks seen most, instead of the events
-    #[arg(long)]
-    pub summary: bool,
-    /// Only events at or after TIME: seconds since boot (`3600`), a date
-    /// (`2024-03-04`), a local time (`2024-03-04 10:00`) or RFC 3339.
-    /// Events without that kind of time are kept
-    #[arg(long, value_name = "TIME")]
-    pub since: Option<String>,
-    /// Only these kinds (comma-separated), e.g. `hung_task,oom_kill`
-    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
-    pub kind: Vec<String>,
-    /// Year of syslog timestamps (`Mar  4 10:00:00` prints none); default:
-    /// from each file's modification date
-    #[arg(long, value_name = "YEAR")]
-    pub year: Option<i32>,
-}
-
-#[derive(Debug, Args)]
-pub struct UdpLoggerArgs {
-    /// Address to receive on: ADDR:PORT, [IPV6]:PORT, ADDR or PORT
-    /// (repeatable; default [::]:6666, dual-stack)
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub listen: Vec<String>,
-    /// Directory of the log files (default /var/log/udplogger)
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// Write Prometheus metrics to FILE (*.prom, for node_exporter's
-    /// textfile collector), every 15 s and at exit
-    #[arg(long, value_name = "FILE")]
-    pub metrics: Option<PathBuf>,
-    /// Accept only senders in this network (CIDR; repeatable)
-    #[arg(long, value_name = "CIDR")]
-    pub allow: Vec<String>,
-    /// How to read datagrams
-    #[arg(long, value_enum)]
-    pub input: Option<InputArg>,
-    /// Write JSON lines instead of text lines
-    #[arg(long)]
-    pub json: bool,
-    /// One file per hour instead of per day
-    #[arg(long)]
-    pub hourly: bool,
-    /// Name files and stamp lines in UTC instead of local time
-    #[arg(long)]
-    pub utc: bool,
-    /// One directory of files per sender
-    #[arg(long)]
-    pub per_sender: bool,
-    /// Continue in a new file part past this size (bytes; 0 = no limit)
-    #[arg(long, value_name = "BYTES")]
-    pub max_file_bytes: Option<u64>,
-    /// Receive buffer to ask for, per socket (bytes)
-    #[arg(long, value_name = "BYTES")]
-    pub receive_buffer: Option<usize>,
-    /// Write an unfinished line after this many milliseconds
-    #[arg(long, value_name = "MS")]
-    pub partial_timeout_ms: Option<u64>,
-    /// Start the wall clock at this RFC 3339 time (tests only)
-    #[arg(long, hide = true, value_name = "TIME")]
-    pub fake_clock_start: Option<String>,
-    /// Read the wall clock from this file, an RFC 3339 time (tests only)
-    #[arg(
-        long,
-        hide = true,
-        value_name = "FILE",
-        conflicts_with = "fake_clock_start"
-    )]
-    pub fake_clock_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum InputArg {
-    Auto,
-    Plain,
-    Extended,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Args)]
@@ -368,31 +280,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
 }
 
 fn run_scan(args: &ScanArgs) -> Result<ExitCode, MainError> {
-    use crate::events::Body;
-    use crate::scan::{Output, ScanOptions, Since};
-    for k in &args.kind {
-        if !Body::KINDS.contains(&k.as_str()) {
-            return Err(MainError::Usage(format!(
-                "--kind {k}: unknown kind (one of {})",
-                Body::KINDS.join(", ")
-            )));
-        }
-    }
-    let since = match &args.since {
-        Some(s) => Some(Since::parse(s).map_err(MainError::Usage)?),
-        None => None,
-    };
-    let opts = ScanOptions {
-        files: args.files.clone(),
-        output: match args.format {
-            Format::Json => Output::Json,
-            Format::Text => Output::Text,
-        },
-        summary: args.summary,
-        since,
-        kinds: args.kind.clone(),
-        year: args.year,
-    };
+    let opts = args.options().map_err(MainError::Usage)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let report = match crate::scan::scan(&opts, &mut out) {
@@ -451,7 +339,7 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {
         findings.extend(drift);
     }
     if let Some(path) = &args.metrics {
-        crate::metrics::write_atomic(path, &crate::metrics::from_findings(&findings)).map_err(
+        crate::metrics::write_atomic(path, &check::metrics::from_findings(&findings)).map_err(
             |e| MainError::Io(format!("cannot write metrics to {}: {e}", path.display())),
         )?;
     }
@@ -501,57 +389,15 @@ fn write_completions(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
 }
 
 fn run_udplogger(cli: &Cli, args: &UdpLoggerArgs) -> Result<ExitCode, MainError> {
-    use crate::config::{UdpInput, UdpLayout, UdpOutputFormat, UdpRotate, UdpTimezone};
     use crate::udplogger::clock::{parse_rfc3339, Clock, FileClock, ShiftedClock, SystemClock};
-    let mut config = load_config(cli)?;
-    let u = &mut config.udplogger;
-    if !args.listen.is_empty() {
-        u.listen.clone_from(&args.listen);
-    }
-    if let Some(d) = &args.dir {
-        u.dir = d.display().to_string();
-    }
-    if let Some(m) = &args.metrics {
-        u.metrics_file = m.display().to_string();
-    }
-    if !args.allow.is_empty() {
-        u.allow.clone_from(&args.allow);
-    }
-    if let Some(i) = args.input {
-        u.input = match i {
-            InputArg::Auto => UdpInput::Auto,
-            InputArg::Plain => UdpInput::Plain,
-            InputArg::Extended => UdpInput::Extended,
-        };
-    }
-    if args.json {
-        u.output_format = UdpOutputFormat::Json;
-    }
-    if args.hourly {
-        u.rotate = UdpRotate::Hourly;
-    }
-    if args.utc {
-        u.timezone = UdpTimezone::Utc;
-    }
-    if args.per_sender {
-        u.layout = UdpLayout::PerSender;
-    }
-    if let Some(v) = args.max_file_bytes {
-        u.max_file_bytes = v;
-    }
-    if let Some(v) = args.receive_buffer {
-        u.receive_buffer_bytes = v;
-    }
-    if let Some(v) = args.partial_timeout_ms {
-        u.partial_timeout_ms = v;
-    }
-    let errors = config.validate();
-    if !errors.is_empty() {
-        return Err(MainError::Config(ConfigErrors {
+    let mut config = load_config(cli)?.udplogger;
+    config.apply_args(args);
+    let settings = config.compile("udplogger").map_err(|errors| {
+        MainError::Config(ConfigErrors {
             source: "command line and configuration".into(),
             errors,
-        }));
-    }
+        })
+    })?;
     let clock: Box<dyn Clock> = match (&args.fake_clock_start, &args.fake_clock_file) {
         (Some(t), _) => Box::new(ShiftedClock::starting_at(
             parse_rfc3339(t).map_err(MainError::Usage)?,
@@ -559,6 +405,6 @@ fn run_udplogger(cli: &Cli, args: &UdpLoggerArgs) -> Result<ExitCode, MainError>
         (None, Some(f)) => Box::new(FileClock::new(f)),
         (None, None) => Box::new(SystemClock),
     };
-    crate::udplogger::run(config.udplogger.settings(), clock.as_ref()).map_err(MainError::Io)?;
+    crate::udplogger::run(settings, clock.as_ref()).map_err(MainError::Io)?;
     Ok(ExitCode::SUCCESS)
 }

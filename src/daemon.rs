@@ -24,7 +24,8 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use crate::collectors::kmsg::{Drained, Kmsg, Start};
 use crate::collectors::proc::ProcPoller;
 use crate::collectors::tracefs::Tracefs;
-use crate::config::{Config, RunConfig};
+use crate::config::Config;
+use crate::run::settings::RunConfig;
 use crate::engine::{compile_rules, Action, Engine};
 use crate::eventlog::EventLog;
 use crate::events::{self, Body, Event, WallTime};
@@ -139,7 +140,7 @@ pub fn summary(ev: &Event) -> (u8, String) {
 struct Daemon {
     host: Host,
     cfg: RunConfig,
-    check: crate::config::CheckConfig,
+    check: crate::check::CheckConfig,
     args: RunArgs,
     engine: Engine,
     triggers: Triggers,
@@ -156,7 +157,7 @@ struct Daemon {
     next_ping: Option<Instant>,
     hostname: Option<String>,
     correlate: Correlator,
-    metrics: crate::metrics::RunMetrics,
+    metrics: crate::run::metrics::RunMetrics,
     next_metrics: Instant,
     oom_reported: u64,
     hung_reported: u64,
@@ -216,7 +217,7 @@ impl Daemon {
             notifier,
             next_ping,
             correlate: Correlator::default(),
-            metrics: crate::metrics::RunMetrics {
+            metrics: crate::run::metrics::RunMetrics {
                 start_time: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
                 ..Default::default()
             },

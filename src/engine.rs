@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// A rule as written in YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

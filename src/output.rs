@@ -1,6 +1,14 @@
-//! Shared bits of human output: colour decisions and journald priorities.
+//! Shared bits of output: the `--format` choice and colour decisions.
 
 use std::io::IsTerminal;
+
+/// What `check` and `scan` print (`--format`): text for people, or JSON
+/// for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
 
 /// When to colour human output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -13,15 +13,9 @@ use std::path::{Path, PathBuf};
 use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::events::{Body, Event};
+use crate::output::Format;
 use crate::parse::frame::MAX_LINE;
 use crate::parse::{Framer, Parser};
-
-/// What to print.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Json,
-    Text,
-}
 
 /// Lower bound on event time (`--since`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,13 +83,64 @@ impl Since {
 pub struct ScanOptions {
     /// Files to read; empty or `-` is standard input.
     pub files: Vec<PathBuf>,
-    pub output: Output,
+    pub output: Format,
     pub summary: bool,
     pub since: Option<Since>,
     /// Kinds to keep (empty: all).
     pub kinds: Vec<String>,
     /// Year for syslog timestamps (default: from the file's mtime).
     pub year: Option<i32>,
+}
+
+/// The command-line options of `watchdog scan` (it has no section in the
+/// configuration file); [`ScanArgs::options`] checks them.
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Log files to read (`-` or none: standard input); gzip and xz are unpacked
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format: JSON lines, or a table for people
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// Print counts by kind and the tasks seen most, instead of the events
+    #[arg(long)]
+    pub summary: bool,
+    /// Only events at or after TIME: seconds since boot (`3600`), a date
+    /// (`2024-03-04`), a local time (`2024-03-04 10:00`) or RFC 3339.
+    /// Events without that kind of time are kept
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only these kinds (comma-separated), e.g. `hung_task,oom_kill`
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    pub kind: Vec<String>,
+    /// Year of syslog timestamps (`Mar  4 10:00:00` prints none); default:
+    /// from each file's modification date
+    #[arg(long, value_name = "YEAR")]
+    pub year: Option<i32>,
+}
+
+impl ScanArgs {
+    /// What to do, or why the options make no sense, naming the option.
+    pub fn options(&self) -> Result<ScanOptions, String> {
+        if let Some(k) = self
+            .kind
+            .iter()
+            .find(|k| !Body::KINDS.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "--kind {k}: unknown kind (one of {})",
+                Body::KINDS.join(", ")
+            ));
+        }
+        Ok(ScanOptions {
+            files: self.files.clone(),
+            output: self.format,
+            summary: self.summary,
+            since: self.since.as_deref().map(Since::parse).transpose()?,
+            kinds: self.kind.clone(),
+            year: self.year,
+        })
+    }
 }
 
 /// How a scan went.
@@ -220,8 +265,8 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
         tally: Tally::default(),
         mode: match (opts.summary, opts.output) {
             (true, _) => Mode::Summary,
-            (false, Output::Text) => Mode::Table,
-            (false, Output::Json) => Mode::Json,
+            (false, Format::Text) => Mode::Table,
+            (false, Format::Json) => Mode::Json,
         },
     };
     let mut buf = Vec::with_capacity(4096);
@@ -291,11 +336,11 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
         sink.deliver(held, &mut report, out)?;
     }
     match (sink.mode, opts.output) {
-        (Mode::Summary, Output::Json) => {
+        (Mode::Summary, Format::Json) => {
             out.write_all(summary_json(&sink.tally).as_bytes())?;
             out.write_all(b"\n")?;
         }
-        (Mode::Summary, Output::Text) => out.write_all(summary_text(&sink.tally).as_bytes())?,
+        (Mode::Summary, Format::Text) => out.write_all(summary_text(&sink.tally).as_bytes())?,
         (Mode::Table, _) => out.write_all(table(&sink.table).as_bytes())?,
         (Mode::Json, _) => {}
     }

@@ -3,6 +3,7 @@
 mod util;
 
 mod check;
+mod layout;
 mod metrics;
 mod run;
 mod scan;

@@ -11,9 +11,11 @@ mod hung_task;
 mod kdump;
 mod kernel_log;
 mod memory;
+pub mod metrics;
 mod misc;
 mod plan;
 mod render;
+pub mod settings;
 mod sysrq;
 mod tracing;
 
@@ -24,13 +26,13 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::CheckConfig;
 use crate::host::{Host, ReadError, ReadErrorKind};
 use crate::kernel::{self, Cmdline, KernelVersion};
 
 pub use baseline::{Baseline, BaselineError};
 pub use plan::{render_plan, steps as plan_steps, Step as PlanStep, SYSCTL_FILE};
 pub use render::{render_json, render_text};
+pub use settings::CheckConfig;
 
 /// A finding's status, from best to worst as Nagios orders them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::{Finding, Report, Status};
-use crate::config::CheckConfig;
+use crate::check::CheckConfig;
 use crate::kernel::KernelVersion;
 
 /// The sysctl.d file the plan writes.

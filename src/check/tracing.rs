@@ -1,11 +1,11 @@
 //! tracefs: where it is, and whether snapshots and kprobe events exist.
 
 use super::{Ctx, Finding, Problem, ProblemKind, Status};
-use crate::collectors::tracefs::{self, Tracing};
+use crate::kernel::tracing::{self, Tracing};
 
 /// Where tracing is, found the same way `watchdog run` finds it.
 fn locate(ctx: &Ctx) -> Result<Tracing, Problem> {
-    Ok(tracefs::locate(ctx.host)?)
+    Ok(tracing::locate(ctx.host)?)
 }
 
 fn mount_hint(fs: &str) -> &'static str {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::KmsgStart;
+use super::settings::KmsgStart;
 use crate::events::Event;
 use crate::host::{paths, Host};
 use crate::parse::frame::{Framer, Record};

@@ -5,7 +5,9 @@
 //!   ftrace instance of our own, plus the flight recorder.
 //! - [`proc`]: periodic /proc readings (dentry-state, vmstat, hung-task
 //!   counters).
+//! - [`settings`]: their parts of the `run:` configuration section.
 
 pub mod kmsg;
 pub mod proc;
+pub mod settings;
 pub mod tracefs;

@@ -5,12 +5,12 @@
 
 use std::time::Instant;
 
-use crate::config::ProcConfig;
+use super::settings::ProcConfig;
 use crate::events::{Body, DentryPressure, Event, HungTask, OomKill};
 use crate::host::{paths, Host};
 use crate::kernel::tables::DentryState;
 
-use super::tracefs::headroom;
+use crate::kernel::tables::headroom;
 
 pub struct ProcPoller {
     host: Host,

@@ -17,9 +17,11 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
-use crate::config::TracefsConfig;
+use super::settings::TracefsConfig;
 use crate::events::{Body, DentryPressure, Event, OomKill, SignalDeath};
-use crate::host::{paths, Host, ReadError};
+use crate::host::{paths, Host};
+use crate::kernel::tables::headroom;
+use crate::kernel::tracing::{locate, Tracing};
 
 /// Signals that are sent all the time and never kill: not worth tracing
 /// (SIGCHLD, SIGALRM, SIGURG, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGCONT).
@@ -149,81 +151,6 @@ fn append_file(host: &Host, rel: &str, data: &str) -> io::Result<()> {
         .append(true)
         .open(host.path(rel))?;
     f.write_all(data.as_bytes())
-}
-
-/// Where tracing can be found on the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tracing {
-    /// Mounted; the tracing directory relative to the root.
-    Mounted(String),
-    /// The kernel has the filesystem (`fs` names it) but it is not mounted.
-    Supported(&'static str),
-    Absent,
-}
-
-/// `/proc/mounts` escapes spaces and the like as `\040` octal.
-fn unescape_mount(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && b.len() - i >= 4 {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
-                .ok()
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Finds the tracing directory: a tracefs or debugfs mount named in
-/// /proc/mounts, else the two usual places. Without a readable
-/// /proc/filesystems the absence of a mount proves nothing, so that is an
-/// error, not "absent".
-pub fn locate(host: &Host) -> Result<Tracing, ReadError> {
-    let has_trace = |dir: &str| host.exists(&format!("{dir}/trace"));
-    if let Ok(mounts) = host.read(paths::MOUNTS) {
-        for line in mounts.lines() {
-            let mut w = line.split_whitespace();
-            let (Some(_), Some(mnt), Some(fstype)) = (w.next(), w.next(), w.next()) else {
-                continue;
-            };
-            let mnt = unescape_mount(mnt);
-            let rel = mnt.trim_start_matches('/');
-            let dir = match fstype {
-                "tracefs" => rel.to_string(),
-                "debugfs" => format!("{rel}/tracing"),
-                _ => continue,
-            };
-            if !dir.is_empty() && has_trace(&dir) {
-                return Ok(Tracing::Mounted(dir.trim_start_matches('/').to_string()));
-            }
-        }
-    }
-    for dir in [paths::TRACEFS, paths::DEBUGFS_TRACING] {
-        if has_trace(dir) {
-            return Ok(Tracing::Mounted(dir.to_string()));
-        }
-    }
-    let fs = host.read(paths::FILESYSTEMS)?;
-    let has_fs = |name: &str| {
-        fs.lines()
-            .any(|l| l.split_whitespace().last() == Some(name))
-    };
-    Ok(if has_fs("tracefs") {
-        Tracing::Supported("tracefs")
-    } else if has_fs("debugfs") {
-        Tracing::Supported("debugfs")
-    } else {
-        Tracing::Absent
-    })
 }
 
 /// Finds the tracing directory, mounting tracefs on a live host if the
@@ -600,24 +527,10 @@ impl Drop for Tracefs {
     }
 }
 
-/// Fraction of INT_MAX left before the pre-3.12 shrinker count
-/// `(nr_unused / 100) * vfs_cache_pressure` wraps (negative once past it).
-pub fn headroom(nr_unused: u64, pressure: u64) -> f64 {
-    let product = (nr_unused / 100) as f64 * pressure as f64;
-    1.0 - product / f64::from(i32::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn mount_escapes() {
-        assert_eq!(unescape_mount("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape_mount("/x\\"), "/x\\");
-        assert_eq!(unescape_mount("\\99"), "\\99");
-    }
 
     #[test]
     fn trace_lines_of_several_kernels() {

@@ -1,11 +1,13 @@
 //! Pure parsers for the kernel's own text: version strings, the command
 //! line, size suffixes, /proc tables. Reading is done by [`crate::host`];
 //! everything here works on `&str` and is tested on literal kernel text,
-//! malformed text included.
+//! malformed text included. The one exception, [`tracing`], locates the
+//! tracing directory through the host for both `check` and `run`.
 
 pub mod cmdline;
 pub mod size;
 pub mod tables;
+pub mod tracing;
 pub mod version;
 
 pub use cmdline::Cmdline;

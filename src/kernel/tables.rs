@@ -70,6 +70,13 @@ impl DentryState {
     }
 }
 
+/// Fraction of INT_MAX left before the pre-3.12 shrinker count
+/// `(nr_unused / 100) * vfs_cache_pressure` wraps (negative once past it).
+pub fn headroom(nr_unused: u64, pressure: u64) -> f64 {
+    let product = (nr_unused / 100) as f64 * pressure as f64;
+    1.0 - product / f64::from(i32::MAX)
+}
+
 /// A `CONFIG_NAME=value` line of a kernel build config (/boot/config-*).
 pub fn kconfig_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines().find_map(|l| {
@@ -114,6 +121,14 @@ mod tests {
         assert!(DentryState::parse("1 2 45 0 0 0").is_ok());
         assert!(DentryState::parse("1").is_err());
         assert!(DentryState::parse("x y").is_err());
+    }
+
+    #[test]
+    fn dentry_headroom() {
+        // Pre-3.12 shrinker: (nr_unused / 100) * pressure as an int.
+        assert_eq!(headroom(0, 100), 1.0);
+        assert!(headroom(2_147_483_600, 100) < 0.01);
+        assert!(headroom(4_294_967_200, 100) < 0.0);
     }
 
     #[test]

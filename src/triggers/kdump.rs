@@ -1,8 +1,8 @@
 //! kdump readiness: the same logic as `watchdog check`'s kdump checks.
 
 use super::Outcome;
+use crate::check::CheckConfig;
 use crate::check::{run_checks, Selection, Status};
-use crate::config::CheckConfig;
 use crate::host::Host;
 
 pub fn readiness(host: &Host, cfg: &CheckConfig) -> Outcome {

@@ -41,7 +41,7 @@ pub struct Triggers {
     pub allow_destructive: bool,
     pub dry_run: bool,
     pub snapshots: snapshot::Snapshots,
-    pub check: crate::config::CheckConfig,
+    pub check: crate::check::CheckConfig,
     pub exec: exec::Runner,
 }
 

@@ -75,15 +75,17 @@ impl Clock for FileClock {
     }
 }
 
-/// Which calendar names files and stamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which calendar names files and stamps (`udplogger.timezone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Zone {
     Local,
     Utc,
 }
 
-/// How often a new file starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How often a new file starts (`udplogger.rotate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Period {
     Daily,
     Hourly,

@@ -11,12 +11,15 @@
 //! - [`output`]: file naming, rotation, formatting, write faults
 //! - [`clock`]: wall and monotonic time, injectable for tests
 //! - [`allow`]: sender allowlist
+//! - [`settings`]: the `udplogger:` section, its command-line overrides,
+//!   and their validation into [`Settings`]
 
 pub mod allow;
 pub mod assemble;
 pub mod clock;
 pub mod extended;
 pub mod output;
+pub mod settings;
 pub mod socket;
 
 use std::collections::HashMap;
@@ -30,11 +33,11 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::sys::RecvBatch;
-use allow::Cidr;
 use assemble::{Assembler, End};
-use clock::{Clock, Period, Stamp, Stamper, Zone};
+use clock::{Clock, Stamp, Stamper};
 use extended::{Event, ExtState};
-use output::{Output, OutputConfig};
+use output::Output;
+pub use settings::{InputFormat, Settings};
 
 /// Datagrams per `recvmmsg` call.
 const BATCH: usize = 64;
@@ -46,35 +49,6 @@ const COALESCE_AT: usize = 16;
 const COALESCE: Duration = Duration::from_micros(500);
 /// Batches taken from one socket before the others get their turn.
 const BATCHES_PER_ROUND: usize = 16;
-
-/// How datagrams are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputFormat {
-    /// Extended when the datagram has the header, plain otherwise.
-    Auto,
-    Plain,
-    Extended,
-}
-
-/// Everything the receiver needs, validated.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub listen: Vec<SocketAddr>,
-    /// The default listen address may fall back to IPv4 only.
-    pub listen_is_default: bool,
-    pub receive_buffer: usize,
-    pub format: InputFormat,
-    pub zone: Zone,
-    pub period: Period,
-    pub output: OutputConfig,
-    pub partial_timeout: Duration,
-    /// Prometheus textfile, rewritten every [`METRICS_EVERY`].
-    pub metrics_file: Option<std::path::PathBuf>,
-    pub max_line: usize,
-    pub max_senders: usize,
-    pub max_buffered: usize,
-    pub allow: Vec<Cidr>,
-}
 
 /// Counters printed when the receiver stops.
 #[derive(Debug, Default, Clone, Copy)]

@@ -1,0 +1,200 @@
+//! The `run:` section of the configuration: where `watchdog run` records
+//! (event log, position file, evidence, metrics), how it protects itself,
+//! and its rules. The collectors' subsections are theirs
+//! ([`crate::collectors::settings`]); the rules are compiled by the
+//! engine ([`crate::engine::compile_rules`]), and this section only asks
+//! them for their problems.
+
+use serde::{Deserialize, Serialize};
+
+use crate::collectors::settings::{KmsgStart, ProcConfig, TracefsConfig};
+use crate::error::{ConfigError, Problems};
+
+/// Settings of `watchdog run`, the always-on guard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    pub event_log: String,
+    pub event_log_max_bytes: u64,
+    pub event_log_keep: u32,
+    pub state_file: String,
+    pub evidence_dir: String,
+    pub kmsg_start: KmsgStart,
+    pub allow_destructive: bool,
+    pub oom_score_adj: i64,
+    pub mlockall: bool,
+    pub metrics_file: String,
+    pub metrics_interval_secs: u64,
+    /// Records (event-log lines, messages, position and metrics writes)
+    /// each writer thread may have waiting; past it they are counted and
+    /// reported as a `lost` event, and the loop never waits.
+    pub record_queue: usize,
+    pub tracefs: TracefsConfig,
+    pub proc: ProcConfig,
+    pub kdump_check: KdumpSchedule,
+    pub rules: Vec<crate::engine::RuleConfig>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            event_log: "/var/log/watchdog/events.jsonl".into(),
+            event_log_max_bytes: 16 << 20,
+            event_log_keep: 4,
+            state_file: "/var/lib/watchdog/kmsg.state".into(),
+            evidence_dir: "/var/lib/watchdog/evidence".into(),
+            kmsg_start: KmsgStart::End,
+            allow_destructive: false,
+            oom_score_adj: -1000,
+            mlockall: true,
+            metrics_file: String::new(),
+            metrics_interval_secs: 15,
+            record_queue: 1024,
+            tracefs: TracefsConfig::default(),
+            proc: ProcConfig::default(),
+            kdump_check: KdumpSchedule::default(),
+            rules: default_rules(),
+        }
+    }
+}
+
+/// The default rules, as in config/watchdog.yaml (a test keeps them equal).
+pub const DEFAULT_RULES_YAML: &str = "\
+- name: hung-task-evidence
+  kind: hung_task
+  cooldown_secs: 300
+  actions: [{sysrq: t}, ftrace_snapshot]
+- name: oom-memory-state
+  kind: oom_kill
+  cooldown_secs: 60
+  actions: [{sysrq: m}]
+- name: soft-lockup-backtraces
+  kind: soft_lockup
+  cooldown_secs: 300
+  actions: [{sysrq: l}]
+- name: dentry-pressure
+  kind: dentry_pressure
+  cooldown_secs: 3600
+  actions: [log]
+";
+
+fn default_rules() -> Vec<crate::engine::RuleConfig> {
+    serde_yaml::from_str(DEFAULT_RULES_YAML).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KdumpSchedule {
+    pub at_start: bool,
+    pub interval_hours: u64,
+}
+
+impl Default for KdumpSchedule {
+    fn default() -> Self {
+        KdumpSchedule {
+            at_start: true,
+            interval_hours: 24,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Every problem in the section at YAML path `path`, in document
+    /// order, the rules' included.
+    pub fn validate(&self, path: &str) -> Vec<ConfigError> {
+        let mut p = Problems::new(path);
+        for (name, v) in [
+            ("event_log", &self.event_log),
+            ("state_file", &self.state_file),
+            ("evidence_dir", &self.evidence_dir),
+        ] {
+            if v.is_empty() {
+                p.at(name, "must not be empty");
+            }
+        }
+        if self.event_log_max_bytes < 4096 {
+            p.at(
+                "event_log_max_bytes",
+                format!("must be at least 4096, found {}", self.event_log_max_bytes),
+            );
+        }
+        if !(-1000..=1000).contains(&self.oom_score_adj) {
+            p.at(
+                "oom_score_adj",
+                format!(
+                    "must be between -1000 and 1000, found {}",
+                    self.oom_score_adj
+                ),
+            );
+        }
+        p.extend(self.tracefs.validate(&p.path("tracefs")));
+        if self.metrics_interval_secs == 0 {
+            p.at("metrics_interval_secs", "must be at least 1");
+        }
+        if !(16..=65536).contains(&self.record_queue) {
+            p.at(
+                "record_queue",
+                format!("must be 16..65536, found {}", self.record_queue),
+            );
+        }
+        if let Some(e) = crate::metrics::file_error(&self.metrics_file) {
+            p.at("metrics_file", e);
+        }
+        p.extend(self.proc.validate(&p.path("proc")));
+        if self.kdump_check.interval_hours == 0 {
+            p.at(
+                "kdump_check.interval_hours",
+                "must be at least 1 (set at_start: false and a large interval to turn it down)",
+            );
+        }
+        if let Err(e) =
+            crate::engine::compile_rules(&self.rules, &p.path("rules"), self.allow_destructive)
+        {
+            p.extend(e);
+        }
+        p.into_errors()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_rules_parse() {
+        assert_eq!(default_rules().len(), 4);
+        assert!(crate::engine::compile_rules(&default_rules(), "run.rules", false).is_ok());
+    }
+
+    #[test]
+    fn every_problem_in_document_order() {
+        let r = RunConfig {
+            state_file: String::new(),
+            metrics_file: "/tmp/m.txt".into(),
+            tracefs: TracefsConfig {
+                snapshot_keep: 0,
+                ..TracefsConfig::default()
+            },
+            proc: ProcConfig {
+                interval_secs: 0,
+                ..ProcConfig::default()
+            },
+            kdump_check: KdumpSchedule {
+                at_start: true,
+                interval_hours: 0,
+            },
+            ..RunConfig::default()
+        };
+        let paths: Vec<String> = r.validate("run").into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "run.state_file",
+                "run.tracefs.snapshot_keep",
+                "run.metrics_file",
+                "run.proc.interval_secs",
+                "run.kdump_check.interval_hours"
+            ]
+        );
+    }
+}
