@@ -444,12 +444,8 @@ impl Daemon {
             }
         }
         self.write(&ev);
+        let decisions = self.engine.decide(&ev, now);
         let json = ev.to_json();
-        let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&json)
-        else {
-            return;
-        };
-        let decisions = self.engine.decide(&map, now);
         for d in &decisions {
             for action in &d.actions {
                 if let Some(outcome) = self.triggers.execute(&d.rule, action, &json) {
@@ -544,7 +540,7 @@ impl Daemon {
         match Config::load(&path) {
             Ok(c) => match compile_rules(&c.run.rules, "run.rules", c.run.allow_destructive) {
                 Ok(rules) => {
-                    self.engine = Engine::new(rules);
+                    let kept = self.engine.reload(rules);
                     self.triggers.allow_destructive = c.run.allow_destructive;
                     self.triggers.snapshots.keep = c.run.tracefs.snapshot_keep;
                     self.triggers.snapshots.max_bytes = c.run.tracefs.snapshot_max_bytes;
@@ -554,7 +550,7 @@ impl Daemon {
                     self.check = c.check;
                     self.cfg.rules = c.run.rules;
                     self.cfg.proc = c.run.proc;
-                    say(5, &format!("SIGHUP: {} reloaded ({} rules); collector settings apply at the next start", path.display(), self.engine.rules().count()));
+                    say(5, &format!("SIGHUP: {} reloaded ({} rules); {kept} unchanged rules keep their windows and cooldowns; collector settings apply at the next start", path.display(), self.engine.rules().count()));
                 }
                 Err(e) => say(
                     3,
