@@ -724,6 +724,225 @@ mod tests {
         );
     }
 
+    /// One event of every kind, every field set (`full`) or every
+    /// optional field left out (`!full`).
+    fn samples(full: bool) -> Vec<Event> {
+        let o = |v: &str| full.then(|| v.to_string());
+        let n = |v: u32| full.then_some(v);
+        let summary = || Summary {
+            summary: "BUG: unable to handle page fault".into(),
+        };
+        let bodies = vec![
+            Body::HungTask(HungTask {
+                comm: o("fsfreeze writer"),
+                pid: n(412),
+                blocked_secs: full.then_some(120),
+                blocker_comm: o("jbd2/sda1-8"),
+                blocker_pid: n(301),
+                unreported: full.then_some(2),
+            }),
+            Body::OomKill(OomKill {
+                pid: n(900),
+                comm: o("hog"),
+                memcg: true,
+                total_vm_kb: full.then_some(1000),
+                anon_rss_kb: full.then_some(900),
+                file_rss_kb: full.then_some(0),
+                shmem_rss_kb: full.then_some(0),
+                uid: n(1000),
+                oom_score_adj: full.then_some(-17),
+                constraint: o("CONSTRAINT_MEMCG"),
+                trigger_comm: o("java"),
+                trigger_pid: n(77),
+            }),
+            Body::SignalDeath(SignalDeath {
+                pid: n(200),
+                tid: n(200),
+                comm: "sleep".into(),
+                signal: 9,
+                signal_name: "SIGKILL".into(),
+                core_dumped: full.then_some(false),
+                sender_pid: n(300),
+                sender_comm: o("kill"),
+            }),
+            Body::SoftLockup(SoftLockup {
+                cpu: n(3),
+                stuck_secs: full.then_some(22),
+                comm: o("spin"),
+                pid: n(5),
+            }),
+            Body::RcuStall(summary()),
+            Body::Oops(summary()),
+            Body::Panic(summary()),
+            Body::Sysrq(Sysrq {
+                command: "Show State".into(),
+            }),
+            Body::DentryPressure(DentryPressure {
+                nr_dentry: 9000,
+                nr_unused: 5000,
+                vfs_cache_pressure: 100,
+                headroom: 0.25,
+                reason: o("headroom"),
+                total_scan: full.then_some(1 << 40),
+                shrinker: o("super_cache_scan"),
+            }),
+            Body::Lost(Lost { count: 3 }),
+            Body::Action(Action {
+                rule: "hung-task-evidence".into(),
+                action: "sysrq t".into(),
+                ok: true,
+                detail: "wrote".into(),
+                dry_run: false,
+            }),
+        ];
+        let time = WallTime {
+            local: NaiveDateTime::parse_from_str("2024-03-01 10:00:00.5", "%Y-%m-%d %H:%M:%S%.f")
+                .unwrap(),
+            offset: FixedOffset::east_opt(0),
+        };
+        bodies
+            .into_iter()
+            .map(|body| Event {
+                time: full.then_some(time),
+                kernel_time: full.then_some(12.5),
+                source: "kmsg".into(),
+                host: o("db01"),
+                line: full.then_some(40),
+                body,
+            })
+            .collect()
+    }
+
+    /// Exhaustive: a new variant does not compile until it is numbered
+    /// here, and then the test below wants a sample and a schema entry.
+    fn variant(b: &Body) -> usize {
+        match b {
+            Body::HungTask(_) => 0,
+            Body::OomKill(_) => 1,
+            Body::SignalDeath(_) => 2,
+            Body::SoftLockup(_) => 3,
+            Body::RcuStall(_) => 4,
+            Body::Oops(_) => 5,
+            Body::Panic(_) => 6,
+            Body::Sysrq(_) => 7,
+            Body::DentryPressure(_) => 8,
+            Body::Lost(_) => 9,
+            Body::Action(_) => 10,
+        }
+    }
+
+    /// An object's keys in the order written (serde_json's map sorts).
+    fn top_level_keys(json: &str) -> Vec<String> {
+        struct Keys(Vec<String>);
+        impl<'de> serde::Deserialize<'de> for Keys {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Keys;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut m: A,
+                    ) -> Result<Keys, A::Error> {
+                        let mut keys = Vec::new();
+                        while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
+                            keys.push(k);
+                        }
+                        Ok(Keys(keys))
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+        serde_json::from_str::<Keys>(json).unwrap().0
+    }
+
+    fn json_of(v: FieldValue) -> serde_json::Value {
+        match v {
+            FieldValue::Str(s) => s.into_owned().into(),
+            FieldValue::Int(n) => serde_json::from_str(&n.to_string()).unwrap(),
+            FieldValue::Float(x) => x.into(),
+            FieldValue::Bool(b) => b.into(),
+            FieldValue::Null => serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn schema_names_every_kind_once_in_order() {
+        let all = samples(true);
+        let variants: Vec<usize> = all.iter().map(|e| variant(&e.body)).collect();
+        assert_eq!(variants, (0..SCHEMA.len()).collect::<Vec<_>>());
+        let names: Vec<&str> = all.iter().map(|e| e.body.kind()).collect();
+        let schema: Vec<&str> = SCHEMA.iter().map(|k| k.name).collect();
+        assert_eq!(names, schema);
+        assert_eq!(Body::KINDS, schema.as_slice());
+        for k in SCHEMA {
+            assert_eq!(kind_schema(k.name), Some(k));
+            for f in k.fields {
+                assert!(
+                    COMMON_FIELDS.iter().all(|c| c.name != f.name),
+                    "{}.{} shadows a common field",
+                    k.name,
+                    f.name
+                );
+            }
+        }
+        let triggers: Vec<&str> = SCHEMA
+            .iter()
+            .filter(|k| !k.rule_trigger)
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(triggers, ["action"]);
+    }
+
+    /// The schema, `Event::field` and the JSON agree: the same keys in the
+    /// same order, the same values, the declared types and nullability.
+    #[test]
+    fn schema_accessors_and_json_agree() {
+        for full in [true, false] {
+            for ev in samples(full) {
+                let schema = ev.body.schema();
+                let json: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();
+                let keys = top_level_keys(&ev.to_json());
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let fields: Vec<&Field> = COMMON_FIELDS.iter().chain(schema.fields).collect();
+                let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+                if full {
+                    assert_eq!(keys, names, "{}", schema.name);
+                } else {
+                    // Left out only when null (line, unreported, …).
+                    let present: Vec<&str> =
+                        names.iter().copied().filter(|n| keys.contains(n)).collect();
+                    assert_eq!(keys, present, "{}", schema.name);
+                }
+                for f in fields {
+                    let v = ev
+                        .field(f.name)
+                        .unwrap_or_else(|| panic!("{}.{} has no accessor", schema.name, f.name));
+                    let what = format!("{}.{} ({v:?})", schema.name, f.name);
+                    match (&v, f.ty) {
+                        (FieldValue::Null, _) => assert!(
+                            f.nullable && !full,
+                            "{what}: null only where nullable, and only when left out"
+                        ),
+                        (FieldValue::Str(_), FieldType::Str)
+                        | (FieldValue::Int(_), FieldType::Int)
+                        | (FieldValue::Float(_), FieldType::Float)
+                        | (FieldValue::Bool(_), FieldType::Bool) => {
+                            assert!(full || !f.nullable, "{what}: nullable yet set")
+                        }
+                        _ => panic!("{what}: declared {:?}", f.ty),
+                    }
+                    let shown = json.get(f.name).cloned().unwrap_or_default();
+                    assert_eq!(json_of(v), shown, "{what}");
+                }
+                assert_eq!(ev.field("no_such_field"), None);
+            }
+        }
+    }
+
     #[test]
     fn wall_time_keeps_what_the_log_said() {
         let local =
