@@ -527,7 +527,7 @@ pub fn compile_rules(
             Some(k) if !k.rule_trigger => err(
                 format!("{path}.kind"),
                 format!(
-                    "{} events never reach the rules: they are what rules cause (one of {})",
+                    "{} events never reach the rules: they are what rules cause (a rule can name {})",
                     k.name,
                     rule_kinds()
                 ),
@@ -1081,6 +1081,38 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(e.decide(&lost, t).len(), 1);
         }
+    }
+
+    /// docs/run.md lists what rules may name; it must say what the schema
+    /// says.
+    #[test]
+    fn docs_list_the_rule_fields() {
+        let list = |fields: &[Field]| {
+            fields
+                .iter()
+                .map(|f| {
+                    let ty = match f.ty {
+                        FieldType::Str => "text",
+                        FieldType::Int => "integer",
+                        FieldType::Float => "number",
+                        FieldType::Bool => "bool",
+                    };
+                    let null = if f.nullable { "?" } else { "" };
+                    format!("`{}` {ty}{null}", f.name)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut want = vec![format!(
+            "| every kind | {} |",
+            list(crate::events::COMMON_FIELDS)
+        )];
+        for k in SCHEMA.iter().filter(|k| k.rule_trigger) {
+            want.push(format!("| `{}` | {} |", k.name, list(k.fields)));
+        }
+        let want = want.join("\n");
+        let docs = include_str!("../docs/run.md");
+        assert!(docs.contains(&want), "docs/run.md should have:\n{want}");
     }
 
     /// Issue 18, defect 10: "SIGHUP resets rule cooldowns" — a rule with
