@@ -126,7 +126,9 @@ impl Num {
         n.as_i64()
             .map(|i| Num::Int(i128::from(i)))
             .or_else(|| n.as_u64().map(|u| Num::Int(i128::from(u))))
-            .or_else(|| n.as_f64().map(Num::Float))
+            // A NaN bound would never hold, and would make the rule
+            // unequal to itself, so that a reload reset it.
+            .or_else(|| n.as_f64().filter(|x| x.is_finite()).map(Num::Float))
     }
 
     /// Only used when the other side is a float, where rounding past
@@ -1037,6 +1039,10 @@ mod tests {
         // sees it above 2^53.
         assert_eq!(fired(&d(big, 0.5)), ["exact", "float", "eq"]);
         assert_eq!(fired(&d(big - 1, 1.0)), ["eq"]);
+        assert_eq!(
+            errors("- {name: a, kind: dentry_pressure, where: {headroom: {lt: .nan}}, actions: [log]}\n"),
+            ["run.rules[0].where.headroom: lt needs a number, found .nan"]
+        );
     }
 
     #[test]

@@ -416,6 +416,7 @@ const fn kind(name: &'static str, fields: &'static [Field]) -> KindSchema {
     }
 }
 
+// Bare type names keep the table below one field per short line.
 use FieldType::{Bool, Float, Int, Str};
 
 /// Fields every event has, first in its JSON. `line` appears only in
