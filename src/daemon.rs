@@ -25,12 +25,12 @@ use crate::collectors::kmsg::{Drained, Kmsg, Start};
 use crate::collectors::proc::ProcPoller;
 use crate::collectors::tracefs::Tracefs;
 use crate::config::Config;
-use crate::run::settings::RunConfig;
 use crate::engine::{compile_rules, Action, Engine};
 use crate::eventlog::EventLog;
 use crate::events::{self, Body, Event, WallTime};
 use crate::host::{paths, Host};
 use crate::notify::Notifier;
+use crate::run::settings::RunConfig;
 use crate::triggers::{exec, snapshot::Snapshots, Fired, Outcome, Triggers};
 use correlate::Correlator;
 use record::{say, Done, Job, Recorder};
@@ -418,11 +418,8 @@ impl Daemon {
                 _ => {}
             }
         }
+        let decisions = self.engine.decide(&ev, now);
         let json = ev.to_json();
-        let decisions = match serde_json::from_str::<serde_json::Value>(&json) {
-            Ok(serde_json::Value::Object(map)) => self.engine.decide(&map, now),
-            _ => Vec::new(),
-        };
         let mut outcomes = Vec::new();
         for d in &decisions {
             for action in &d.actions {
@@ -558,7 +555,7 @@ impl Daemon {
         match Config::load(&path) {
             Ok(c) => match compile_rules(&c.run.rules, "run.rules", c.run.allow_destructive) {
                 Ok(rules) => {
-                    self.engine = Engine::new(rules);
+                    let kept = self.engine.reload(rules);
                     self.triggers.allow_destructive = c.run.allow_destructive;
                     self.triggers.snapshots.keep = c.run.tracefs.snapshot_keep;
                     self.triggers.snapshots.max_bytes = c.run.tracefs.snapshot_max_bytes;
@@ -568,7 +565,7 @@ impl Daemon {
                     self.check = c.check;
                     self.cfg.rules = c.run.rules;
                     self.cfg.proc = c.run.proc;
-                    let msg = format!("SIGHUP: {} reloaded ({} rules); collector settings apply at the next start", path.display(), self.engine.rules().count());
+                    let msg = format!("SIGHUP: {} reloaded ({} rules); {kept} unchanged rules keep their windows and cooldowns; collector settings apply at the next start", path.display(), self.engine.rules().count());
                     self.tell(5, msg);
                 }
                 Err(e) => {

@@ -4,17 +4,20 @@
 //! sliding window, and fires its actions when the count is reached, then
 //! stays quiet for its cooldown. Rules come from the YAML configuration in
 //! two stages: serde fills [`RuleConfig`] (plain values), then
-//! [`compile_rules`] checks everything and reports every problem with its
-//! YAML path. Events are seen as JSON objects, the same shape that goes to
-//! the event log, so a rule can test any field the log shows.
+//! [`compile_rules`] checks everything against the event schema
+//! ([`crate::events::SCHEMA`]: the kind exists and can reach a rule, each
+//! field exists for that kind, each value has the field's type) and
+//! reports every problem with its YAML path. Rules then read typed fields
+//! from the [`Event`] itself, never its JSON.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
+use crate::events::{kind_schema, Event, Field, FieldType, FieldValue, KindSchema, SCHEMA};
 
 /// A rule as written in YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,53 +89,123 @@ pub const SAFE_SYSRQ: &str = "tdlmpqwz";
 /// Every known action name, for error messages and docs.
 pub const ACTION_NAMES: &[&str] = &["sysrq", "ftrace_snapshot", "kdump_check", "log", "exec"];
 
-/// Event kinds rules may name: every kind of the event log.
+/// Every kind of the event log (metrics count them all).
 pub const EVENT_KINDS: &[&str] = crate::events::Body::KINDS;
 
-#[derive(Debug, Clone, PartialEq)]
-enum Cond {
-    Eq(Value),
-    Ne(Value),
-    Gt(f64),
-    Gte(f64),
-    Lt(f64),
-    Lte(f64),
-    In(Vec<Value>),
-    Contains(String),
+/// The kinds a rule may name, for error messages.
+fn rule_kinds() -> String {
+    SCHEMA
+        .iter()
+        .filter(|k| k.rule_trigger)
+        .map(|k| k.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-impl Cond {
-    fn holds(&self, v: Option<&Value>) -> bool {
-        let num = v.and_then(Value::as_f64);
+/// A number in a rule: integers stay exact (a u64 counter compares
+/// correctly past 2^53), anything else compares as f64.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl Num {
+    fn of(v: &FieldValue) -> Option<Num> {
+        match v {
+            FieldValue::Int(n) => Some(Num::Int(*n)),
+            FieldValue::Float(x) => Some(Num::Float(*x)),
+            _ => None,
+        }
+    }
+
+    fn from_yaml(v: &serde_yaml::Value) -> Option<Num> {
+        let serde_yaml::Value::Number(n) = v else {
+            return None;
+        };
+        n.as_i64()
+            .map(|i| Num::Int(i128::from(i)))
+            .or_else(|| n.as_u64().map(|u| Num::Int(i128::from(u))))
+            // A NaN bound would never hold, and would make the rule
+            // unequal to itself, so that a reload reset it.
+            .or_else(|| n.as_f64().filter(|x| x.is_finite()).map(Num::Float))
+    }
+
+    /// Only used when the other side is a float, where rounding past
+    /// 2^53 is what a float comparison means anyway.
+    fn as_f64(self) -> f64 {
         match self {
-            Cond::Eq(want) => v.is_some_and(|v| loose_eq(v, want)),
-            Cond::Ne(want) => !v.is_some_and(|v| loose_eq(v, want)),
-            Cond::Gt(n) => num.is_some_and(|x| x > *n),
-            Cond::Gte(n) => num.is_some_and(|x| x >= *n),
-            Cond::Lt(n) => num.is_some_and(|x| x < *n),
-            Cond::Lte(n) => num.is_some_and(|x| x <= *n),
-            Cond::In(list) => v.is_some_and(|v| list.iter().any(|w| loose_eq(v, w))),
-            Cond::Contains(s) => v
-                .and_then(Value::as_str)
-                .is_some_and(|x| x.contains(s.as_str())),
+            Num::Int(n) => n as f64,
+            Num::Float(x) => x,
+        }
+    }
+
+    fn cmp(self, other: Num) -> Option<Ordering> {
+        match (self, other) {
+            (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
+            (a, b) => a.as_f64().partial_cmp(&b.as_f64()),
         }
     }
 }
 
-/// Numbers compare by value (`9` equals `9.0`), everything else exactly.
-fn loose_eq(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
+/// A value in a rule, checked against its field's type at load.
+#[derive(Debug, Clone, PartialEq)]
+enum Const {
+    Str(String),
+    Num(Num),
+    Bool(bool),
+    Null,
+}
+
+impl Const {
+    fn equals(&self, v: &FieldValue) -> bool {
+        match (self, v) {
+            (Const::Str(a), FieldValue::Str(b)) => a == b,
+            (Const::Bool(a), FieldValue::Bool(b)) => a == b,
+            (Const::Null, FieldValue::Null) => true,
+            (Const::Num(a), v) => Num::of(v).and_then(|b| b.cmp(*a)) == Some(Ordering::Equal),
+            _ => false,
+        }
     }
 }
 
-/// A compiled rule.
+#[derive(Debug, Clone, PartialEq)]
+enum Cond {
+    Eq(Const),
+    /// Holds when the field is `null` too (unless the value is `null`).
+    Ne(Const),
+    Gt(Num),
+    Gte(Num),
+    Lt(Num),
+    Lte(Num),
+    In(Vec<Const>),
+    Contains(String),
+}
+
+impl Cond {
+    fn holds(&self, v: &FieldValue) -> bool {
+        let order = |bound: &Num| Num::of(v).and_then(|x| x.cmp(*bound));
+        match self {
+            Cond::Eq(want) => want.equals(v),
+            Cond::Ne(want) => !want.equals(v),
+            Cond::Gt(n) => order(n) == Some(Ordering::Greater),
+            Cond::Gte(n) => matches!(order(n), Some(Ordering::Greater | Ordering::Equal)),
+            Cond::Lt(n) => order(n) == Some(Ordering::Less),
+            Cond::Lte(n) => matches!(order(n), Some(Ordering::Less | Ordering::Equal)),
+            Cond::In(list) => list.iter().any(|w| w.equals(v)),
+            Cond::Contains(s) => matches!(v, FieldValue::Str(x) if x.contains(s.as_str())),
+        }
+    }
+}
+
+/// A compiled rule. Two rules are equal when they would decide alike:
+/// that is what lets a reload keep an unchanged rule's window and
+/// cooldown.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub name: String,
-    pub kind: String,
-    conditions: Vec<(String, Vec<Cond>)>,
+    pub kind: &'static str,
+    conditions: Vec<(&'static str, Vec<Cond>)>,
     pub count: u32,
     pub window: Duration,
     pub cooldown: Duration,
@@ -140,20 +213,77 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn matches(&self, event: &Map<String, Value>) -> bool {
-        event.get("kind").and_then(Value::as_str) == Some(self.kind.as_str())
-            && self
-                .conditions
-                .iter()
-                .all(|(field, conds)| conds.iter().all(|c| c.holds(event.get(field))))
+    pub fn matches(&self, event: &Event) -> bool {
+        event.body.kind() == self.kind
+            && self.conditions.iter().all(|(field, conds)| {
+                // Compiled against the schema, so the field exists; were
+                // it missing it would read as null.
+                let v = event.field(field).unwrap_or(FieldValue::Null);
+                conds.iter().all(|c| c.holds(&v))
+            })
     }
 }
 
-fn to_json(v: &serde_yaml::Value) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+/// A rule value for `field`, of the field's type. `field` is `None` when
+/// the field is not known (bad kind or name): the value is then taken as
+/// it is, so that the operators can still be checked.
+fn constant(v: &serde_yaml::Value, field: Option<&Field>) -> Result<Const, String> {
+    use serde_yaml::Value as Y;
+    let Some(f) = field else {
+        return Ok(match v {
+            Y::String(s) => Const::Str(s.clone()),
+            Y::Bool(b) => Const::Bool(*b),
+            other => Num::from_yaml(other).map_or(Const::Null, Const::Num),
+        });
+    };
+    let wrong = || {
+        let quote = if f.ty == FieldType::Str && !matches!(v, Y::Mapping(_) | Y::Sequence(_)) {
+            " (quote it to compare as text)"
+        } else {
+            ""
+        };
+        format!(
+            "{} is {}, found {}{quote}",
+            f.name,
+            f.ty.describe(),
+            yaml_text(v)
+        )
+    };
+    match (f.ty, v) {
+        (_, Y::Null) if f.nullable => Ok(Const::Null),
+        (_, Y::Null) => Err(format!("{} is never null", f.name)),
+        (FieldType::Str, Y::String(s)) => Ok(Const::Str(s.clone())),
+        (FieldType::Bool, Y::Bool(b)) => Ok(Const::Bool(*b)),
+        (FieldType::Int, v) => match Num::from_yaml(v) {
+            Some(n @ Num::Int(_)) => Ok(Const::Num(n)),
+            _ => Err(wrong()),
+        },
+        (FieldType::Float, v) => match Num::from_yaml(v) {
+            Some(n) => Ok(Const::Num(Num::Float(n.as_f64()))),
+            None => Err(wrong()),
+        },
+        _ => Err(wrong()),
+    }
 }
 
-fn compile_cond(v: &serde_yaml::Value, path: &str, errs: &mut Vec<ConfigError>) -> Vec<Cond> {
+/// A YAML value as the user wrote it, for messages.
+fn yaml_text(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => format!("{s:?}"),
+        other => serde_yaml::to_string(other)
+            .map(|s| s.trim_end().replace('\n', " "))
+            .unwrap_or_else(|_| format!("{other:?}")),
+    }
+}
+
+const OPERATORS: &str = "eq, ne, gt, gte, lt, lte, in, contains";
+
+fn compile_cond(
+    v: &serde_yaml::Value,
+    field: Option<&Field>,
+    path: &str,
+    errs: &mut Vec<ConfigError>,
+) -> Vec<Cond> {
     let mut err = |m: String| {
         errs.push(ConfigError {
             path: path.to_string(),
@@ -161,53 +291,77 @@ fn compile_cond(v: &serde_yaml::Value, path: &str, errs: &mut Vec<ConfigError>) 
         })
     };
     let serde_yaml::Value::Mapping(m) = v else {
-        return match v {
-            serde_yaml::Value::Sequence(_) => {
-                err("a list is not a condition; use {in: [...]}".into());
+        if let serde_yaml::Value::Sequence(_) = v {
+            err("a list is not a condition; use {in: [...]}".into());
+            return Vec::new();
+        }
+        return match constant(v, field) {
+            Ok(c) => vec![Cond::Eq(c)],
+            Err(e) => {
+                err(e);
                 Vec::new()
             }
-            other => vec![Cond::Eq(to_json(other))],
         };
     };
     let mut out = Vec::new();
     for (k, val) in m {
         let Some(op) = k.as_str() else {
-            err("condition keys are operators: eq, ne, gt, gte, lt, lte, in, contains".into());
+            err(format!("condition keys are operators: {OPERATORS}"));
             continue;
         };
-        let number = |errs: &mut dyn FnMut(String)| {
-            val.as_f64().or_else(|| {
-                errs(format!("{op} needs a number, found {val:?}"));
+        let typed = |c: Result<Const, String>, err: &mut dyn FnMut(String)| {
+            c.map_err(|e| err(format!("{op}: {e}"))).ok()
+        };
+        let ordered = |err: &mut dyn FnMut(String)| {
+            if let Some(f) = field.filter(|f| !matches!(f.ty, FieldType::Int | FieldType::Float)) {
+                err(format!(
+                    "{op} compares numbers; {} is {}",
+                    f.name,
+                    f.ty.describe()
+                ));
+                return None;
+            }
+            Num::from_yaml(val).or_else(|| {
+                err(format!("{op} needs a number, found {}", yaml_text(val)));
                 None
             })
         };
         let c = match op {
-            "eq" => Some(Cond::Eq(to_json(val))),
-            "ne" => Some(Cond::Ne(to_json(val))),
-            "gt" => number(&mut err).map(Cond::Gt),
-            "gte" => number(&mut err).map(Cond::Gte),
-            "lt" => number(&mut err).map(Cond::Lt),
-            "lte" => number(&mut err).map(Cond::Lte),
+            "eq" => typed(constant(val, field), &mut err).map(Cond::Eq),
+            "ne" => typed(constant(val, field), &mut err).map(Cond::Ne),
+            "gt" => ordered(&mut err).map(Cond::Gt),
+            "gte" => ordered(&mut err).map(Cond::Gte),
+            "lt" => ordered(&mut err).map(Cond::Lt),
+            "lte" => ordered(&mut err).map(Cond::Lte),
             "in" => match val {
                 serde_yaml::Value::Sequence(items) => {
-                    Some(Cond::In(items.iter().map(to_json).collect()))
+                    let list: Vec<Const> = items
+                        .iter()
+                        .filter_map(|i| typed(constant(i, field), &mut err))
+                        .collect();
+                    (list.len() == items.len()).then_some(Cond::In(list))
                 }
                 _ => {
                     err("in needs a list".into());
                     None
                 }
             },
-            "contains" => match val.as_str() {
-                Some(s) => Some(Cond::Contains(s.to_string())),
-                None => {
+            "contains" => match (field.map(|f| (f.name, f.ty)), val.as_str()) {
+                (Some((name, ty)), _) if ty != FieldType::Str => {
+                    err(format!(
+                        "contains looks for text; {name} is {}",
+                        ty.describe()
+                    ));
+                    None
+                }
+                (_, Some(s)) => Some(Cond::Contains(s.to_string())),
+                (_, None) => {
                     err("contains needs a string".into());
                     None
                 }
             },
             other => {
-                err(format!(
-                    "unknown operator {other:?} (one of eq, ne, gt, gte, lt, lte, in, contains)"
-                ));
+                err(format!("unknown operator {other:?} (one of {OPERATORS})"));
                 None
             }
         };
@@ -340,7 +494,8 @@ fn default_exec_timeout() -> u64 {
 }
 
 /// Compiles rules, collecting every error with its YAML path under
-/// `prefix` (e.g. `run.rules`).
+/// `prefix` (e.g. `run.rules`). The one place rules are checked: `run`,
+/// its SIGHUP reload and `config check` all come here.
 pub fn compile_rules(
     rules: &[RuleConfig],
     prefix: &str,
@@ -365,15 +520,21 @@ pub fn compile_rules(
                 format!("duplicate rule name {:?}", r.name),
             );
         }
-        if !EVENT_KINDS.contains(&r.kind.as_str()) {
-            err(
+        let kind = kind_schema(&r.kind);
+        match kind {
+            None => err(
+                format!("{path}.kind"),
+                format!("unknown event kind {:?} (one of {})", r.kind, rule_kinds()),
+            ),
+            Some(k) if !k.rule_trigger => err(
                 format!("{path}.kind"),
                 format!(
-                    "unknown event kind {:?} (one of {})",
-                    r.kind,
-                    EVENT_KINDS.join(", ")
+                    "{} events never reach the rules: they are what rules cause (a rule can name {})",
+                    k.name,
+                    rule_kinds()
                 ),
-            );
+            ),
+            Some(_) => {}
         }
         if r.count == 0 {
             err(format!("{path}.count"), "must be at least 1".into());
@@ -391,9 +552,21 @@ pub fn compile_rules(
             );
         }
         let mut conditions = Vec::new();
-        for (field, v) in &r.conditions {
-            let conds = compile_cond(v, &format!("{path}.where.{field}"), &mut errs);
-            conditions.push((field.clone(), conds));
+        for (name, v) in &r.conditions {
+            let p = format!("{path}.where.{name}");
+            let field = kind.map(|k| (k, k.field(name)));
+            if let Some((k, None)) = field {
+                errs.push(ConfigError {
+                    path: p,
+                    message: unknown_field(k, name),
+                });
+                continue;
+            }
+            let field = field.and_then(|(_, f)| f);
+            let conds = compile_cond(v, field, &p, &mut errs);
+            if let Some(f) = field {
+                conditions.push((f.name, conds));
+            }
         }
         let actions: Vec<Action> = r
             .actions
@@ -408,21 +581,37 @@ pub fn compile_rules(
                 )
             })
             .collect();
-        out.push(Rule {
-            name: r.name.clone(),
-            kind: r.kind.clone(),
-            conditions,
-            count: r.count.max(1),
-            window: Duration::from_secs(r.window_secs),
-            cooldown: Duration::from_secs(r.cooldown_secs),
-            actions,
-        });
+        if let Some(k) = kind {
+            out.push(Rule {
+                name: r.name.clone(),
+                kind: k.name,
+                conditions,
+                count: r.count.max(1),
+                window: Duration::from_secs(r.window_secs),
+                cooldown: Duration::from_secs(r.cooldown_secs),
+                actions,
+            });
+        }
     }
     if errs.is_empty() {
         Ok(out)
     } else {
         Err(errs)
     }
+}
+
+fn unknown_field(k: &KindSchema, name: &str) -> String {
+    let own: Vec<&str> = k.fields.iter().map(|f| f.name).collect();
+    let common: Vec<&str> = crate::events::COMMON_FIELDS
+        .iter()
+        .map(|f| f.name)
+        .collect();
+    format!(
+        "{} has no field {name:?} (fields: {}; on every event: {})",
+        k.name,
+        own.join(", "),
+        common.join(", ")
+    )
 }
 
 /// One rule firing.
@@ -439,6 +628,17 @@ struct RuleState {
     suppressed: u64,
 }
 
+impl RuleState {
+    fn new(rule: Rule) -> RuleState {
+        RuleState {
+            rule,
+            hits: VecDeque::new(),
+            last_fired: None,
+            suppressed: 0,
+        }
+    }
+}
+
 /// Rules with their windows and cooldowns.
 pub struct Engine {
     rules: Vec<RuleState>,
@@ -447,16 +647,28 @@ pub struct Engine {
 impl Engine {
     pub fn new(rules: Vec<Rule>) -> Engine {
         Engine {
-            rules: rules
-                .into_iter()
-                .map(|rule| RuleState {
-                    rule,
-                    hits: VecDeque::new(),
-                    last_fired: None,
-                    suppressed: 0,
-                })
-                .collect(),
+            rules: rules.into_iter().map(RuleState::new).collect(),
         }
+    }
+
+    /// Takes a reloaded rule set (SIGHUP). A rule whose compiled form is
+    /// unchanged keeps its window and cooldown, so a reload cannot make a
+    /// rule fire again early; a new or changed rule starts fresh. Returns
+    /// how many rules kept their state.
+    pub fn reload(&mut self, rules: Vec<Rule>) -> usize {
+        let mut old = std::mem::take(&mut self.rules);
+        let mut kept = 0;
+        self.rules = rules
+            .into_iter()
+            .map(|rule| match old.iter().position(|s| s.rule == rule) {
+                Some(i) => {
+                    kept += 1;
+                    old.swap_remove(i)
+                }
+                None => RuleState::new(rule),
+            })
+            .collect();
+        kept
     }
 
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
@@ -471,7 +683,7 @@ impl Engine {
     }
 
     /// Feeds one event; returns the rules that fire, in rule order.
-    pub fn decide(&mut self, event: &Map<String, Value>, now: Instant) -> Vec<Decision> {
+    pub fn decide(&mut self, event: &Event, now: Instant) -> Vec<Decision> {
         let mut out = Vec::new();
         for s in &mut self.rules {
             if !s.rule.matches(event) {
@@ -511,14 +723,62 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::{Body, DentryPressure, HungTask, Lost, OomKill, SignalDeath};
 
     fn rules(yaml: &str, destructive: bool) -> Result<Vec<Rule>, Vec<ConfigError>> {
         let cfg: Vec<RuleConfig> = serde_yaml::from_str(yaml).unwrap();
         compile_rules(&cfg, "run.rules", destructive)
     }
 
-    fn ev(json: &str) -> Map<String, Value> {
-        serde_json::from_str(json).unwrap()
+    /// The errors as `path: message` lines.
+    fn errors(yaml: &str) -> Vec<String> {
+        rules(yaml, false)
+            .unwrap_err()
+            .iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect()
+    }
+
+    fn event(body: Body) -> Event {
+        Event {
+            time: None,
+            kernel_time: Some(12.5),
+            source: "kmsg".into(),
+            host: Some("db01".into()),
+            line: None,
+            body,
+        }
+    }
+
+    fn death(signal: u8, comm: &str, core_dumped: Option<bool>, pid: u32) -> Event {
+        event(Body::SignalDeath(SignalDeath {
+            pid: Some(pid),
+            tid: Some(pid),
+            comm: comm.into(),
+            signal,
+            signal_name: crate::events::signal_name(signal).into(),
+            core_dumped,
+            sender_pid: None,
+            sender_comm: None,
+        }))
+    }
+
+    fn oom(pid: u32) -> Event {
+        event(Body::OomKill(OomKill {
+            pid: Some(pid),
+            ..OomKill::default()
+        }))
+    }
+
+    fn hung(comm: Option<&str>, pid: Option<u32>) -> Event {
+        event(Body::HungTask(HungTask {
+            comm: comm.map(str::to_string),
+            pid,
+            blocked_secs: Some(120),
+            blocker_comm: None,
+            blocker_pid: None,
+            unreported: None,
+        }))
     }
 
     #[test]
@@ -596,29 +856,193 @@ mod tests {
     }
 
     #[test]
-    fn conditions_match_fields() {
+    fn a_field_the_kind_lacks_is_refused_with_the_fields_it_has() {
+        let e = errors(
+            "\
+- {name: a, kind: panic, actions: [log]}
+- {name: b, kind: oom_kill, where: {signal: 9}, actions: [log]}
+- {name: c, kind: hung_task, where: {pidd: 5, comm: {contains: x}, blocked_secs: {gt: 60}}, actions: [log]}
+",
+        );
+        assert_eq!(
+            e,
+            [
+                "run.rules[1].where.signal: oom_kill has no field \"signal\" (fields: pid, comm, memcg, total_vm_kb, anon_rss_kb, file_rss_kb, shmem_rss_kb, uid, oom_score_adj, constraint, trigger_comm, trigger_pid; on every event: kind, time, kernel_time, source, host, line)",
+                "run.rules[2].where.pidd: hung_task has no field \"pidd\" (fields: comm, pid, blocked_secs, blocker_comm, blocker_pid, unreported; on every event: kind, time, kernel_time, source, host, line)",
+            ]
+        );
+        // The common fields are there for every kind.
+        rules(
+            "- {name: a, kind: lost, where: {source: kmsg, host: {ne: null}, kernel_time: {gte: 5}}, actions: [log]}\n",
+            false,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn action_and_unknown_kinds_are_refused() {
+        let e = errors(
+            "- {name: a, kind: action, where: {ok: false}, actions: [log]}\n- {name: b, kind: oom, actions: [log]}\n",
+        );
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(
+            e[0].starts_with(
+                "run.rules[0].kind: action events never reach the rules: they are what rules cause"
+            ),
+            "{}",
+            e[0]
+        );
+        assert!(
+            e[1].starts_with(
+                "run.rules[1].kind: unknown event kind \"oom\" (one of hung_task, oom_kill,"
+            ),
+            "{}",
+            e[1]
+        );
+        assert!(e[1].ends_with(", lost)"), "action is not offered: {}", e[1]);
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_refused() {
+        let e = errors(
+            "\
+- name: a
+  kind: signal_death
+  where:
+    pid: '100'
+    comm: 123
+    core_dumped: yes please
+    signal: null
+    signal_name: {gt: 3}
+    sender_comm: {contains: 5}
+    tid: {contains: '1', in: [1, x, 2.5], eq: 1.5}
+    sender_pid: {ne: null, lte: big}
+  actions: [log]
+",
+        );
+        assert_eq!(
+            e,
+            [
+                "run.rules[0].where.comm: comm is a string, found 123 (quote it to compare as text)",
+                "run.rules[0].where.core_dumped: core_dumped is true or false, found \"yes please\"",
+                "run.rules[0].where.pid: pid is an integer, found \"100\"",
+                "run.rules[0].where.sender_comm: contains needs a string",
+                "run.rules[0].where.sender_pid: lte needs a number, found \"big\"",
+                "run.rules[0].where.signal: signal is never null",
+                "run.rules[0].where.signal_name: gt compares numbers; signal_name is a string",
+                "run.rules[0].where.tid: contains looks for text; tid is an integer",
+                "run.rules[0].where.tid: in: tid is an integer, found \"x\"",
+                "run.rules[0].where.tid: in: tid is an integer, found 2.5",
+                "run.rules[0].where.tid: eq: tid is an integer, found 1.5",
+            ]
+        );
+    }
+
+    #[test]
+    fn conditions_match_typed_fields() {
         let r = rules(
             "- name: a\n  kind: signal_death\n  where: {signal: {in: [9, 11]}, comm: {contains: java}, core_dumped: false, pid: {gte: 100, lt: 200}}\n  actions: [log]\n",
             false,
         )
         .unwrap();
         let rule = &r[0];
-        assert!(rule.matches(&ev(r#"{"kind":"signal_death","signal":11,"comm":"java main","core_dumped":false,"pid":150}"#)));
-        assert!(!rule.matches(&ev(
-            r#"{"kind":"signal_death","signal":15,"comm":"java","core_dumped":false,"pid":150}"#
-        )));
-        assert!(!rule.matches(&ev(
-            r#"{"kind":"signal_death","signal":9,"comm":"java","core_dumped":false,"pid":200}"#
-        )));
+        assert!(rule.matches(&death(11, "java main", Some(false), 150)));
+        assert!(!rule.matches(&death(15, "java", Some(false), 150)), "in");
+        assert!(!rule.matches(&death(9, "java", Some(false), 200)), "lt");
+        assert!(!rule.matches(&death(9, "java", Some(false), 99)), "gte");
         assert!(
-            !rule.matches(&ev(
-                r#"{"kind":"signal_death","signal":9,"comm":"java","pid":150}"#
-            )),
-            "missing field does not equal false"
+            !rule.matches(&death(9, "python", Some(false), 150)),
+            "contains"
         );
-        assert!(!rule.matches(&ev(
-            r#"{"kind":"oom_kill","signal":9,"comm":"java","core_dumped":false,"pid":150}"#
-        )));
+        assert!(
+            !rule.matches(&death(9, "java", None, 150)),
+            "a null field does not equal false"
+        );
+        assert!(!rule.matches(&oom(150)), "another kind");
+    }
+
+    #[test]
+    fn ne_holds_on_a_null_field_and_null_can_be_asked_for() {
+        let r = rules(
+            "\
+- {name: not-java, kind: hung_task, where: {comm: {ne: java}}, actions: [log]}
+- {name: printed, kind: hung_task, where: {comm: {ne: null}}, actions: [log]}
+- {name: counted, kind: hung_task, where: {comm: null}, actions: [log]}
+- {name: in-null, kind: hung_task, where: {pid: {in: [null, 1]}}, actions: [log]}
+",
+            false,
+        )
+        .unwrap();
+        let fired = |e: &Event| -> Vec<&str> {
+            r.iter()
+                .filter(|r| r.matches(e))
+                .map(|r| r.name.as_str())
+                .collect()
+        };
+        assert_eq!(fired(&hung(Some("java"), Some(7))), ["printed"]);
+        assert_eq!(
+            fired(&hung(Some("dd"), Some(1))),
+            ["not-java", "printed", "in-null"]
+        );
+        // A hung task the kernel only counted: no comm, no pid.
+        assert_eq!(fired(&hung(None, None)), ["not-java", "counted", "in-null"]);
+    }
+
+    #[test]
+    fn numbers_compare_by_value_and_integers_exactly() {
+        let big = (1u64 << 53) + 1;
+        let r = rules(
+            &format!(
+                "\
+- {{name: exact, kind: dentry_pressure, where: {{total_scan: {{gt: {}}}}}, actions: [log]}}
+- {{name: float, kind: dentry_pressure, where: {{headroom: {{lt: 1}}, nr_unused: 5.0e3}}, actions: [log]}}
+- {{name: eq, kind: dentry_pressure, where: {{vfs_cache_pressure: 100, kernel_time: {{gte: 12}}}}, actions: [log]}}
+",
+                big - 1
+            ),
+            false,
+        );
+        // An integer field takes whole numbers only: 5.0e3 is a float.
+        let e = r.unwrap_err();
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert_eq!(e[0].path, "run.rules[1].where.nr_unused");
+        let r = rules(
+            &format!(
+                "\
+- {{name: exact, kind: dentry_pressure, where: {{total_scan: {{gt: {}}}}}, actions: [log]}}
+- {{name: float, kind: dentry_pressure, where: {{headroom: {{lt: 1}}, nr_unused: 5000}}, actions: [log]}}
+- {{name: eq, kind: dentry_pressure, where: {{vfs_cache_pressure: 100, kernel_time: {{gte: 12}}}}, actions: [log]}}
+",
+                big - 1
+            ),
+            false,
+        )
+        .unwrap();
+        let d = |total_scan: u64, headroom: f64| {
+            event(Body::DentryPressure(DentryPressure {
+                nr_dentry: 9000,
+                nr_unused: 5000,
+                vfs_cache_pressure: 100,
+                headroom,
+                reason: None,
+                total_scan: Some(total_scan),
+                shrinker: None,
+            }))
+        };
+        let fired = |e: &Event| -> Vec<&str> {
+            r.iter()
+                .filter(|r| r.matches(e))
+                .map(|r| r.name.as_str())
+                .collect()
+        };
+        // 2^53 + 1 is not representable as f64: only an exact comparison
+        // sees it above 2^53.
+        assert_eq!(fired(&d(big, 0.5)), ["exact", "float", "eq"]);
+        assert_eq!(fired(&d(big - 1, 1.0)), ["eq"]);
+        assert_eq!(
+            errors("- {name: a, kind: dentry_pressure, where: {headroom: {lt: .nan}}, actions: [log]}\n"),
+            ["run.rules[0].where.headroom: lt needs a number, found .nan"]
+        );
     }
 
     #[test]
@@ -630,7 +1054,7 @@ mod tests {
         .unwrap();
         let mut e = Engine::new(r);
         let t0 = Instant::now();
-        let oom = ev(r#"{"kind":"oom_kill","pid":1}"#);
+        let oom = oom(1);
         let at = |s: u64| t0 + Duration::from_secs(s);
         assert!(e.decide(&oom, at(0)).is_empty());
         assert!(e.decide(&oom, at(5)).is_empty());
@@ -656,11 +1080,88 @@ mod tests {
 
     #[test]
     fn single_count_fires_every_time_without_cooldown() {
-        let r = rules("- name: a\n  kind: panic\n  actions: [log]\n", false).unwrap();
+        let r = rules("- name: a\n  kind: lost\n  actions: [log]\n", false).unwrap();
         let mut e = Engine::new(r);
         let t = Instant::now();
+        let lost = event(Body::Lost(Lost {
+            count: 3,
+            reason: None,
+        }));
         for _ in 0..3 {
-            assert_eq!(e.decide(&ev(r#"{"kind":"panic"}"#), t).len(), 1);
+            assert_eq!(e.decide(&lost, t).len(), 1);
         }
+    }
+
+    /// docs/run.md lists what rules may name; it must say what the schema
+    /// says.
+    #[test]
+    fn docs_list_the_rule_fields() {
+        let list = |fields: &[Field]| {
+            fields
+                .iter()
+                .map(|f| {
+                    let ty = match f.ty {
+                        FieldType::Str => "text",
+                        FieldType::Int => "integer",
+                        FieldType::Float => "number",
+                        FieldType::Bool => "bool",
+                    };
+                    let null = if f.nullable { "?" } else { "" };
+                    format!("`{}` {ty}{null}", f.name)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut want = vec![format!(
+            "| every kind | {} |",
+            list(crate::events::COMMON_FIELDS)
+        )];
+        for k in SCHEMA.iter().filter(|k| k.rule_trigger) {
+            want.push(format!("| `{}` | {} |", k.name, list(k.fields)));
+        }
+        let want = want.join("\n");
+        let docs = include_str!("../docs/run.md");
+        assert!(docs.contains(&want), "docs/run.md should have:\n{want}");
+    }
+
+    /// Issue 18, defect 10: "SIGHUP resets rule cooldowns" — a rule with
+    /// `cooldown_secs: 300` fired three times in three minutes with a
+    /// reload between records.
+    #[test]
+    fn issue18_10_sighup_resets_rule_cooldowns() {
+        let yaml = "\
+- {name: dump, kind: hung_task, cooldown_secs: 300, actions: [{sysrq: t}]}
+- {name: burst, kind: oom_kill, count: 2, window_secs: 600, actions: [{sysrq: m}]}
+";
+        let mut e = Engine::new(rules(yaml, false).unwrap());
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let task = hung(Some("writer"), Some(412));
+        assert_eq!(e.decide(&task, at(0)).len(), 1);
+        assert!(e.decide(&oom(1), at(1)).is_empty(), "first of two");
+        for minute in 1..=3 {
+            assert_eq!(e.reload(rules(yaml, false).unwrap()), 2);
+            assert!(
+                e.decide(&task, at(minute * 60)).is_empty(),
+                "reload {minute} ended the cooldown"
+            );
+        }
+        assert_eq!(
+            e.decide(&oom(2), at(200)).len(),
+            1,
+            "the window kept its first hit"
+        );
+        assert_eq!(e.decide(&task, at(301)).len(), 1, "the cooldown ends");
+
+        // A changed rule starts fresh; the unchanged one keeps its state.
+        let changed = "\
+- {name: dump, kind: hung_task, cooldown_secs: 600, actions: [{sysrq: t}]}
+- {name: burst, kind: oom_kill, count: 2, window_secs: 600, actions: [{sysrq: m}]}
+";
+        assert!(e.decide(&oom(3), at(302)).is_empty());
+        assert_eq!(e.reload(rules(changed, false).unwrap()), 1);
+        assert_eq!(e.decide(&task, at(303)).len(), 1, "new cooldown, fresh");
+        assert_eq!(e.decide(&oom(4), at(304)).len(), 1, "window kept");
+        assert_eq!(e.rules().count(), 2);
     }
 }

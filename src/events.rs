@@ -4,7 +4,14 @@
 //!
 //! Fields the kernel text did not carry are `null`, so every event of one
 //! kind has the same keys and `jq` filters need no `?`.
+//!
+//! [`SCHEMA`] is the one list of kinds and their fields, in JSON order:
+//! rules are checked against it when the configuration is loaded, and
+//! [`Event::field`] reads a field by name without going through JSON. A
+//! test serializes a sample of every kind and holds the schema, the
+//! accessors and the JSON to each other.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{FixedOffset, NaiveDateTime};
@@ -94,37 +101,53 @@ pub enum Body {
 }
 
 impl Body {
-    /// The `kind` string of DESIGN.md.
-    pub fn kind(&self) -> &'static str {
+    /// The kind's entry in [`SCHEMA`]. Exhaustive, so a new variant cannot
+    /// compile without one.
+    pub fn schema(&self) -> &'static KindSchema {
         match self {
-            Body::HungTask(_) => "hung_task",
-            Body::OomKill(_) => "oom_kill",
-            Body::SignalDeath(_) => "signal_death",
-            Body::SoftLockup(_) => "soft_lockup",
-            Body::RcuStall(_) => "rcu_stall",
-            Body::Oops(_) => "oops",
-            Body::Panic(_) => "panic",
-            Body::Sysrq(_) => "sysrq",
-            Body::DentryPressure(_) => "dentry_pressure",
-            Body::Lost(_) => "lost",
-            Body::Action(_) => "action",
+            Body::HungTask(_) => &HUNG_TASK,
+            Body::OomKill(_) => &OOM_KILL,
+            Body::SignalDeath(_) => &SIGNAL_DEATH,
+            Body::SoftLockup(_) => &SOFT_LOCKUP,
+            Body::RcuStall(_) => &RCU_STALL,
+            Body::Oops(_) => &OOPS,
+            Body::Panic(_) => &PANIC,
+            Body::Sysrq(_) => &SYSRQ,
+            Body::DentryPressure(_) => &DENTRY_PRESSURE,
+            Body::Lost(_) => &LOST,
+            Body::Action(_) => &ACTION,
         }
     }
 
+    /// The `kind` string of DESIGN.md.
+    pub fn kind(&self) -> &'static str {
+        self.schema().name
+    }
+
     /// Every kind, in the order of DESIGN.md's table.
-    pub const KINDS: &'static [&'static str] = &[
-        "hung_task",
-        "oom_kill",
-        "signal_death",
-        "soft_lockup",
-        "rcu_stall",
-        "oops",
-        "panic",
-        "sysrq",
-        "dentry_pressure",
-        "lost",
-        "action",
-    ];
+    pub const KINDS: &'static [&'static str] = &kind_names::<{ SCHEMA.len() }>();
+
+    /// A field of the kind's own (not the common fields); `None` when the
+    /// kind has no field of that name.
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        match self {
+            Body::HungTask(b) => b.field(name),
+            Body::OomKill(b) => b.field(name),
+            Body::SignalDeath(b) => b.field(name),
+            Body::SoftLockup(b) => b.field(name),
+            Body::RcuStall(b) | Body::Oops(b) | Body::Panic(b) => {
+                (name == "summary").then(|| b.summary.as_str().into())
+            }
+            Body::Sysrq(b) => (name == "command").then(|| b.command.as_str().into()),
+            Body::DentryPressure(b) => b.field(name),
+            Body::Lost(b) => match name {
+                "count" => Some(b.count.into()),
+                "reason" => Some(b.reason.as_deref().into()),
+                _ => None,
+            },
+            Body::Action(b) => b.field(name),
+        }
+    }
 
     /// The task the event is about, for summaries (`comm`, `pid`).
     pub fn task(&self) -> Option<(&str, Option<u32>)> {
@@ -247,6 +270,347 @@ pub struct Action {
     pub dry_run: bool,
 }
 
+impl HungTask {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "comm" => self.comm.as_deref().into(),
+            "pid" => self.pid.into(),
+            "blocked_secs" => self.blocked_secs.into(),
+            "blocker_comm" => self.blocker_comm.as_deref().into(),
+            "blocker_pid" => self.blocker_pid.into(),
+            "unreported" => self.unreported.into(),
+            _ => return None,
+        })
+    }
+}
+
+impl OomKill {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "pid" => self.pid.into(),
+            "comm" => self.comm.as_deref().into(),
+            "memcg" => self.memcg.into(),
+            "total_vm_kb" => self.total_vm_kb.into(),
+            "anon_rss_kb" => self.anon_rss_kb.into(),
+            "file_rss_kb" => self.file_rss_kb.into(),
+            "shmem_rss_kb" => self.shmem_rss_kb.into(),
+            "uid" => self.uid.into(),
+            "oom_score_adj" => self.oom_score_adj.into(),
+            "constraint" => self.constraint.as_deref().into(),
+            "trigger_comm" => self.trigger_comm.as_deref().into(),
+            "trigger_pid" => self.trigger_pid.into(),
+            _ => return None,
+        })
+    }
+}
+
+impl SignalDeath {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "pid" => self.pid.into(),
+            "tid" => self.tid.into(),
+            "comm" => self.comm.as_str().into(),
+            "signal" => self.signal.into(),
+            "signal_name" => self.signal_name.as_str().into(),
+            "core_dumped" => self.core_dumped.into(),
+            "sender_pid" => self.sender_pid.into(),
+            "sender_comm" => self.sender_comm.as_deref().into(),
+            _ => return None,
+        })
+    }
+}
+
+impl SoftLockup {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "cpu" => self.cpu.into(),
+            "stuck_secs" => self.stuck_secs.into(),
+            "comm" => self.comm.as_deref().into(),
+            "pid" => self.pid.into(),
+            _ => return None,
+        })
+    }
+}
+
+impl DentryPressure {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "nr_dentry" => self.nr_dentry.into(),
+            "nr_unused" => self.nr_unused.into(),
+            "vfs_cache_pressure" => self.vfs_cache_pressure.into(),
+            "headroom" => self.headroom.into(),
+            "reason" => self.reason.as_deref().into(),
+            "total_scan" => self.total_scan.into(),
+            "shrinker" => self.shrinker.as_deref().into(),
+            _ => return None,
+        })
+    }
+}
+
+impl Action {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "rule" => self.rule.as_str().into(),
+            "action" => self.action.as_str().into(),
+            "ok" => self.ok.into(),
+            "detail" => self.detail.as_str().into(),
+            "dry_run" => self.dry_run.into(),
+            _ => return None,
+        })
+    }
+}
+
+/// The type of a field as rules see it; JSON shows the same type, or
+/// `null` for a nullable field the event did not carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Str,
+    /// Whole numbers (pids, sizes, counts, signal numbers).
+    Int,
+    Float,
+    Bool,
+}
+
+impl FieldType {
+    /// How error messages name the type.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FieldType::Str => "a string",
+            FieldType::Int => "an integer",
+            FieldType::Float => "a number",
+            FieldType::Bool => "true or false",
+        }
+    }
+}
+
+/// One field of an event's JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    pub name: &'static str,
+    pub ty: FieldType,
+    /// May be `null` (or left out of the JSON) when the text lacked it.
+    pub nullable: bool,
+}
+
+/// One kind: its name and its own fields, in JSON order, after
+/// [`COMMON_FIELDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindSchema {
+    pub name: &'static str,
+    pub fields: &'static [Field],
+    /// Whether events of this kind reach the rules. `action` events do
+    /// not: they are what rules cause, and a rule on them could feed
+    /// itself.
+    pub rule_trigger: bool,
+}
+
+impl KindSchema {
+    /// A field by name: the kind's own or a common one.
+    pub fn field(&self, name: &str) -> Option<&'static Field> {
+        self.fields
+            .iter()
+            .chain(COMMON_FIELDS)
+            .find(|f| f.name == name)
+    }
+}
+
+const fn req(name: &'static str, ty: FieldType) -> Field {
+    Field {
+        name,
+        ty,
+        nullable: false,
+    }
+}
+
+const fn opt(name: &'static str, ty: FieldType) -> Field {
+    Field {
+        name,
+        ty,
+        nullable: true,
+    }
+}
+
+const fn kind(name: &'static str, fields: &'static [Field]) -> KindSchema {
+    KindSchema {
+        name,
+        fields,
+        rule_trigger: true,
+    }
+}
+
+// Bare type names keep the table below one field per short line.
+use FieldType::{Bool, Float, Int, Str};
+
+/// Fields every event has, first in its JSON. `line` appears only in
+/// `scan` output (the line number in the scanned file).
+pub const COMMON_FIELDS: &[Field] = &[
+    req("kind", Str),
+    opt("time", Str),
+    opt("kernel_time", Float),
+    req("source", Str),
+    opt("host", Str),
+    opt("line", Int),
+];
+
+const HUNG_TASK: KindSchema = kind(
+    "hung_task",
+    &[
+        opt("comm", Str),
+        opt("pid", Int),
+        opt("blocked_secs", Int),
+        opt("blocker_comm", Str),
+        opt("blocker_pid", Int),
+        opt("unreported", Int),
+    ],
+);
+const OOM_KILL: KindSchema = kind(
+    "oom_kill",
+    &[
+        opt("pid", Int),
+        opt("comm", Str),
+        req("memcg", Bool),
+        opt("total_vm_kb", Int),
+        opt("anon_rss_kb", Int),
+        opt("file_rss_kb", Int),
+        opt("shmem_rss_kb", Int),
+        opt("uid", Int),
+        opt("oom_score_adj", Int),
+        opt("constraint", Str),
+        opt("trigger_comm", Str),
+        opt("trigger_pid", Int),
+    ],
+);
+const SIGNAL_DEATH: KindSchema = kind(
+    "signal_death",
+    &[
+        opt("pid", Int),
+        opt("tid", Int),
+        req("comm", Str),
+        req("signal", Int),
+        req("signal_name", Str),
+        opt("core_dumped", Bool),
+        opt("sender_pid", Int),
+        opt("sender_comm", Str),
+    ],
+);
+const SOFT_LOCKUP: KindSchema = kind(
+    "soft_lockup",
+    &[
+        opt("cpu", Int),
+        opt("stuck_secs", Int),
+        opt("comm", Str),
+        opt("pid", Int),
+    ],
+);
+const SUMMARY: &[Field] = &[req("summary", Str)];
+const RCU_STALL: KindSchema = kind("rcu_stall", SUMMARY);
+const OOPS: KindSchema = kind("oops", SUMMARY);
+const PANIC: KindSchema = kind("panic", SUMMARY);
+const SYSRQ: KindSchema = kind("sysrq", &[req("command", Str)]);
+const DENTRY_PRESSURE: KindSchema = kind(
+    "dentry_pressure",
+    &[
+        req("nr_dentry", Int),
+        req("nr_unused", Int),
+        req("vfs_cache_pressure", Int),
+        req("headroom", Float),
+        opt("reason", Str),
+        opt("total_scan", Int),
+        opt("shrinker", Str),
+    ],
+);
+const LOST: KindSchema = kind("lost", &[req("count", Int), opt("reason", Str)]);
+const ACTION: KindSchema = KindSchema {
+    rule_trigger: false,
+    ..kind(
+        "action",
+        &[
+            req("rule", Str),
+            req("action", Str),
+            req("ok", Bool),
+            req("detail", Str),
+            req("dry_run", Bool),
+        ],
+    )
+};
+
+/// Every kind with its fields, in the order of DESIGN.md's table.
+pub const SCHEMA: &[KindSchema] = &[
+    HUNG_TASK,
+    OOM_KILL,
+    SIGNAL_DEATH,
+    SOFT_LOCKUP,
+    RCU_STALL,
+    OOPS,
+    PANIC,
+    SYSRQ,
+    DENTRY_PRESSURE,
+    LOST,
+    ACTION,
+];
+
+/// The kind of this name.
+pub fn kind_schema(name: &str) -> Option<&'static KindSchema> {
+    SCHEMA.iter().find(|k| k.name == name)
+}
+
+const fn kind_names<const N: usize>() -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = SCHEMA[i].name;
+        i += 1;
+    }
+    out
+}
+
+/// A field's value, borrowed from the event: what rules compare.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue<'a> {
+    Str(Cow<'a, str>),
+    /// Wide enough for every integer field (u64 and i32 alike).
+    Int(i128),
+    Float(f64),
+    Bool(bool),
+    /// The event did not carry this field (JSON `null`, or left out).
+    Null,
+}
+
+impl<'a> From<&'a str> for FieldValue<'a> {
+    fn from(s: &'a str) -> Self {
+        FieldValue::Str(Cow::Borrowed(s))
+    }
+}
+
+macro_rules! int_field {
+    ($($t:ty),*) => {$(
+        impl From<$t> for FieldValue<'_> {
+            fn from(n: $t) -> Self {
+                FieldValue::Int(i128::from(n))
+            }
+        }
+    )*};
+}
+int_field!(u8, u32, u64, i32);
+
+impl From<f64> for FieldValue<'_> {
+    fn from(x: f64) -> Self {
+        FieldValue::Float(x)
+    }
+}
+
+impl From<bool> for FieldValue<'_> {
+    fn from(b: bool) -> Self {
+        FieldValue::Bool(b)
+    }
+}
+
+impl<'a, T: Into<FieldValue<'a>>> From<Option<T>> for FieldValue<'a> {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(FieldValue::Null, Into::into)
+    }
+}
+
 #[derive(Serialize)]
 #[serde(untagged)]
 enum BodyRef<'a> {
@@ -305,6 +669,23 @@ impl Event {
     pub fn to_json(&self) -> String {
         // Serializing plain data to a String cannot fail.
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A field by its JSON name, common or of the kind, with the value the
+    /// JSON shows; `None` when this kind has no such field (see
+    /// [`KindSchema::field`]).
+    pub fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "kind" => self.body.kind().into(),
+            "time" => self.time.map_or(FieldValue::Null, |t| {
+                FieldValue::Str(Cow::Owned(t.to_string()))
+            }),
+            "kernel_time" => self.kernel_time.into(),
+            "source" => self.source.as_str().into(),
+            "host" => self.host.as_deref().into(),
+            "line" => self.line.into(),
+            _ => return self.body.field(name),
+        })
     }
 }
 
@@ -367,6 +748,228 @@ mod tests {
             e.to_json(),
             r#"{"kind":"lost","time":null,"kernel_time":12.5,"source":"kmsg","host":null,"count":3}"#
         );
+    }
+
+    /// One event of every kind, every field set (`full`) or every
+    /// optional field left out (`!full`).
+    fn samples(full: bool) -> Vec<Event> {
+        let o = |v: &str| full.then(|| v.to_string());
+        let n = |v: u32| full.then_some(v);
+        let summary = || Summary {
+            summary: "BUG: unable to handle page fault".into(),
+        };
+        let bodies = vec![
+            Body::HungTask(HungTask {
+                comm: o("fsfreeze writer"),
+                pid: n(412),
+                blocked_secs: full.then_some(120),
+                blocker_comm: o("jbd2/sda1-8"),
+                blocker_pid: n(301),
+                unreported: full.then_some(2),
+            }),
+            Body::OomKill(OomKill {
+                pid: n(900),
+                comm: o("hog"),
+                memcg: true,
+                total_vm_kb: full.then_some(1000),
+                anon_rss_kb: full.then_some(900),
+                file_rss_kb: full.then_some(0),
+                shmem_rss_kb: full.then_some(0),
+                uid: n(1000),
+                oom_score_adj: full.then_some(-17),
+                constraint: o("CONSTRAINT_MEMCG"),
+                trigger_comm: o("java"),
+                trigger_pid: n(77),
+            }),
+            Body::SignalDeath(SignalDeath {
+                pid: n(200),
+                tid: n(200),
+                comm: "sleep".into(),
+                signal: 9,
+                signal_name: "SIGKILL".into(),
+                core_dumped: full.then_some(false),
+                sender_pid: n(300),
+                sender_comm: o("kill"),
+            }),
+            Body::SoftLockup(SoftLockup {
+                cpu: n(3),
+                stuck_secs: full.then_some(22),
+                comm: o("spin"),
+                pid: n(5),
+            }),
+            Body::RcuStall(summary()),
+            Body::Oops(summary()),
+            Body::Panic(summary()),
+            Body::Sysrq(Sysrq {
+                command: "Show State".into(),
+            }),
+            Body::DentryPressure(DentryPressure {
+                nr_dentry: 9000,
+                nr_unused: 5000,
+                vfs_cache_pressure: 100,
+                headroom: 0.25,
+                reason: o("headroom"),
+                total_scan: full.then_some(1 << 40),
+                shrinker: o("super_cache_scan"),
+            }),
+            Body::Lost(Lost {
+                count: 3,
+                reason: o("the recording queue was full"),
+            }),
+            Body::Action(Action {
+                rule: "hung-task-evidence".into(),
+                action: "sysrq t".into(),
+                ok: true,
+                detail: "wrote".into(),
+                dry_run: false,
+            }),
+        ];
+        let time = WallTime {
+            local: NaiveDateTime::parse_from_str("2024-03-01 10:00:00.5", "%Y-%m-%d %H:%M:%S%.f")
+                .unwrap(),
+            offset: FixedOffset::east_opt(0),
+        };
+        bodies
+            .into_iter()
+            .map(|body| Event {
+                time: full.then_some(time),
+                kernel_time: full.then_some(12.5),
+                source: "kmsg".into(),
+                host: o("db01"),
+                line: full.then_some(40),
+                body,
+            })
+            .collect()
+    }
+
+    /// Exhaustive: a new variant does not compile until it is numbered
+    /// here, and then the test below wants a sample and a schema entry.
+    fn variant(b: &Body) -> usize {
+        match b {
+            Body::HungTask(_) => 0,
+            Body::OomKill(_) => 1,
+            Body::SignalDeath(_) => 2,
+            Body::SoftLockup(_) => 3,
+            Body::RcuStall(_) => 4,
+            Body::Oops(_) => 5,
+            Body::Panic(_) => 6,
+            Body::Sysrq(_) => 7,
+            Body::DentryPressure(_) => 8,
+            Body::Lost(_) => 9,
+            Body::Action(_) => 10,
+        }
+    }
+
+    /// An object's keys in the order written (serde_json's map sorts).
+    fn top_level_keys(json: &str) -> Vec<String> {
+        struct Keys(Vec<String>);
+        impl<'de> serde::Deserialize<'de> for Keys {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Keys;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut m: A,
+                    ) -> Result<Keys, A::Error> {
+                        let mut keys = Vec::new();
+                        while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
+                            keys.push(k);
+                        }
+                        Ok(Keys(keys))
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+        serde_json::from_str::<Keys>(json).unwrap().0
+    }
+
+    fn json_of(v: FieldValue) -> serde_json::Value {
+        match v {
+            FieldValue::Str(s) => s.into_owned().into(),
+            FieldValue::Int(n) => serde_json::from_str(&n.to_string()).unwrap(),
+            FieldValue::Float(x) => x.into(),
+            FieldValue::Bool(b) => b.into(),
+            FieldValue::Null => serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn schema_names_every_kind_once_in_order() {
+        let all = samples(true);
+        let variants: Vec<usize> = all.iter().map(|e| variant(&e.body)).collect();
+        assert_eq!(variants, (0..SCHEMA.len()).collect::<Vec<_>>());
+        let names: Vec<&str> = all.iter().map(|e| e.body.kind()).collect();
+        let schema: Vec<&str> = SCHEMA.iter().map(|k| k.name).collect();
+        assert_eq!(names, schema);
+        assert_eq!(Body::KINDS, schema.as_slice());
+        for k in SCHEMA {
+            assert_eq!(kind_schema(k.name), Some(k));
+            for f in k.fields {
+                assert!(
+                    COMMON_FIELDS.iter().all(|c| c.name != f.name),
+                    "{}.{} shadows a common field",
+                    k.name,
+                    f.name
+                );
+            }
+        }
+        let triggers: Vec<&str> = SCHEMA
+            .iter()
+            .filter(|k| !k.rule_trigger)
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(triggers, ["action"]);
+    }
+
+    /// The schema, `Event::field` and the JSON agree: the same keys in the
+    /// same order, the same values, the declared types and nullability.
+    #[test]
+    fn schema_accessors_and_json_agree() {
+        for full in [true, false] {
+            for ev in samples(full) {
+                let schema = ev.body.schema();
+                let json: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();
+                let keys = top_level_keys(&ev.to_json());
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let fields: Vec<&Field> = COMMON_FIELDS.iter().chain(schema.fields).collect();
+                let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+                if full {
+                    assert_eq!(keys, names, "{}", schema.name);
+                } else {
+                    // Left out only when null (line, unreported, …).
+                    let present: Vec<&str> =
+                        names.iter().copied().filter(|n| keys.contains(n)).collect();
+                    assert_eq!(keys, present, "{}", schema.name);
+                }
+                for f in fields {
+                    let v = ev
+                        .field(f.name)
+                        .unwrap_or_else(|| panic!("{}.{} has no accessor", schema.name, f.name));
+                    let what = format!("{}.{} ({v:?})", schema.name, f.name);
+                    match (&v, f.ty) {
+                        (FieldValue::Null, _) => assert!(
+                            f.nullable && !full,
+                            "{what}: null only where nullable, and only when left out"
+                        ),
+                        (FieldValue::Str(_), FieldType::Str)
+                        | (FieldValue::Int(_), FieldType::Int)
+                        | (FieldValue::Float(_), FieldType::Float)
+                        | (FieldValue::Bool(_), FieldType::Bool) => {
+                            assert!(full || !f.nullable, "{what}: nullable yet set")
+                        }
+                        _ => panic!("{what}: declared {:?}", f.ty),
+                    }
+                    let shown = json.get(f.name).cloned().unwrap_or_default();
+                    assert_eq!(json_of(v), shown, "{what}");
+                }
+                assert_eq!(ev.field("no_such_field"), None);
+            }
+        }
     }
 
     #[test]
