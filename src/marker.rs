@@ -197,20 +197,30 @@ impl Marker {
                 let n = gap_len(*from, *to);
                 format!("{n} record{} missing", s(n))
             }
-            Body::Reset { last, seq } if seq <= last => {
-                "sequence restarted: the sender rebooted or reloaded netconsole".to_string()
-            }
-            Body::Reset { .. } => format!(
-                "sequence jumped forward by more than {MAX_GAP} records: taken as a restart, not as missing records"
+            Body::Reset { last, seq } if seq <= last => format!(
+                "sequence restarted at {seq} after {last}: the sender rebooted or reloaded netconsole"
             ),
-            Body::Incomplete { .. } => {
-                "a fragmented record stopped arriving; what came is written".to_string()
-            }
-            Body::Cut { total: None, .. } => {
-                "line cut at max_line_bytes; it continues on the next line".to_string()
-            }
-            Body::Cut { total: Some(_), .. } => {
-                "record longer than max_line_bytes: only its first bytes are written".to_string()
+            Body::Reset { last, seq } => format!(
+                "sequence jumped from {last} to {seq}, more than {MAX_GAP} records: taken as a restart, not as missing records"
+            ),
+            Body::Incomplete { seq, got, total } => format!(
+                "record {seq} incomplete: {got} of {total} bytes arrived; writing what came"
+            ),
+            Body::Cut {
+                seq,
+                kept,
+                total: None,
+            } => match seq {
+                Some(q) => format!("record {q} cut at {kept} bytes; it continues on the next line"),
+                None => format!("line cut at {kept} bytes; it continues on the next line"),
+            },
+            Body::Cut {
+                seq,
+                kept,
+                total: Some(total),
+            } => {
+                let what = seq.map_or("record".to_string(), |q| format!("record {q}"));
+                format!("{what} has {total} bytes: only the first {kept} (max_line_bytes) are written")
             }
             Body::KernelDrop { count } => format!(
                 "the kernel dropped {count} datagram{} on this socket: receive buffer full",

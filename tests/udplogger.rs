@@ -174,8 +174,10 @@ fn over_long_line_is_cut_with_a_marker_and_binary_is_escaped() {
     assert_eq!(t.len(), 4, "{log}");
     assert_eq!(t[3], "bell\\x07 invalid \\xff\\xfe end");
     assert_eq!(
-        log.matches(&format!("udplogger {src} cut: line cut at 100 bytes"))
-            .count(),
+        log.matches(&format!(
+            "udplogger {src} cut: line cut at 100 bytes; it continues on the next line kept=100\n"
+        ))
+        .count(),
         2,
         "{log}"
     );
@@ -292,13 +294,13 @@ fn extended_records_fragments_gaps_and_reboots() {
     );
     assert!(
         log.contains(&format!(
-            "udplogger {src} gap: 3 records missing (seq 102..104)"
+            "udplogger {src} gap: 3 records missing count=3 from=102 to=104\n"
         )),
         "{log}"
     );
     assert!(
         log.contains(&format!(
-            "udplogger {src} reset: sequence restarted at 0 after 105"
+            "udplogger {src} reset: sequence restarted at 0 after 105: the sender rebooted or reloaded netconsole last=105 seq=0\n"
         )),
         "{log}"
     );

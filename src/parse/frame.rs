@@ -13,6 +13,8 @@ use chrono::{Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 use serde::Deserialize;
 
 use crate::events::WallTime;
+use crate::kernel::printk;
+use crate::marker;
 
 /// Longest line kept, in bytes. Kernel records are at most ~1 KiB
 /// (`LOG_LINE_MAX`), journal JSON a few KiB; anything past this is cut and
@@ -169,48 +171,24 @@ impl Framer {
 }
 
 /// `[release,]PRI,SEQ,TS_USEC,FLAGS[,more];text` — a /dev/kmsg record or an
-/// extended netconsole message (which may start with the kernel release).
+/// extended netconsole message, by the one header parser
+/// ([`crate::kernel::printk`]) that udplogger uses too.
 fn kmsg_header<'a>(line: &'a str, rec: &mut Record) -> Option<&'a str> {
-    let semi = line.find(';')?;
-    let head = &line[..semi];
-    if head.len() > 200 {
-        return None;
-    }
-    let mut fields = head.split(',');
-    let mut first = fields.next()?;
-    if !is_digits(first) {
-        // Release prefix (`6.1.0-13-amd64`) of an extended netconsole.
-        if first.is_empty() || !first.as_bytes()[0].is_ascii_digit() || first.contains(' ') {
-            return None;
-        }
-        first = fields.next()?;
-    }
-    let pri: u32 = parse_digits(first)?;
-    let seq: u64 = parse_digits(fields.next()?)?;
-    let ts: u64 = parse_digits(fields.next()?)?;
-    let flags = fields.next()?;
-    if flags.len() > 1 {
-        return None;
-    }
+    let (h, body) = printk::parse(line.as_bytes())?;
     // Extended netconsole splits records over ~1000 bytes into fragments
     // `ncfrag=OFFSET/TOTAL`; the first holds the start of the message, which
     // is all recognition needs, so later fragments are skipped.
-    for extra in fields {
-        if let Some((off, _total)) = extra
-            .strip_prefix("ncfrag=")
-            .and_then(|f| f.split_once('/'))
-        {
-            if off != "0" {
-                rec.ignore = true;
-            }
-        }
+    if h.frag.is_some_and(|(off, _)| off != 0) {
+        rec.ignore = true;
     }
-    rec.level = Some((pri & 7) as u8);
-    rec.seq = Some(seq);
-    rec.kernel_time = Some(ts as f64 / 1e6);
+    rec.level = Some(h.level());
+    rec.seq = Some(h.seq);
+    rec.kernel_time = Some(h.ts_usec as f64 / 1e6);
     // Messages that userspace wrote to /dev/kmsg carry a non-kernel facility.
-    rec.kernel = pri >> 3 == 0;
-    Some(&line[semi + 1..])
+    rec.kernel = h.facility() == 0;
+    // The header is ASCII and ends at a `;`: `body` starts on a char
+    // boundary of `line`.
+    line.get(line.len() - body.len()..)
 }
 
 fn is_digits(s: &str) -> bool {
@@ -352,45 +330,27 @@ fn udplogger<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
     Some(text)
 }
 
-/// `TIME udplogger ABOUT KIND: MESSAGE`, the receiver's own marker lines:
-/// a `gap` (N records missing) or a `write_failed` (N lines dropped) is a
-/// loss for that sender; a `reset` (the sender rebooted) ends its open
-/// incidents. Other markers carry no kernel message.
+/// `TIME udplogger ABOUT KIND: MESSAGE key=value...`, the receiver's own
+/// marker lines ([`crate::marker`]): a `gap` (records missing) or a
+/// `write_failed` (lines dropped) is a loss for that sender (or the file);
+/// a `reset` (the sender's sequence restarted) ends its open incidents.
+/// Other markers carry no kernel message. Counts come from the marker's
+/// fields, never from its wording.
 fn udplogger_marker(s: &str, rec: &mut Record) -> bool {
-    let mut w = s.splitn(4, ' ');
-    let (Some(ts), Some("udplogger"), Some(about), Some(rest)) =
-        (w.next(), w.next(), w.next(), w.next())
-    else {
+    let Some(p) = marker::parse_line(s) else {
         return false;
     };
-    let Some(t) = rfc3339(ts) else {
-        return false;
-    };
-    let Some((kind, msg)) = rest.split_once(": ") else {
+    let Some(t) = rfc3339(p.time) else {
         return false;
     };
     rec.wall_time = Some(t);
     rec.kernel = false;
     rec.ignore = true;
-    if is_sender(about) {
-        rec.host = Some(about.to_string());
+    if is_sender(p.about) {
+        rec.host = Some(p.about.to_string());
     }
-    let first_number = |m: &str| {
-        m.split(|c: char| !c.is_ascii_digit())
-            .find(|w| !w.is_empty())
-            .and_then(|n| n.parse::<u64>().ok())
-    };
-    match kind {
-        "gap" => rec.lost = first_number(msg),
-        "write_failed" => {
-            rec.lost = msg
-                .split_once("resumed: ")
-                .and_then(|(_, r)| first_number(r))
-                .or_else(|| first_number(msg));
-        }
-        "reset" => rec.boundary = true,
-        _ => {}
-    }
+    rec.lost = p.marker.as_ref().and_then(marker::Marker::lost);
+    rec.boundary = marker::Kind::from_name(p.kind) == Some(marker::Kind::Reset);
     if rec.lost.is_some() {
         rec.ignore = false;
     }
