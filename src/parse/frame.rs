@@ -816,6 +816,37 @@ mod tests {
     }
 
     #[test]
+    fn udplogger_markers_count_from_their_fields() {
+        let r = f("2026-11-22T04:25:12Z udplogger 10.0.0.7:6666 gap: 9 records missing count=3 from=5 to=7");
+        assert_eq!(
+            (r.lost, r.host.as_deref()),
+            (Some(3), Some("10.0.0.7:6666"))
+        );
+        assert!(!r.ignore && !r.kernel);
+        let r = f("2026-11-22T04:25:12Z udplogger - write_failed: writing resumed: 2 lines dropped since T (EIO); lines held in memory meanwhile were written above count=2 since=T");
+        assert_eq!((r.lost, r.host), (Some(2), None));
+        let r = f("2026-11-22T04:25:12Z udplogger 10.0.0.7:6666 reset: sequence restarted at 0 after 9: the sender rebooted or reloaded netconsole last=9 seq=0");
+        assert!(r.boundary && r.ignore);
+        let r = f("2026-11-22T04:25:12Z udplogger 0.0.0.0:6666 kernel_drop: the kernel dropped 7 datagrams on this socket: receive buffer full count=7");
+        assert!(r.ignore && r.lost.is_none());
+        // A sender cannot forge a marker: its source column has a port.
+        let r = f("2026-11-22T04:25:12Z 10.0.0.7:6666 udplogger x gap: 1 record missing count=1 from=1 to=1");
+        assert!(r.lost.is_none() && !r.ignore);
+    }
+
+    #[test]
+    fn only_kernel_flags_make_a_kmsg_header() {
+        // The one header parser (kernel::printk) decides: `-`, `c`, `+`.
+        assert_eq!(f("6,1,2,+;more").seq, Some(1));
+        let r = f("6,1,2,x;not a flag");
+        assert_eq!((r.seq, r.text.as_str()), (None, "6,1,2,x;not a flag"));
+        let r = f("6,1,2,;empty flag");
+        assert_eq!(r.seq, None);
+        let r = f("hello,6,1,2,-;not a release");
+        assert_eq!(r.seq, None);
+    }
+
+    #[test]
     fn hostile_lines() {
         let mut fr = Framer::new();
         let r = fr.frame(&[0xff, 0, b'x']);
