@@ -263,27 +263,39 @@ impl Marker {
         out.push(b'\n');
     }
 
-    /// Appends the JSON-form line (with its newline). Strings are escaped
-    /// as in the text form first, like the text of received lines.
+    /// Appends the JSON-form line (with its newline), members in the
+    /// order of a received line's (`time`, `source`, ...) then the fields.
+    /// Strings are escaped as in the text form first, like the text of
+    /// received lines.
     pub fn write_json(&self, out: &mut Vec<u8>, time: &str) {
-        let mut m = serde_json::Map::new();
-        m.insert("time".into(), time.into());
-        m.insert("source".into(), SOURCE.into());
-        m.insert("about".into(), clean(&self.about).into());
-        m.insert("marker".into(), self.kind().name().into());
-        m.insert("text".into(), clean(&self.message()).into());
+        let mut o = String::from("{");
+        let mut member = |k: &str, v: serde_json::Value| {
+            if o.len() > 1 {
+                o.push(',');
+            }
+            o.push_str(&serde_json::Value::from(k).to_string());
+            o.push(':');
+            o.push_str(&v.to_string());
+        };
+        member("time", clean(time).into());
+        member("source", SOURCE.into());
+        member("about", clean(&self.about).into());
+        member("marker", self.kind().name().into());
+        member("text", clean(&self.message()).into());
         for (k, v) in self.fields() {
-            let v = match v {
-                Value::Num(n) => serde_json::Value::from(n),
-                Value::Str(s) => serde_json::Value::from(clean(s)),
-            };
-            m.insert(k.into(), v);
+            member(
+                k,
+                match v {
+                    Value::Num(n) => n.into(),
+                    Value::Str(s) => clean(s).into(),
+                },
+            );
         }
         if let Some(r) = &self.reason {
-            m.insert("reason".into(), clean(r).into());
+            member("reason", clean(r).into());
         }
-        out.extend_from_slice(serde_json::Value::Object(m).to_string().as_bytes());
-        out.push(b'\n');
+        o.push_str("}\n");
+        out.extend_from_slice(o.as_bytes());
     }
 }
 
@@ -605,6 +617,10 @@ mod tests {
         );
         let mut b = Vec::new();
         m.write_json(&mut b, "2026-11-22T04:10:32.271684Z");
+        assert_eq!(
+            String::from_utf8(b.clone()).unwrap(),
+            "{\"time\":\"2026-11-22T04:10:32.271684Z\",\"source\":\"udplogger\",\"about\":\"127.0.0.2:6665\",\"marker\":\"gap\",\"text\":\"3 records missing\",\"count\":3,\"from\":2042,\"to\":2044}\n"
+        );
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(
             v,

@@ -123,19 +123,22 @@ impl ExtState {
         }
     }
 
-    /// Writes out whatever is held (timeout, eviction, shutdown).
-    pub fn flush(&mut self, emit: &mut impl FnMut(Event<'_>)) {
-        // What is held is already within the limit: no cut here.
-        self.flush_frag(usize::MAX, emit);
+    /// Writes out whatever is held (timeout, eviction, shutdown), within
+    /// `max_line` as [`feed`](Self::feed) does: a held `+` fragment joins a
+    /// held continued line first.
+    pub fn flush(&mut self, max_line: usize, emit: &mut impl FnMut(Event<'_>)) {
+        self.flush_frag(max_line.max(1), emit);
         self.flush_cont(emit);
     }
 
     fn flush_frag(&mut self, max: usize, emit: &mut impl FnMut(Event<'_>)) {
         if let Some(f) = self.frag.take() {
+            // `total` as the kernel announced it, even when only the
+            // first `max_line` bytes were to be kept.
             emit(Event::Marker(Body::Incomplete {
                 seq: f.meta.seq,
                 got: as_u64(f.got),
-                total: as_u64(f.buf.len()),
+                total: as_u64(f.total),
             }));
             // The kernel sends pieces in order: what is usable is the part
             // that arrived without a hole.
@@ -368,9 +371,9 @@ mod tests {
         let (out, mut st2) = feed_all(&[b"6,1,0,c;held"]);
         assert!(out.is_empty());
         let mut got = Vec::new();
-        st2.flush(&mut |e| got.push(conv(e)));
+        st2.flush(65536, &mut |e| got.push(conv(e)));
         assert_eq!(got, [E::R(1, "held".into(), vec![])]);
-        st.flush(&mut |_| panic!("nothing held"));
+        st.flush(65536, &mut |_| panic!("nothing held"));
     }
 
     fn feed_max(max: usize, dgrams: &[&[u8]]) -> Vec<E> {
@@ -380,7 +383,7 @@ mod tests {
             let (h, body) = parse(d).unwrap();
             st.feed(&h, body, max, &mut |e| out.push(conv(e)));
         }
-        st.flush(&mut |e| out.push(conv(e)));
+        st.flush(max, &mut |e| out.push(conv(e)));
         out
     }
 
@@ -418,6 +421,20 @@ mod tests {
                 E::R(9, "def".into(), vec![]),
                 E::Cont(9, 3),
                 E::R(9, "g".into(), vec!["K=V".into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn flushing_a_held_piece_into_a_held_line_stays_within_the_limit() {
+        let out = feed_max(8, &[b"6,1,0,c;abcdefg", b"6,2,0,+,ncfrag=0/10;hij"]);
+        assert_eq!(
+            out,
+            [
+                E::Inc(2, 3, 10),
+                E::R(1, "abcdefgh".into(), vec![]),
+                E::Cont(1, 8),
+                E::R(1, "ij".into(), vec![]),
             ]
         );
     }
@@ -477,7 +494,7 @@ mod tests {
                     });
                 }
             }
-            st.flush(&mut |e| {
+            st.flush(64, &mut |e| {
                 if let Event::Record { text, .. } = e {
                     assert!(text.len() <= 64, "line of {} bytes", text.len());
                 }

@@ -434,7 +434,7 @@ fn flush_sender(
         now,
     };
     s.asm.flush(&mut |l, e| put_line(out, stats, &cx, l, e));
-    s.ext.flush(&mut |ev| put_event(out, stats, &cx, ev));
+    s.ext.flush(max, &mut |ev| put_event(out, stats, &cx, ev));
     s.ext_since = None;
 }
 
