@@ -374,6 +374,13 @@ pub fn parse_line(line: &str) -> Option<Parsed<'_>> {
     })
 }
 
+/// Where a marker's fields are read from: the text form's tokens or the
+/// JSON form's members. One reader ([`body_from_fields`]) serves both.
+trait FieldSource {
+    fn str(&self, key: &str) -> Option<&str>;
+    fn num(&self, key: &str) -> Option<u64>;
+}
+
 /// The trailing run of `key=value` tokens of a message.
 struct Fields<'a>(Vec<(&'a str, &'a str)>);
 
@@ -394,9 +401,11 @@ impl<'a> Fields<'a> {
         }
         Fields(v)
     }
+}
 
+impl FieldSource for Fields<'_> {
     /// The last occurrence wins: the writer puts its fields last.
-    fn str(&self, key: &str) -> Option<&'a str> {
+    fn str(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 
@@ -409,7 +418,40 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn body_from_fields(kind: Kind, f: &Fields<'_>) -> Option<Body> {
+impl FieldSource for serde_json::Map<String, serde_json::Value> {
+    fn str(&self, key: &str) -> Option<&str> {
+        self.get(key)?.as_str()
+    }
+
+    fn num(&self, key: &str) -> Option<u64> {
+        self.get(key)?.as_u64()
+    }
+}
+
+/// Reads a marker of the JSON form (`"source": "udplogger"` and a
+/// `marker` member), or `None` for any other object.
+pub fn parse_json(obj: &serde_json::Map<String, serde_json::Value>) -> Option<Parsed<'_>> {
+    if obj.str("source")? != SOURCE {
+        return None;
+    }
+    let kind = obj.str("marker")?;
+    let about = obj.str("about")?;
+    let marker = Kind::from_name(kind)
+        .and_then(|k| body_from_fields(k, obj))
+        .map(|body| Marker {
+            about: about.to_string(),
+            body,
+            reason: obj.str("reason").map(str::to_string),
+        });
+    Some(Parsed {
+        time: obj.str("time")?,
+        about,
+        kind,
+        marker,
+    })
+}
+
+fn body_from_fields(kind: Kind, f: &impl FieldSource) -> Option<Body> {
     Some(match kind {
         Kind::Gap => {
             let (from, to) = (f.num("from")?, f.num("to")?);
@@ -645,6 +687,30 @@ mod tests {
             (Some(2), Some("T0"))
         );
         assert_eq!(v["reason"], "EIO\\x1b");
+    }
+
+    #[test]
+    fn json_round_trips_every_kind() {
+        for m in all_bodies() {
+            let m = m.with_reason("why");
+            let mut b = Vec::new();
+            m.write_json(&mut b, "2026-11-22T04:10:32.271684Z");
+            let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&b).unwrap();
+            let p = parse_json(&v).unwrap();
+            assert_eq!(
+                (p.time, p.kind),
+                ("2026-11-22T04:10:32.271684Z", m.kind().name())
+            );
+            assert_eq!(p.marker.as_ref(), Some(&m));
+        }
+        let line: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"time":"T","source":"10.0.0.1:6665","text":"x"}"#).unwrap();
+        assert!(parse_json(&line).is_none());
+        let odd: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"time":"T","source":"udplogger","about":"a:1","marker":"gap","from":"1","to":2}"#,
+        )
+        .unwrap();
+        assert_eq!(parse_json(&odd).map(|p| p.marker), Some(None));
     }
 
     #[test]

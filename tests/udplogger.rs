@@ -856,7 +856,8 @@ fn metrics_count_lines_and_missing_records_per_sender() {
 #[test]
 fn scan_reads_the_counts_udplogger_wrote_from_marker_fields() {
     // One vocabulary: what udplogger writes (text form, then JSON form),
-    // scan reads back as `lost` events with the markers' counts.
+    // scan reads back as `lost` events with the markers' counts, and as
+    // kernel events.
     let dir = Dir::new();
     let (d, addr) = start(&dir, &[]);
     let s = sender();
@@ -896,10 +897,39 @@ fn scan_reads_the_counts_udplogger_wrote_from_marker_fields() {
     let dir = Dir::new();
     let (d, addr) = start(&dir, &["--json"]);
     s.send_to(b"6,100,1000,-;first\n", addr).unwrap();
-    s.send_to(b"6,104,2000,-;after three missing\n", addr)
-        .unwrap();
+    s.send_to(
+        b"3,104,2000,-;INFO: task fsfreeze:412 blocked for more than 2 seconds.\n",
+        addr,
+    )
+    .unwrap();
     d.stop().expect_code(0);
     let log = logs(&dir.join("logs"));
+    dir.write("day.json", &log);
+    let r = dir.run(&["scan", "day.json"]).expect_code(0);
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let src = s.local_addr().unwrap().to_string();
+    assert_eq!(
+        events
+            .iter()
+            .map(|v| (v["kind"].as_str().unwrap(), v["host"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [("lost", src.as_str()), ("hung_task", src.as_str())],
+        "{}",
+        r.dump()
+    );
+    assert_eq!(
+        (
+            events[0]["count"].as_u64(),
+            events[1]["kernel_time"].as_f64()
+        ),
+        (Some(3), Some(0.002)),
+        "{}",
+        r.dump()
+    );
     let marker: serde_json::Value = log
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())

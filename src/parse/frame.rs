@@ -118,26 +118,42 @@ impl Framer {
             rec.ignore = true;
             return rec;
         }
+        let mut rest = line;
+        // The text of a udplogger JSON line, framed below like the text
+        // column of its text form.
+        let json_text: String;
+        let mut from_json = false;
         if line.starts_with('{') {
             if let Some(r) = journal_json(line) {
                 return r;
             }
+            match udplogger_json(line, &mut rec) {
+                Some(UdpJson::Done) => return rec,
+                Some(UdpJson::Text(t)) => {
+                    json_text = t;
+                    rest = &json_text;
+                    from_json = true;
+                }
+                None => {}
+            }
         }
-        if let Some(rest) = kmsg_header(line, &mut rec) {
+        if from_json {
+            // A udplogger JSON line: the sender's text may still hold a
+            // record header (`input: plain`) and console prefixes.
+            if let Some(r) = kmsg_header(rest, &mut rec) {
+                rest = r;
+            }
+        } else if let Some(rest) = kmsg_header(line, &mut rec) {
             self.after_kmsg = true;
             rec.text = rest.to_string();
             return rec;
-        }
-        if line.starts_with("-- ") && line.ends_with(" --") {
+        } else if line.starts_with("-- ") && line.ends_with(" --") {
             rec.boundary = true;
             rec.ignore = true;
             return rec;
-        }
-        let mut rest = line;
-        if udplogger_marker(rest, &mut rec) {
+        } else if udplogger_marker(rest, &mut rec) {
             return rec;
-        }
-        if let Some(r) = udplogger(rest, &mut rec) {
+        } else if let Some(r) = udplogger(rest, &mut rec) {
             rest = r;
             if let Some(r) = kmsg_header(rest, &mut rec) {
                 rest = r;
@@ -337,9 +353,12 @@ fn udplogger<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
 /// Other markers carry no kernel message. Counts come from the marker's
 /// fields, never from its wording.
 fn udplogger_marker(s: &str, rec: &mut Record) -> bool {
-    let Some(p) = marker::parse_line(s) else {
-        return false;
-    };
+    marker::parse_line(s).is_some_and(|p| take_marker(&p, rec))
+}
+
+/// Fills `rec` from a marker of either form; false when its time is not
+/// a time (then the line is not a marker after all).
+fn take_marker(p: &marker::Parsed<'_>, rec: &mut Record) -> bool {
     let Some(t) = rfc3339(p.time) else {
         return false;
     };
@@ -355,6 +374,47 @@ fn udplogger_marker(s: &str, rec: &mut Record) -> bool {
         rec.ignore = false;
     }
     true
+}
+
+/// What a `watchdog udplogger --json` line gave.
+enum UdpJson {
+    /// A marker, or an extended record with its metadata: `rec` is done.
+    Done,
+    /// A plain sender's text, still to be framed.
+    Text(String),
+}
+
+/// `{"time":..,"source":"ADDR:PORT","text":..[,"level":PRI,"seq":..,
+/// "ts_usec":..,"dict":[..]]}` or a marker (`"source":"udplogger"`):
+/// docs/udplogger.md, "What lands on disk".
+fn udplogger_json(line: &str, rec: &mut Record) -> Option<UdpJson> {
+    let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).ok()?;
+    if let Some(p) = marker::parse_json(&v) {
+        return take_marker(&p, rec).then_some(UdpJson::Done);
+    }
+    let source = v.get("source")?.as_str()?;
+    if !is_sender(source) {
+        return None;
+    }
+    let time = rfc3339(v.get("time")?.as_str()?)?;
+    let text = v.get("text")?.as_str()?;
+    rec.wall_time = Some(time);
+    rec.host = Some(source.to_string());
+    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    if num("seq").is_none() {
+        return Some(UdpJson::Text(text.to_string()));
+    }
+    // An extended record: the receiver took the header off and kept it
+    // in members (`level` is the header's PRI). Its `seq` is not taken:
+    // the receiver already wrote a `gap` marker for every hole, which
+    // would be counted twice (the text form has no `seq` either).
+    if let Some(pri) = num("level") {
+        rec.level = u8::try_from(pri & 7).ok();
+        rec.kernel = pri >> 3 == 0;
+    }
+    rec.kernel_time = num("ts_usec").map(|us| us as f64 / 1e6);
+    rec.text = text.to_string();
+    Some(UdpJson::Done)
 }
 
 fn is_sender(s: &str) -> bool {
@@ -832,6 +892,56 @@ mod tests {
         // A sender cannot forge a marker: its source column has a port.
         let r = f("2026-11-22T04:25:12Z 10.0.0.7:6666 udplogger x gap: 1 record missing count=1 from=1 to=1");
         assert!(r.lost.is_none() && !r.ignore);
+    }
+
+    #[test]
+    fn udplogger_json_lines_and_markers() {
+        let r = f(
+            r#"{"time":"2026-11-22T04:10:32.271684Z","source":"127.0.0.2:6665","text":"e1000e 0000:00:19.0 eth0: Reset adapter unexpectedly","level":3,"seq":7,"ts_usec":1200000,"dict":["SUBSYSTEM=pci"]}"#,
+        );
+        assert_eq!(
+            (
+                r.text.as_str(),
+                r.seq,
+                r.level,
+                r.kernel_time,
+                r.host.as_deref()
+            ),
+            (
+                "e1000e 0000:00:19.0 eth0: Reset adapter unexpectedly",
+                None,
+                Some(3),
+                Some(1.2),
+                Some("127.0.0.2:6665")
+            )
+        );
+        assert!(r.kernel && !r.ignore);
+        assert_eq!(
+            r.wall_time.unwrap().to_string(),
+            "2026-11-22T04:10:32.271684Z"
+        );
+        // A plain sender's text keeps its console prefixes to take off.
+        let r = f(
+            r#"{"time":"2026-11-22T04:10:32Z","source":"[::1]:6665","text":"<4>[   12.500000] INFO: x"}"#,
+        );
+        assert_eq!(
+            (r.text.as_str(), r.level, r.kernel_time),
+            ("INFO: x", Some(4), Some(12.5))
+        );
+        let r = f(
+            r#"{"time":"2026-11-22T04:10:32Z","source":"udplogger","about":"127.0.0.2:6665","marker":"gap","text":"9 records missing","count":3,"from":2042,"to":2044}"#,
+        );
+        assert_eq!(
+            (r.lost, r.host.as_deref()),
+            (Some(3), Some("127.0.0.2:6665"))
+        );
+        let r = f(
+            r#"{"time":"2026-11-22T04:10:32Z","source":"udplogger","about":"127.0.0.2:6665","marker":"reset","text":"x","last":9,"seq":0}"#,
+        );
+        assert!(r.boundary && r.ignore);
+        // Other JSON is framed as before.
+        let r = f(r#"{"time":"2026-11-22T04:10:32Z","source":"nobody","text":"x"}"#);
+        assert_eq!((r.host, r.seq), (None, None));
     }
 
     #[test]
