@@ -13,7 +13,7 @@
 //!
 //! The message is for people; the trailing `key=value` tokens (values
 //! without spaces) are for programs, and are the only part a reader
-//! interprets. The JSON form carries the same fields as JSON members:
+//! interprets ([`parse_line`]; [`parse_json`] for the JSON form). The JSON form carries the same fields as JSON members:
 //! `{"time":..,"source":"udplogger","about":..,"marker":"gap","text":"3
 //! records missing","count":3,"from":2042,"to":2044}`.
 
@@ -101,8 +101,9 @@ pub enum Body {
 }
 
 /// One marker: about whom (a sender `addr:port`, a listening socket, `-`
-/// for the log file itself, a forward target), what, and, for people only,
-/// why (`reason`: an error text; never parsed back).
+/// for the log file itself, a forward target), what, and why (`reason`:
+/// an error text for people; in the text form it is part of the message
+/// and not read back, the JSON form carries it as a member).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marker {
     pub about: String,
