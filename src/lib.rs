@@ -16,6 +16,7 @@ pub mod eventlog;
 pub mod events;
 pub mod host;
 pub mod kernel;
+pub mod marker;
 pub mod metrics;
 pub mod notify;
 pub mod output;

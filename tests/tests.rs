@@ -5,6 +5,7 @@ mod util;
 mod check;
 mod layout;
 mod metrics;
+mod regression;
 mod run;
 mod scan;
 mod systemd;

@@ -174,8 +174,10 @@ fn over_long_line_is_cut_with_a_marker_and_binary_is_escaped() {
     assert_eq!(t.len(), 4, "{log}");
     assert_eq!(t[3], "bell\\x07 invalid \\xff\\xfe end");
     assert_eq!(
-        log.matches(&format!("udplogger {src} cut: line cut at 100 bytes"))
-            .count(),
+        log.matches(&format!(
+            "udplogger {src} cut: line cut at 100 bytes; it continues on the next line kept=100\n"
+        ))
+        .count(),
         2,
         "{log}"
     );
@@ -292,13 +294,13 @@ fn extended_records_fragments_gaps_and_reboots() {
     );
     assert!(
         log.contains(&format!(
-            "udplogger {src} gap: 3 records missing (seq 102..104)"
+            "udplogger {src} gap: 3 records missing count=3 from=102 to=104\n"
         )),
         "{log}"
     );
     assert!(
         log.contains(&format!(
-            "udplogger {src} reset: sequence restarted at 0 after 105"
+            "udplogger {src} reset: sequence restarted at 0 after 105: the sender rebooted or reloaded netconsole last=105 seq=0\n"
         )),
         "{log}"
     );
@@ -849,4 +851,105 @@ fn metrics_count_lines_and_missing_records_per_sender() {
     assert_eq!(m["watchdog_udplogger_lines_total"], 5.0);
     assert_eq!(m["watchdog_udplogger_missing_records_total"], 3.0);
     assert_eq!(m["watchdog_udplogger_kernel_drops_total"], 0.0);
+}
+
+#[test]
+fn scan_reads_the_counts_udplogger_wrote_from_marker_fields() {
+    // One vocabulary: what udplogger writes (text form, then JSON form),
+    // scan reads back as `lost` events with the markers' counts, and as
+    // kernel events.
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &[]);
+    let s = sender();
+    for dgram in [
+        &b"6,100,1000,-;first\n"[..],
+        b"6,104,2000,-;after three missing\n",
+        b"6,3,3000,-;rebooted\n",
+        b"6,10,4000,-;after six missing\n",
+    ] {
+        s.send_to(dgram, addr).unwrap();
+    }
+    d.stop().expect_code(0);
+    let src = s.local_addr().unwrap().to_string();
+    let log = logs(&dir.join("logs"));
+    assert!(
+        log.contains(&format!(
+            "udplogger {src} gap: 3 records missing count=3 from=101 to=103\n"
+        )),
+        "{log}"
+    );
+    dir.write("day.log", &log);
+    let r = dir.run(&["scan", "day.log"]).expect_code(0);
+    let lost: Vec<(String, u64)> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "lost")
+        .map(|v| {
+            (
+                v["host"].as_str().unwrap().to_string(),
+                v["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(lost, [(src.clone(), 3), (src, 6)], "{}", r.dump());
+
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, &["--json"]);
+    s.send_to(b"6,100,1000,-;first\n", addr).unwrap();
+    s.send_to(
+        b"3,104,2000,-;INFO: task fsfreeze:412 blocked for more than 2 seconds.\n",
+        addr,
+    )
+    .unwrap();
+    d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    dir.write("day.json", &log);
+    let r = dir.run(&["scan", "day.json"]).expect_code(0);
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let src = s.local_addr().unwrap().to_string();
+    assert_eq!(
+        events
+            .iter()
+            .map(|v| (v["kind"].as_str().unwrap(), v["host"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [("lost", src.as_str()), ("hung_task", src.as_str())],
+        "{}",
+        r.dump()
+    );
+    assert_eq!(
+        (
+            events[0]["count"].as_u64(),
+            events[1]["kernel_time"].as_f64()
+        ),
+        (Some(3), Some(0.002)),
+        "{}",
+        r.dump()
+    );
+    let marker: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["source"] == "udplogger")
+        .unwrap_or_else(|| panic!("no marker in {log}"));
+    assert_eq!(
+        (
+            marker["marker"].as_str(),
+            marker["about"].as_str(),
+            marker["count"].as_u64(),
+            marker["from"].as_u64(),
+            marker["to"].as_u64()
+        ),
+        (
+            Some("gap"),
+            Some(s.local_addr().unwrap().to_string().as_str()),
+            Some(3),
+            Some(101),
+            Some(103)
+        ),
+        "{log}"
+    );
 }

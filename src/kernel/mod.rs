@@ -1,10 +1,12 @@
 //! Pure parsers for the kernel's own text: version strings, the command
-//! line, size suffixes, /proc tables. Reading is done by [`crate::host`];
+//! line, size suffixes, /proc tables, the printk record header of
+//! /dev/kmsg and extended netconsole. Reading is done by [`crate::host`];
 //! everything here works on `&str` and is tested on literal kernel text,
 //! malformed text included. The one exception, [`tracing`], locates the
 //! tracing directory through the host for both `check` and `run`.
 
 pub mod cmdline;
+pub mod printk;
 pub mod size;
 pub mod tables;
 pub mod tracing;

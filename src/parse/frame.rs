@@ -13,6 +13,8 @@ use chrono::{Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 use serde::Deserialize;
 
 use crate::events::WallTime;
+use crate::kernel::printk;
+use crate::marker;
 
 /// Longest line kept, in bytes. Kernel records are at most ~1 KiB
 /// (`LOG_LINE_MAX`), journal JSON a few KiB; anything past this is cut and
@@ -116,26 +118,42 @@ impl Framer {
             rec.ignore = true;
             return rec;
         }
+        let mut rest = line;
+        // The text of a udplogger JSON line, framed below like the text
+        // column of its text form.
+        let json_text: String;
+        let mut from_json = false;
         if line.starts_with('{') {
             if let Some(r) = journal_json(line) {
                 return r;
             }
+            match udplogger_json(line, &mut rec) {
+                Some(UdpJson::Done) => return rec,
+                Some(UdpJson::Text(t)) => {
+                    json_text = t;
+                    rest = &json_text;
+                    from_json = true;
+                }
+                None => {}
+            }
         }
-        if let Some(rest) = kmsg_header(line, &mut rec) {
+        if from_json {
+            // A udplogger JSON line: the sender's text may still hold a
+            // record header (`input: plain`) and console prefixes.
+            if let Some(r) = kmsg_header(rest, &mut rec) {
+                rest = r;
+            }
+        } else if let Some(rest) = kmsg_header(line, &mut rec) {
             self.after_kmsg = true;
             rec.text = rest.to_string();
             return rec;
-        }
-        if line.starts_with("-- ") && line.ends_with(" --") {
+        } else if line.starts_with("-- ") && line.ends_with(" --") {
             rec.boundary = true;
             rec.ignore = true;
             return rec;
-        }
-        let mut rest = line;
-        if udplogger_marker(rest, &mut rec) {
+        } else if udplogger_marker(rest, &mut rec) {
             return rec;
-        }
-        if let Some(r) = udplogger(rest, &mut rec) {
+        } else if let Some(r) = udplogger(rest, &mut rec) {
             rest = r;
             if let Some(r) = kmsg_header(rest, &mut rec) {
                 rest = r;
@@ -169,48 +187,24 @@ impl Framer {
 }
 
 /// `[release,]PRI,SEQ,TS_USEC,FLAGS[,more];text` — a /dev/kmsg record or an
-/// extended netconsole message (which may start with the kernel release).
+/// extended netconsole message, by the one header parser
+/// ([`crate::kernel::printk`]) that udplogger uses too.
 fn kmsg_header<'a>(line: &'a str, rec: &mut Record) -> Option<&'a str> {
-    let semi = line.find(';')?;
-    let head = &line[..semi];
-    if head.len() > 200 {
-        return None;
-    }
-    let mut fields = head.split(',');
-    let mut first = fields.next()?;
-    if !is_digits(first) {
-        // Release prefix (`6.1.0-13-amd64`) of an extended netconsole.
-        if first.is_empty() || !first.as_bytes()[0].is_ascii_digit() || first.contains(' ') {
-            return None;
-        }
-        first = fields.next()?;
-    }
-    let pri: u32 = parse_digits(first)?;
-    let seq: u64 = parse_digits(fields.next()?)?;
-    let ts: u64 = parse_digits(fields.next()?)?;
-    let flags = fields.next()?;
-    if flags.len() > 1 {
-        return None;
-    }
+    let (h, body) = printk::parse(line.as_bytes())?;
     // Extended netconsole splits records over ~1000 bytes into fragments
     // `ncfrag=OFFSET/TOTAL`; the first holds the start of the message, which
     // is all recognition needs, so later fragments are skipped.
-    for extra in fields {
-        if let Some((off, _total)) = extra
-            .strip_prefix("ncfrag=")
-            .and_then(|f| f.split_once('/'))
-        {
-            if off != "0" {
-                rec.ignore = true;
-            }
-        }
+    if h.frag.is_some_and(|(off, _)| off != 0) {
+        rec.ignore = true;
     }
-    rec.level = Some((pri & 7) as u8);
-    rec.seq = Some(seq);
-    rec.kernel_time = Some(ts as f64 / 1e6);
+    rec.level = Some(h.level());
+    rec.seq = Some(h.seq);
+    rec.kernel_time = Some(h.ts_usec as f64 / 1e6);
     // Messages that userspace wrote to /dev/kmsg carry a non-kernel facility.
-    rec.kernel = pri >> 3 == 0;
-    Some(&line[semi + 1..])
+    rec.kernel = h.facility() == 0;
+    // The header is ASCII and ends at a `;`: `body` starts on a char
+    // boundary of `line`.
+    line.get(line.len() - body.len()..)
 }
 
 fn is_digits(s: &str) -> bool {
@@ -352,49 +346,75 @@ fn udplogger<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
     Some(text)
 }
 
-/// `TIME udplogger ABOUT KIND: MESSAGE`, the receiver's own marker lines:
-/// a `gap` (N records missing) or a `write_failed` (N lines dropped) is a
-/// loss for that sender; a `reset` (the sender rebooted) ends its open
-/// incidents. Other markers carry no kernel message.
+/// `TIME udplogger ABOUT KIND: MESSAGE key=value...`, the receiver's own
+/// marker lines ([`crate::marker`]): a `gap` (records missing) or a
+/// `write_failed` (lines dropped) is a loss for that sender (or the file);
+/// a `reset` (the sender's sequence restarted) ends its open incidents.
+/// Other markers carry no kernel message. Counts come from the marker's
+/// fields, never from its wording.
 fn udplogger_marker(s: &str, rec: &mut Record) -> bool {
-    let mut w = s.splitn(4, ' ');
-    let (Some(ts), Some("udplogger"), Some(about), Some(rest)) =
-        (w.next(), w.next(), w.next(), w.next())
-    else {
-        return false;
-    };
-    let Some(t) = rfc3339(ts) else {
-        return false;
-    };
-    let Some((kind, msg)) = rest.split_once(": ") else {
+    marker::parse_line(s).is_some_and(|p| take_marker(&p, rec))
+}
+
+/// Fills `rec` from a marker of either form; false when its time is not
+/// a time (then the line is not a marker after all).
+fn take_marker(p: &marker::Parsed<'_>, rec: &mut Record) -> bool {
+    let Some(t) = rfc3339(p.time) else {
         return false;
     };
     rec.wall_time = Some(t);
     rec.kernel = false;
     rec.ignore = true;
-    if is_sender(about) {
-        rec.host = Some(about.to_string());
+    if is_sender(p.about) {
+        rec.host = Some(p.about.to_string());
     }
-    let first_number = |m: &str| {
-        m.split(|c: char| !c.is_ascii_digit())
-            .find(|w| !w.is_empty())
-            .and_then(|n| n.parse::<u64>().ok())
-    };
-    match kind {
-        "gap" => rec.lost = first_number(msg),
-        "write_failed" => {
-            rec.lost = msg
-                .split_once("resumed: ")
-                .and_then(|(_, r)| first_number(r))
-                .or_else(|| first_number(msg));
-        }
-        "reset" => rec.boundary = true,
-        _ => {}
-    }
+    rec.lost = p.marker.as_ref().and_then(marker::Marker::lost);
+    rec.boundary = marker::Kind::from_name(p.kind) == Some(marker::Kind::Reset);
     if rec.lost.is_some() {
         rec.ignore = false;
     }
     true
+}
+
+/// What a `watchdog udplogger --json` line gave.
+enum UdpJson {
+    /// A marker, or an extended record with its metadata: `rec` is done.
+    Done,
+    /// A plain sender's text, still to be framed.
+    Text(String),
+}
+
+/// `{"time":..,"source":"ADDR:PORT","text":..[,"level":PRI,"seq":..,
+/// "ts_usec":..,"dict":[..]]}` or a marker (`"source":"udplogger"`):
+/// docs/udplogger.md, "What lands on disk".
+fn udplogger_json(line: &str, rec: &mut Record) -> Option<UdpJson> {
+    let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).ok()?;
+    if let Some(p) = marker::parse_json(&v) {
+        return take_marker(&p, rec).then_some(UdpJson::Done);
+    }
+    let source = v.get("source")?.as_str()?;
+    if !is_sender(source) {
+        return None;
+    }
+    let time = rfc3339(v.get("time")?.as_str()?)?;
+    let text = v.get("text")?.as_str()?;
+    rec.wall_time = Some(time);
+    rec.host = Some(source.to_string());
+    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    if num("seq").is_none() {
+        return Some(UdpJson::Text(text.to_string()));
+    }
+    // An extended record: the receiver took the header off and kept it
+    // in members (`level` is the header's PRI). Its `seq` is not taken:
+    // the receiver already wrote a `gap` marker for every hole, which
+    // would be counted twice (the text form has no `seq` either).
+    if let Some(pri) = num("level") {
+        rec.level = u8::try_from(pri & 7).ok();
+        rec.kernel = pri >> 3 == 0;
+    }
+    rec.kernel_time = num("ts_usec").map(|us| us as f64 / 1e6);
+    rec.text = text.to_string();
+    Some(UdpJson::Done)
 }
 
 fn is_sender(s: &str) -> bool {
@@ -853,6 +873,87 @@ mod tests {
         assert_eq!((r.text.as_str(), r.kernel_time), ("hi", Some(3.0)));
         let r = f("2024-03-04T10:00:00.000001Z [fe80::1]:6666 4,7,1000,-;ext");
         assert_eq!((r.text.as_str(), r.seq), ("ext", Some(7)));
+    }
+
+    #[test]
+    fn udplogger_markers_count_from_their_fields() {
+        let r = f("2026-11-22T04:25:12Z udplogger 10.0.0.7:6666 gap: 9 records missing count=3 from=5 to=7");
+        assert_eq!(
+            (r.lost, r.host.as_deref()),
+            (Some(3), Some("10.0.0.7:6666"))
+        );
+        assert!(!r.ignore && !r.kernel);
+        let r = f("2026-11-22T04:25:12Z udplogger - write_failed: writing resumed: 2 lines dropped since T (EIO); lines held in memory meanwhile were written above count=2 since=T");
+        assert_eq!((r.lost, r.host), (Some(2), None));
+        let r = f("2026-11-22T04:25:12Z udplogger 10.0.0.7:6666 reset: sequence restarted at 0 after 9: the sender rebooted or reloaded netconsole last=9 seq=0");
+        assert!(r.boundary && r.ignore);
+        let r = f("2026-11-22T04:25:12Z udplogger 0.0.0.0:6666 kernel_drop: the kernel dropped 7 datagrams on this socket: receive buffer full count=7");
+        assert!(r.ignore && r.lost.is_none());
+        // A sender cannot forge a marker: its source column has a port.
+        let r = f("2026-11-22T04:25:12Z 10.0.0.7:6666 udplogger x gap: 1 record missing count=1 from=1 to=1");
+        assert!(r.lost.is_none() && !r.ignore);
+    }
+
+    #[test]
+    fn udplogger_json_lines_and_markers() {
+        let r = f(
+            r#"{"time":"2026-11-22T04:10:32.271684Z","source":"127.0.0.2:6665","text":"e1000e 0000:00:19.0 eth0: Reset adapter unexpectedly","level":3,"seq":7,"ts_usec":1200000,"dict":["SUBSYSTEM=pci"]}"#,
+        );
+        assert_eq!(
+            (
+                r.text.as_str(),
+                r.seq,
+                r.level,
+                r.kernel_time,
+                r.host.as_deref()
+            ),
+            (
+                "e1000e 0000:00:19.0 eth0: Reset adapter unexpectedly",
+                None,
+                Some(3),
+                Some(1.2),
+                Some("127.0.0.2:6665")
+            )
+        );
+        assert!(r.kernel && !r.ignore);
+        assert_eq!(
+            r.wall_time.unwrap().to_string(),
+            "2026-11-22T04:10:32.271684Z"
+        );
+        // A plain sender's text keeps its console prefixes to take off.
+        let r = f(
+            r#"{"time":"2026-11-22T04:10:32Z","source":"[::1]:6665","text":"<4>[   12.500000] INFO: x"}"#,
+        );
+        assert_eq!(
+            (r.text.as_str(), r.level, r.kernel_time),
+            ("INFO: x", Some(4), Some(12.5))
+        );
+        let r = f(
+            r#"{"time":"2026-11-22T04:10:32Z","source":"udplogger","about":"127.0.0.2:6665","marker":"gap","text":"9 records missing","count":3,"from":2042,"to":2044}"#,
+        );
+        assert_eq!(
+            (r.lost, r.host.as_deref()),
+            (Some(3), Some("127.0.0.2:6665"))
+        );
+        let r = f(
+            r#"{"time":"2026-11-22T04:10:32Z","source":"udplogger","about":"127.0.0.2:6665","marker":"reset","text":"x","last":9,"seq":0}"#,
+        );
+        assert!(r.boundary && r.ignore);
+        // Other JSON is framed as before.
+        let r = f(r#"{"time":"2026-11-22T04:10:32Z","source":"nobody","text":"x"}"#);
+        assert_eq!((r.host, r.seq), (None, None));
+    }
+
+    #[test]
+    fn only_kernel_flags_make_a_kmsg_header() {
+        // The one header parser (kernel::printk) decides: `-`, `c`, `+`.
+        assert_eq!(f("6,1,2,+;more").seq, Some(1));
+        let r = f("6,1,2,x;not a flag");
+        assert_eq!((r.seq, r.text.as_str()), (None, "6,1,2,x;not a flag"));
+        let r = f("6,1,2,;empty flag");
+        assert_eq!(r.seq, None);
+        let r = f("hello,6,1,2,-;not a release");
+        assert_eq!(r.seq, None);
     }
 
     #[test]

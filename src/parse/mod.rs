@@ -207,6 +207,11 @@ impl Parser {
         }
         if let Some(seq) = rec.seq {
             match st.last_seq {
+                // A jump no log buffer could have lost (a forged or
+                // corrupt header): a restart, as udplogger says `reset`.
+                Some(last) if seq > last.saturating_add(crate::marker::MAX_GAP + 1) => {
+                    close(st, &mut ctx)
+                }
                 Some(last) if seq > last.saturating_add(1) => {
                     ctx.emit(
                         &stamp(),

@@ -101,6 +101,24 @@ fn kmsg_sequence_gap_is_lost() {
 }
 
 #[test]
+fn sequence_jumps_too_far_for_a_gap_are_restarts() {
+    // 2^24 missing is still a gap; one more is a forged or corrupt
+    // header, a restart (as udplogger's `reset`), not 2^64 lost messages.
+    let max = crate::marker::MAX_GAP;
+    let ev = parse(&format!("6,0,1,-;a\n6,{},1,-;b\n", max + 1));
+    let Body::Lost(l) = &ev[0].body else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(l.count, max);
+    let ev = parse(&format!(
+        "6,0,1,-;a\n6,{},1,-;b\n6,{},1,-;c\n",
+        max + 2,
+        u64::MAX
+    ));
+    assert!(ev.is_empty(), "{ev:?}");
+}
+
+#[test]
 fn senders_keep_separate_state() {
     let ev = parse(
         "2024-03-04T10:00:00.000001Z 10.0.0.1:6666 INFO: task a:1 blocked for more than 120 seconds.\n\

@@ -1,100 +1,22 @@
-//! Extended netconsole (`netconsole=+...`, Linux 4.4+): parsing and
-//! per-sender reassembly. Pure: no I/O.
+//! Extended netconsole (`netconsole=+...`, Linux 4.4+): per-sender
+//! reassembly of records. Pure: no I/O.
 //!
-//! Each datagram carries one printk record, formatted by the kernel's
-//! `msg_print_ext_header`/`info_print_ext_header` (kernel/printk/printk.c)
-//! and `send_ext_msg_udp` (drivers/net/netconsole.c):
-//!
-//! ```text
-//! [RELEASE,]LEVEL,SEQ,TS_USEC,FLAGS[,caller=T123][,ncfrag=OFF/TOTAL];TEXT\n[ KEY=VALUE\n...]
-//! ```
-//!
-//! - RELEASE: `uname -r`, with the `release` option (`r` in `netconsole=`).
-//! - LEVEL: syslog prefix, facility × 8 + level.
-//! - FLAGS: `-`, or `c` for a record built from continuation fragments;
-//!   kernels before 5.10 mark later fragments of a continued line `+`.
-//! - ncfrag: records longer than 1000 bytes are split; OFF is the byte
-//!   offset of this piece in the body (TEXT plus dictionary), TOTAL the
-//!   body length. Every piece repeats the header.
-//! - TEXT has non-printable bytes escaped as `\xNN` by the kernel.
+//! Each datagram carries one printk record (or a piece of one, with
+//! `ncfrag=`); its header is parsed by [`crate::kernel::printk`], the one
+//! parser `scan` uses too. Here the pieces become records, continued lines
+//! are joined, and holes and restarts in the sequence become markers
+//! ([`crate::marker::Body`]).
 
-/// The header of one extended datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header<'a> {
-    pub release: Option<&'a str>,
-    pub level: u32,
-    pub seq: u64,
-    pub ts_usec: u64,
-    pub flag: u8,
-    /// `(offset, total)` of a fragment.
-    pub frag: Option<(usize, usize)>,
-}
+use crate::kernel::printk::{split_body, Flag, Header};
+use crate::marker::{Body, MAX_GAP};
 
 /// What a record carried, for the JSON output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
+    /// The header's PRI (facility × 8 + level), as the kernel sent it.
     pub level: u32,
     pub seq: u64,
     pub ts_usec: u64,
-}
-
-fn digits<T: std::str::FromStr>(s: &[u8]) -> Option<T> {
-    if s.is_empty() || s.len() > 20 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(s).ok()?.parse().ok()
-}
-
-/// Splits a datagram into header and body, or `None` when it is not in
-/// the extended format (then it is plain console text).
-pub fn parse(datagram: &[u8]) -> Option<(Header<'_>, &[u8])> {
-    // Headers are short; a `;` far into the datagram is text, not a header.
-    let semi = memchr::memchr(b';', &datagram[..datagram.len().min(256)])?;
-    let head = &datagram[..semi];
-    let body = &datagram[semi + 1..];
-    let mut fields = head.split(|&b| b == b',');
-    let mut first = fields.next()?;
-    let mut release = None;
-    if digits::<u32>(first).is_none() {
-        let r = std::str::from_utf8(first).ok()?;
-        if r.is_empty() || !r.bytes().all(|b| b.is_ascii_graphic()) {
-            return None;
-        }
-        release = Some(r);
-        first = fields.next()?;
-    }
-    let level = digits(first)?;
-    let seq = digits(fields.next()?)?;
-    let ts_usec = digits(fields.next()?)?;
-    let flag = match fields.next()? {
-        [f @ (b'-' | b'c' | b'+')] => *f,
-        _ => return None,
-    };
-    let mut frag = None;
-    for f in fields {
-        if let Some(v) = f.strip_prefix(b"ncfrag=") {
-            let slash = memchr::memchr(b'/', v)?;
-            let off: usize = digits(&v[..slash])?;
-            let total: usize = digits(&v[slash + 1..])?;
-            if off >= total {
-                return None;
-            }
-            frag = Some((off, total));
-        } else if !f.contains(&b'=') {
-            return None;
-        }
-    }
-    Some((
-        Header {
-            release,
-            level,
-            seq,
-            ts_usec,
-            flag,
-            frag,
-        },
-        body,
-    ))
 }
 
 /// What reassembly produced, in order.
@@ -106,20 +28,15 @@ pub enum Event<'a> {
         /// Dictionary lines (`KEY=VALUE`, leading space removed).
         dict: Vec<&'a [u8]>,
     },
-    /// Records `from..=to` never arrived.
-    Gap { from: u64, to: u64 },
-    /// The sequence went backwards: the sender restarted (or replays).
-    Reset { last: u64, seq: u64 },
-    /// A fragmented record stopped arriving; what came is written.
-    Incomplete { seq: u64, got: usize, total: usize },
-    /// A record longer than the limit: its first `kept` bytes are written.
-    Cut { seq: u64, kept: usize, total: usize },
+    /// Something to say about this sender's stream: a `gap`, `reset`,
+    /// `incomplete` or `cut` marker.
+    Marker(Body),
 }
 
 #[derive(Debug)]
 struct Frag {
     meta: Meta,
-    flag: u8,
+    flag: Flag,
     /// The body length the kernel announced (`buf` may be shorter: capped).
     total: usize,
     buf: Vec<u8>,
@@ -137,27 +54,35 @@ pub struct ExtState {
     cont: Option<(Meta, Vec<u8>)>,
 }
 
+fn as_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 impl ExtState {
     pub fn pending(&self) -> usize {
         self.frag.as_ref().map_or(0, |f| f.buf.len()) + self.cont.as_ref().map_or(0, |c| c.1.len())
     }
 
-    /// Handles one datagram. `max_record` bounds a reassembled record.
+    /// Handles one datagram. `max_line` bounds every line written: a
+    /// reassembled record keeps its first `max_line` bytes (the rest is
+    /// never held), a longer record or continued line is written in
+    /// `max_line` pieces, each followed by a `cut` marker.
     pub fn feed(
         &mut self,
         h: &Header<'_>,
         body: &[u8],
-        max_record: usize,
+        max_line: usize,
         emit: &mut impl FnMut(Event<'_>),
     ) {
+        let max = max_line.max(1);
         let meta = Meta {
-            level: h.level,
+            level: h.pri,
             seq: h.seq,
             ts_usec: h.ts_usec,
         };
         let Some((off, total)) = h.frag else {
-            self.flush_frag(emit);
-            self.record(meta, h.flag, body, emit);
+            self.flush_frag(max, emit);
+            self.record(meta, h.flag, body, max, emit);
             return;
         };
         if self
@@ -165,9 +90,9 @@ impl ExtState {
             .as_ref()
             .is_some_and(|f| f.meta.seq != h.seq || f.total != total)
         {
-            self.flush_frag(emit);
+            self.flush_frag(max, emit);
         }
-        let total_c = total.min(max_record);
+        let total_c = total.min(max);
         let f = self.frag.get_or_insert_with(|| Frag {
             meta,
             flag: h.flag,
@@ -187,33 +112,37 @@ impl ExtState {
         if f.got >= f.buf.len() {
             if let Some(f) = self.frag.take() {
                 if f.total > f.buf.len() {
-                    emit(Event::Cut {
-                        seq: f.meta.seq,
-                        kept: f.buf.len(),
-                        total: f.total,
-                    });
+                    emit(Event::Marker(Body::Cut {
+                        seq: Some(f.meta.seq),
+                        kept: as_u64(f.buf.len()),
+                        total: Some(as_u64(f.total)),
+                    }));
                 }
-                self.record(f.meta, f.flag, &f.buf, emit);
+                self.record(f.meta, f.flag, &f.buf, max, emit);
             }
         }
     }
 
-    /// Writes out whatever is held (timeout, eviction, shutdown).
-    pub fn flush(&mut self, emit: &mut impl FnMut(Event<'_>)) {
-        self.flush_frag(emit);
+    /// Writes out whatever is held (timeout, eviction, shutdown), within
+    /// `max_line` as [`feed`](Self::feed) does: a held `+` fragment joins a
+    /// held continued line first.
+    pub fn flush(&mut self, max_line: usize, emit: &mut impl FnMut(Event<'_>)) {
+        self.flush_frag(max_line.max(1), emit);
         self.flush_cont(emit);
     }
 
-    fn flush_frag(&mut self, emit: &mut impl FnMut(Event<'_>)) {
+    fn flush_frag(&mut self, max: usize, emit: &mut impl FnMut(Event<'_>)) {
         if let Some(f) = self.frag.take() {
-            emit(Event::Incomplete {
+            // `total` as the kernel announced it, even when only the
+            // first `max_line` bytes were to be kept.
+            emit(Event::Marker(Body::Incomplete {
                 seq: f.meta.seq,
-                got: f.got,
-                total: f.buf.len(),
-            });
+                got: as_u64(f.got),
+                total: as_u64(f.total),
+            }));
             // The kernel sends pieces in order: what is usable is the part
             // that arrived without a hole.
-            self.record(f.meta, f.flag, &f.buf[..f.prefix], emit);
+            self.record(f.meta, f.flag, &f.buf[..f.prefix], max, emit);
         }
     }
 
@@ -227,60 +156,109 @@ impl ExtState {
         }
     }
 
+    /// Writes the held continued line's complete `max`-byte pieces.
+    fn cut_cont(&mut self, max: usize, emit: &mut impl FnMut(Event<'_>)) {
+        if let Some((meta, text)) = &mut self.cont {
+            if text.len() > max {
+                let mut start = 0;
+                while text.len() - start > max {
+                    cut_piece(*meta, &text[start..start + max], emit);
+                    start += max;
+                }
+                text.drain(..start);
+            }
+        }
+    }
+
     fn check_seq(&mut self, seq: u64, emit: &mut impl FnMut(Event<'_>)) {
         if let Some(last) = self.last_seq {
             if seq > last.saturating_add(1) {
-                emit(Event::Gap {
-                    from: last + 1,
-                    to: seq - 1,
-                });
+                // seq - last - 1 >= 1: no overflow either way.
+                let body = if seq - last - 1 > MAX_GAP {
+                    Body::Reset { last, seq }
+                } else {
+                    Body::Gap {
+                        from: last + 1,
+                        to: seq - 1,
+                    }
+                };
+                emit(Event::Marker(body));
             } else if seq < last {
-                emit(Event::Reset { last, seq });
+                emit(Event::Marker(Body::Reset { last, seq }));
             }
         }
         self.last_seq = Some(seq);
     }
 
-    fn record(&mut self, meta: Meta, flag: u8, body: &[u8], emit: &mut impl FnMut(Event<'_>)) {
+    fn record(
+        &mut self,
+        meta: Meta,
+        flag: Flag,
+        body: &[u8],
+        max: usize,
+        emit: &mut impl FnMut(Event<'_>),
+    ) {
         self.check_seq(meta.seq, emit);
-        let (text, rest) = match memchr::memchr(b'\n', body) {
-            Some(i) => (&body[..i], &body[i + 1..]),
-            None => (body, &b""[..]),
-        };
-        let dict: Vec<&[u8]> = rest
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| l.strip_prefix(b" ").unwrap_or(l))
-            .collect();
+        let (text, dict) = split_body(body);
         match flag {
-            b'+' if self.cont.is_some() => {
+            Flag::More if self.cont.is_some() => {
                 if let Some((_, t)) = &mut self.cont {
                     t.extend_from_slice(text);
                 }
+                self.cut_cont(max, emit);
             }
-            b'c' => {
+            Flag::Begin => {
                 self.flush_cont(emit);
                 self.cont = Some((meta, text.to_vec()));
+                self.cut_cont(max, emit);
             }
             _ => {
                 self.flush_cont(emit);
-                emit(Event::Record { meta, text, dict });
+                let mut text = text;
+                while text.len() > max {
+                    cut_piece(meta, &text[..max], emit);
+                    text = &text[max..];
+                }
+                emit(Event::Record {
+                    meta,
+                    text,
+                    dict: dict.collect(),
+                });
             }
         }
     }
 }
 
+/// One `max`-byte piece of a longer line, and the `cut` marker that says
+/// the line continues.
+fn cut_piece(meta: Meta, piece: &[u8], emit: &mut impl FnMut(Event<'_>)) {
+    emit(Event::Record {
+        meta,
+        text: piece,
+        dict: Vec::new(),
+    });
+    emit(Event::Marker(Body::Cut {
+        seq: Some(meta.seq),
+        kept: as_u64(piece.len()),
+        total: None,
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::printk::parse;
 
     #[derive(Debug, PartialEq)]
     enum E {
         R(u64, String, Vec<String>),
         Gap(u64, u64),
         Reset(u64, u64),
-        Inc(u64, usize, usize),
-        Cut(u64, usize, usize),
+        Inc(u64, u64, u64),
+        /// A record shortened to `kept` of `total` bytes.
+        Cut(u64, u64, u64),
+        /// A line cut at `kept` bytes that continues on the next line.
+        Cont(u64, u64),
     }
 
     fn feed_all(dgrams: &[&[u8]]) -> (Vec<E>, ExtState) {
@@ -299,33 +277,21 @@ mod tests {
             Event::Record { meta, text, dict } => {
                 E::R(meta.seq, s(text), dict.iter().map(|d| s(d)).collect())
             }
-            Event::Gap { from, to } => E::Gap(from, to),
-            Event::Reset { last, seq } => E::Reset(last, seq),
-            Event::Incomplete { seq, got, total } => E::Inc(seq, got, total),
-            Event::Cut { seq, kept, total } => E::Cut(seq, kept, total),
+            Event::Marker(Body::Gap { from, to }) => E::Gap(from, to),
+            Event::Marker(Body::Reset { last, seq }) => E::Reset(last, seq),
+            Event::Marker(Body::Incomplete { seq, got, total }) => E::Inc(seq, got, total),
+            Event::Marker(Body::Cut {
+                seq: Some(seq),
+                kept,
+                total: Some(total),
+            }) => E::Cut(seq, kept, total),
+            Event::Marker(Body::Cut {
+                seq: Some(seq),
+                kept,
+                total: None,
+            }) => E::Cont(seq, kept),
+            Event::Marker(b) => panic!("not an extended marker: {b:?}"),
         }
-    }
-
-    #[test]
-    fn parses_headers_of_real_kernels() {
-        // Linux 6.1 netconsole with `+r`: release prefix.
-        let (h, b) =
-            parse(b"6.1.0-18-amd64,6,1234,5678901,-;e1000e: eth0 NIC Link is Up\n").unwrap();
-        assert_eq!(h.release, Some("6.1.0-18-amd64"));
-        assert_eq!(
-            (h.level, h.seq, h.ts_usec, h.flag),
-            (6, 1234, 5678901, b'-')
-        );
-        assert_eq!(b, b"e1000e: eth0 NIC Link is Up\n");
-        // CONFIG_PRINTK_CALLER adds caller=; fragments add ncfrag=.
-        let (h, b) = parse(b"4,77,100,c,caller=T12,ncfrag=0/1500;abc").unwrap();
-        assert_eq!((h.flag, h.frag), (b'c', Some((0, 1500))));
-        assert_eq!(b, b"abc");
-        assert!(parse(b"[    1.234] plain console line; with semicolon\n").is_none());
-        assert!(parse(b"hello;world").is_none());
-        assert!(parse(b"6,1,2,x;bad flag").is_none());
-        assert!(parse(b"6,1,2,-,ncfrag=5/5;off past end").is_none());
-        assert!(parse(b"").is_none());
     }
 
     #[test]
@@ -405,13 +371,108 @@ mod tests {
         let (out, mut st2) = feed_all(&[b"6,1,0,c;held"]);
         assert!(out.is_empty());
         let mut got = Vec::new();
-        st2.flush(&mut |e| got.push(conv(e)));
+        st2.flush(65536, &mut |e| got.push(conv(e)));
         assert_eq!(got, [E::R(1, "held".into(), vec![])]);
-        st.flush(&mut |_| panic!("nothing held"));
+        st.flush(65536, &mut |_| panic!("nothing held"));
+    }
+
+    fn feed_max(max: usize, dgrams: &[&[u8]]) -> Vec<E> {
+        let mut st = ExtState::default();
+        let mut out = Vec::new();
+        for d in dgrams {
+            let (h, body) = parse(d).unwrap();
+            st.feed(&h, body, max, &mut |e| out.push(conv(e)));
+        }
+        st.flush(max, &mut |e| out.push(conv(e)));
+        out
+    }
+
+    #[test]
+    fn continued_lines_are_cut_at_the_limit() {
+        // Kernels before 5.10: `c` then `+` pieces of one line. Nothing
+        // is lost; no line is longer than the limit.
+        let out = feed_max(
+            4,
+            &[
+                b"6,1,0,c;abc",
+                b"6,2,0,+;defgh",
+                b"6,3,0,+;ij",
+                b"6,4,0,-;next\n",
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                E::R(1, "abcd".into(), vec![]),
+                E::Cont(1, 4),
+                E::R(1, "efgh".into(), vec![]),
+                E::Cont(1, 4),
+                E::R(1, "ij".into(), vec![]),
+                E::R(4, "next".into(), vec![])
+            ]
+        );
+        // A single record longer than the limit, in one datagram.
+        let out = feed_max(3, &[b"6,9,0,-;abcdefg\n K=V"]);
+        assert_eq!(
+            out,
+            [
+                E::R(9, "abc".into(), vec![]),
+                E::Cont(9, 3),
+                E::R(9, "def".into(), vec![]),
+                E::Cont(9, 3),
+                E::R(9, "g".into(), vec!["K=V".into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn flushing_a_held_piece_into_a_held_line_stays_within_the_limit() {
+        let out = feed_max(8, &[b"6,1,0,c;abcdefg", b"6,2,0,+,ncfrag=0/10;hij"]);
+        assert_eq!(
+            out,
+            [
+                E::Inc(2, 3, 10),
+                E::R(1, "abcdefgh".into(), vec![]),
+                E::Cont(1, 8),
+                E::R(1, "ij".into(), vec![]),
+            ]
+        );
+    }
+
+    #[test]
+    fn sequence_jumps_are_bounded() {
+        let big = format!("6,{},0,-;far\n", 1 + MAX_GAP + 1);
+        let max = format!("6,{},0,-;max\n", u64::MAX);
+        let (out, _) = feed_all(&[
+            b"6,0,0,-;a\n",
+            big.as_bytes(),
+            b"6,0,0,-;b\n",
+            max.as_bytes(),
+            b"6,1,0,-;c\n",
+        ]);
+        assert_eq!(
+            out,
+            [
+                E::R(0, "a".into(), vec![]),
+                E::Reset(0, MAX_GAP + 2),
+                E::R(MAX_GAP + 2, "far".into(), vec![]),
+                E::Reset(MAX_GAP + 2, 0),
+                E::R(0, "b".into(), vec![]),
+                E::Reset(0, u64::MAX),
+                E::R(u64::MAX, "max".into(), vec![]),
+                E::Reset(u64::MAX, 1),
+                E::R(1, "c".into(), vec![]),
+            ]
+        );
+        // The widest gap still counted as missing.
+        let edge = format!("6,{},0,-;edge\n", MAX_GAP + 1);
+        let (out, _) = feed_all(&[b"6,0,0,-;a\n", edge.as_bytes()]);
+        assert_eq!(out[1], E::Gap(1, MAX_GAP));
     }
 
     proptest::proptest! {
-        /// Arbitrary datagrams never panic the parser or the reassembler.
+        /// Arbitrary datagrams never panic the parser or the reassembler,
+        /// and no line exceeds the limit.
         #[test]
         fn arbitrary_datagrams_never_panic(
             dgrams in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..20),
@@ -426,10 +487,18 @@ mod tests {
                     d = h;
                 }
                 if let Some((h, body)) = parse(&d) {
-                    st.feed(&h, body, 64, &mut |_| {});
+                    st.feed(&h, body, 64, &mut |e| {
+                        if let Event::Record { text, .. } = e {
+                            assert!(text.len() <= 64, "line of {} bytes", text.len());
+                        }
+                    });
                 }
             }
-            st.flush(&mut |_| {});
+            st.flush(64, &mut |e| {
+                if let Event::Record { text, .. } = e {
+                    assert!(text.len() <= 64, "line of {} bytes", text.len());
+                }
+            });
             proptest::prop_assert_eq!(st.pending(), 0);
         }
     }

@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use crate::kernel::printk;
+use crate::marker::{Body, Marker};
 use crate::sys::RecvBatch;
 use assemble::{Assembler, End};
 use clock::{Clock, Stamp, Stamper};
@@ -102,56 +104,35 @@ struct Cx<'a> {
 fn put_line(out: &mut Output, stats: &mut Stats, cx: &Cx<'_>, line: &[u8], end: End) {
     out.line(cx.stamp, cx.src, line, None, &[], cx.now);
     if end == End::Cut {
-        stats.cut += 1;
-        out.marker(
-            cx.stamp,
-            Some(cx.src),
-            cx.src,
-            "cut",
-            &format!(
-                "line cut at {} bytes; it continues on the next line",
-                cx.max
-            ),
-            cx.now,
-        );
+        stats.cut = stats.cut.saturating_add(1);
+        let body = Body::Cut {
+            seq: None,
+            kept: u64::try_from(cx.max).unwrap_or(u64::MAX),
+            total: None,
+        };
+        out.marker(cx.stamp, Some(cx.src), &Marker::new(cx.src, body), cx.now);
     }
 }
 
 fn put_event(out: &mut Output, stats: &mut Stats, cx: &Cx<'_>, ev: Event<'_>) {
-    let (kind, msg) = match ev {
+    let body = match ev {
         Event::Record { meta, text, dict } => {
             out.line(cx.stamp, cx.src, text, Some(&meta), &dict, cx.now);
             return;
         }
-        Event::Gap { from, to } => {
-            stats.gaps += 1;
-            let n = to - from + 1;
-            stats.missing_records += n;
-            (
-                "gap",
-                format!(
-                    "{n} record{} missing (seq {from}..{to})",
-                    if n == 1 { "" } else { "s" }
-                ),
-            )
-        }
-        Event::Reset { last, seq } => (
-            "reset",
-            format!("sequence restarted at {seq} after {last}: the sender rebooted or reloaded netconsole"),
-        ),
-        Event::Cut { seq, kept, total } => {
-            stats.cut += 1;
-            (
-                "cut",
-                format!("record {seq} has {total} bytes: only the first {kept} (max_line_bytes) are written"),
-            )
-        }
-        Event::Incomplete { seq, got, total } => (
-            "incomplete",
-            format!("record {seq} incomplete: {got} of {total} bytes arrived; writing what came"),
-        ),
+        Event::Marker(body) => body,
     };
-    out.marker(cx.stamp, Some(cx.src), cx.src, kind, &msg, cx.now);
+    let m = Marker::new(cx.src, body);
+    match m.body {
+        Body::Gap { .. } => {
+            stats.gaps = stats.gaps.saturating_add(1);
+            // Counters saturate: a sender's numbers must never wrap one.
+            stats.missing_records = stats.missing_records.saturating_add(m.lost().unwrap_or(0));
+        }
+        Body::Cut { .. } => stats.cut = stats.cut.saturating_add(1),
+        _ => {}
+    }
+    out.marker(cx.stamp, Some(cx.src), &m, cx.now);
 }
 
 /// `a.b.c.d:port` or `[v6]:port`; IPv4 seen through a dual-stack socket
@@ -270,29 +251,20 @@ impl Receiver {
 
     /// Reports kernel drops seen on a socket's counter.
     pub fn kernel_drops(&mut self, listen: SocketAddr, n: u64, stamp: &Stamp, now: Instant) {
-        self.stats.kernel_drops += n;
-        self.out.marker(
-            stamp,
-            None,
-            &listen.to_string(),
-            "kernel_drop",
-            &format!(
-                "the kernel dropped {n} datagram{} on this socket: receive buffer full",
-                if n == 1 { "" } else { "s" }
-            ),
-            now,
-        );
+        self.stats.kernel_drops = self.stats.kernel_drops.saturating_add(n);
+        let m = Marker::new(listen.to_string(), Body::KernelDrop { count: n });
+        self.out.marker(stamp, None, &m, now);
     }
 
     /// Handles one datagram from `addr`.
     pub fn datagram(&mut self, addr: SocketAddr, data: &[u8], stamp: &Stamp, now: Instant) {
         let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         if !allow::allowed(&self.settings.allow, addr.ip()) {
-            self.stats.denied += 1;
+            self.stats.denied = self.stats.denied.saturating_add(1);
             return;
         }
-        self.stats.datagrams += 1;
-        self.stats.bytes += data.len() as u64;
+        self.stats.datagrams = self.stats.datagrams.saturating_add(1);
+        self.stats.bytes = self.stats.bytes.saturating_add(data.len() as u64);
         if !self.senders.contains_key(&addr) {
             if self.senders.len() >= self.settings.max_senders {
                 self.evict(stamp, now);
@@ -328,7 +300,7 @@ impl Receiver {
         let ext = match settings.format {
             InputFormat::Plain => None,
             _ if s.asm.pending() > 0 => None,
-            _ => extended::parse(data),
+            _ => printk::parse(data),
         };
         let cx = Cx {
             stamp,
@@ -346,8 +318,12 @@ impl Receiver {
                     .feed(data, max, now, &mut |l, e| put_line(out, stats, &cx, l, e));
             }
         }
-        s.lines += out.stats.lines - lines0;
-        s.missing += stats.missing_records - missing0;
+        s.lines = s
+            .lines
+            .saturating_add(out.stats.lines.saturating_sub(lines0));
+        s.missing = s
+            .missing
+            .saturating_add(stats.missing_records.saturating_sub(missing0));
         let ext_pending = s.ext.pending();
         if ext_pending == 0 {
             s.ext_since = None;
@@ -359,7 +335,7 @@ impl Receiver {
         if *buffered > settings.max_buffered {
             // Over the memory cap: this sender's unfinished text goes to
             // disk now, as it is; nothing is dropped.
-            stats.memory_flushes += 1;
+            stats.memory_flushes = stats.memory_flushes.saturating_add(1);
             flush_sender(out, stats, stamp, s, max, now);
             *buffered -= after;
         }
@@ -389,7 +365,7 @@ impl Receiver {
                     self.settings.max_line,
                     now,
                 );
-                self.stats.evicted += 1;
+                self.stats.evicted = self.stats.evicted.saturating_add(1);
             }
         }
     }
@@ -432,7 +408,7 @@ fn flush_sender(
         now,
     };
     s.asm.flush(&mut |l, e| put_line(out, stats, &cx, l, e));
-    s.ext.flush(&mut |ev| put_event(out, stats, &cx, ev));
+    s.ext.flush(max, &mut |ev| put_event(out, stats, &cx, ev));
     s.ext_since = None;
 }
 

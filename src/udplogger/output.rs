@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::clock::Stamp;
 use super::extended::Meta;
+use crate::marker::{Body, Marker};
 
 /// Buffered bytes of one file that trigger a write before the round ends.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -94,7 +95,7 @@ pub struct Output {
 }
 
 /// Source column of marker lines: never a sender, which always has a port.
-pub const MARKER_SOURCE: &str = "udplogger";
+pub const MARKER_SOURCE: &str = crate::marker::SOURCE;
 
 impl Output {
     pub fn new(cfg: OutputConfig) -> Output {
@@ -241,23 +242,15 @@ impl Output {
     }
 
     /// Appends a marker: something the receiver itself has to say about
-    /// `about` (a sender, a socket, a file). `sender` routes it in the
+    /// `m.about` (a sender, a socket, a file). `sender` routes it in the
     /// per-sender layout.
-    pub fn marker(
-        &mut self,
-        stamp: &Stamp,
-        sender: Option<&str>,
-        about: &str,
-        kind: &str,
-        msg: &str,
-        now: Instant,
-    ) {
+    pub fn marker(&mut self, stamp: &Stamp, sender: Option<&str>, m: &Marker, now: Instant) {
         self.set_key(stamp, sender);
         let json = self.cfg.json;
         let Some(i) = self.target(now) else { return };
         let f = &mut self.files[i];
         let before = f.buf.len();
-        push_marker(&mut f.buf, json, stamp, about, kind, msg);
+        push_marker(&mut f.buf, json, stamp, m);
         self.held += f.buf.len() - before;
         self.stats.markers += 1;
     }
@@ -336,16 +329,21 @@ impl Output {
         match result {
             Ok(()) => {
                 if let Some(fault) = f.fault.take() {
-                    let msg = format!(
-                        "writing resumed: {} lines dropped since {} ({}); lines held in memory meanwhile were written above",
-                        fault.dropped, fault.since, fault.reason
-                    );
+                    let m = Marker::new(
+                        "-",
+                        Body::WriteFailed {
+                            count: fault.dropped,
+                            since: fault.since,
+                        },
+                    )
+                    .with_reason(fault.reason);
                     eprintln!(
-                        "watchdog udplogger: {}: {msg}",
-                        file_path(&cfg.dir, &f.stem, f.part).display()
+                        "watchdog udplogger: {}: {}",
+                        file_path(&cfg.dir, &f.stem, f.part).display(),
+                        m.message()
                     );
                     let before = f.buf.len();
-                    push_marker(&mut f.buf, cfg.json, stamp, "-", "write_failed", &msg);
+                    push_marker(&mut f.buf, cfg.json, stamp, &m);
                     self.stats.markers += 1;
                     let r = write_out(cfg, f);
                     self.held -= before.saturating_sub(f.buf.len());
@@ -381,29 +379,12 @@ impl Output {
     }
 }
 
-fn push_marker(b: &mut Vec<u8>, json: bool, stamp: &Stamp, about: &str, kind: &str, msg: &str) {
+/// A marker in the file's format: docs/udplogger.md "Markers".
+fn push_marker(b: &mut Vec<u8>, json: bool, stamp: &Stamp, m: &Marker) {
     if json {
-        let mut scratch = Vec::new();
-        b.extend_from_slice(b"{\"time\":\"");
-        b.extend_from_slice(stamp.text.as_bytes());
-        b.extend_from_slice(b"\",\"source\":\"udplogger\",\"about\":");
-        json_str(b, &mut scratch, about.as_bytes());
-        b.extend_from_slice(b",\"marker\":\"");
-        b.extend_from_slice(kind.as_bytes());
-        b.extend_from_slice(b"\",\"text\":");
-        json_str(b, &mut scratch, msg.as_bytes());
-        b.extend_from_slice(b"}\n");
+        m.write_json(b, &stamp.text);
     } else {
-        b.extend_from_slice(stamp.text.as_bytes());
-        b.push(b' ');
-        b.extend_from_slice(MARKER_SOURCE.as_bytes());
-        b.push(b' ');
-        b.extend_from_slice(about.as_bytes());
-        b.push(b' ');
-        b.extend_from_slice(kind.as_bytes());
-        b.extend_from_slice(b": ");
-        escape_into(b, msg.as_bytes());
-        b.push(b'\n');
+        m.write_text(b, &stamp.text);
     }
 }
 
@@ -739,7 +720,12 @@ mod tests {
             &[b"K=V"],
             now,
         );
-        o.marker(&s, None, "1.2.3.4:5", "gap", "2 records missing", now);
+        o.marker(
+            &s,
+            None,
+            &Marker::new("1.2.3.4:5", Body::Gap { from: 3, to: 4 }),
+            now,
+        );
         o.flush(&s, now);
         let text = std::fs::read_to_string(d.path().join("2026-01-01.log")).unwrap();
         let v: Vec<serde_json::Value> = text
@@ -751,6 +737,10 @@ mod tests {
         assert_eq!(v[0]["dict"][0], "K=V");
         assert_eq!(v[1]["marker"], "gap");
         assert_eq!(v[1]["source"], "udplogger");
+        assert_eq!(
+            (v[1]["count"].as_u64(), v[1]["from"].as_u64()),
+            (Some(2), Some(3))
+        );
     }
 
     #[test]

@@ -1,0 +1,311 @@
+//! The header of one printk record as the kernel prints it for readers of
+//! `/dev/kmsg` and for extended netconsole — one parser for `run`, `scan`
+//! and `udplogger`:
+//!
+//! ```text
+//! [RELEASE,]PRI,SEQ,TS_USEC,FLAG[,caller=T123][,ncfrag=OFF/TOTAL];TEXT[\n KEY=VALUE...]
+//! ```
+//!
+//! - `PRI,SEQ,TS_USEC,FLAG[,caller=..]`: `info_print_ext_header()` in
+//!   kernel/printk/printk.c (`msg_print_ext_header()` before 5.10); `caller=`
+//!   with CONFIG_PRINTK_CALLER (5.1+). PRI is facility × 8 + level.
+//! - FLAG: `-`, or `c` for a record that was continued (LOG_CONT); kernels
+//!   before 5.10 print `c` on the first piece of a continued line and `+`
+//!   on the pieces that follow.
+//! - RELEASE: `uname -r`, prepended by netconsole's `release` option (`r`
+//!   in `netconsole=`, 4.20+; drivers/net/netconsole.c `"%s,%s"`).
+//! - `ncfrag=OFF/TOTAL`: netconsole splits a body (text plus dictionary)
+//!   longer than MAX_PRINT_CHUNK (1000) into pieces; each piece repeats the
+//!   header, OFF is the piece's byte offset in the body, TOTAL its length
+//!   (Documentation/networking/netconsole.rst, "Extended console").
+//! - TEXT: non-printable bytes and `\` are escaped by the kernel as `\xNN`,
+//!   so a newline ends the text; dictionary lines (` SUBSYSTEM=pci`) and
+//!   netconsole's userdata lines follow it.
+//!
+//! The text is opaque here: the first `;` ends the header (the header
+//! never holds one), later ones belong to the text. Pure: works on bytes,
+//! tested on literal kernel lines, malformed ones included.
+
+/// The header is at most this long: a 64-byte release, three numbers of
+/// at most 20 digits, a flag, `caller=` and `ncfrag=` fit with room to
+/// spare. Past it a `;` is text, not the end of a header, and a long line
+/// is never scanned whole.
+pub const MAX_HEADER: usize = 256;
+
+/// Longest kernel release (`__NEW_UTS_LEN`).
+const MAX_RELEASE: usize = 64;
+
+/// The continuation flag of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// `-`: a record of its own.
+    Whole,
+    /// `c`: a continued record (5.10+: the whole continued line; before:
+    /// its first piece).
+    Begin,
+    /// `+`: a later piece of a continued line (kernels before 5.10).
+    More,
+}
+
+/// One parsed header. `release` and `caller` borrow from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// Kernel release, when netconsole's `release` option prepended it.
+    pub release: Option<&'a str>,
+    /// Syslog priority: facility × 8 + level.
+    pub pri: u32,
+    pub seq: u64,
+    /// Microseconds since boot.
+    pub ts_usec: u64,
+    pub flag: Flag,
+    /// `T123` (task id) or `C1` (CPU), with CONFIG_PRINTK_CALLER (5.1+).
+    pub caller: Option<&'a str>,
+    /// `(offset, total)` of a netconsole fragment; `offset < total`.
+    pub frag: Option<(usize, usize)>,
+}
+
+impl Header<'_> {
+    /// printk level 0 (emergency) .. 7 (debug).
+    pub fn level(&self) -> u8 {
+        // Masked to three bits: the cast cannot truncate.
+        (self.pri & 7) as u8
+    }
+
+    /// Syslog facility: 0 for the kernel, others for lines userspace wrote
+    /// to /dev/kmsg.
+    pub fn facility(&self) -> u32 {
+        self.pri >> 3
+    }
+}
+
+/// Decimal digits only (no sign, no space), at most 20 of them, that fit
+/// in `T`.
+fn number<T: std::str::FromStr>(s: &[u8]) -> Option<T> {
+    if s.is_empty() || s.len() > 20 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// A release as `uname -r` prints it: starts with the version's digit,
+/// printable, no space, no comma (it would end the field).
+fn release(s: &[u8]) -> Option<&str> {
+    if s.len() > MAX_RELEASE
+        || !s.first().is_some_and(u8::is_ascii_digit)
+        || !s.iter().all(u8::is_ascii_graphic)
+    {
+        return None;
+    }
+    std::str::from_utf8(s).ok()
+}
+
+/// Splits a record into its header and body (text and dictionary), or
+/// `None` when `line` does not start with a header: then it is other
+/// text (plain console output, another log format).
+pub fn parse(line: &[u8]) -> Option<(Header<'_>, &[u8])> {
+    let semi = memchr::memchr(b';', &line[..line.len().min(MAX_HEADER + 1)])?;
+    let mut fields = line[..semi].split(|&b| b == b',');
+    let mut first = fields.next()?;
+    let mut rel = None;
+    if number::<u32>(first).is_none() {
+        rel = Some(release(first)?);
+        first = fields.next()?;
+    }
+    let pri = number(first)?;
+    let seq = number(fields.next()?)?;
+    let ts_usec = number(fields.next()?)?;
+    let flag = match fields.next()? {
+        b"-" => Flag::Whole,
+        b"c" => Flag::Begin,
+        b"+" => Flag::More,
+        _ => return None,
+    };
+    let mut caller = None;
+    let mut frag = None;
+    for f in fields {
+        let eq = memchr::memchr(b'=', f)?;
+        let (key, value) = (&f[..eq], &f[eq + 1..]);
+        match key {
+            b"ncfrag" => {
+                let slash = memchr::memchr(b'/', value)?;
+                let off: usize = number(&value[..slash])?;
+                let total: usize = number(&value[slash + 1..])?;
+                if off >= total || frag.is_some() {
+                    return None;
+                }
+                frag = Some((off, total));
+            }
+            b"caller" => {
+                let id = value.strip_prefix(b"T").or(value.strip_prefix(b"C"))?;
+                number::<u32>(id)?;
+                caller = Some(std::str::from_utf8(value).ok()?);
+            }
+            // A field a later kernel may add: `key=value`, lower case.
+            _ if !key.is_empty() && key.iter().all(|b| b.is_ascii_lowercase() || *b == b'_') => {}
+            _ => return None,
+        }
+    }
+    Some((
+        Header {
+            release: rel,
+            pri,
+            seq,
+            ts_usec,
+            flag,
+            caller,
+            frag,
+        },
+        &line[semi + 1..],
+    ))
+}
+
+/// Splits a whole body into the message text and its dictionary lines
+/// (`KEY=VALUE`, the leading space /dev/kmsg puts before each removed;
+/// netconsole's userdata lines have none). Empty lines are skipped.
+pub fn split_body(body: &[u8]) -> (&[u8], impl Iterator<Item = &[u8]>) {
+    let (text, rest) = match memchr::memchr(b'\n', body) {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, &b""[..]),
+    };
+    let dict = rest
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix(b" ").unwrap_or(l));
+    (text, dict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(line: &[u8]) -> Header<'_> {
+        parse(line)
+            .unwrap_or_else(|| panic!("no header: {}", String::from_utf8_lossy(line)))
+            .0
+    }
+
+    #[test]
+    fn kmsg_records_of_real_kernels() {
+        // 5.14 (RHEL 9) /dev/kmsg, with its dictionary.
+        let (h, body) =
+            parse(b"3,2202,369021551,-;INFO: task jbd2/dm-0-8:712 blocked for more than 122 seconds.\n SUBSYSTEM=block\n DEVICE=b253:0\n")
+                .unwrap();
+        assert_eq!(
+            (h.release, h.pri, h.seq, h.ts_usec, h.flag, h.caller, h.frag),
+            (None, 3, 2202, 369021551, Flag::Whole, None, None)
+        );
+        assert_eq!((h.level(), h.facility()), (3, 0));
+        let (text, dict) = split_body(body);
+        assert_eq!(
+            text,
+            b"INFO: task jbd2/dm-0-8:712 blocked for more than 122 seconds."
+        );
+        assert_eq!(
+            dict.collect::<Vec<_>>(),
+            [&b"SUBSYSTEM=block"[..], b"DEVICE=b253:0"]
+        );
+        // CONFIG_PRINTK_CALLER (6.x): `caller=T140`, `caller=C1`.
+        let h = head(b"4,1043,125357424,-,caller=T140;INFO: task kworker/u4:2:87 blocked");
+        assert_eq!(h.caller, Some("T140"));
+        assert_eq!(head(b"6,7,10,c,caller=C1;x").caller, Some("C1"));
+        // A line userspace wrote to /dev/kmsg: facility user (1), level 4.
+        let h = head(b"12,5,100,-;from userspace");
+        assert_eq!((h.level(), h.facility()), (4, 1));
+        // Kernels before 5.10: a continued line's later pieces say `+`.
+        assert_eq!(head(b"4,57,1000,+; done").flag, Flag::More);
+        assert_eq!(head(b"4,56,1000,c;Booting").flag, Flag::Begin);
+    }
+
+    #[test]
+    fn extended_netconsole_of_real_kernels() {
+        // Documentation/networking/netconsole.rst: release prefix (`r`).
+        let (h, body) =
+            parse(b"6.4.0,6,444,501151268,-;netconsole: network logging started").unwrap();
+        assert_eq!(h.release, Some("6.4.0"));
+        assert_eq!((h.pri, h.seq, h.ts_usec), (6, 444, 501151268));
+        assert_eq!(body, b"netconsole: network logging started");
+        // Its fragment example; the second piece's text starts with a space.
+        let (h, body) = parse(b"6,416,1758426,-,ncfrag=16/31; the 2nd chunk.").unwrap();
+        assert_eq!(h.frag, Some((16, 31)));
+        assert_eq!(body, b" the 2nd chunk.");
+        let h = head(b"6.1.0-18-amd64,4,77,100,c,caller=T12,ncfrag=0/1500;abc");
+        assert_eq!(
+            (h.release, h.flag, h.caller, h.frag),
+            (
+                Some("6.1.0-18-amd64"),
+                Flag::Begin,
+                Some("T12"),
+                Some((0, 1500))
+            )
+        );
+        // RHEL release strings.
+        assert_eq!(
+            head(b"5.14.0-362.8.1.el9_3.x86_64,6,1,2,-;x").release,
+            Some("5.14.0-362.8.1.el9_3.x86_64")
+        );
+    }
+
+    #[test]
+    fn text_is_opaque() {
+        // Escapes and semicolons after the header are the message's own.
+        let (_, body) = parse(b"4,9,9,-;a\\x1b[0m; b;c\\x5c").unwrap();
+        assert_eq!(body, b"a\\x1b[0m; b;c\\x5c");
+        let (text, dict) = split_body(b"only text");
+        assert_eq!((text, dict.count()), (&b"only text"[..], 0));
+        // netconsole userdata lines (6.9+) carry no leading space.
+        let (text, dict) = split_body(b"msg\ncpu=1\n\n taskname=sh\n");
+        assert_eq!(text, b"msg");
+        assert_eq!(dict.collect::<Vec<_>>(), [&b"cpu=1"[..], b"taskname=sh"]);
+    }
+
+    #[test]
+    fn malformed_headers_are_not_headers() {
+        for bad in [
+            &b""[..],
+            b";",
+            b"hello;world",
+            b"[    1.234] plain console line; with semicolon",
+            b"6,1,2;too few fields",
+            b"6,1,2,x;bad flag",
+            b"6,1,2,;empty flag",
+            b"6,1,2,--;long flag",
+            b"6,1,2,-,ncfrag=5/5;offset past end",
+            b"6,1,2,-,ncfrag=a/5;not a number",
+            b"6,1,2,-,ncfrag=1/5,ncfrag=2/5;twice",
+            b"6,1,2,-,caller=X1;bad caller",
+            b"6,1,2,-,garbage;field without =",
+            b"6,1,2,-,Bad=1;upper-case key",
+            b"-6,1,2,-;negative",
+            b"+6,1,2,-;sign",
+            b" 6,1,2,-;space",
+            b"6,18446744073709551616,2,-;seq past u64",
+            b"6,1,123456789012345678901,-;21 digits",
+            b"4294967296,1,2,-;pri past u32",
+            b"hello,6,1,2,-;release must start with a digit",
+            b"6 .1,6,1,2,-;release with a space",
+        ] {
+            assert!(parse(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
+        let long_release = format!("6.{},6,1,2,-;x", "1".repeat(70));
+        assert!(parse(long_release.as_bytes()).is_none());
+        // A `;` beyond the longest header is text, not a header's end.
+        let far = format!("6,1,2,-,x={};text", "a".repeat(MAX_HEADER));
+        assert!(parse(far.as_bytes()).is_none());
+        // Largest values still parse.
+        let h = head(b"4294967295,18446744073709551615,18446744073709551615,-;max");
+        assert_eq!((h.pri, h.seq, h.ts_usec), (u32::MAX, u64::MAX, u64::MAX));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(line in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            if let Some((h, body)) = parse(&line) {
+                proptest::prop_assert!(body.len() < line.len());
+                if let Some((off, total)) = h.frag {
+                    proptest::prop_assert!(off < total);
+                }
+                let _ = split_body(body).1.count();
+            }
+        }
+    }
+}
