@@ -53,6 +53,7 @@ pub struct RunConfig {
     pub tracefs: TracefsConfig,
     pub proc: ProcConfig,
     pub kdump_check: KdumpSchedule,
+    pub incidents: crate::incident::IncidentsConfig,
     pub rules: Vec<crate::engine::RuleConfig>,
 }
 
@@ -73,6 +74,7 @@ impl Default for RunConfig {
             tracefs: TracefsConfig::default(),
             proc: ProcConfig::default(),
             kdump_check: KdumpSchedule::default(),
+            incidents: crate::incident::IncidentsConfig::default(),
             rules: default_rules(),
         }
     }
@@ -785,6 +787,9 @@ impl Config {
                 "must be at least 1 (set at_start: false and a large interval to turn it down)"
                     .into(),
             );
+        }
+        if let Err(e) = r.incidents.compile("run.incidents") {
+            errs.extend(e);
         }
         if let Err(rule_errs) =
             crate::engine::compile_rules(&r.rules, "run.rules", r.allow_destructive)

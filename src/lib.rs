@@ -14,6 +14,7 @@ pub mod engine;
 pub mod eventlog;
 pub mod events;
 pub mod host;
+pub mod incident;
 pub mod kernel;
 pub mod metrics;
 pub mod notify;
