@@ -16,9 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{
-    bundle_name, incidents_dir, IncidentError, IncidentSettings, DIR_MODE, FILE_MODE,
-};
+use super::{bundle_name, incidents_dir, IncidentError, IncidentSettings, DIR_MODE, FILE_MODE};
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
@@ -495,11 +493,14 @@ impl Bundle {
             });
         }
         m.bytes = self.data_bytes;
-        let limit = self.settings.max_bundle_bytes.saturating_sub(self.data_bytes);
+        let limit = self
+            .settings
+            .max_bundle_bytes
+            .saturating_sub(self.data_bytes);
         let text = loop {
             let text = serde_json::to_vec_pretty(&m)
                 .map_err(|e| IncidentError::Invalid(format!("manifest: {e}")))?;
-            if text.len() as u64 + 1 <= limit || !shrink(&mut m) {
+            if (text.len() as u64) < limit || !shrink(&mut m) {
                 break text;
             }
         };
@@ -532,10 +533,7 @@ impl Bundle {
     /// the bundle or clash with the manifest, and making its directory.
     fn file_path(&self, name: &str) -> Result<PathBuf, IncidentError> {
         let rel = Path::new(name);
-        let plain = !name.is_empty()
-            && rel
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)));
+        let plain = !name.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain || name == MANIFEST || name == KMSG || name.starts_with(".manifest") {
             return Err(IncidentError::Invalid(format!(
                 "incident {}: {name:?} is not a file name the bundle accepts",
@@ -764,7 +762,12 @@ mod tests {
         let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
         assert_eq!(
             names,
-            ["kmsg.txt", "check.json", "proc/meminfo", "ftrace-snapshot.txt"]
+            [
+                "kmsg.txt",
+                "check.json",
+                "proc/meminfo",
+                "ftrace-snapshot.txt"
+            ]
         );
         assert_eq!(mode(&dir.join("proc")), 0o750);
         assert_eq!(mode(&dir.join(MANIFEST)), 0o640);
@@ -830,7 +833,10 @@ mod tests {
         b.adopt_file(&snap, "ftrace-snapshot.txt").unwrap();
         assert!(!snap.exists());
         let dir = b.close(t("2026-11-29T11:26:00Z")).unwrap();
-        let total: u64 = walk(&dir).iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+        let total: u64 = walk(&dir)
+            .iter()
+            .map(|p| fs::metadata(p).unwrap().len())
+            .sum();
         assert!(total <= cap, "{total} > {cap}");
         let m = manifest(&dir);
         assert_eq!(m["capped"], true);
@@ -842,10 +848,14 @@ mod tests {
             .map(|n| format!("{} {}", n["what"], n["reason"]))
             .collect();
         assert!(
-            why.iter().any(|w| w.contains("zoneinfo") && w.contains("cut at max_bundle_bytes")),
+            why.iter()
+                .any(|w| w.contains("zoneinfo") && w.contains("cut at max_bundle_bytes")),
             "{why:?}"
         );
-        assert!(why.iter().any(|w| w.contains("kernel lines left out")), "{why:?}");
+        assert!(
+            why.iter().any(|w| w.contains("kernel lines left out")),
+            "{why:?}"
+        );
         // kmsg.txt holds whole lines only.
         let k = fs::read_to_string(dir.join(KMSG)).unwrap();
         assert!(k.lines().all(|l| l == line));
@@ -868,15 +878,21 @@ mod tests {
     fn summaries() {
         let v = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
         assert_eq!(
-            summarize(&v(r#"{"kind":"oom_kill","comm":"java","pid":7,"memcg":true}"#)),
+            summarize(&v(
+                r#"{"kind":"oom_kill","comm":"java","pid":7,"memcg":true}"#
+            )),
             "killed java:7 (memory cgroup)"
         );
         assert_eq!(
-            summarize(&v(r#"{"kind":"hung_task","comm":null,"pid":null,"unreported":3}"#)),
+            summarize(&v(
+                r#"{"kind":"hung_task","comm":null,"pid":null,"unreported":3}"#
+            )),
             "hung task (unreported by the kernel)"
         );
         assert_eq!(
-            summarize(&v(r#"{"kind":"oops","summary":"BUG: unable to handle page fault"}"#)),
+            summarize(&v(
+                r#"{"kind":"oops","summary":"BUG: unable to handle page fault"}"#
+            )),
             "BUG: unable to handle page fault"
         );
     }

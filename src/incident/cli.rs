@@ -149,7 +149,11 @@ fn list_text(entries: &[Entry], evidence_dir: &Path) -> String {
         .collect();
     let head = ["ID", "OPENED (UTC)", "KIND", "SIZE", "SUMMARY"];
     let mut w = [0usize; 4];
-    for r in rows.iter().map(|r| r.each_ref().map(String::as_str)).chain([head]) {
+    for r in rows
+        .iter()
+        .map(|r| r.each_ref().map(String::as_str))
+        .chain([head])
+    {
         for (i, c) in r.iter().take(4).enumerate() {
             w[i] = w[i].max(c.chars().count());
         }
@@ -232,7 +236,11 @@ fn show_text(e: &Entry, m: &Manifest) -> String {
         }
     );
 
-    let _ = writeln!(o, "\nEvents ({}):", m.events.len() as u64 + m.events_omitted);
+    let _ = writeln!(
+        o,
+        "\nEvents ({}):",
+        m.events.len() as u64 + m.events_omitted
+    );
     for ev in &m.events {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(ev.get()) {
             let time = v.get("time").and_then(|t| t.as_str()).unwrap_or("");
@@ -287,7 +295,11 @@ fn show_text(e: &Entry, m: &Manifest) -> String {
 
     if !m.largest_processes.is_empty() {
         let _ = writeln!(o, "\nLargest processes by resident memory:");
-        let _ = writeln!(o, "  {:>8}  {:>10}  {:>7}  COMMAND", "PID", "RSS", "OOM_ADJ");
+        let _ = writeln!(
+            o,
+            "  {:>8}  {:>10}  {:>7}  COMMAND",
+            "PID", "RSS", "OOM_ADJ"
+        );
         for p in &m.largest_processes {
             let _ = writeln!(
                 o,
@@ -337,7 +349,10 @@ fn task_dump<'a>(kmsg: &'a str, kind: &str) -> Option<(&'static str, Vec<&'a str
         None if kind == "hung_task" => ("the hung-task report", from("blocked for more than")?),
         None => return None,
     };
-    Some((label, lines[start..].iter().take(DUMP_LINES).copied().collect()))
+    Some((
+        label,
+        lines[start..].iter().take(DUMP_LINES).copied().collect(),
+    ))
 }
 
 fn read_head(path: &Path, limit: u64) -> String {
@@ -372,7 +387,11 @@ mod tests {
         let (label, lines) = task_dump(k, "hung_task").unwrap();
         assert_eq!(label, "the SysRq answer");
         assert_eq!(lines, ["sysrq: Show Blocked State", "task:x state:D"]);
-        let (label, lines) = task_dump("INFO: task x:1 blocked for more than 1 seconds.\n", "hung_task").unwrap();
+        let (label, lines) = task_dump(
+            "INFO: task x:1 blocked for more than 1 seconds.\n",
+            "hung_task",
+        )
+        .unwrap();
         assert_eq!(label, "the hung-task report");
         assert_eq!(lines.len(), 1);
         assert!(task_dump("nothing\n", "oom_kill").is_none());

@@ -277,7 +277,9 @@ fn scan_tasks(c: &mut Copier<'_>, b: &mut Bundle) -> Vec<Task> {
         let bases: Vec<(u32, String)> = if tids.is_empty() {
             vec![(pid, format!("{}/{pid}", paths::PROC))]
         } else {
-            tids.iter().map(|t| (*t, format!("{task_dir}/{t}"))).collect()
+            tids.iter()
+                .map(|t| (*t, format!("{task_dir}/{t}")))
+                .collect()
         };
         for (tid, base) in bases {
             let rel = format!("{base}/stat");
@@ -303,4 +305,228 @@ fn scan_tasks(c: &mut Copier<'_>, b: &mut Bundle) -> Vec<Task> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::{IncidentsConfig, Manifest, Origin, MANIFEST};
+    use std::path::{Path, PathBuf};
+
+    fn fixture() -> Host {
+        Host::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/incident-hung"))
+    }
+
+    fn bundle(ev: &Path, cfg: IncidentsConfig) -> Bundle {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-29T11:25:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let host = fixture();
+        Bundle::create(
+            ev,
+            &cfg.compile("run.incidents").unwrap(),
+            "5eed",
+            "hung_task",
+            at,
+            Origin::of(&host),
+        )
+        .unwrap()
+    }
+
+    fn manifest(dir: &Path) -> Manifest {
+        serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn copies_what_the_fixture_offers_and_names_what_it_lacks() {
+        let ev = tempfile::tempdir().unwrap();
+        let mut b = bundle(ev.path(), IncidentsConfig::default());
+        let s = b.collect_proc(&fixture());
+        let dir = b.close(chrono::Utc::now()).unwrap();
+        let m = manifest(&dir);
+        assert_eq!(m.host.as_deref(), Some("db1"));
+        assert_eq!(
+            m.boot_id.as_deref(),
+            Some("6d0f4e0c-3c59-4b8e-9a59-2f5a1d6c7e01")
+        );
+        let names: Vec<&str> = m.files.iter().map(|f| f.name.as_str()).collect();
+        for want in [
+            "proc/meminfo",
+            "proc/vmstat",
+            "proc/buddyinfo",
+            "proc/zoneinfo",
+            "proc/loadavg",
+            "proc/mounts",
+            "proc/pressure/memory",
+            "proc/sys/fs/dentry-state",
+            "proc/sys/kernel/hung_task_timeout_secs",
+            "proc/sys/vm/panic_on_oom",
+            "proc/110/stack",
+            "proc/110/wchan",
+            "proc/110/status",
+            "proc/110/cmdline",
+            "proc/913/stack",
+            "proc/245/stack",
+            "proc/2001/cmdline",
+            "proc/2001/cgroup",
+            "proc/2001/oom_score_adj",
+        ] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+        for f in &m.files {
+            let copy = std::fs::read(dir.join(&f.name)).unwrap();
+            assert_eq!(copy.len() as u64, f.bytes, "{}", f.name);
+            let orig = std::fs::read(fixture().path(&f.name)).unwrap_or_default();
+            if !f.name.starts_with("proc/913/") {
+                assert_eq!(copy, orig, "{} is a faithful copy", f.name);
+            }
+        }
+        // The thread's files come from its task directory.
+        assert!(std::fs::read_to_string(dir.join("proc/913/stack"))
+            .unwrap()
+            .contains("folio_wait_bit_common"));
+        let missing: Vec<(&str, &str)> = m
+            .not_collected
+            .iter()
+            .map(|n| (n.what.as_str(), n.reason.as_str()))
+            .collect();
+        assert!(
+            missing.contains(&("proc/slabinfo", "no such file")),
+            "{missing:?}"
+        );
+        // D state: the hung writer, the journal thread, and a thread whose
+        // leader sleeps; sorted by pid.
+        let blocked: Vec<(u32, u32, &str, Option<&str>)> = m
+            .blocked_tasks
+            .iter()
+            .map(|t| (t.pid, t.tgid, t.comm.as_str(), t.wchan.as_deref()))
+            .collect();
+        assert_eq!(
+            blocked,
+            [
+                (110, 110, "wd-writer", Some("percpu_rwsem_wait")),
+                (
+                    245,
+                    245,
+                    "jbd2/vda1-8",
+                    Some("jbd2_journal_commit_transaction")
+                ),
+                (913, 900, "ib_io_wr-1", Some("folio_wait_bit_common")),
+            ]
+        );
+        // Largest by RSS, kernel threads (no RSS) left out.
+        let large: Vec<(u32, &str)> = m
+            .largest_processes
+            .iter()
+            .map(|p| (p.pid, p.comm.as_str()))
+            .collect();
+        assert_eq!(
+            large,
+            [
+                (2001, "java"),
+                (900, "mysqld"),
+                (1, "systemd"),
+                (613, "sshd"),
+                (1200, "(sd-pam)"),
+                (110, "wd-writer")
+            ]
+        );
+        let java = &m.largest_processes[0];
+        assert_eq!(java.rss_kb, Some(3_600_000));
+        assert_eq!(
+            java.cmdline.as_deref(),
+            Some("/usr/lib/jvm/java-17/bin/java -Xmx4g -jar /opt/app/app.jar")
+        );
+        assert_eq!(m.largest_processes[3].oom_score_adj, Some(-1000));
+        assert_eq!(s.blocked_tasks, 3);
+        assert_eq!(s.largest_processes, 6);
+        assert_eq!(s.tasks_scanned, 8);
+        assert!(m.proc_collected.is_some());
+    }
+
+    #[test]
+    fn limits_hold_per_file_and_per_list() {
+        let ev = tempfile::tempdir().unwrap();
+        let mut b = bundle(
+            ev.path(),
+            IncidentsConfig {
+                proc_file_max_bytes: 4096,
+                largest_processes: 2,
+                max_blocked_tasks: 1,
+                ..IncidentsConfig::default()
+            },
+        );
+        b.collect_proc(&fixture());
+        let dir = b.close(chrono::Utc::now()).unwrap();
+        let m = manifest(&dir);
+        let zone = m.files.iter().find(|f| f.name == "proc/zoneinfo").unwrap();
+        assert_eq!(zone.bytes, 4096);
+        assert!(zone.truncated);
+        assert!(m
+            .not_collected
+            .iter()
+            .any(|n| n.what == "proc/zoneinfo" && n.reason.contains("proc_file_max_bytes")));
+        assert_eq!(m.blocked_tasks.len(), 1);
+        assert!(m
+            .not_collected
+            .iter()
+            .any(|n| n.reason.contains("3 tasks in D state, the first 1 copied")));
+        assert_eq!(m.largest_processes.len(), 2);
+    }
+
+    #[test]
+    fn a_read_that_blocks_is_abandoned_at_its_deadline() {
+        // A root whose hung task's cmdline never answers (a FIFO without a
+        // writer, as a cmdline read blocks on a hung process's mm lock).
+        let root = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = root.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w("proc/meminfo", "MemTotal: 1024 kB\n");
+        w(
+            "proc/77/stat",
+            "77 (stuck) D 1 77 77 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 1000 10 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
+        );
+        w("proc/77/stack", "[<0>] rwsem_down_read_slowpath+0x1/0x2\n");
+        nix::unistd::mkfifo(
+            &root.path().join("proc/77/cmdline"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let ev = tempfile::tempdir().unwrap();
+        let mut b = bundle(
+            ev.path(),
+            IncidentsConfig {
+                proc_file_timeout_ms: 100,
+                ..IncidentsConfig::default()
+            },
+        );
+        let t = std::time::Instant::now();
+        b.collect_proc(&Host::new(root.path()));
+        assert!(t.elapsed() < std::time::Duration::from_secs(10));
+        let dir = b.close(chrono::Utc::now()).unwrap();
+        let m = manifest(&dir);
+        let why = m
+            .not_collected
+            .iter()
+            .find(|n| n.what == "proc/77/cmdline")
+            .map(|n| n.reason.clone());
+        assert!(
+            why.as_deref()
+                .is_some_and(|w| w.starts_with("timed out after 100 ms")),
+            "{why:?}"
+        );
+        // The collection went on past it: the same task's status is noted
+        // missing, its stack copied.
+        assert!(m.files.iter().any(|f| f.name == "proc/77/stack"));
+        assert!(m.not_collected.iter().any(|n| n.what == "proc/77/status"));
+        // Release the abandoned reader.
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(root.path().join("proc/77/cmdline"));
+    }
 }

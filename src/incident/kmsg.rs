@@ -237,6 +237,9 @@ mod tests {
             t += Duration::from_millis(900);
             assert!(r.accept("z", t));
         }
-        assert_eq!(r.poll(t0 + Duration::from_secs(10)), Some(ReadbackEnd::Timeout));
+        assert_eq!(
+            r.poll(t0 + Duration::from_secs(10)),
+            Some(ReadbackEnd::Timeout)
+        );
     }
 }

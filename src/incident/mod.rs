@@ -139,16 +139,61 @@ impl IncidentsConfig {
         };
         let ranges: [(&str, u64, u64, u64); 11] = [
             ("keep", self.keep.into(), 1, 100_000),
-            ("max_bundle_bytes", self.max_bundle_bytes, MIN_BUNDLE_BYTES, 1 << 40),
-            ("kmsg_lookback_records", self.kmsg_lookback_records as u64, 0, 1_000_000),
-            ("sysrq_readback_max_records", self.sysrq_readback_max_records as u64, 1, 10_000_000),
-            ("sysrq_readback_max_bytes", self.sysrq_readback_max_bytes, 4096, 1 << 32),
-            ("sysrq_readback_timeout_ms", self.sysrq_readback_timeout_ms, 100, 600_000),
-            ("sysrq_readback_quiet_ms", self.sysrq_readback_quiet_ms, 10, 600_000),
-            ("proc_file_max_bytes", self.proc_file_max_bytes, 4096, 1 << 30),
-            ("proc_file_timeout_ms", self.proc_file_timeout_ms, 10, 600_000),
+            (
+                "max_bundle_bytes",
+                self.max_bundle_bytes,
+                MIN_BUNDLE_BYTES,
+                1 << 40,
+            ),
+            (
+                "kmsg_lookback_records",
+                self.kmsg_lookback_records as u64,
+                0,
+                1_000_000,
+            ),
+            (
+                "sysrq_readback_max_records",
+                self.sysrq_readback_max_records as u64,
+                1,
+                10_000_000,
+            ),
+            (
+                "sysrq_readback_max_bytes",
+                self.sysrq_readback_max_bytes,
+                4096,
+                1 << 32,
+            ),
+            (
+                "sysrq_readback_timeout_ms",
+                self.sysrq_readback_timeout_ms,
+                100,
+                600_000,
+            ),
+            (
+                "sysrq_readback_quiet_ms",
+                self.sysrq_readback_quiet_ms,
+                10,
+                600_000,
+            ),
+            (
+                "proc_file_max_bytes",
+                self.proc_file_max_bytes,
+                4096,
+                1 << 30,
+            ),
+            (
+                "proc_file_timeout_ms",
+                self.proc_file_timeout_ms,
+                10,
+                600_000,
+            ),
             ("collect_timeout_secs", self.collect_timeout_secs, 1, 3600),
-            ("max_blocked_tasks", self.max_blocked_tasks as u64, 0, 100_000),
+            (
+                "max_blocked_tasks",
+                self.max_blocked_tasks as u64,
+                0,
+                100_000,
+            ),
         ];
         for (name, v, lo, hi) in ranges {
             if v < lo || v > hi {
@@ -283,9 +328,7 @@ mod tests {
 
     #[test]
     fn defaults_compile() {
-        let s = IncidentsConfig::default()
-            .compile("run.incidents")
-            .unwrap();
+        let s = IncidentsConfig::default().compile("run.incidents").unwrap();
         assert_eq!(s, IncidentSettings::default());
         assert_eq!(s.kmsg_lookback_records, 200);
         assert_eq!(s.largest_processes, 20);
@@ -324,10 +367,7 @@ mod tests {
             bundle_name(t, "hung_task", "0123456789abcdef"),
             "20261129T112500Z-hung_task-01234567"
         );
-        assert_eq!(
-            bundle_name(t, "../x y", "ab"),
-            "20261129T112500Z-___x_y-ab"
-        );
+        assert_eq!(bundle_name(t, "../x y", "ab"), "20261129T112500Z-___x_y-ab");
         let a = new_id(Some("boot"), t);
         let b = new_id(Some("boot"), t);
         assert_eq!(a.len(), 16);

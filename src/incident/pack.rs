@@ -32,7 +32,9 @@ pub fn pack(entry: &Entry, output: Option<&Path>) -> Result<(PathBuf, u64), Inci
         return Err(e);
     }
     fs::rename(&tmp, &out).map_err(|e| IncidentError::io(&out, e))?;
-    let size = fs::metadata(&out).map_err(|e| IncidentError::io(&out, e))?.len();
+    let size = fs::metadata(&out)
+        .map_err(|e| IncidentError::io(&out, e))?
+        .len();
     Ok((out, size))
 }
 

@@ -21,7 +21,10 @@ const MAX_STUCK: usize = 4;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The bytes read; `truncated` when the file had more than the cap.
-    Data { bytes: Vec<u8>, truncated: bool },
+    Data {
+        bytes: Vec<u8>,
+        truncated: bool,
+    },
     Failed(Failure),
 }
 
@@ -217,7 +220,10 @@ mod tests {
             "{out:?}"
         );
         assert!(t.elapsed() < Duration::from_secs(5));
-        assert!(matches!(r.read(dir.path().join("ok"), 100), Outcome::Data { .. }));
+        assert!(matches!(
+            r.read(dir.path().join("ok"), 100),
+            Outcome::Data { .. }
+        ));
         for _ in 1..MAX_STUCK {
             r.read(fifo.clone(), 100);
         }
