@@ -243,7 +243,11 @@ fn show_text(e: &Entry, m: &Manifest) -> String {
     );
     for ev in &m.events {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(ev.get()) {
-            let time = v.get("time").and_then(|t| t.as_str()).unwrap_or("");
+            let time = match (v.get("time").and_then(|t| t.as_str()), v.get("kernel_time")) {
+                (Some(t), _) => t.to_string(),
+                (None, Some(k)) if k.is_number() => format!("[{k} s after boot]"),
+                _ => String::new(),
+            };
             let kind = v.get("kind").and_then(|t| t.as_str()).unwrap_or("?");
             let _ = writeln!(o, "  {time}  {kind}  {}", summarize(&v));
         }
@@ -320,7 +324,7 @@ fn show_text(e: &Entry, m: &Manifest) -> String {
         }
     }
 
-    let _ = writeln!(o, "\nFiles ({}):", m.files.len() + 1);
+    let _ = writeln!(o, "\nFiles ({} and {}):", m.files.len(), super::MANIFEST);
     for f in &m.files {
         let _ = writeln!(
             o,
@@ -339,20 +343,47 @@ fn show_text(e: &Entry, m: &Manifest) -> String {
     o
 }
 
-/// The start of the kernel's task dump: from the SysRq header if one was
-/// read back, else (hung tasks) from the kernel's own report.
+/// The start of the kernel's task dump: the blocked tasks of a SysRq
+/// answer if one was read back (SysRq w prints only those; from SysRq t's
+/// dump of every task, the `state:D` ones), else, for a hung task, the
+/// kernel's own report.
 fn task_dump<'a>(kmsg: &'a str, kind: &str) -> Option<(&'static str, Vec<&'a str>)> {
     let lines: Vec<&str> = kmsg.lines().collect();
     let from = |pat: &str| lines.iter().position(|l| l.contains(pat));
-    let (label, start) = match from("sysrq: Show") {
-        Some(i) => ("the SysRq answer", i),
-        None if kind == "hung_task" => ("the hung-task report", from("blocked for more than")?),
-        None => return None,
-    };
-    Some((
-        label,
-        lines[start..].iter().take(DUMP_LINES).copied().collect(),
-    ))
+    if let Some(i) = from("sysrq: Show Blocked State") {
+        let dump = lines[i..].iter().take(DUMP_LINES).copied().collect();
+        return Some(("the SysRq answer", dump));
+    }
+    if let Some(i) = from("sysrq: Show State") {
+        // Task headers read `task:NAME state:X ...` since Linux 5.x.
+        let mut dump = Vec::new();
+        let mut in_d = false;
+        for l in &lines[i + 1..] {
+            if l.contains("sysrq: ") {
+                break;
+            }
+            if l.contains(" state:") {
+                in_d = l.contains(" state:D");
+            }
+            if in_d {
+                dump.push(*l);
+                if dump.len() == DUMP_LINES {
+                    break;
+                }
+            }
+        }
+        if !dump.is_empty() {
+            return Some(("tasks in D state from the SysRq answer", dump));
+        }
+        let dump = lines[i..].iter().take(DUMP_LINES).copied().collect();
+        return Some(("the SysRq answer", dump));
+    }
+    if kind == "hung_task" {
+        let i = from("blocked for more than")?;
+        let dump = lines[i..].iter().take(DUMP_LINES).copied().collect();
+        return Some(("the hung-task report", dump));
+    }
+    None
 }
 
 fn read_head(path: &Path, limit: u64) -> String {
@@ -382,11 +413,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn task_dump_starts_at_the_sysrq_header() {
-        let k = "a\nINFO: task x:1 blocked for more than 120 seconds.\nb\nsysrq: Show Blocked State\ntask:x state:D\n";
+    fn task_dump_shows_the_blocked_tasks() {
+        let k = "a\nINFO: task x:1 blocked for more than 120 seconds.\nsysrq: Show State\ntask:init state:S pid:1\n schedule\ntask:x state:D pid:9\n percpu_rwsem_wait\ntask:y state:R pid:3\n";
         let (label, lines) = task_dump(k, "hung_task").unwrap();
+        assert_eq!(label, "tasks in D state from the SysRq answer");
+        assert_eq!(lines, ["task:x state:D pid:9", " percpu_rwsem_wait"]);
+        let w = format!("{k}sysrq: Show Blocked State\ntask:x state:D pid:9\n");
+        let (label, lines) = task_dump(&w, "hung_task").unwrap();
         assert_eq!(label, "the SysRq answer");
-        assert_eq!(lines, ["sysrq: Show Blocked State", "task:x state:D"]);
+        assert_eq!(lines, ["sysrq: Show Blocked State", "task:x state:D pid:9"]);
         let (label, lines) = task_dump(
             "INFO: task x:1 blocked for more than 1 seconds.\n",
             "hung_task",
