@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use procfs_core::process::Stat;
 use procfs_core::FromRead;
 
-use super::bundle::{rfc3339, Bundle, ProcessSummary, TaskSummary};
+use super::bundle::{rfc3339, Bundle, ProcessSummary, TaskSummary, CHECK};
 use super::read::{DeadlineReader, Failure, Outcome};
 use crate::host::{paths, Host};
 
@@ -241,16 +241,38 @@ impl Bundle {
         c.summary
     }
 
-    /// Runs `watchdog check` against `host` and writes `check.json`.
+    /// Runs `watchdog check` against `host` and writes `check.json`. The
+    /// checks read /proc too (every process's status for `oom-score-adj`),
+    /// so they run on a helper thread, abandoned after
+    /// `collect_timeout_secs` like a blocked file read.
     pub fn collect_check(
         &mut self,
         host: &Host,
         cfg: &crate::config::CheckConfig,
     ) -> Result<(), super::IncidentError> {
-        let findings = crate::check::run_checks(host, cfg, &crate::check::Selection::default());
-        let report = crate::check::Report::new(host, findings);
-        let json = crate::check::render_json(&report);
-        self.write_check(&json)
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (h, c) = (host.clone(), cfg.clone());
+        let spawned = std::thread::Builder::new()
+            .name("incident-check".into())
+            .spawn(move || {
+                let sel = crate::check::Selection::default();
+                let findings = crate::check::run_checks(&h, &c, &sel);
+                let report = crate::check::Report::new(&h, findings);
+                let _ = tx.send(crate::check::render_json(&report));
+            });
+        let timeout = self.settings.collect_timeout;
+        let why = match spawned {
+            Err(e) => format!("cannot start a thread for the checks: {e}"),
+            Ok(_) => match rx.recv_timeout(timeout) {
+                Ok(json) => return self.write_check(&json),
+                Err(_) => format!(
+                    "timed out after {} s (a check's read is blocked in the kernel)",
+                    timeout.as_secs()
+                ),
+            },
+        };
+        self.not_collected(CHECK, &why);
+        self.write_manifest()
     }
 }
 
@@ -442,6 +464,25 @@ mod tests {
         assert_eq!(s.largest_processes, 6);
         assert_eq!(s.tasks_scanned, 8);
         assert!(m.proc_collected.is_some());
+    }
+
+    #[test]
+    fn check_json_holds_the_findings_at_the_trigger() {
+        let ev = tempfile::tempdir().unwrap();
+        let mut b = bundle(ev.path(), IncidentsConfig::default());
+        b.collect_check(&fixture(), &Default::default()).unwrap();
+        let dir = b.close(chrono::Utc::now()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(CHECK)).unwrap()).unwrap();
+        assert_eq!(v["host"], "db1");
+        let ids: Vec<&str> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["id"].as_str())
+            .collect();
+        assert!(ids.contains(&"hung-task-warnings"), "{ids:?}");
+        assert!(manifest(&dir).files.iter().any(|f| f.name == CHECK));
     }
 
     #[test]
