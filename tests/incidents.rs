@@ -358,6 +358,63 @@ fn a_bundle_never_exceeds_max_bundle_bytes() {
 }
 
 #[test]
+fn an_oom_bundle_shows_the_memory_report_and_the_largest_processes() {
+    let d = Dir::new();
+    let cfg = config(&d, "    keep: 10\n");
+    let s = settings(&d);
+    let host = Host::new(fixture("incident-hung"));
+    let opened = at("2026-11-29T12:00:00Z");
+    let mut b = Bundle::create(
+        &d.join("evidence"),
+        &s,
+        "00c0ffee",
+        "oom_kill",
+        opened,
+        Origin::of(&host),
+    )
+    .unwrap();
+    b.add_event(r#"{"kind":"oom_kill","time":"2026-11-29T12:00:00Z","source":"kmsg","pid":2001,"comm":"java","memcg":false}"#)
+        .unwrap();
+    // The kernel's answer to SysRq m, from the real 6.1 recording.
+    let text = std::fs::read_to_string(
+        repo().join("tests/fixtures/kernel-logs/real/debian-6.1-sysrq.kmsg"),
+    )
+    .unwrap();
+    let answer: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("sysrq: Show Memory"))
+        .take_while(|l| !l.contains("wd-scenario: end"))
+        .collect();
+    assert!(answer.len() > 10);
+    b.append_kmsg(&answer.join("\n")).unwrap();
+    b.collect_proc(&host);
+    b.close(opened).unwrap();
+    let show = d
+        .run(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "incidents",
+            "show",
+            "00c0",
+        ])
+        .expect_code(0);
+    for want in [
+        "kind:      oom_kill: killed java:2001",
+        "Memory report (kmsg.txt, from the SysRq answer):",
+        "sysrq: Show Memory",
+        "Largest processes by resident memory:",
+        "2001     3.4 GiB        0  /usr/lib/jvm/java-17/bin/java",
+    ] {
+        assert!(
+            show.stdout.contains(want),
+            "{want:?} missing\n{}",
+            show.dump()
+        );
+    }
+    assert!(!show.stdout.contains("Task dump"), "{}", show.dump());
+}
+
+#[test]
 fn unknown_and_ambiguous_ids_are_clear_errors() {
     let d = Dir::new();
     let cfg = config(&d, "    keep: 10\n").to_str().unwrap().to_string();

@@ -323,6 +323,23 @@ fn show_text(e: &Entry, m: &Manifest) -> String {
             let _ = writeln!(o, "  {l}");
         }
     }
+    // SysRq m and l answer an OOM kill and a soft lockup by default.
+    for (title, header) in [
+        ("Memory report", "sysrq: Show Memory"),
+        ("CPU backtraces", "sysrq: Show backtrace of all active CPUs"),
+    ] {
+        let lines: Vec<&str> = kmsg
+            .lines()
+            .skip_while(|l| !l.contains(header))
+            .take(DUMP_LINES)
+            .collect();
+        if !lines.is_empty() {
+            let _ = writeln!(o, "\n{title} ({KMSG}, from the SysRq answer):");
+            for l in lines {
+                let _ = writeln!(o, "  {l}");
+            }
+        }
+    }
 
     let _ = writeln!(o, "\nFiles ({} and {}):", m.files.len(), super::MANIFEST);
     for f in &m.files {
