@@ -3,9 +3,10 @@
 //! Every file goes in through [`Bundle`], which counts bytes so that the
 //! bundle, manifest included, never exceeds `max_bundle_bytes`: a file that
 //! would pass the cap is cut (or skipped) and the manifest says so. The
-//! manifest is rewritten (temp file, fsync, rename) whenever an event or an
-//! action is added, so a daemon killed mid-incident still leaves a bundle
-//! that explains itself.
+//! manifest is rewritten (temp file, fsync, rename) as the bundle grows —
+//! at creation, for each action, after the /proc copies, for the first
+//! events — so a daemon killed mid-incident still leaves a bundle that
+//! explains itself.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -272,6 +273,9 @@ impl Bundle {
 
     /// Adds one event of the incident: `json` is the event exactly as the
     /// event log has it (one JSON object). The first one gives the summary.
+    /// The manifest is rewritten for the first events and then for every
+    /// 64th, so a burst joining an incident (a thousand signal deaths) does
+    /// not rewrite it a thousand times; actions and `close` always write it.
     pub fn add_event(&mut self, json: &str) -> Result<(), IncidentError> {
         let raw = RawValue::from_string(json.trim().to_string()).map_err(|e| {
             IncidentError::Invalid(format!("incident {}: event is not JSON: {e}", self.id()))
@@ -282,7 +286,11 @@ impl Bundle {
             }
         }
         self.manifest.events.push(raw);
-        self.write_manifest()
+        let n = self.manifest.events.len() as u64 + self.manifest.events_omitted;
+        if n <= 8 || n % 64 == 0 {
+            self.write_manifest()?;
+        }
+        Ok(())
     }
 
     /// Records an action taken for the incident and its outcome.

@@ -5,13 +5,15 @@
 //! as the hang lasts. The kernel offers no timeout for such a read, so each
 //! read runs on a helper thread and the caller stops waiting at the
 //! deadline. A helper stuck in the kernel is left behind (it ends when its
-//! read does) and a fresh one takes the next read; after a few stuck
-//! helpers the remaining reads are skipped rather than leaking threads.
+//! read does) and a fresh one takes the next read; while a few helpers are
+//! stuck, further reads are skipped rather than leaking threads.
 
 use std::fmt;
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Helpers left blocked before the reader gives up on further reads.
@@ -65,6 +67,8 @@ type Reply = io::Result<(Vec<u8>, bool)>;
 struct Worker {
     jobs: SyncSender<Job>,
     replies: Receiver<Reply>,
+    /// Cleared by the helper when it ends (its read returned at last).
+    alive: Arc<AtomicBool>,
 }
 
 /// Bounded reads with a deadline per file and one for the whole batch.
@@ -72,7 +76,8 @@ pub struct DeadlineReader {
     worker: Option<Worker>,
     per_file: Duration,
     until: Instant,
-    stuck: usize,
+    /// Helpers abandoned at a deadline, while they are still blocked.
+    stuck: Vec<Arc<AtomicBool>>,
 }
 
 impl DeadlineReader {
@@ -81,16 +86,17 @@ impl DeadlineReader {
             worker: None,
             per_file,
             until: Instant::now() + overall,
-            stuck: 0,
+            stuck: Vec::new(),
         }
     }
 
     /// Reads at most `cap` bytes of `path`.
     pub fn read(&mut self, path: PathBuf, cap: u64) -> Outcome {
-        if self.stuck >= MAX_STUCK {
+        self.stuck.retain(|alive| alive.load(Ordering::Acquire));
+        if self.stuck.len() >= MAX_STUCK {
             return Outcome::Failed(Failure::Skipped(format!(
                 "{} earlier reads are still blocked in the kernel",
-                self.stuck
+                self.stuck.len()
             )));
         }
         let now = Instant::now();
@@ -125,7 +131,7 @@ impl DeadlineReader {
             Err(RecvTimeoutError::Timeout) => {
                 // Dropping the worker's channels lets its thread end once
                 // the kernel lets its read return.
-                self.stuck += 1;
+                self.stuck.push(worker.alive);
                 Outcome::Failed(Failure::TimedOut(wait))
             }
             Err(RecvTimeoutError::Disconnected) => {
@@ -138,6 +144,8 @@ impl DeadlineReader {
 fn spawn() -> io::Result<Worker> {
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(1);
     let (reply_tx, replies) = mpsc::sync_channel::<Reply>(1);
+    let alive = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&alive);
     std::thread::Builder::new()
         .name("incident-read".into())
         // Reads need little stack; many may be left stuck.
@@ -148,8 +156,13 @@ fn spawn() -> io::Result<Worker> {
                     break;
                 }
             }
+            flag.store(false, Ordering::Release);
         })?;
-    Ok(Worker { jobs, replies })
+    Ok(Worker {
+        jobs,
+        replies,
+        alive,
+    })
 }
 
 fn read_capped(job: &Job) -> Reply {
@@ -231,11 +244,23 @@ mod tests {
             panic!("expected a skip once {MAX_STUCK} helpers are stuck");
         };
         assert!(why.contains("still blocked"), "{why}");
-        // One writer wakes every helper stuck in the FIFO's open.
+        // One writer wakes every helper stuck in the FIFO's open; once they
+        // have ended, reads are attempted again.
         use std::os::unix::fs::OpenOptionsExt;
-        let _ = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo);
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .unwrap(),
+        );
+        let t = Instant::now();
+        loop {
+            match r.read(dir.path().join("ok"), 100) {
+                Outcome::Data { bytes, .. } => break assert_eq!(bytes, b"fine"),
+                other if t.elapsed() > Duration::from_secs(5) => panic!("{other:?}"),
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
     }
 }
