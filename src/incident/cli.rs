@@ -209,7 +209,16 @@ const STACK_LINES: usize = 6;
 fn show_text(e: &Entry, m: &Manifest) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Incident {}  {}", m.id, m.name);
-    let _ = writeln!(o, "  kind:      {}: {}", m.kind, m.summary);
+    let _ = writeln!(
+        o,
+        "  kind:      {}: {}",
+        m.kind,
+        if m.summary.is_empty() {
+            "(no event recorded yet)"
+        } else {
+            &m.summary
+        }
+    );
     let _ = writeln!(
         o,
         "  host:      {}  kernel {}  boot {}",
@@ -311,7 +320,7 @@ fn show_text(e: &Entry, m: &Manifest) -> String {
                 p.pid,
                 p.rss_kb.map_or("?".into(), |k| human_bytes(k * 1024)),
                 p.oom_score_adj.map_or("?".into(), |a| a.to_string()),
-                p.cmdline.as_deref().unwrap_or(&p.comm)
+                clip(p.cmdline.as_deref().unwrap_or(&p.comm), 100)
             );
         }
     }
@@ -403,6 +412,16 @@ fn task_dump<'a>(kmsg: &'a str, kind: &str) -> Option<(&'static str, Vec<&'a str
     None
 }
 
+/// At most `max` characters of `s`, marked when cut.
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(3)).collect();
+    out.push_str("...");
+    out
+}
+
 fn read_head(path: &Path, limit: u64) -> String {
     let mut buf = Vec::new();
     if let Ok(f) = std::fs::File::open(path) {
@@ -447,6 +466,12 @@ mod tests {
         assert_eq!(label, "the hung-task report");
         assert_eq!(lines.len(), 1);
         assert!(task_dump("nothing\n", "oom_kill").is_none());
+    }
+
+    #[test]
+    fn long_command_lines_are_clipped() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdefghijkl", 10), "abcdefg...");
     }
 
     #[test]

@@ -219,7 +219,10 @@ impl Bundle {
                 let text = String::from_utf8_lossy(&bytes);
                 match *f {
                     "cmdline" => {
-                        let cmd = text.replace('\0', " ").trim().to_string();
+                        // The whole command line is in the file; the
+                        // manifest keeps enough to recognise it.
+                        let cmd: String =
+                            text.replace('\0', " ").trim().chars().take(256).collect();
                         p.cmdline = (!cmd.is_empty()).then_some(cmd);
                     }
                     "oom_score_adj" => p.oom_score_adj = text.trim().parse().ok(),
