@@ -52,6 +52,10 @@ pub enum Command {
     /// Print or validate the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The incident bundles `run` recorded under run.evidence_dir/incidents:
+    /// list, show, pack (.tar.gz for a support case), prune
+    #[command(subcommand)]
+    Incidents(crate::incident::cli::IncidentsCommand),
     /// Write man pages and shell completions (for packaging)
     #[command(hide = true)]
     GenerateDocs {
@@ -221,6 +225,18 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
     match &cli.command {
         Command::Check(args) => run_check(&cli, args),
         Command::Scan(args) => run_scan(args),
+        Command::Incidents(cmd) => {
+            let run = load_config(&cli)?.run;
+            let settings = run.incidents.compile("run.incidents").map_err(|errors| {
+                MainError::Config(ConfigErrors {
+                    source: "configuration".into(),
+                    errors,
+                })
+            })?;
+            let dir = std::path::Path::new(&run.evidence_dir);
+            crate::incident::cli::run(cmd, dir, &settings).map_err(MainError::Io)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Udplogger(args) => run_udplogger(&cli, args),
         Command::Run(args) => {
             let config = load_config(&cli)?;

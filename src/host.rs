@@ -51,6 +51,11 @@ pub mod paths {
     pub const VMSTAT: &str = "proc/vmstat";
     pub const HUNG_TASK_DETECT_COUNT: &str = "proc/sys/kernel/hung_task_detect_count";
     pub const SELF_OOM_SCORE_ADJ: &str = "proc/self/oom_score_adj";
+    pub const SLABINFO: &str = "proc/slabinfo";
+    pub const BUDDYINFO: &str = "proc/buddyinfo";
+    pub const ZONEINFO: &str = "proc/zoneinfo";
+    /// PSI files (`cpu`, `memory`, `io`, `irq`; since Linux 4.20).
+    pub const PRESSURE: &str = "proc/pressure";
 }
 
 /// Largest file watchdog reads whole. /proc and /sys values are a few bytes;

@@ -15,6 +15,7 @@ pub mod error;
 pub mod eventlog;
 pub mod events;
 pub mod host;
+pub mod incident;
 pub mod kernel;
 pub mod marker;
 pub mod metrics;

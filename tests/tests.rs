@@ -3,6 +3,7 @@
 mod util;
 
 mod check;
+mod incidents;
 mod layout;
 mod metrics;
 mod regression;

@@ -45,6 +45,7 @@ impl Default for TracefsConfig {
             flight_recorder_events: vec![
                 "sched/sched_switch".into(),
                 "sched/sched_wakeup".into(),
+                "sched/sched_process_exec".into(),
                 "sched/sched_process_exit".into(),
                 "signal/signal_generate".into(),
             ],

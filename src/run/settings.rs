@@ -32,6 +32,7 @@ pub struct RunConfig {
     pub tracefs: TracefsConfig,
     pub proc: ProcConfig,
     pub kdump_check: KdumpSchedule,
+    pub incidents: crate::incident::IncidentsConfig,
     pub rules: Vec<crate::engine::RuleConfig>,
 }
 
@@ -53,6 +54,7 @@ impl Default for RunConfig {
             tracefs: TracefsConfig::default(),
             proc: ProcConfig::default(),
             kdump_check: KdumpSchedule::default(),
+            incidents: crate::incident::IncidentsConfig::default(),
             rules: default_rules(),
         }
     }
@@ -146,6 +148,9 @@ impl RunConfig {
                 "kdump_check.interval_hours",
                 "must be at least 1 (set at_start: false and a large interval to turn it down)",
             );
+        }
+        if let Err(e) = self.incidents.compile(&p.path("incidents")) {
+            p.extend(e);
         }
         if let Err(e) =
             crate::engine::compile_rules(&self.rules, &p.path("rules"), self.allow_destructive)
