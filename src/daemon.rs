@@ -489,6 +489,7 @@ impl Daemon {
             source: "watchdog".into(),
             host: self.hostname.clone(),
             line: None,
+            incident: None,
             body: Body::Action(events::Action {
                 rule: rule.to_string(),
                 action: action.to_string(),

@@ -41,6 +41,14 @@ pub struct RuleConfig {
     /// Actions, in order: `sysrq: t`, `ftrace_snapshot`, `kdump_check`,
     /// `log`, `exec: {command: [..], timeout_secs: N}`.
     pub actions: Vec<serde_yaml::Value>,
+    /// Whether firing opens an incident bundle (when `run.incidents` is
+    /// enabled); events of the same kind within the cooldown join it.
+    #[serde(default = "yes")]
+    pub incident: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> u32 {
@@ -210,6 +218,7 @@ pub struct Rule {
     pub window: Duration,
     pub cooldown: Duration,
     pub actions: Vec<Action>,
+    pub incident: bool,
 }
 
 impl Rule {
@@ -590,6 +599,7 @@ pub fn compile_rules(
                 window: Duration::from_secs(r.window_secs),
                 cooldown: Duration::from_secs(r.cooldown_secs),
                 actions,
+                incident: r.incident,
             });
         }
     }
@@ -619,6 +629,9 @@ fn unknown_field(k: &KindSchema, name: &str) -> String {
 pub struct Decision {
     pub rule: String,
     pub actions: Vec<Action>,
+    /// The rule opens an incident, which stays open for its cooldown.
+    pub incident: bool,
+    pub cooldown: Duration,
 }
 
 struct RuleState {
@@ -713,6 +726,8 @@ impl Engine {
                 out.push(Decision {
                     rule: s.rule.name.clone(),
                     actions: s.rule.actions.clone(),
+                    incident: s.rule.incident,
+                    cooldown: s.rule.cooldown,
                 });
             }
         }
@@ -746,6 +761,7 @@ mod tests {
             source: "kmsg".into(),
             host: Some("db01".into()),
             line: None,
+            incident: None,
             body,
         }
     }
@@ -867,8 +883,8 @@ mod tests {
         assert_eq!(
             e,
             [
-                "run.rules[1].where.signal: oom_kill has no field \"signal\" (fields: pid, comm, memcg, total_vm_kb, anon_rss_kb, file_rss_kb, shmem_rss_kb, uid, oom_score_adj, constraint, trigger_comm, trigger_pid; on every event: kind, time, kernel_time, source, host, line)",
-                "run.rules[2].where.pidd: hung_task has no field \"pidd\" (fields: comm, pid, blocked_secs, blocker_comm, blocker_pid, unreported; on every event: kind, time, kernel_time, source, host, line)",
+                "run.rules[1].where.signal: oom_kill has no field \"signal\" (fields: pid, comm, memcg, total_vm_kb, anon_rss_kb, file_rss_kb, shmem_rss_kb, uid, oom_score_adj, constraint, trigger_comm, trigger_pid; on every event: kind, time, kernel_time, source, host, line, incident)",
+                "run.rules[2].where.pidd: hung_task has no field \"pidd\" (fields: comm, pid, blocked_secs, blocker_comm, blocker_pid, unreported; on every event: kind, time, kernel_time, source, host, line, incident)",
             ]
         );
         // The common fields are there for every kind.
@@ -1065,7 +1081,9 @@ mod tests {
             d,
             vec![Decision {
                 rule: "burst".into(),
-                actions: vec![Action::Sysrq("m".into())]
+                actions: vec![Action::Sysrq("m".into())],
+                incident: true,
+                cooldown: Duration::from_secs(60),
             }]
         );
         // Cooldown: nothing for 60 s, whatever arrives.

@@ -81,6 +81,8 @@ pub struct Event {
     pub host: Option<String>,
     /// Line number in the scanned file (not set for live sources).
     pub line: Option<u64>,
+    /// The incident this event belongs to (`watchdog run`), when any.
+    pub incident: Option<String>,
     pub body: Body,
 }
 
@@ -450,6 +452,7 @@ pub const COMMON_FIELDS: &[Field] = &[
     req("source", Str),
     opt("host", Str),
     opt("line", Int),
+    opt("incident", Str),
 ];
 
 const HUNG_TASK: KindSchema = kind(
@@ -634,6 +637,8 @@ struct Wire<'a> {
     host: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incident: Option<&'a str>,
     #[serde(flatten)]
     body: BodyRef<'a>,
 }
@@ -658,6 +663,7 @@ impl Serialize for Event {
             source: &self.source,
             host: self.host.as_deref(),
             line: self.line,
+            incident: self.incident.as_deref(),
             body,
         }
         .serialize(s)
@@ -684,6 +690,7 @@ impl Event {
             "source" => self.source.as_str().into(),
             "host" => self.host.as_deref().into(),
             "line" => self.line.into(),
+            "incident" => self.incident.as_deref().into(),
             _ => return self.body.field(name),
         })
     }
@@ -739,6 +746,7 @@ mod tests {
             source: "kmsg".into(),
             host: None,
             line: None,
+            incident: None,
             body: Body::Lost(Lost {
                 count: 3,
                 reason: None,
@@ -837,6 +845,7 @@ mod tests {
                 source: "kmsg".into(),
                 host: o("db01"),
                 line: full.then_some(40),
+                incident: full.then(|| "5f1c2a9e0b7d4c3a".to_string()),
                 body,
             })
             .collect()

@@ -95,6 +95,7 @@ impl ProcPoller {
             source: "proc".into(),
             host: None,
             line: None,
+            incident: None,
             body,
         };
         if let Some(n) = self.oom_kill() {

@@ -386,6 +386,7 @@ impl Tracefs {
             source: "tracefs".into(),
             host: None,
             line: None,
+            incident: None,
             body,
         };
         match t.event {

@@ -127,6 +127,7 @@ pub(crate) mod tests {
             source: source.into(),
             host: None,
             line: None,
+            incident: None,
             body: Body::OomKill(OomKill {
                 pid: Some(42),
                 comm: comm.map(str::to_string),
@@ -144,6 +145,7 @@ pub(crate) mod tests {
             source: "tracefs".into(),
             host: None,
             line: None,
+            incident: None,
             body: Body::SignalDeath(SignalDeath {
                 pid: Some(pid),
                 tid: Some(pid),

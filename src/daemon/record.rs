@@ -230,6 +230,7 @@ impl Recorder {
             source: "watchdog".into(),
             host: None,
             line: None,
+            incident: None,
             body: crate::events::Body::Lost(crate::events::Lost {
                 count: self.pending_lost,
                 reason: Some(

@@ -358,6 +358,7 @@ impl Ctx<'_> {
             source: self.source.to_string(),
             host: at.host.clone(),
             line: at.line,
+            incident: None,
             body,
         });
     }
