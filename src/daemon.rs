@@ -9,7 +9,10 @@
 //! stop it from acting on the next hang.
 
 mod correlate;
+mod evidence;
+mod incidents;
 mod record;
+mod report;
 
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -25,7 +28,7 @@ use crate::collectors::kmsg::{Drained, Kmsg, Start};
 use crate::collectors::proc::ProcPoller;
 use crate::collectors::tracefs::Tracefs;
 use crate::config::Config;
-use crate::engine::{compile_rules, Action, Engine};
+use crate::engine::{compile_rules, Action, Decision, Engine};
 use crate::eventlog::EventLog;
 use crate::events::{self, Body, Event, WallTime};
 use crate::host::{paths, Host};
@@ -33,6 +36,8 @@ use crate::notify::Notifier;
 use crate::run::settings::RunConfig;
 use crate::triggers::{exec, snapshot::Snapshots, Fired, Outcome, Triggers};
 use correlate::Correlator;
+use evidence::{IncidentJob, Opening};
+use incidents::{Incidents, Placed};
 use record::{say, Done, Job, Recorder};
 
 /// How often a missing /dev/kmsg is retried.
@@ -157,6 +162,7 @@ struct Daemon {
     next_ping: Option<Instant>,
     hostname: Option<String>,
     correlate: Correlator,
+    incidents: Incidents,
     metrics: crate::run::metrics::RunMetrics,
     next_metrics: Instant,
     oom_reported: u64,
@@ -181,6 +187,10 @@ impl Daemon {
         let log_target = log.describe();
         let rec = Recorder::start(log, cfg.record_queue, waker)
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
+        let incidents = Incidents::new(
+            incident_settings(&cfg)?,
+            host.read_value(paths::BOOT_ID).ok(),
+        );
         let now = Instant::now();
         let notifier = Notifier::from_env();
         let next_ping = notifier.watchdog_interval.map(|i| now + i);
@@ -217,6 +227,7 @@ impl Daemon {
             notifier,
             next_ping,
             correlate: Correlator::default(),
+            incidents,
             metrics: crate::run::metrics::RunMetrics {
                 start_time: chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
                 ..Default::default()
@@ -270,6 +281,8 @@ impl Daemon {
                     self.host.path(paths::KMSG).display()
                 );
                 self.tell(6, msg);
+                let mut k = k;
+                k.reader_mut().keep_text = self.incidents.enabled();
                 self.kmsg = Some(k);
             }
             Err(e) => {
@@ -373,6 +386,10 @@ impl Daemon {
             }
         }
         k.flush_if_quiet(now, out);
+        let text = k.reader_mut().take_text();
+        for j in self.incidents.records(text, now) {
+            self.rec.send(Job::Incident(j));
+        }
     }
 
     // --- correlate -------------------------------------------------------
@@ -419,23 +436,33 @@ impl Daemon {
             }
         }
         let decisions = self.engine.decide(&ev, now);
+        let mut ev = ev;
+        ev.incident = self.place(&ev, &decisions, now);
         let json = ev.to_json();
         let mut outcomes = Vec::new();
         for d in &decisions {
             for action in &d.actions {
                 let fired = self.triggers.execute(&d.rule, action, &json);
+                if let (Action::Sysrq(_), Fired::Done(o), Some(id)) = (action, &fired, &ev.incident)
+                {
+                    if o.ok {
+                        self.incidents.sysrq_fired(id, now);
+                    }
+                }
                 outcomes.push((d.rule.clone(), action.label(), fired));
             }
         }
         self.record(&ev, json);
+        let incident = ev.incident;
         for (rule, label, fired) in outcomes {
             match fired {
-                Fired::Done(outcome) => self.action_event(&rule, &label, outcome),
+                Fired::Done(outcome) => self.action_event(&rule, &label, outcome, incident.clone()),
                 Fired::Running => {}
                 Fired::Save(frozen) => {
                     if !self.rec.send(Job::Snapshot {
                         rule: rule.clone(),
                         frozen,
+                        incident: incident.clone(),
                     }) {
                         self.action_event(
                             &rule,
@@ -443,6 +470,7 @@ impl Daemon {
                             Outcome::failed(
                                 "snapshot frozen in tracefs, but the recording queue was full: not saved",
                             ),
+                            incident.clone(),
                         );
                     }
                 }
@@ -455,10 +483,53 @@ impl Daemon {
         }
     }
 
-    /// Queues an event's summary line and its JSON line.
+    /// The incident an event belongs to, opening one (and asking the
+    /// evidence lane for its bundle) when a rule that opens incidents fired.
+    fn place(&mut self, ev: &Event, decisions: &[Decision], now: Instant) -> Option<String> {
+        match self.incidents.place(ev, decisions, now)? {
+            Placed::Join(id) => Some(id),
+            Placed::Open {
+                id,
+                kind,
+                opened_at,
+                lookback,
+            } => {
+                let settings = self.incidents.settings().cloned()?;
+                let opening = Opening {
+                    id: id.clone(),
+                    kind: kind.to_string(),
+                    opened_at,
+                    evidence_dir: PathBuf::from(&self.cfg.evidence_dir),
+                    settings,
+                    host: self.host.clone(),
+                    check: self.check.clone(),
+                    lookback,
+                };
+                if !self
+                    .rec
+                    .send(Job::Incident(IncidentJob::Open(Box::new(opening))))
+                {
+                    self.tell(
+                        3,
+                        format!("incident {id}: the evidence queue is full: no bundle"),
+                    );
+                }
+                Some(id)
+            }
+        }
+    }
+
+    /// Queues an event's summary line and its JSON line (and the line for
+    /// its incident's bundle).
     fn record(&mut self, ev: &Event, json: String) {
         let (prio, text) = summary(ev);
         self.tell(prio, text);
+        if let Some(id) = &ev.incident {
+            self.rec.send(Job::Incident(IncidentJob::Event {
+                id: id.clone(),
+                json: json.clone(),
+            }));
+        }
         self.rec.send(Job::Line(json));
     }
 
@@ -476,7 +547,22 @@ impl Daemon {
         }
     }
 
-    fn action_event(&mut self, rule: &str, action: &str, outcome: Outcome) {
+    fn action_event(
+        &mut self,
+        rule: &str,
+        action: &str,
+        outcome: Outcome,
+        incident: Option<String>,
+    ) {
+        if let Some(id) = &incident {
+            self.rec.send(Job::Incident(IncidentJob::Action {
+                id: id.clone(),
+                rule: rule.to_string(),
+                action: action.to_string(),
+                ok: outcome.ok,
+                detail: outcome.detail.clone(),
+            }));
+        }
         self.actions_taken += 1;
         *self
             .metrics
@@ -489,7 +575,7 @@ impl Daemon {
             source: "watchdog".into(),
             host: self.hostname.clone(),
             line: None,
-            incident: None,
+            incident,
             body: Body::Action(events::Action {
                 rule: rule.to_string(),
                 action: action.to_string(),
@@ -506,9 +592,14 @@ impl Daemon {
     fn writer_results(&mut self) {
         for d in self.rec.take_done() {
             match d {
-                Done::Snapshot { rule, outcome } => {
-                    self.action_event(&rule, "ftrace_snapshot", outcome);
+                Done::Snapshot {
+                    rule,
+                    outcome,
+                    incident,
+                } => {
+                    self.action_event(&rule, "ftrace_snapshot", outcome, incident);
                 }
+                Done::Note(prio, msg) => self.tell(prio, msg),
             }
         }
     }
@@ -527,7 +618,7 @@ impl Daemon {
             self.metrics.checks.extend(statuses);
             outcome
         };
-        self.action_event("kdump-schedule", "kdump_check", outcome);
+        self.action_event("kdump-schedule", "kdump_check", outcome, None);
     }
 
     fn write_metrics(&mut self, now: Instant) {
@@ -564,6 +655,14 @@ impl Daemon {
                     self.triggers.check = c.check.clone();
                     self.proc.cfg = c.run.proc.clone();
                     self.check = c.check;
+                    if let Ok(inc) = incident_settings(&c.run) {
+                        self.incidents.reconfigure(inc);
+                    }
+                    if let Some(k) = self.kmsg.as_mut() {
+                        k.reader_mut().keep_text = self.incidents.enabled();
+                    }
+                    self.cfg.evidence_dir = c.run.evidence_dir;
+                    self.cfg.incidents = c.run.incidents;
                     self.cfg.rules = c.run.rules;
                     self.cfg.proc = c.run.proc;
                     let msg = format!("SIGHUP: {} reloaded ({} rules); {kept} unchanged rules keep their windows and cooldowns; collector settings apply at the next start", path.display(), self.engine.rules().count());
@@ -601,6 +700,7 @@ impl Daemon {
             at(Some(self.next_metrics));
         }
         at(self.correlate.next_due());
+        at(self.incidents.next_deadline());
         if !self.triggers.exec.is_idle() {
             at(Some(now + Duration::from_millis(100)));
         }
@@ -623,9 +723,12 @@ impl Daemon {
             self.kdump_check();
         }
         for f in self.triggers.exec.reap(now) {
-            self.action_event(&f.rule, &f.label, f.outcome);
+            self.action_event(&f.rule, &f.label, f.outcome, None);
         }
         self.release_held(now, false);
+        for j in self.incidents.due(now) {
+            self.rec.send(Job::Incident(j));
+        }
         self.rec.flush_lost();
         self.save_position(false);
         if now >= self.next_metrics {
@@ -660,7 +763,10 @@ impl Daemon {
         }
         self.release_held(now, true);
         for f in self.triggers.exec.kill_all() {
-            self.action_event(&f.rule, &f.label, f.outcome);
+            self.action_event(&f.rule, &f.label, f.outcome, None);
+        }
+        for j in self.incidents.close_all() {
+            self.rec.send(Job::Incident(j));
         }
         self.save_position(true);
         if let Some(mut t) = self.tracefs.take() {
@@ -695,6 +801,17 @@ impl Daemon {
             ),
         );
     }
+}
+
+/// The compiled `run.incidents`, or `None` when bundles are off.
+fn incident_settings(cfg: &RunConfig) -> Result<Option<crate::incident::IncidentSettings>, String> {
+    let s = cfg.incidents.compile("run.incidents").map_err(|e| {
+        e.iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    Ok(s.enabled.then_some(s))
 }
 
 /// Runs until SIGTERM or SIGINT. Errors only when it cannot start at all.

@@ -25,8 +25,16 @@ impl Guard {
     /// A host tree from the well-tuned fixture, with a FIFO for dev/kmsg,
     /// a boot id, and a config pointing every output into the temp dir.
     fn new(extra_config: &str) -> Guard {
+        Guard::with_root("well-tuned", extra_config)
+    }
+
+    /// The same on another fixture tree.
+    fn with_root(root: &str, extra_config: &str) -> Guard {
         let dir = Dir::new();
-        copy_tree(&fixture("well-tuned"), &dir.join("root"));
+        copy_tree(&fixture(root), &dir.join("root"));
+        if !dir.join("root/proc/sysrq-trigger").exists() {
+            dir.write("root/proc/sysrq-trigger", "");
+        }
         dir.write(
             "root/proc/sys/kernel/random/boot_id",
             format!("{BOOT_ID}\n"),
@@ -649,4 +657,153 @@ fn an_event_log_that_blocks_never_delays_sysrq() {
         "the stop summary counts them: {}",
         g.stderr()
     );
+}
+
+/// Every kmsg record of the real Debian 6.1 hung-task recording, with the
+/// index of the first record of the SysRq-T answer.
+fn real_hung_task_records() -> (Vec<String>, usize) {
+    let text = std::fs::read_to_string(
+        crate::util::repo().join("tests/fixtures/kernel-logs/real/debian-6.1-hung-task.kmsg"),
+    )
+    .unwrap();
+    let recs: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let dump = recs
+        .iter()
+        .position(|l| l.ends_with(";sysrq: Show State"))
+        .unwrap();
+    (recs, dump)
+}
+
+/// A hung-task report and the kernel's SysRq-T answer on the fake kmsg
+/// make one incident bundle: kmsg.txt holds both, proc/ the files the
+/// root offers, the manifest what it could not read; `incidents
+/// list/show/pack` work on it.
+#[test]
+fn a_hung_task_leaves_one_bundle_with_the_report_and_the_dump() {
+    let mut g = Guard::with_root(
+        "incident-hung",
+        "  incidents:\n    sysrq_readback_quiet_ms: 300\n  rules:\n    - {name: dump, kind: hung_task, actions: [{sysrq: t}]}\n",
+    );
+    g.start(&[]);
+    let (recs, dump) = real_hung_task_records();
+    let fifo = g.dir.join("root/dev/kmsg");
+    let mut before = recs[..dump].join("\n");
+    before.push('\n');
+    write_fifo(&fifo, before.as_bytes());
+    g.wait_for("sysrq t", |g| g.sysrq() == "t");
+    let mut answer = recs[dump..].join("\n");
+    answer.push('\n');
+    write_fifo(&fifo, answer.as_bytes());
+    let incidents = g.dir.join("evidence/incidents");
+    g.wait_for("the bundle to close", |g| {
+        bundles(&g.dir.join("evidence/incidents"))
+            .first()
+            .is_some_and(|b| manifest(b)["closed"].is_string())
+    });
+    assert_eq!(g.stop(), 0);
+    let all = bundles(&incidents);
+    assert_eq!(all.len(), 1, "{all:?}");
+    let b = &all[0];
+    let m = manifest(b);
+    let id = m["id"].as_str().unwrap();
+
+    // The event log and the bundle agree on the incident.
+    let ev = g.events();
+    let hung = ev.iter().find(|e| e["kind"] == "hung_task").unwrap();
+    assert_eq!(hung["incident"], id);
+    assert_eq!(hung["comm"], "wd-writer");
+    let act = ev.iter().find(|e| e["kind"] == "action").unwrap();
+    assert_eq!(
+        (act["action"].as_str(), act["incident"].as_str()),
+        (Some("sysrq t"), Some(id))
+    );
+    assert_eq!(m["events"][0]["incident"], id);
+    assert_eq!(m["actions"][0]["action"], "sysrq t");
+
+    // kmsg.txt: the report from the look-back, then the answer.
+    let kmsg = std::fs::read_to_string(b.join("kmsg.txt")).unwrap();
+    let at = |pat: &str| {
+        kmsg.find(pat)
+            .unwrap_or_else(|| panic!("{pat:?} not in kmsg.txt"))
+    };
+    assert!(
+        at("INFO: task wd-writer:110 blocked for more than 2 seconds.") < at("sysrq: Show State")
+    );
+    assert!(at("sysrq: Show State") < at("sysrq: Show Blocked State"));
+    assert!(
+        kmsg.contains("task:wd-writer"),
+        "the dump's task lines are there"
+    );
+
+    // proc/: what the fixture root offers, and what it lacks, said.
+    assert!(b.join("proc/meminfo").is_file());
+    assert!(b.join("proc/pressure/memory").is_file());
+    let missing = m["not_collected"].to_string();
+    assert!(missing.contains("slabinfo"), "{missing}");
+    let blocked = m["blocked_tasks"].to_string();
+    assert!(blocked.contains("wd-writer"), "{blocked}");
+
+    // The subcommand sees it, and packs it.
+    let cfg = g.dir.join("config.yaml");
+    let cfg = cfg.to_str().unwrap();
+    let list = g
+        .dir
+        .run(&["--config", cfg, "incidents", "list"])
+        .expect_code(0);
+    assert!(list.stdout.contains(&id[..8]), "{}", list.dump());
+    let show = g
+        .dir
+        .run(&["--config", cfg, "incidents", "show", &id[..6]])
+        .expect_code(0);
+    assert!(show.stdout.contains("wd-writer"), "{}", show.dump());
+    let out = g.dir.join("bundle.tar.gz");
+    g.dir
+        .run(&[
+            "--config",
+            cfg,
+            "incidents",
+            "pack",
+            id,
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .expect_code(0);
+    let x = g.dir.join("x");
+    std::fs::create_dir(&x).unwrap();
+    let st = Command::new("tar")
+        .args(["xzf", out.to_str().unwrap(), "-C", x.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let name = b.file_name().unwrap();
+    for f in m["files"].as_array().unwrap() {
+        let p = x.join(name).join(f["name"].as_str().unwrap());
+        assert_eq!(
+            std::fs::metadata(&p).map(|m| m.len()).ok(),
+            f["bytes"].as_u64(),
+            "{}",
+            p.display()
+        );
+    }
+}
+
+fn bundles(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| Some(e.ok()?.path()))
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn manifest(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap_or_default())
+        .unwrap_or(Value::Null)
 }

@@ -122,6 +122,10 @@ pub struct Reader {
     pub last_seq: Option<u64>,
     pub overruns: u64,
     last_data: Option<Instant>,
+    /// Keep each record's text, as `dmesg` prints it, for incident bundles
+    /// (`kmsg.txt`); taken by [`Reader::take_text`].
+    pub keep_text: bool,
+    text: Vec<String>,
 }
 
 impl Reader {
@@ -147,6 +151,8 @@ impl Reader {
             last_seq: None,
             overruns: 0,
             last_data: None,
+            keep_text: false,
+            text: Vec::new(),
         }
     }
 
@@ -207,7 +213,18 @@ impl Reader {
             self.skip_through = None;
             self.last_seq = Some(seq);
         }
+        if self.keep_text && !rec.ignore {
+            self.text.push(match rec.kernel_time {
+                Some(t) => format!("[{t:>12.6}] {}", rec.text),
+                None => rec.text.clone(),
+            });
+        }
         out.extend(self.parser.push(&rec));
+    }
+
+    /// The records' text read since the last call (when `keep_text`).
+    pub fn take_text(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.text)
     }
 
     /// Closes incidents once the log has been quiet for [`QUIET`].
@@ -288,6 +305,10 @@ impl Kmsg {
 
     pub fn reader(&self) -> &Reader {
         &self.reader
+    }
+
+    pub fn reader_mut(&mut self) -> &mut Reader {
+        &mut self.reader
     }
 
     pub fn drain(&mut self, out: &mut Vec<Event>) -> io::Result<Drained> {

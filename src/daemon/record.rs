@@ -1,5 +1,8 @@
 //! The record stage of `watchdog run`: everything that touches a regular
-//! file system runs here, on one writer thread behind a bounded queue.
+//! file system runs here, on writer threads behind bounded queues — the
+//! disk lane (event log, position, metrics), the evidence lane (snapshot
+//! copies, incident bundles: [`super::evidence`]) and the journal lane
+//! (stderr), so that none of them can hold up another.
 //!
 //! A hang watchdog's most common incident is storage that stopped
 //! answering. The poll loop acts on the kernel first (SysRq, the tracefs
@@ -16,10 +19,12 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::evidence::{Evidence, IncidentJob};
+pub use super::report::Done;
+use super::report::Reporter;
 use crate::collectors::kmsg::Position;
 use crate::eventlog::EventLog;
 use crate::triggers::snapshot::Frozen;
-use crate::triggers::Outcome;
 
 /// One piece of work for the writer.
 pub enum Job {
@@ -32,18 +37,17 @@ pub enum Job {
     /// The Prometheus textfile, replaced atomically.
     Metrics { path: PathBuf, text: String },
     /// Copy a frozen ftrace snapshot out of tracefs into the evidence
-    /// directory; the outcome comes back as [`Done::Snapshot`].
-    Snapshot { rule: String, frozen: Frozen },
+    /// directory (into the incident's bundle when there is one); the
+    /// outcome comes back as [`Done::Snapshot`].
+    Snapshot {
+        rule: String,
+        frozen: Frozen,
+        incident: Option<String>,
+    },
+    /// Work on an incident bundle.
+    Incident(IncidentJob),
     /// Close the event log so the next line reopens it (SIGHUP, logrotate).
     Reopen,
-}
-
-/// What the writer reports back to the loop.
-#[derive(Debug)]
-pub enum Done {
-    /// The outcome of a [`Job::Snapshot`]: the loop logs it as the
-    /// `ftrace_snapshot` action's result.
-    Snapshot { rule: String, outcome: Outcome },
 }
 
 enum Msg {
@@ -59,14 +63,18 @@ struct Lane {
 }
 
 impl Lane {
-    fn start(name: &str, capacity: usize, mut w: Writer) -> io::Result<Lane> {
+    fn start(
+        name: &str,
+        capacity: usize,
+        mut handle: impl FnMut(Job) + Send + 'static,
+    ) -> io::Result<Lane> {
         let (tx, rx) = mpsc::sync_channel::<Msg>(capacity.max(1));
         let (fin_tx, finished) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 while let Ok(Msg::Job(job)) = rx.recv() {
-                    w.handle(job);
+                    handle(job);
                 }
                 let _ = fin_tx.send(());
             })?;
@@ -112,12 +120,10 @@ impl Lane {
     }
 }
 
-/// The loop's handle on the record stage: two writer threads, one for the
-/// disk (event log, position, metrics, snapshots) and one for the journal
-/// (stderr), so that a hung disk does not silence the journal and a stuck
-/// journal does not hold up the files.
+/// The loop's handle on the record stage's three writer threads.
 pub struct Recorder {
     disk: Lane,
+    evidence: Lane,
     journal: Lane,
     done: Receiver<Done>,
     /// Event-log lines that found the queue full, not yet reported.
@@ -129,38 +135,39 @@ pub struct Recorder {
     pub lost_other: u64,
 }
 
-/// A non-blocking write of a wake-up byte: a full pipe already means
-/// "wake up".
-fn wake(w: &mut UnixStream) {
-    let _ = w.write(&[1]);
-}
-
 impl Recorder {
     /// Starts the writer threads with room for `capacity` jobs each.
-    /// `waker` is written to whenever the disk writer has something to
-    /// report back, so the loop's poll wakes up for it.
+    /// `waker` is written to whenever a writer has something to report
+    /// back, so the loop's poll wakes up for it.
     pub fn start(log: EventLog, capacity: usize, waker: UnixStream) -> io::Result<Recorder> {
         let (done_tx, done) = mpsc::channel();
-        let disk = Lane::start(
-            "record-disk",
-            capacity,
-            Writer {
-                log: Some(log),
-                done: done_tx.clone(),
-                waker: Some(waker),
-            },
-        )?;
-        let journal = Lane::start(
-            "record-journal",
-            capacity,
-            Writer {
-                log: None,
-                done: done_tx,
-                waker: None,
-            },
-        )?;
+        let report = Reporter {
+            done: done_tx,
+            waker: std::sync::Arc::new(std::sync::Mutex::new(waker)),
+        };
+        let mut disk = Disk {
+            log,
+            report: report.clone(),
+        };
+        let disk = Lane::start("record-disk", capacity, move |job| disk.handle(job))?;
+        let mut evidence = Evidence::new(report);
+        let evidence = Lane::start("record-evidence", capacity, move |job| match job {
+            Job::Snapshot {
+                rule,
+                frozen,
+                incident,
+            } => evidence.snapshot(rule, frozen, incident),
+            Job::Incident(j) => evidence.incident(j),
+            _ => {}
+        })?;
+        let journal = Lane::start("record-journal", capacity, |job| {
+            if let Job::Say(prio, text) = job {
+                say(prio, &text);
+            }
+        })?;
         Ok(Recorder {
             disk,
+            evidence,
             journal,
             done,
             pending_lost: 0,
@@ -203,7 +210,14 @@ impl Recorder {
                 self.lost_lines += 1;
                 false
             }
-            _ => {
+            Job::Snapshot { .. } | Job::Incident(_) => {
+                let ok = self.evidence.try_send(job);
+                if !ok {
+                    self.lost_other += 1;
+                }
+                ok
+            }
+            Job::Position { .. } | Job::Metrics { .. } | Job::Reopen => {
                 let ok = self.disk.try_send(job);
                 if !ok {
                     self.lost_other += 1;
@@ -262,56 +276,44 @@ impl Recorder {
         let _ = self.flush_lost();
         let deadline = Instant::now() + patience;
         let disk = self.disk.finish(deadline);
+        let evidence = self.evidence.finish(deadline);
         let journal = self.journal.finish(deadline);
-        disk && journal
+        disk && evidence && journal
     }
 }
 
-/// The writer thread's state: it owns every file `run` writes.
-struct Writer {
-    /// The event log, on the disk lane only.
-    log: Option<EventLog>,
-    done: mpsc::Sender<Done>,
-    waker: Option<UnixStream>,
+/// The disk lane: the event log, the kmsg position, metrics.
+struct Disk {
+    log: EventLog,
+    report: Reporter,
 }
 
-impl Writer {
+impl Disk {
     fn handle(&mut self, job: Job) {
         match job {
             Job::Line(json) => {
-                if let Some(err) = self.log.as_mut().and_then(|l| l.write(&json)) {
-                    say(3, &err);
+                if let Some(err) = self.log.write(&json) {
+                    self.report.note(3, err);
                 }
             }
-            Job::Say(prio, text) => say(prio, &text),
             Job::Position { path, pos } => {
                 if let Err(e) = pos.save(&path) {
-                    say(
+                    self.report.note(
                         4,
-                        &format!("cannot save the kmsg position to {}: {e}", path.display()),
+                        format!("cannot save the kmsg position to {}: {e}", path.display()),
                     );
                 }
             }
             Job::Metrics { path, text } => {
                 if let Err(e) = crate::metrics::write_atomic(&path, &text) {
-                    say(
+                    self.report.note(
                         4,
-                        &format!("cannot write metrics to {}: {e}", path.display()),
+                        format!("cannot write metrics to {}: {e}", path.display()),
                     );
                 }
             }
-            Job::Snapshot { rule, frozen } => {
-                let outcome = frozen.save();
-                let _ = self.done.send(Done::Snapshot { rule, outcome });
-                if let Some(w) = self.waker.as_mut() {
-                    wake(w);
-                }
-            }
-            Job::Reopen => {
-                if let Some(l) = self.log.as_mut() {
-                    l.reopen();
-                }
-            }
+            Job::Reopen => self.log.reopen(),
+            Job::Say(..) | Job::Snapshot { .. } | Job::Incident(_) => {}
         }
     }
 }

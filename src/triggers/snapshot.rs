@@ -64,7 +64,7 @@ impl Snapshots {
     /// Freezes and saves in one go (for callers with no writer thread).
     pub fn take(&mut self) -> Outcome {
         match self.freeze() {
-            Ok(f) => f.save(),
+            Ok(f) => f.save().0,
             Err(o) => o,
         }
     }
@@ -72,10 +72,11 @@ impl Snapshots {
 
 impl Frozen {
     /// Copies the frozen buffer (at most `max_bytes`) to a timestamped
-    /// file in the evidence directory and prunes old ones.
-    pub fn save(self) -> Outcome {
+    /// file in the evidence directory and prunes old ones. Returns the
+    /// outcome and, when saved, the file.
+    pub fn save(self) -> (Outcome, Option<PathBuf>) {
         if let Err(e) = super::ensure_dir(&self.dir) {
-            return Outcome::failed(e);
+            return (Outcome::failed(e), None);
         }
         let name = format!(
             "snapshot-{}.txt",
@@ -94,7 +95,7 @@ impl Frozen {
         match copied {
             Ok(n) => {
                 let pruned = self.prune();
-                Outcome::ok(format!(
+                let outcome = Outcome::ok(format!(
                     "saved {n} bytes to {}{}",
                     out.display(),
                     if pruned > 0 {
@@ -105,9 +106,13 @@ impl Frozen {
                     } else {
                         String::new()
                     }
-                ))
+                ));
+                (outcome, Some(out))
             }
-            Err(e) => Outcome::failed(format!("cannot save snapshot to {}: {e}", out.display())),
+            Err(e) => (
+                Outcome::failed(format!("cannot save snapshot to {}: {e}", out.display())),
+                None,
+            ),
         }
     }
 
