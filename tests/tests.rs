@@ -4,6 +4,7 @@ mod util;
 
 mod check;
 mod metrics;
+mod regression;
 mod run;
 mod scan;
 mod systemd;

@@ -1,0 +1,192 @@
+//! Regression tests, one per defect fixed, named after what went wrong
+//! (ripgrep's habit). Issue 18: hostile inputs and faults. Each test goes
+//! through the real binary where the binary can reach the fault.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{bin, copy_tree, fixture, Dir};
+
+const BOOT_ID: &str = "0b0e4a9e-9d0c-4c2e-8a43-3f1b2c3d4e5f";
+/// Every wait in these tests is bounded by this.
+const PATIENCE: Duration = Duration::from_secs(15);
+const HUNG: &str = "INFO: task writer:412 blocked for more than 2 seconds.";
+
+/// `watchdog run` on a copy of the well-tuned fixture, with a FIFO for
+/// dev/kmsg; stderr goes to a file.
+struct Run {
+    dir: Dir,
+    child: Option<Child>,
+}
+
+impl Run {
+    fn new(config: &str) -> Run {
+        let dir = Dir::new();
+        copy_tree(&fixture("well-tuned"), &dir.join("root"));
+        dir.write(
+            "root/proc/sys/kernel/random/boot_id",
+            format!("{BOOT_ID}\n"),
+        );
+        std::fs::create_dir_all(dir.join("root/dev")).unwrap();
+        nix::unistd::mkfifo(
+            &dir.join("root/dev/kmsg"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let base = dir.path().display();
+        dir.write(
+            "config.yaml",
+            format!(
+                "run:\n  event_log: {base}/events.jsonl\n  state_file: {base}/state/kmsg.state\n  evidence_dir: {base}/evidence\n  kdump_check: {{at_start: false, interval_hours: 24}}\n{config}"
+            ),
+        );
+        Run { dir, child: None }
+    }
+
+    fn start(&mut self) {
+        let child = Command::new(bin())
+            .args(["run", "--root", "root", "--config", "config.yaml"])
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("stderr.txt")).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_for("start", |r| r.stderr().contains("events go to"));
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.txt")).unwrap_or_default()
+    }
+
+    fn event_lines(&self, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.event_lines("events.jsonl")
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|e| e["kind"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    fn wait_for(&self, what: &str, cond: impl Fn(&Run) -> bool) {
+        let until = Instant::now() + PATIENCE;
+        while Instant::now() < until {
+            if cond(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "timed out waiting for {what}\n--- stderr:\n{}\n--- events:\n{:#?}",
+            self.stderr(),
+            self.event_lines("events.jsonl")
+        );
+    }
+
+    fn kmsg(&self, records: &[(u64, &str)]) {
+        let mut text = String::new();
+        for (seq, msg) in records {
+            text.push_str(&format!("3,{seq},{},-;{msg}\n", seq * 10_000));
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("root/dev/kmsg"))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn stop(&mut self) -> i32 {
+        let mut child = self.child.take().expect("running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let until = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < until, "no exit\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits at most `PATIENCE` for a child; kills it and panics on timeout,
+/// so a hang fails the test instead of hanging the suite.
+fn wait_bounded(mut child: Child, what: &str) -> std::process::Output {
+    let until = Instant::now() + PATIENCE;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what} hung\n--- stdout:\n{}\n--- stderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn spawn(cwd: &Path, args: &[&str]) -> Child {
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+// Defect 1: a saved kmsg position beyond the kernel's buffer blinded `run`.
+#[test]
+fn kmsg_position_beyond_buffer_is_refused() {
+    let mut r = Run::new("  kmsg_start: end\n");
+    r.dir.write(
+        "state/kmsg.state",
+        format!(r#"{{"boot_id":"{BOOT_ID}","seq":{}}}"#, 1u64 << 40),
+    );
+    r.start();
+    r.kmsg(&[(1, "a"), (2, "b")]);
+    r.wait_for("the warning", |r| {
+        r.stderr().contains("is beyond the kernel buffer")
+    });
+    r.kmsg(&[(3, HUNG)]);
+    r.wait_for("the hung task after it", |r| {
+        r.kinds().contains(&"hung_task".to_string())
+    });
+    assert_eq!(r.stop(), 0);
+    assert_eq!(r.stderr().matches("beyond the kernel buffer").count(), 1);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(r.dir.join("state/kmsg.state")).unwrap())
+            .unwrap();
+    assert_eq!(state["seq"], 3);
+}
