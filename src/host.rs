@@ -10,6 +10,7 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Kernel and system files, relative to the host root.
 ///
@@ -89,7 +90,10 @@ impl fmt::Display for ReadError {
             ReadErrorKind::PermissionDenied => write!(f, "{p}: permission denied"),
             ReadErrorKind::TooLarge(limit) => write!(f, "{p}: larger than {limit} bytes"),
             ReadErrorKind::NotUtf8 => write!(f, "{p}: not valid UTF-8 text"),
-            ReadErrorKind::NotRegular => write!(f, "{p}: not a regular file"),
+            ReadErrorKind::NotRegular => write!(
+                f,
+                "{p}: not a regular file (a FIFO, device, socket or directory where a kernel file should be)"
+            ),
             ReadErrorKind::Io(e) => write!(f, "{p}: {e}"),
         }
     }
@@ -134,27 +138,17 @@ impl Host {
 
     /// Reads at most `limit` bytes; a longer file is an error rather than a
     /// silent truncation (a truncated number would be a wrong number).
+    ///
+    /// Only regular files are read: a FIFO, a device or a socket planted
+    /// where a kernel file should be is refused before any read (opening
+    /// is non-blocking, so a FIFO without a writer cannot hang the open
+    /// either). The read itself runs on a helper thread and is abandoned
+    /// after [`READ_DEADLINE`], so a file on a hung filesystem costs a
+    /// stuck thread, not a stuck `check` or `run`.
     pub fn read_bytes_limited(&self, rel: &str, limit: u64) -> Result<Vec<u8>, ReadError> {
         let path = self.path(rel);
-        let err = |kind| ReadError {
-            path: path.clone(),
-            kind,
-        };
-        let file = fs::File::open(&path).map_err(|e| err(io_kind(&e)))?;
-        let meta = file.metadata().map_err(|e| err(io_kind(&e)))?;
-        if meta.is_dir() {
-            return Err(err(ReadErrorKind::NotRegular));
-        }
-        let mut buf = Vec::new();
-        // /proc and /sys report size 0, so the limit is enforced on what is
-        // actually read, one byte past the limit telling "too large".
-        file.take(limit + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| err(io_kind(&e)))?;
-        if buf.len() as u64 > limit {
-            return Err(err(ReadErrorKind::TooLarge(limit)));
-        }
-        Ok(buf)
+        let kind = deadline::read(path.clone(), limit);
+        kind.map_err(|kind| ReadError { path, kind })
     }
 
     pub fn read_bytes(&self, rel: &str) -> Result<Vec<u8>, ReadError> {
@@ -219,6 +213,89 @@ impl Host {
     }
 }
 
+/// How long one read of a kernel file may take. /proc and /sys answer in
+/// microseconds; a root on NFS or a FUSE tree may not answer at all.
+pub const READ_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Reads with a deadline: one long-lived helper thread does the reads, so
+/// the caller can stop waiting. A helper that misses the deadline is
+/// abandoned (it ends when its read returns) and the next read starts a
+/// new one.
+mod deadline {
+    use super::*;
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+
+    type Reply = mpsc::SyncSender<Result<Vec<u8>, ReadErrorKind>>;
+    type Job = (PathBuf, u64, Reply);
+
+    static HELPER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
+
+    pub fn read(path: PathBuf, limit: u64) -> Result<Vec<u8>, ReadErrorKind> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let mut helper = HELPER.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = match helper.take() {
+            Some(tx) => tx,
+            None => match spawn() {
+                Some(tx) => tx,
+                // No thread to be had: read here, without a deadline,
+                // rather than not at all.
+                None => return read_now(&path, limit),
+            },
+        };
+        if tx.send((path.clone(), limit, reply)).is_err() {
+            // The helper is gone (it cannot be, but a read is cheap).
+            return read_now(&path, limit);
+        }
+        match answer.recv_timeout(READ_DEADLINE) {
+            Ok(r) => {
+                *helper = Some(tx);
+                r
+            }
+            Err(_) => Err(ReadErrorKind::Io(format!(
+                "no answer within {} s (hung filesystem?)",
+                READ_DEADLINE.as_secs()
+            ))),
+        }
+    }
+
+    fn spawn() -> Option<mpsc::Sender<Job>> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("host-read".into())
+            .spawn(move || {
+                for (path, limit, reply) in rx {
+                    let _ = reply.send(read_now(&path, limit));
+                }
+            })
+            .ok()?;
+        Some(tx)
+    }
+
+    pub fn read_now(path: &Path, limit: u64) -> Result<Vec<u8>, ReadErrorKind> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| io_kind(&e))?;
+        let meta = file.metadata().map_err(|e| io_kind(&e))?;
+        if !meta.is_file() {
+            return Err(ReadErrorKind::NotRegular);
+        }
+        let mut buf = Vec::new();
+        // /proc and /sys report size 0, so the limit is enforced on what is
+        // actually read, one byte past the limit telling "too large".
+        file.take(limit + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| io_kind(&e))?;
+        if buf.len() as u64 > limit {
+            return Err(ReadErrorKind::TooLarge(limit));
+        }
+        Ok(buf)
+    }
+}
+
 fn io_kind(e: &io::Error) -> ReadErrorKind {
     match e.kind() {
         io::ErrorKind::NotFound => ReadErrorKind::NotFound,
@@ -261,5 +338,19 @@ mod tests {
         assert!(h.read("missing").unwrap_err().is_not_found());
         assert!(h.read("big/below").unwrap_err().is_not_found());
         assert_eq!(h.read("").unwrap_err().kind, ReadErrorKind::NotRegular);
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let h = Host::new(dir.path());
+        let e = h.read("fifo").unwrap_err();
+        assert_eq!(e.kind, ReadErrorKind::NotRegular);
+        assert!(e.to_string().contains("fifo: not a regular file"), "{e}");
     }
 }

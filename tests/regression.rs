@@ -190,3 +190,73 @@ fn kmsg_position_beyond_buffer_is_refused() {
             .unwrap();
     assert_eq!(state["seq"], 3);
 }
+
+fn mkfifo(p: &Path) {
+    let _ = std::fs::remove_file(p);
+    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+fn finding<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no finding {id} in {report:#}"))
+}
+
+// Defect 4: `check` opened files blocking before looking at their type, so
+// a FIFO in the tree hung it for ever.
+#[test]
+fn check_on_a_fifo_does_not_hang() {
+    let dir = Dir::new();
+    copy_tree(&fixture("well-tuned"), &dir.join("root"));
+    mkfifo(&dir.join("root/proc/sys/kernel/sysrq"));
+    let out = wait_bounded(
+        spawn(dir.path(), &["check", "--root", "root", "--format", "json"]),
+        "check with a FIFO for proc/sys/kernel/sysrq",
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = finding(&report, "sysrq-keyboard");
+    assert_eq!(f["status"], "unknown", "{f:#}");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("proc/sys/kernel/sysrq") && summary.contains("not a regular file"),
+        "{summary}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{report:#}");
+}
+
+// Defect 11: with /proc/cmdline unreadable, `check` fell back to the build
+// default of the log buffer and warned about it, as if no log_buf_len=
+// could be on the command line.
+#[test]
+fn log_buf_size_is_unknown_when_cmdline_is_unreadable() {
+    let dir = Dir::new();
+    copy_tree(&fixture("well-tuned"), &dir.join("root"));
+    // Not UTF-8: unreadable as a command line.
+    dir.write("root/proc/cmdline", [0xff, 0xfe, b'q', b'\n']);
+    let out = wait_bounded(
+        spawn(
+            dir.path(),
+            &[
+                "check",
+                "--root",
+                "root",
+                "--format",
+                "json",
+                "--only",
+                "log-buf-size",
+            ],
+        ),
+        "check",
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = finding(&report, "log-buf-size");
+    assert_eq!(f["status"], "unknown", "{f:#}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("proc/cmdline"),
+        "{f:#}"
+    );
+    assert_eq!(out.status.code(), Some(3));
+}
