@@ -271,7 +271,10 @@ mod tests {
 
     /// A tmpfs of `size`, unmounted on drop; None when mounting is not
     /// allowed (not root).
-    struct Tmpfs(PathBuf, tempfile::TempDir);
+    struct Tmpfs {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    }
 
     impl Tmpfs {
         fn mount(size: &str) -> Option<Tmpfs> {
@@ -286,13 +289,13 @@ mod tests {
                 Some(format!("size={size}").as_str()),
             )
             .ok()?;
-            Some(Tmpfs(m, d))
+            Some(Tmpfs { path: m, _dir: d })
         }
     }
 
     impl Drop for Tmpfs {
         fn drop(&mut self) {
-            let _ = nix::mount::umount(&self.0);
+            let _ = nix::mount::umount(&self.path);
         }
     }
 
@@ -302,12 +305,12 @@ mod tests {
             eprintln!("skipped: cannot mount a tmpfs (needs root)");
             return;
         };
-        let p = fs.0.join("events.jsonl");
+        let p = fs.path.join("events.jsonl");
         let mut log = EventLog::new(p.to_str().unwrap(), 1 << 20, 1);
         assert!(log.write("{\"first\":1}").is_none());
         // Fill the rest: the log's page still has ~4 KB of slack, so a
         // longer line starts landing and then hits ENOSPC.
-        let filler = fs.0.join("filler");
+        let filler = fs.path.join("filler");
         let _ = std::fs::write(&filler, vec![0u8; 128 * 1024]);
         let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(6000));
         let err = log.write(&big).expect("reported");

@@ -7,6 +7,12 @@
 //! file in a fault: its lines are held in memory up to a bound, then
 //! counted and dropped; retries back off exponentially; on recovery a
 //! marker line says how many lines were dropped and why.
+//!
+//! Lines land whole: what is held is always whole lines, and a write cut
+//! short in the middle of a line (ENOSPC) is truncated back to the last
+//! line boundary; where that fails, or a file is found ending in the
+//! middle of a line (a crash, an earlier failure), the next write starts
+//! with a newline and a `write_failed` marker says so.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -75,6 +81,10 @@ struct OutFile {
     buf: Vec<u8>,
     fault: Option<Fault>,
     last_used: Instant,
+    /// The open file ends in the middle of a line: a newline goes first.
+    torn: bool,
+    /// Torn lines terminated since the last marker about them.
+    terminated: u64,
 }
 
 pub struct Output {
@@ -149,6 +159,8 @@ impl Output {
                     buf: Vec::new(),
                     fault: None,
                     last_used: now,
+                    torn: false,
+                    terminated: 0,
                 });
                 self.index.insert(self.key.clone(), self.files.len() - 1);
                 self.files.len() - 1
@@ -333,6 +345,19 @@ impl Output {
         let before = f.buf.len();
         let result = write_out(cfg, f);
         self.held -= before - f.buf.len();
+        if result.is_ok() && f.terminated > 0 {
+            let n = std::mem::take(&mut f.terminated);
+            let msg = format!(
+                "{n} line{} torn by an earlier failed write (or a crash) ended without a newline; terminated so that later lines start on their own",
+                if n == 1 { " was" } else { "s were" }
+            );
+            let before = f.buf.len();
+            push_marker(&mut f.buf, cfg.json, stamp, "-", "write_failed", &msg);
+            self.stats.markers += 1;
+            let r = write_out(cfg, f);
+            self.held -= before.saturating_sub(f.buf.len());
+            let _ = r;
+        }
         match result {
             Ok(()) => {
                 if let Some(fault) = f.fault.take() {
@@ -437,6 +462,8 @@ pub fn open_log(path: &Path, mode: u32) -> io::Result<(File, u64)> {
     let open = || {
         OpenOptions::new()
             .append(true)
+            // To see whether the last line was left torn.
+            .read(true)
             .create(true)
             .mode(mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -519,6 +546,18 @@ fn write_out(cfg: &OutputConfig, f: &mut OutFile) -> io::Result<()> {
         let Some((file, _, _)) = &mut f.file else {
             continue;
         };
+        if f.torn {
+            match file.write(b"\n") {
+                Ok(1) => {
+                    f.size += 1;
+                    f.torn = false;
+                    f.terminated += 1;
+                }
+                Ok(_) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
+            }
+        }
         match file.write(&pending[..chunk]) {
             Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
             Ok(n) => {
@@ -529,6 +568,21 @@ fn write_out(cfg: &OutputConfig, f: &mut OutFile) -> io::Result<()> {
             Err(e) => break Err(e),
         }
     };
+    if result.is_err() {
+        // A line half on disk: take it back (it stays held, whole), or
+        // when the file cannot be truncated, terminate it before the next.
+        let line_start = memchr::memrchr(b'\n', &f.buf[..start]).map_or(0, |i| i + 1);
+        let partial = (start - line_start) as u64;
+        if partial > 0 {
+            match &f.file {
+                Some((file, _, _)) if file.set_len(f.size - partial).is_ok() => {
+                    f.size -= partial;
+                }
+                _ => f.torn = true,
+            }
+            start = line_start;
+        }
+    }
     if start == f.buf.len() {
         f.buf.clear();
         if f.buf.capacity() > 4 * WRITE_CHUNK {
@@ -549,10 +603,22 @@ fn open_part(cfg: &OutputConfig, f: &mut OutFile) -> io::Result<()> {
             continue;
         }
         let m = file.metadata()?;
+        f.torn = !ends_a_line(&file, size)?;
         f.file = Some((file, m.dev(), m.ino()));
         f.size = size;
         return Ok(());
     }
+}
+
+/// True when the file is empty or its last byte ends a line.
+fn ends_a_line(file: &File, size: u64) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    if size == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8; 1];
+    file.read_at(&mut last, size - 1)?;
+    Ok(last[0] == b'\n')
 }
 
 /// Appends `text` so that the file stays valid UTF-8 text with one record
@@ -790,5 +856,117 @@ mod tests {
             "{text}"
         );
         assert!(lines[1].contains("not a regular file"), "{text}");
+    }
+
+    /// A tmpfs of `size`, unmounted on drop; None when mounting is not
+    /// allowed (not root).
+    struct Tmpfs {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Tmpfs {
+        fn mount(size: &str) -> Option<Tmpfs> {
+            let d = tempfile::tempdir().ok()?;
+            let m = d.path().join("m");
+            std::fs::create_dir(&m).ok()?;
+            nix::mount::mount(
+                Some("tmpfs"),
+                &m,
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                Some(format!("size={size}").as_str()),
+            )
+            .ok()?;
+            Some(Tmpfs { path: m, _dir: d })
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount(&self.path);
+        }
+    }
+
+    #[test]
+    fn enospc_never_leaves_a_torn_line() {
+        let Some(fs) = Tmpfs::mount("64k") else {
+            eprintln!("skipped: cannot mount a tmpfs (needs root)");
+            return;
+        };
+        for json in [false, true] {
+            let dir = fs.path.join(if json { "json" } else { "text" });
+            let mut c = cfg(&dir);
+            c.json = json;
+            let mut o = Output::new(c);
+            let mut st = Stamper::new(Zone::Utc, Period::Daily);
+            let s = st.stamp(parse_rfc3339("2026-01-01T10:00:00Z").unwrap());
+            let now = Instant::now();
+            o.line(&s, "1.2.3.4:5", b"first", None, &[], now);
+            o.flush(&s, now);
+            let filler = fs.path.join("filler");
+            let _ = std::fs::write(&filler, vec![0u8; 128 * 1024]);
+            // ~10 KB of lines: more than the slack of the file's page.
+            let pad = "y".repeat(90);
+            for i in 0..100 {
+                o.line(
+                    &s,
+                    "1.2.3.4:5",
+                    format!("{i:03} {pad}").as_bytes(),
+                    None,
+                    &[],
+                    now,
+                );
+            }
+            o.flush(&s, now);
+            assert!(o.faulted());
+            let path = dir.join("2026-01-01.log");
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.ends_with('\n'), "torn: {:?}", &text[text.len() - 40..]);
+            std::fs::remove_file(&filler).unwrap();
+            o.flush(&s, now + Duration::from_secs(5));
+            assert!(!o.faulted());
+            let text = std::fs::read_to_string(&path).unwrap();
+            let n = text.lines().count();
+            assert_eq!(n, 102, "{text}");
+            for (i, l) in text.lines().skip(1).take(100).enumerate() {
+                if json {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    assert_eq!(v["text"], format!("{i:03} {pad}"));
+                } else {
+                    assert!(l.ends_with(&format!(" 1.2.3.4:5 {i:03} {pad}")), "{l}");
+                }
+            }
+            assert!(
+                text.lines().last().unwrap().contains("write_failed"),
+                "{text}"
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_torn_line_found_at_open_is_terminated_with_a_marker() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("2026-01-01.log"),
+            "2026-01-01T09:00:00Z 1.2.3.4:5 half a li",
+        )
+        .unwrap();
+        let mut o = Output::new(cfg(d.path()));
+        let mut st = Stamper::new(Zone::Utc, Period::Daily);
+        let s = st.stamp(parse_rfc3339("2026-01-01T10:00:00Z").unwrap());
+        let now = Instant::now();
+        o.line(&s, "1.2.3.4:5", b"after a restart", None, &[], now);
+        o.flush(&s, now);
+        let text = std::fs::read_to_string(d.path().join("2026-01-01.log")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].ends_with("half a li"));
+        assert!(lines[1].ends_with("1.2.3.4:5 after a restart"));
+        assert!(
+            lines[2].contains("udplogger - write_failed: 1 line was torn"),
+            "{text}"
+        );
     }
 }
