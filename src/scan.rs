@@ -123,7 +123,7 @@ pub fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> io::Result
         if avail.is_empty() {
             return Ok(total);
         }
-        let (chunk, used, done) = match avail.iter().position(|&b| b == b'\n') {
+        let (chunk, used, done) = match memchr::memchr(b'\n', avail) {
             Some(i) => (&avail[..i], i + 1, true),
             None => (avail, avail.len(), false),
         };
@@ -137,33 +137,10 @@ pub fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> io::Result
     }
 }
 
-/// A read-write file in the temporary directory, already unlinked.
-fn unlinked_temp() -> io::Result<File> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir();
-    for _ in 0..100 {
-        let p = dir.join(format!(
-            "watchdog-scan-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        match std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
-            Ok(f) => {
-                let _ = std::fs::remove_file(&p);
-                return Ok(f);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::other("no free temporary file name"))
-}
+/// Memory an xz block may ask for (its dictionary and decoder state).
+/// `xz -9` needs 65 MiB; a header asking for more (up to 4 GiB) is a
+/// crafted or broken file, refused rather than allocated.
+pub const XZ_MEM_LIMIT: u32 = 96 * 1024 * 1024;
 
 /// Opens an input, unpacking gzip and xz.
 fn open(path: &Path) -> Result<(Box<dyn BufRead>, Option<NaiveDate>), String> {
@@ -189,20 +166,31 @@ fn open(path: &Path) -> Result<(Box<dyn BufRead>, Option<NaiveDate>), String> {
         return Ok((Box::new(BufReader::with_capacity(256 * 1024, gz)), date));
     }
     if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        // lzma-rs decodes into a writer, not as a reader: unpack into an
-        // unlinked temporary file, so memory stays bounded whatever the size.
-        let mut tmp = unlinked_temp().map_err(|e| format!("{name}: xz: temporary file: {e}"))?;
-        {
-            let mut w = io::BufWriter::with_capacity(256 * 1024, &mut tmp);
-            lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| format!("{name}: xz: {e}"))?;
-            w.flush().map_err(|e| format!("{name}: xz: {e}"))?;
-        }
-        use std::io::Seek;
-        tmp.seek(io::SeekFrom::Start(0))
-            .map_err(|e| format!("{name}: xz: {e}"))?;
-        return Ok((Box::new(BufReader::with_capacity(256 * 1024, tmp)), date));
+        // Streamed: memory is the dictionary (bounded by XZ_MEM_LIMIT) and
+        // a buffer, whatever the unpacked size; concatenated streams (as
+        // `xz` and `pxz` write them) are read one after another.
+        let xz = lzma_rust2::XzReader::new_mem_limit(r, true, XZ_MEM_LIMIT / 1024);
+        let named = Named {
+            inner: xz,
+            what: "xz".to_string(),
+        };
+        return Ok((Box::new(BufReader::with_capacity(256 * 1024, named)), date));
     }
     Ok((Box::new(r), date))
+}
+
+/// A decoder whose errors say which file and format they are about.
+struct Named<R> {
+    inner: R,
+    what: String,
+}
+
+impl<R: Read> Read for Named<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .read(buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.what)))
+    }
 }
 
 /// Runs a scan, writing to `out`. Unreadable inputs are reported in the

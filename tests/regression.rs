@@ -260,3 +260,114 @@ fn log_buf_size_is_unknown_when_cmdline_is_unreadable() {
     );
     assert_eq!(out.status.code(), Some(3));
 }
+
+/// One xz stream of `zeros` zero bytes and a newline, from the crate's
+/// own encoder (preset 1: a 1 MiB dictionary).
+fn xz_of_zeros(zeros: usize) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut w =
+        lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(1)).unwrap();
+    let block = vec![0u8; 1 << 20];
+    let mut left = zeros;
+    while left > 0 {
+        let n = left.min(block.len());
+        w.write_all(&block[..n]).unwrap();
+        left -= n;
+    }
+    w.write_all(b"\n").unwrap();
+    w.finish().unwrap()
+}
+
+fn xz_of(text: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut w =
+        lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(6)).unwrap();
+    w.write_all(text.as_bytes()).unwrap();
+    w.finish().unwrap()
+}
+
+/// Runs `watchdog ARGS` and returns its output and its peak resident set
+/// (VmHWM, KiB), read from its status file while it runs: the high-water
+/// mark only grows, so the last reading before it exits is the peak.
+pub fn peak_rss(cwd: &Path, args: &[&str]) -> (std::process::Output, u64) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drain the pipes so the child never blocks on them.
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut so, &mut v).unwrap();
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut se, &mut v).unwrap();
+        v
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let until = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Ok(s) = std::fs::read_to_string(&status_file) {
+            if let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kb);
+            }
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("{args:?} did not finish in 600 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    };
+    (out, peak)
+}
+
+// Defect 6: xz was unpacked whole in memory (8.4 GB resident for 4 GB of
+// zeros), and concatenated streams were refused.
+#[test]
+fn xz_bomb_is_streamed_in_bounded_memory() {
+    let dir = Dir::new();
+    // 4 streams of 64 MiB of zeros (256 MiB unpacked from a few KB), then
+    // a stream with a kernel line: reaching it proves every stream is read.
+    let zeros = xz_of_zeros(64 << 20);
+    let mut bomb = Vec::new();
+    for _ in 0..4 {
+        bomb.extend_from_slice(&zeros);
+    }
+    bomb.extend_from_slice(&xz_of(
+        "[  100.000000] INFO: task dd:4242 blocked for more than 120 seconds.\n",
+    ));
+    dir.write("bomb.log.xz", &bomb);
+    let (out, peak_kib) = peak_rss(dir.path(), &["scan", "bomb.log.xz"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"kind\":\"hung_task\""), "{stdout}");
+    assert!(
+        peak_kib > 0 && peak_kib < 64 * 1024,
+        "peak RSS {peak_kib} KiB"
+    );
+}
