@@ -205,6 +205,7 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
     };
     let mut sink = Sink {
         table: Vec::new(),
+        widths: None,
         tally: Tally::default(),
         mode: match (opts.summary, opts.output) {
             (true, _) => Mode::Summary,
@@ -284,8 +285,10 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
             out.write_all(b"\n")?;
         }
         (Mode::Summary, Output::Text) => out.write_all(summary_text(&sink.tally).as_bytes())?,
-        (Mode::Table, _) => out.write_all(table(&sink.table).as_bytes())?,
-        (Mode::Json, _) => {}
+        (Mode::Table, _) if sink.widths.is_none() => {
+            out.write_all(table(&sink.table).as_bytes())?
+        }
+        (Mode::Table, _) | (Mode::Json, _) => {}
     }
     out.flush()?;
     Ok(report)
@@ -306,8 +309,15 @@ enum Mode {
 struct Sink {
     mode: Mode,
     table: Vec<Event>,
+    /// Column widths once the table streams (more than [`TABLE_HOLD`]
+    /// events): rows are printed as they come, aligned to the first ones.
+    widths: Option<[usize; 5]>,
     tally: Tally,
 }
+
+/// Events kept to size the table's columns; past this many the table is
+/// printed as it goes, so memory does not grow with the number of events.
+const TABLE_HOLD: usize = 1000;
 
 impl Sink {
     fn deliver(
@@ -323,7 +333,26 @@ impl Sink {
                     out.write_all(e.to_json().as_bytes())?;
                     out.write_all(b"\n")?;
                 }
-                Mode::Table => self.table.push(e),
+                Mode::Table => match self.widths {
+                    Some(w) => out.write_all(table_line(&row(&e), &w, true).as_bytes())?,
+                    None => {
+                        self.table.push(e);
+                        if self.table.len() > TABLE_HOLD {
+                            let rows: Vec<[String; 5]> = self.table.iter().map(row).collect();
+                            let w = widths(&rows);
+                            // Every column from here on: a later event may
+                            // have a host even if the first ones had none.
+                            out.write_all(
+                                table_line(&HEAD.map(String::from), &w, true).as_bytes(),
+                            )?;
+                            for r in &rows {
+                                out.write_all(table_line(r, &w, true).as_bytes())?;
+                            }
+                            self.table = Vec::new();
+                            self.widths = Some(w);
+                        }
+                    }
+                },
                 Mode::Summary => self.tally.add(&e),
             }
         }
@@ -423,53 +452,60 @@ fn when(e: &Event) -> String {
     }
 }
 
-/// The human table: when, kind, host, what, where.
-pub fn table(events: &[Event]) -> String {
-    let with_host = events.iter().any(|e| e.host.is_some());
-    let rows: Vec<[String; 5]> = events
-        .iter()
-        .map(|e| {
-            [
-                when(e),
-                e.body.kind().to_string(),
-                e.host.clone().unwrap_or_else(|| "-".into()),
-                describe(e),
-                match e.line {
-                    Some(l) => format!("{}:{l}", e.source),
-                    None => e.source.clone(),
-                },
-            ]
-        })
-        .collect();
-    let head = ["TIME", "KIND", "HOST", "EVENT", "WHERE"];
-    let mut w = head.map(str::len);
-    for r in &rows {
+const HEAD: [&str; 5] = ["TIME", "KIND", "HOST", "EVENT", "WHERE"];
+
+/// One row of the table: when, kind, host, what, where.
+fn row(e: &Event) -> [String; 5] {
+    [
+        when(e),
+        e.body.kind().to_string(),
+        e.host.clone().unwrap_or_else(|| "-".into()),
+        describe(e),
+        match e.line {
+            Some(l) => format!("{}:{l}", e.source),
+            None => e.source.clone(),
+        },
+    ]
+}
+
+fn widths(rows: &[[String; 5]]) -> [usize; 5] {
+    let mut w = HEAD.map(str::len);
+    for r in rows {
         for (i, c) in r.iter().enumerate() {
             w[i] = w[i].max(c.chars().count());
         }
     }
-    let mut s = String::new();
-    let mut line = |cells: [&str; 5]| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i == 2 && !with_host {
-                continue;
-            }
-            if i == 4 {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<width$}  ", width = w[i]));
-            }
+    w
+}
+
+fn table_line(cells: &[String; 5], w: &[usize; 5], with_host: bool) -> String {
+    let mut l = String::new();
+    for (i, c) in cells.iter().enumerate() {
+        if i == 2 && !with_host {
+            continue;
         }
-        s.push_str(l.trim_end());
-        s.push('\n');
-    };
-    line(head);
-    for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+        if i == 4 {
+            l.push_str(c);
+        } else {
+            l.push_str(&format!("{c:<width$}  ", width = w[i]));
+        }
     }
-    if rows.is_empty() {
-        s = "no events\n".to_string();
+    let mut l = l.trim_end().to_string();
+    l.push('\n');
+    l
+}
+
+/// The human table: when, kind, host, what, where.
+pub fn table(events: &[Event]) -> String {
+    if events.is_empty() {
+        return "no events\n".to_string();
+    }
+    let with_host = events.iter().any(|e| e.host.is_some());
+    let rows: Vec<[String; 5]> = events.iter().map(row).collect();
+    let w = widths(&rows);
+    let mut s = table_line(&HEAD.map(String::from), &w, with_host);
+    for r in &rows {
+        s.push_str(&table_line(r, &w, with_host));
     }
     s
 }

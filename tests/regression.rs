@@ -371,3 +371,33 @@ fn xz_bomb_is_streamed_in_bounded_memory() {
         "peak RSS {peak_kib} KiB"
     );
 }
+
+// Defect 7: `scan --format text` kept every event until the end (1.4 GB for
+// 2 million events) to size its columns.
+#[test]
+fn text_table_of_many_events_is_streamed() {
+    use std::io::Write as _;
+    let dir = Dir::new();
+    let n = 200_000;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for i in 0..n {
+        writeln!(
+            gz,
+            "[{i:>6}.000000] INFO: task worker-{i}:{i} blocked for more than 120 seconds."
+        )
+        .unwrap();
+    }
+    dir.write("many.log.gz", gz.finish().unwrap());
+    let (out, peak_kib) = peak_rss(dir.path(), &["scan", "--format", "text", "many.log.gz"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = stdout.lines().collect();
+    assert!(rows[0].starts_with("TIME"), "{}", rows[0]);
+    assert_eq!(rows.len(), n + 1);
+    assert_eq!(rows.iter().filter(|l| l.contains("hung_task")).count(), n);
+    assert!(rows[n].contains("worker-199999"), "{}", rows[n]);
+    assert!(
+        peak_kib > 0 && peak_kib < 64 * 1024,
+        "peak RSS {peak_kib} KiB"
+    );
+}
