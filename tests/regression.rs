@@ -401,3 +401,136 @@ fn text_table_of_many_events_is_streamed() {
         "peak RSS {peak_kib} KiB"
     );
 }
+
+/// `watchdog udplogger` writing under `dir/logs`, optionally with a
+/// descriptor limit (set by the shell that execs it).
+fn udplogger(
+    dir: &Dir,
+    nofile: Option<u32>,
+    extra: &[&str],
+) -> (crate::util::Daemon, std::net::SocketAddr) {
+    let logs = dir.join("logs");
+    let mut args = vec![
+        "udplogger".to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--dir".into(),
+        logs.to_str().unwrap().into(),
+        "--utc".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut d = match nofile {
+        None => {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            crate::util::Daemon::start(dir.path(), &a)
+        }
+        Some(n) => {
+            let script = format!("ulimit -n {n} && exec \"$0\" \"$@\"");
+            let mut a: Vec<&str> = vec!["-c", &script, bin()];
+            a.extend(args.iter().map(String::as_str));
+            crate::util::Daemon::start_program(dir.path(), "sh", &a)
+        }
+    };
+    let err = d.wait_stderr("writing to");
+    let addr = err
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no listen address in {err}"))
+        .parse()
+        .unwrap();
+    (d, addr)
+}
+
+/// Every file under `dir`, concatenated in name order.
+fn tree_text(dir: &Path) -> String {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                files.push(e.path());
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect()
+}
+
+// Defect 12: with --per-sender, a sender directory replaced by a symbolic
+// link sent the writes outside the log directory.
+#[test]
+fn per_sender_directory_symlink_is_not_followed() {
+    let dir = Dir::new();
+    let outside = dir.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let (mut d, addr) = udplogger(&dir, None, &["--per-sender"]);
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let name = s.local_addr().unwrap().to_string();
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("logs").join(&name)).unwrap();
+    s.send_to(b"must not leave the log directory\n", addr)
+        .unwrap();
+    d.wait_stderr("refusing to write");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    // Once the link is gone, the held line lands where it belongs, with a
+    // marker saying what happened.
+    std::fs::remove_file(dir.join("logs").join(&name)).unwrap();
+    let log = crate::util::wait_until("the held line", || {
+        let t = tree_text(&dir.join("logs"));
+        t.contains("writing resumed").then_some(t)
+    });
+    let r = d.stop();
+    assert_eq!(r.code, 0, "{}", r.dump());
+    assert!(
+        log.contains(&format!("{name} must not leave the log directory")),
+        "{log}"
+    );
+    assert!(log.contains("symbolic link"), "{log}");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+}
+
+// Defect 2: with --per-sender and a low RLIMIT_NOFILE, nearly every line
+// ended as "bytes unwritten" at shutdown, with no marker.
+#[test]
+fn per_sender_at_low_nofile_loses_no_line() {
+    let dir = Dir::new();
+    let (d, addr) = udplogger(&dir, Some(10), &["--per-sender"]);
+    let senders: Vec<std::net::UdpSocket> = (0..50)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let total = 1000;
+    for i in 0..total {
+        let s = &senders[i % senders.len()];
+        s.send_to(format!("line {i:04} of the burst\n").as_bytes(), addr)
+            .unwrap();
+        if i % 100 == 99 {
+            // Within the receive buffer, but let it breathe.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    crate::util::wait_until("every line on disk", || {
+        let t = tree_text(&dir.join("logs"));
+        (t.matches(" of the burst").count() >= total).then_some(())
+    });
+    let r = d.stop();
+    assert_eq!(r.code, 0, "{}", r.dump());
+    let log = tree_text(&dir.join("logs"));
+    for i in 0..total {
+        assert!(
+            log.contains(&format!("line {i:04} of the burst")),
+            "line {i} lost\n{}",
+            r.dump()
+        );
+    }
+    assert!(r.stderr.contains(" 0 bytes unwritten"), "{}", r.dump());
+}

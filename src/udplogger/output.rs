@@ -33,13 +33,24 @@ const IDLE_CLOSE: Duration = Duration::from_secs(120);
 /// Open files at most (per-sender layout); lower when RLIMIT_NOFILE is
 /// low, so that the receiver never runs into EMFILE by itself.
 const MAX_OPEN: usize = 256;
+/// Descriptors kept free for what is opened for a moment: a directory
+/// while a file is opened in it, the metrics file, a spare.
+const FD_RESERVE: u64 = 3;
 
+/// The open-file budget: what RLIMIT_NOFILE leaves after the descriptors
+/// already in use (sockets, the signal pipe, inherited ones) and a reserve.
 fn max_open_files() -> usize {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft);
-    usize::try_from(soft.saturating_sub(32) / 2)
+    let in_use = crate::host::Host::open_descriptors().map_or(32, |n| n as u64);
+    usize::try_from(soft.saturating_sub(in_use + FD_RESERVE))
         .unwrap_or(MAX_OPEN)
-        .clamp(4, MAX_OPEN)
+        .clamp(1, MAX_OPEN)
+}
+
+/// EMFILE or ENFILE: a descriptor limit, which closing a file cures.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +110,8 @@ pub struct Output {
     scratch: Vec<u8>,
     key: String,
     next_tick: Option<Instant>,
-    max_open: usize,
+    /// Computed at the first write, when the sockets are open.
+    max_open: Option<usize>,
     pub stats: OutputStats,
 }
 
@@ -117,7 +129,7 @@ impl Output {
             scratch: Vec::with_capacity(4096),
             key: String::new(),
             next_tick: None,
-            max_open: max_open_files(),
+            max_open: None,
             stats: OutputStats::default(),
         }
     }
@@ -320,30 +332,65 @@ impl Output {
         }
     }
 
-    fn write_file(&mut self, i: usize, stamp: &Stamp, now: Instant) {
-        if self.files.get(i).is_some_and(|f| f.file.is_none())
-            && self.files.iter().filter(|f| f.file.is_some()).count() >= self.max_open
-        {
-            // Make room before opening: close the least recently used file
-            // (its buffer stays; it is opened again when needed).
-            if let Some(f) = self
-                .files
-                .iter_mut()
-                .filter(|f| f.file.is_some())
-                .min_by_key(|f| (!f.buf.is_empty(), f.last_used))
-            {
+    /// Closes the least recently used open file other than `keep` (its
+    /// buffer stays; it is opened again when needed). False when none is.
+    fn close_lru(&mut self, keep: usize) -> bool {
+        let lru = self
+            .files
+            .iter_mut()
+            .enumerate()
+            .filter(|(j, f)| *j != keep && f.file.is_some())
+            .min_by_key(|(_, f)| (!f.buf.is_empty(), f.last_used));
+        match lru {
+            Some((_, f)) => {
                 f.file = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn open_count(&self) -> usize {
+        self.files.iter().filter(|f| f.file.is_some()).count()
+    }
+
+    /// Writes file `i`; out of descriptors, closes other files and tries
+    /// again, and lowers the budget to what could actually be open.
+    fn write_retrying(&mut self, i: usize) -> io::Result<()> {
+        loop {
+            let Some(f) = self.files.get_mut(i) else {
+                return Ok(());
+            };
+            match write_out(&self.cfg, f) {
+                Err(e) if out_of_descriptors(&e) => {
+                    let open = self.open_count();
+                    if !self.close_lru(i) {
+                        return Err(e);
+                    }
+                    self.max_open = Some(open.saturating_sub(1).max(1));
+                }
+                r => return r,
             }
         }
-        let cfg = &self.cfg;
-        let Some(f) = self.files.get_mut(i) else {
-            return;
-        };
-        if f.fault.as_ref().is_some_and(|x| now < x.next_retry) {
+    }
+
+    fn write_file(&mut self, i: usize, stamp: &Stamp, now: Instant) {
+        let max_open = *self.max_open.get_or_insert_with(max_open_files);
+        if self.files.get(i).is_some_and(|f| f.file.is_none()) && self.open_count() >= max_open {
+            // Make room before opening.
+            self.close_lru(i);
+        }
+        if self
+            .files
+            .get(i)
+            .is_none_or(|f| f.fault.as_ref().is_some_and(|x| now < x.next_retry))
+        {
             return;
         }
-        let before = f.buf.len();
-        let result = write_out(cfg, f);
+        let before = self.files[i].buf.len();
+        let result = self.write_retrying(i);
+        let cfg = &self.cfg;
+        let f = &mut self.files[i];
         self.held -= before - f.buf.len();
         if result.is_ok() && f.terminated > 0 {
             let n = std::mem::take(&mut f.terminated);
@@ -455,40 +502,90 @@ pub fn check_dir(dir: &Path) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
-/// Opens a log file for appending, creating its directory; refuses
-/// symlinks, FIFOs, devices and anything else that is not a regular file
-/// (O_NONBLOCK so a FIFO cannot block the open).
-pub fn open_log(path: &Path, mode: u32) -> io::Result<(File, u64)> {
-    let open = || {
-        OpenOptions::new()
-            .append(true)
-            // To see whether the last line was left torn.
-            .read(true)
-            .create(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
+/// Opens `dir/rel` for appending, creating it and the directories
+/// between; refuses symlinks, FIFOs, devices and anything else that is not
+/// a regular file (O_NONBLOCK so a FIFO cannot block the open).
+///
+/// Below `dir`, each directory is opened relative to its parent's
+/// descriptor with O_NOFOLLOW: a sender directory replaced by a symbolic
+/// link cannot send writes outside the log directory (O_NOFOLLOW on the
+/// whole path would only cover its last component).
+pub fn open_log(dir: &Path, rel: &Path, mode: u32) -> io::Result<(File, u64)> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    use std::os::fd::{AsFd, OwnedFd};
+    let refused = |what: &Path, e: io::Error| match e.raw_os_error() {
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => io::Error::other(format!(
+            "{} is a symbolic link or not a directory; refusing to write",
+            dir.join(what).display()
+        )),
+        _ => e,
     };
-    let file = match open() {
+    let top = match open_dir(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o750)
-                    .create(parent)?;
-            }
-            open()?
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)?;
+            open_dir(dir)?
         }
+        r => r?,
+    };
+    let mut cur: OwnedFd = top.into();
+    let mut so_far = PathBuf::new();
+    let mut parts: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    let Some(name) = parts.pop() else {
+        return Err(io::Error::other("empty log file name"));
+    };
+    let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    for part in parts {
+        so_far.push(part);
+        let p = Path::new(part);
+        let next = match crate::sys::openat(cur.as_fd(), p, dir_flags, Mode::empty()) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match nix::sys::stat::mkdirat(
+                    Some(std::os::fd::AsRawFd::as_raw_fd(&cur)),
+                    p,
+                    Mode::from_bits_truncate(0o750),
+                ) {
+                    Ok(()) | Err(nix::Error::EEXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                crate::sys::openat(cur.as_fd(), p, dir_flags, Mode::empty())
+            }
+            r => r,
+        };
+        cur = next.map_err(|e| refused(&so_far, e))?;
+    }
+    let flags = OFlag::O_RDWR // read too: is the last line torn?
+        | OFlag::O_APPEND
+        | OFlag::O_CREAT
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_CLOEXEC;
+    let file = match crate::sys::openat(
+        cur.as_fd(),
+        Path::new(name),
+        flags,
+        Mode::from_bits_truncate(mode),
+    ) {
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(io::Error::other("is a symbolic link; refusing to write"))
         }
-        r => r?,
+        r => File::from(r?),
     };
     let m = file.metadata()?;
     if !m.is_file() {
         return Err(io::Error::other("not a regular file; refusing to write"));
     }
     Ok((file, m.len()))
+}
+
+fn open_dir(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
 }
 
 /// Forgets the open file when its name no longer leads to it (removed,
@@ -596,8 +693,8 @@ fn write_out(cfg: &OutputConfig, f: &mut OutFile) -> io::Result<()> {
 
 fn open_part(cfg: &OutputConfig, f: &mut OutFile) -> io::Result<()> {
     loop {
-        let path = file_path(&cfg.dir, &f.stem, f.part);
-        let (file, size) = open_log(&path, cfg.file_mode)?;
+        let rel = file_path(Path::new(""), &f.stem, f.part);
+        let (file, size) = open_log(&cfg.dir, &rel, cfg.file_mode)?;
         if cfg.max_file_bytes > 0 && size >= cfg.max_file_bytes && f.part < 100_000 {
             f.part += 1;
             continue;
