@@ -52,6 +52,7 @@ pub mod paths {
     pub const VMSTAT: &str = "proc/vmstat";
     pub const HUNG_TASK_DETECT_COUNT: &str = "proc/sys/kernel/hung_task_detect_count";
     pub const SELF_OOM_SCORE_ADJ: &str = "proc/self/oom_score_adj";
+    pub const SELF_FD: &str = "proc/self/fd";
 }
 
 /// Largest file watchdog reads whole. /proc and /sys values are a few bytes;
@@ -205,6 +206,16 @@ impl Host {
     /// The kernel build configuration of `release`, `boot/config-<release>`.
     pub fn kernel_config(release: &str) -> String {
         format!("{}/config-{release}", paths::BOOT)
+    }
+
+    /// Descriptors this process has open now (of the running system,
+    /// whatever the root), or `None` when /proc cannot tell.
+    pub fn open_descriptors() -> Option<usize> {
+        // The listing holds one descriptor of its own while it runs.
+        Host::system()
+            .list_dir(paths::SELF_FD)
+            .ok()
+            .map(|v| v.len().saturating_sub(1))
     }
 
     /// Path of a process file, `proc/<pid>/<name>`.
