@@ -534,3 +534,46 @@ fn per_sender_at_low_nofile_loses_no_line() {
     }
     assert!(r.stderr.contains(" 0 bytes unwritten"), "{}", r.dump());
 }
+
+// Defect 8: with a raised max_senders, each sender cost ~1 KB outside
+// max_buffered_bytes (80 MB for 60,000 senders). Now what senders and
+// their files cost counts against the cap, which bounds the table.
+#[test]
+fn per_sender_memory_counts_against_the_cap() {
+    let dir = Dir::new();
+    let cfg = dir.write(
+        "c.yaml",
+        "udplogger:\n  max_senders: 60000\n  max_buffered_bytes: 262144\n",
+    );
+    let (d, addr) = udplogger(
+        &dir,
+        None,
+        &["--per-sender", "--config", cfg.to_str().unwrap()],
+    );
+    let n = 3000;
+    for i in 0..n {
+        let ip = format!("127.1.{}.{}", i / 250, 1 + i % 250);
+        let s = std::net::UdpSocket::bind((ip.as_str(), 0)).unwrap();
+        s.send_to(format!("sender {i:04} says hello\n").as_bytes(), addr)
+            .unwrap();
+        if i % 500 == 499 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    crate::util::wait_until("every line", || {
+        let t = tree_text(&dir.join("logs"));
+        (t.matches(" says hello").count() >= n).then_some(())
+    });
+    let r = d.stop();
+    assert_eq!(r.code, 0, "{}", r.dump());
+    let peak: usize = r
+        .stderr
+        .split("(peak ")
+        .nth(1)
+        .and_then(|x| x.split(')').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{}", r.dump()));
+    // 256 KiB at a few hundred bytes per sender and file: far below 3,000.
+    assert!(peak < 1000, "peak senders {peak}\n{}", r.dump());
+    assert!(r.stderr.contains(" 0 bytes unwritten"), "{}", r.dump());
+}

@@ -28,6 +28,12 @@ use super::extended::Meta;
 const WRITE_CHUNK: usize = 1 << 20;
 /// First retry after a failure; doubles up to `retry_max`.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// An idle file's empty buffer is given back after this long: thousands
+/// of senders that each sent a burst must not keep their peak buffers.
+const IDLE_SHRINK: Duration = Duration::from_secs(1);
+/// What one file costs beyond the bytes it holds: its entry, name and
+/// index slot (counted against the receiver's memory cap).
+pub const FILE_COST: usize = std::mem::size_of::<OutFile>() + 96;
 /// Files idle this long are closed (yesterday's file, a quiet sender).
 const IDLE_CLOSE: Duration = Duration::from_secs(120);
 /// Open files at most (per-sender layout); lower when RLIMIT_NOFILE is
@@ -137,6 +143,34 @@ impl Output {
     /// Bytes waiting in memory.
     pub fn held(&self) -> usize {
         self.held
+    }
+
+    /// Memory of the file table, beyond the bytes held.
+    pub fn overhead(&self) -> usize {
+        self.files.len() * FILE_COST
+    }
+
+    /// Forgets files that are idle (empty, not failing, unused for
+    /// [`IDLE_SHRINK`]), closing them, to get under the memory cap.
+    pub fn release_idle(&mut self, now: Instant) {
+        let before = self.files.len();
+        self.files.retain(|f| {
+            let idle = now.saturating_duration_since(f.last_used) >= IDLE_SHRINK;
+            !(idle && f.buf.is_empty() && f.fault.is_none())
+        });
+        if self.files.len() != before {
+            self.reindex();
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.stem.clone(), i))
+            .collect();
+        self.cur = None;
     }
 
     /// True when some file is failing and will be retried.
@@ -309,17 +343,17 @@ impl Output {
             return;
         }
         self.next_tick = Some(now + Duration::from_secs(1));
+        let before = self.files.len();
         self.files.retain_mut(|f| {
-            let idle = now.duration_since(f.last_used) >= IDLE_CLOSE;
-            !(idle && f.buf.is_empty() && f.fault.is_none())
+            let idle = now.saturating_duration_since(f.last_used);
+            if f.buf.is_empty() && idle >= IDLE_SHRINK && f.buf.capacity() > 0 {
+                f.buf = Vec::new();
+            }
+            !(idle >= IDLE_CLOSE && f.buf.is_empty() && f.fault.is_none())
         });
-        self.index = self
-            .files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.stem.clone(), i))
-            .collect();
-        self.cur = None;
+        if self.files.len() != before {
+            self.reindex();
+        }
     }
 
     /// SIGHUP: write what is buffered, close every file; the next line
@@ -1065,5 +1099,41 @@ mod tests {
             lines[2].contains("udplogger - write_failed: 1 line was torn"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn per_sender_buffers_are_given_back_when_idle() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = cfg(d.path());
+        c.per_sender = true;
+        let mut o = Output::new(c);
+        let mut st = Stamper::new(Zone::Utc, Period::Daily);
+        let s = st.stamp(parse_rfc3339("2026-01-01T10:00:00Z").unwrap());
+        let t0 = Instant::now();
+        let burst = "b".repeat(1000);
+        for sender in 0..100 {
+            let src = format!("10.0.0.{sender}:6665");
+            for _ in 0..50 {
+                o.line(&s, &src, burst.as_bytes(), None, &[], t0);
+            }
+        }
+        o.flush(&s, t0);
+        let kept = |o: &Output| o.files.iter().map(|f| f.buf.capacity()).sum::<usize>();
+        assert!(kept(&o) >= 100 * 50 * 1000, "the burst grew the buffers");
+        o.tick(t0 + Duration::from_millis(100));
+        assert!(kept(&o) > 0, "not idle yet");
+        o.tick(t0 + IDLE_SHRINK + Duration::from_secs(1));
+        assert_eq!(kept(&o), 0);
+        assert_eq!(o.overhead(), 100 * FILE_COST);
+        o.release_idle(t0 + IDLE_SHRINK + Duration::from_secs(1));
+        assert_eq!(o.overhead(), 0);
+        let lines: usize = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path().join("2026-01-01.log");
+                std::fs::read_to_string(p).unwrap().lines().count()
+            })
+            .sum();
+        assert_eq!(lines, 100 * 50);
     }
 }
