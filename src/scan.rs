@@ -153,6 +153,17 @@ fn open(path: &Path) -> Result<(Box<dyn BufRead>, Option<NaiveDate>), String> {
         if meta.is_dir() {
             return Err(format!("{name}: is a directory"));
         }
+        // Regular files and pipes (a FIFO, `<(zcat …)`) end; a device such
+        // as /dev/zero or /dev/urandom never does, and /dev/kmsg is `run`'s.
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            if t.is_char_device() || t.is_block_device() || t.is_socket() {
+                return Err(format!(
+                    "{name}: is a device or socket, not a saved log (copy it to a file first)"
+                ));
+            }
+        }
         let date = meta
             .modified()
             .ok()

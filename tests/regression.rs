@@ -1,6 +1,7 @@
 //! Regression tests, one per defect fixed, named after what went wrong
 //! (ripgrep's habit). Issue 18: hostile inputs and faults. Each test goes
-//! through the real binary where the binary can reach the fault.
+//! through the real binary where the binary can reach the fault. The
+//! helpers here serve tests/faults.rs too.
 
 use std::io::Write;
 use std::path::Path;
@@ -11,20 +12,20 @@ use serde_json::Value;
 
 use crate::util::{bin, copy_tree, fixture, Dir};
 
-const BOOT_ID: &str = "0b0e4a9e-9d0c-4c2e-8a43-3f1b2c3d4e5f";
+pub(crate) const BOOT_ID: &str = "0b0e4a9e-9d0c-4c2e-8a43-3f1b2c3d4e5f";
 /// Every wait in these tests is bounded by this.
-const PATIENCE: Duration = Duration::from_secs(15);
-const HUNG: &str = "INFO: task writer:412 blocked for more than 2 seconds.";
+pub(crate) const PATIENCE: Duration = Duration::from_secs(15);
+pub(crate) const HUNG: &str = "INFO: task writer:412 blocked for more than 2 seconds.";
 
 /// `watchdog run` on a copy of the well-tuned fixture, with a FIFO for
 /// dev/kmsg; stderr goes to a file.
-struct Run {
-    dir: Dir,
+pub(crate) struct Run {
+    pub dir: Dir,
     child: Option<Child>,
 }
 
 impl Run {
-    fn new(config: &str) -> Run {
+    pub(crate) fn new(config: &str) -> Run {
         let dir = Dir::new();
         copy_tree(&fixture("well-tuned"), &dir.join("root"));
         dir.write(
@@ -47,9 +48,23 @@ impl Run {
         Run { dir, child: None }
     }
 
-    fn start(&mut self) {
-        let child = Command::new(bin())
-            .args(["run", "--root", "root", "--config", "config.yaml"])
+    pub(crate) fn start(&mut self) {
+        self.start_limited(None);
+    }
+
+    /// Starts `run`, under a descriptor limit when `nofile` is given.
+    pub(crate) fn start_limited(&mut self, nofile: Option<u32>) {
+        let args = ["run", "--root", "root", "--config", "config.yaml"];
+        let mut cmd = match nofile {
+            None => Command::new(bin()),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), bin()]);
+                c
+            }
+        };
+        let child = cmd
+            .args(args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -60,11 +75,11 @@ impl Run {
         self.wait_for("start", |r| r.stderr().contains("events go to"));
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.txt")).unwrap_or_default()
     }
 
-    fn event_lines(&self, file: &str) -> Vec<String> {
+    pub(crate) fn event_lines(&self, file: &str) -> Vec<String> {
         std::fs::read_to_string(self.dir.join(file))
             .unwrap_or_default()
             .lines()
@@ -72,7 +87,7 @@ impl Run {
             .collect()
     }
 
-    fn kinds(&self) -> Vec<String> {
+    pub(crate) fn kinds(&self) -> Vec<String> {
         self.event_lines("events.jsonl")
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -80,7 +95,7 @@ impl Run {
             .collect()
     }
 
-    fn wait_for(&self, what: &str, cond: impl Fn(&Run) -> bool) {
+    pub(crate) fn wait_for(&self, what: &str, cond: impl Fn(&Run) -> bool) {
         let until = Instant::now() + PATIENCE;
         while Instant::now() < until {
             if cond(self) {
@@ -95,7 +110,7 @@ impl Run {
         );
     }
 
-    fn kmsg(&self, records: &[(u64, &str)]) {
+    pub(crate) fn kmsg(&self, records: &[(u64, &str)]) {
         let mut text = String::new();
         for (seq, msg) in records {
             text.push_str(&format!("3,{seq},{},-;{msg}\n", seq * 10_000));
@@ -107,7 +122,7 @@ impl Run {
         f.write_all(text.as_bytes()).unwrap();
     }
 
-    fn stop(&mut self) -> i32 {
+    pub(crate) fn stop(&mut self) -> i32 {
         let mut child = self.child.take().expect("running");
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
@@ -136,7 +151,7 @@ impl Drop for Run {
 
 /// Waits at most `PATIENCE` for a child; kills it and panics on timeout,
 /// so a hang fails the test instead of hanging the suite.
-fn wait_bounded(mut child: Child, what: &str) -> std::process::Output {
+pub(crate) fn wait_bounded(mut child: Child, what: &str) -> std::process::Output {
     let until = Instant::now() + PATIENCE;
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -155,7 +170,7 @@ fn wait_bounded(mut child: Child, what: &str) -> std::process::Output {
     }
 }
 
-fn spawn(cwd: &Path, args: &[&str]) -> Child {
+pub(crate) fn spawn(cwd: &Path, args: &[&str]) -> Child {
     Command::new(bin())
         .args(args)
         .current_dir(cwd)
@@ -191,12 +206,12 @@ fn kmsg_position_beyond_buffer_is_refused() {
     assert_eq!(state["seq"], 3);
 }
 
-fn mkfifo(p: &Path) {
+pub(crate) fn mkfifo(p: &Path) {
     let _ = std::fs::remove_file(p);
     nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
 }
 
-fn finding<'a>(report: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn finding<'a>(report: &'a Value, id: &str) -> &'a Value {
     report["findings"]
         .as_array()
         .unwrap()
@@ -289,7 +304,7 @@ fn xz_of(text: &str) -> Vec<u8> {
 /// Runs `watchdog ARGS` and returns its output and its peak resident set
 /// (VmHWM, KiB), read from its status file while it runs: the high-water
 /// mark only grows, so the last reading before it exits is the peak.
-pub fn peak_rss(cwd: &Path, args: &[&str]) -> (std::process::Output, u64) {
+pub(crate) fn peak_rss(cwd: &Path, args: &[&str]) -> (std::process::Output, u64) {
     let mut child = Command::new(bin())
         .args(args)
         .current_dir(cwd)
@@ -404,7 +419,7 @@ fn text_table_of_many_events_is_streamed() {
 
 /// `watchdog udplogger` writing under `dir/logs`, optionally with a
 /// descriptor limit (set by the shell that execs it).
-fn udplogger(
+pub(crate) fn udplogger(
     dir: &Dir,
     nofile: Option<u32>,
     extra: &[&str],
@@ -443,7 +458,7 @@ fn udplogger(
 }
 
 /// Every file under `dir`, concatenated in name order.
-fn tree_text(dir: &Path) -> String {
+pub(crate) fn tree_text(dir: &Path) -> String {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -576,4 +591,184 @@ fn per_sender_memory_counts_against_the_cap() {
     // 256 KiB at a few hundred bytes per sender and file: far below 3,000.
     assert!(peak < 1000, "peak senders {peak}\n{}", r.dump());
     assert!(r.stderr.contains(" 0 bytes unwritten"), "{}", r.dump());
+}
+
+/// A tmpfs of `size` mounted at `dir/name`, unmounted on drop; `None`
+/// when mounting is not allowed (not root), and the test says so.
+pub(crate) struct Tmpfs(pub std::path::PathBuf);
+
+impl Tmpfs {
+    pub(crate) fn mount(dir: &Dir, name: &str, size: &str) -> Option<Tmpfs> {
+        let m = dir.join(name);
+        std::fs::create_dir_all(&m).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&m)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a tmpfs (needs root)");
+            return None;
+        }
+        Some(Tmpfs(m))
+    }
+
+    /// Fills what is left with a file, which is returned.
+    pub(crate) fn fill(&self) -> std::path::PathBuf {
+        let filler = self.0.join("filler");
+        let _ = std::fs::write(&filler, vec![b'F'; 1 << 20]);
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+// Defect 3, the event log: after ENOSPC half-way through a line, the next
+// event was glued to the torn one, and not counted as lost.
+#[test]
+fn event_log_line_torn_by_enospc_is_rolled_back() {
+    let mut r = Run::new("");
+    let Some(fs) = Tmpfs::mount(&r.dir, "small", "64k") else {
+        return;
+    };
+    // The event log on the small filesystem.
+    let cfg = std::fs::read_to_string(r.dir.join("config.yaml")).unwrap();
+    let log = fs.0.join("events.jsonl");
+    let cfg = cfg.replace(
+        &format!("{}/events.jsonl", r.dir.path().display()),
+        log.to_str().unwrap(),
+    );
+    r.dir.write("config.yaml", cfg);
+    r.start();
+    r.kmsg(&[(1, "INFO: task first:1 blocked for more than 2 seconds.")]);
+    r.wait_for("the first event", |_| {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("hung_task"))
+    });
+    let filler = fs.fill();
+    // ~40 events of ~300 bytes: the first ones fit in the slack of the
+    // file's last page, one is cut by ENOSPC, the rest fail.
+    let pad = "p".repeat(60);
+    let records: Vec<(u64, String)> = (2..42)
+        .map(|i| {
+            (
+                i,
+                format!("INFO: task w{i}{pad}:{i} blocked for more than 2 seconds."),
+            )
+        })
+        .collect();
+    let refs: Vec<(u64, &str)> = records.iter().map(|(i, t)| (*i, t.as_str())).collect();
+    r.kmsg(&refs);
+    r.wait_for("the write failure", |r| {
+        r.stderr().contains("cannot write event log")
+    });
+    std::fs::remove_file(&filler).unwrap();
+    r.kmsg(&[(50, "INFO: task last:50 blocked for more than 2 seconds.")]);
+    r.wait_for("the lost event", |_| {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\"lost\""))
+    });
+    assert_eq!(r.stop(), 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?}: {e}\n{text}")))
+        .collect();
+    let on_disk = events.iter().filter(|e| e["kind"] != "lost").count();
+    let lost: u64 = events
+        .iter()
+        .filter(|e| e["kind"] == "lost" && e["source"] == "watchdog")
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    assert!(lost > 0, "{text}");
+    let hung = events.iter().filter(|e| e["kind"] == "hung_task").count();
+    // Every hung task is on disk or counted (other kinds may be lost too).
+    assert!(
+        hung as u64 + lost >= 42,
+        "{hung} on disk, {lost} lost\n{text}"
+    );
+    assert!(on_disk >= 2, "{text}");
+}
+
+// Defect 3, udplogger: a torn line stayed on disk and the next line (after
+// a restart, or once the file was deleted) was glued to it.
+#[test]
+fn udplogger_line_torn_by_enospc_is_rolled_back() {
+    let dir = Dir::new();
+    let Some(fs) = Tmpfs::mount(&dir, "small", "64k") else {
+        return;
+    };
+    let cfg = dir.write(
+        "c.yaml",
+        format!(
+            "udplogger:\n  dir: {}\n  fault_hold_bytes: 1000000\n  retry_max_ms: 200\n  output_format: json\n",
+            fs.0.join("logs").display()
+        ),
+    );
+    let logs = fs.0.join("logs");
+    let mut d = crate::util::Daemon::start(
+        dir.path(),
+        &[
+            "udplogger",
+            "--listen",
+            "127.0.0.1:0",
+            "--utc",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let err = d.wait_stderr("writing to");
+    let addr: std::net::SocketAddr = err
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.send_to(b"first line\n", addr).unwrap();
+    crate::util::wait_until("the first line", || {
+        tree_text(&logs).contains("first line").then_some(())
+    });
+    let filler = fs.fill();
+    let pad = "q".repeat(100);
+    let sent = 200;
+    for i in 0..sent {
+        s.send_to(format!("line {i:03} {pad}\n").as_bytes(), addr)
+            .unwrap();
+    }
+    d.wait_stderr("retrying");
+    // While the disk is full, nothing on it may end in the middle of a line.
+    std::thread::sleep(Duration::from_millis(300));
+    let during = tree_text(&logs);
+    assert!(
+        during.ends_with('\n'),
+        "torn: {:?}",
+        &during[during.len().saturating_sub(80)..]
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let text = crate::util::wait_until("writing resumed", || {
+        let t = tree_text(&logs);
+        t.contains("writing resumed").then_some(t)
+    });
+    let r = d.stop();
+    assert_eq!(r.code, 0, "{}", r.dump());
+    let mut got = 0;
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?}: {e}"));
+        if v["text"].as_str().is_some_and(|t| t.ends_with(&pad)) {
+            got += 1;
+        }
+    }
+    // Held in memory meanwhile: every line lands, whole.
+    assert_eq!(got, sent, "{text}\n{}", r.dump());
 }
