@@ -3,6 +3,7 @@
 mod util;
 
 mod check;
+mod faults;
 mod metrics;
 mod regression;
 mod run;
