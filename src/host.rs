@@ -234,16 +234,38 @@ pub const READ_DEADLINE: Duration = Duration::from_secs(2);
 /// new one.
 mod deadline {
     use super::*;
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
     use std::sync::mpsc;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     type Reply = mpsc::SyncSender<Result<Vec<u8>, ReadErrorKind>>;
-    type Job = (PathBuf, u64, Reply);
+    /// A read to do, its answer channel, and who finished first: the
+    /// helper (`DONE`) or the caller giving up (`ABANDONED`).
+    type Job = (PathBuf, u64, Reply, Arc<AtomicU8>);
+
+    const WAITING: u8 = 0;
+    const DONE: u8 = 1;
+    const ABANDONED: u8 = 2;
 
     static HELPER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
+    /// Helpers abandoned in a read that has not returned yet.
+    static STUCK: AtomicUsize = AtomicUsize::new(0);
+    /// Past this many, reads fail at once: a filesystem that hangs every
+    /// read must not cost a thread per read.
+    const MAX_STUCK: usize = 4;
+    /// Enough for one open and read; every helper is a thread that
+    /// `mlockall` would otherwise pin 2 MiB of stack for.
+    const STACK: usize = 64 * 1024;
 
     pub fn read(path: PathBuf, limit: u64) -> Result<Vec<u8>, ReadErrorKind> {
+        let stuck = STUCK.load(Ordering::SeqCst);
+        if stuck >= MAX_STUCK {
+            return Err(ReadErrorKind::Io(format!(
+                "not read: {stuck} earlier reads have not returned (hung filesystem?)"
+            )));
+        }
         let (reply, answer) = mpsc::sync_channel(1);
+        let state = Arc::new(AtomicU8::new(WAITING));
         let mut helper = HELPER.lock().unwrap_or_else(|p| p.into_inner());
         let tx = match helper.take() {
             Some(tx) => tx,
@@ -254,19 +276,33 @@ mod deadline {
                 None => return read_now(&path, limit),
             },
         };
-        if tx.send((path.clone(), limit, reply)).is_err() {
+        if tx
+            .send((path.clone(), limit, reply, Arc::clone(&state)))
+            .is_err()
+        {
             // The helper is gone (it cannot be, but a read is cheap).
             return read_now(&path, limit);
         }
-        match answer.recv_timeout(READ_DEADLINE) {
-            Ok(r) => {
-                *helper = Some(tx);
-                r
+        if let Ok(r) = answer.recv_timeout(READ_DEADLINE) {
+            *helper = Some(tx);
+            return r;
+        }
+        match state.compare_exchange(WAITING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => {
+                // The helper keeps this read; the next read starts another.
+                STUCK.fetch_add(1, Ordering::SeqCst);
+                Err(ReadErrorKind::Io(format!(
+                    "no answer within {} s (hung filesystem?)",
+                    READ_DEADLINE.as_secs()
+                )))
             }
-            Err(_) => Err(ReadErrorKind::Io(format!(
-                "no answer within {} s (hung filesystem?)",
-                READ_DEADLINE.as_secs()
-            ))),
+            // It answered just now.
+            Err(_) => {
+                *helper = Some(tx);
+                answer
+                    .recv()
+                    .unwrap_or_else(|_| Err(ReadErrorKind::Io("read helper vanished".into())))
+            }
         }
     }
 
@@ -274,9 +310,19 @@ mod deadline {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("host-read".into())
+            .stack_size(STACK)
             .spawn(move || {
-                for (path, limit, reply) in rx {
-                    let _ = reply.send(read_now(&path, limit));
+                for (path, limit, reply, state) in rx {
+                    let r = read_now(&path, limit);
+                    let finished =
+                        state.compare_exchange(WAITING, DONE, Ordering::SeqCst, Ordering::SeqCst);
+                    if finished.is_err() {
+                        // Its caller gave up on it: no longer stuck, and no
+                        // longer anyone's helper (its sender is gone, so
+                        // the loop ends).
+                        STUCK.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    let _ = reply.send(r);
                 }
             })
             .ok()?;
