@@ -15,7 +15,7 @@ mod record;
 mod report;
 
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -823,10 +823,13 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
     wake_r.set_nonblocking(true).map_err(|e| e.to_string())?;
     wake_w.set_nonblocking(true).map_err(|e| e.to_string())?;
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // One descriptor wakes the poll for all three signals (a host at its
+    // descriptor limit still runs); it lives until the process ends.
+    let signal_w = wake_w.try_clone().map_err(|e| e.to_string())?;
     for (sig, flag) in [(SIGTERM, &term), (SIGINT, &term), (SIGHUP, &hup)] {
         signal_hook::flag::register(sig, Arc::clone(flag)).map_err(|e| e.to_string())?;
-        let w = wake_w.try_clone().map_err(|e| e.to_string())?;
-        signal_hook::low_level::pipe::register(sig, w).map_err(|e| e.to_string())?;
+        signal_hook::low_level::pipe::register_raw(sig, signal_w.as_raw_fd())
+            .map_err(|e| e.to_string())?;
     }
 
     let mut d = Daemon::new(host, config, args, wake_w)?;
@@ -876,6 +879,8 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
         d.turn(Instant::now());
     }
     d.shutdown();
+    // The signal handlers may still write to it until the process exits.
+    std::mem::forget(signal_w);
     Ok(())
 }
 

@@ -5,6 +5,12 @@
 //! counted as dropped, the failure reported at most once a minute, and the
 //! next write tries again (reopening the file); once writing works again a
 //! line records how many were dropped.
+//!
+//! A line lands whole or not at all: a write cut short (ENOSPC half-way
+//! through a line) is rolled back by truncating the file to its last good
+//! length, and when even that fails, or a file is found ending in the
+//! middle of a line (a crash, a power cut), the next write starts with a
+//! newline so that no event is ever glued to a torn one.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -25,6 +31,9 @@ pub enum Sink {
         /// False for a FIFO or a character device (a pipe to another
         /// program, /dev/stdout): those are written, never rotated.
         regular: bool,
+        /// The file ends in the middle of a line that could not be rolled
+        /// back: terminate it before the next line.
+        torn: bool,
     },
 }
 
@@ -47,6 +56,7 @@ impl EventLog {
                 max_bytes,
                 keep,
                 regular: true,
+                torn: false,
             }
         };
         EventLog {
@@ -75,7 +85,11 @@ impl EventLog {
                         "{{\"kind\":\"lost\",\"time\":\"{}\",\"kernel_time\":null,\"source\":\"watchdog\",\"host\":null,\"count\":{n},\"detail\":\"events not written to the event log\"}}",
                         chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
                     );
-                    let _ = self.try_write(&note);
+                    if self.try_write(&note).is_err() {
+                        // Said with the next line that does get written.
+                        self.dropped += n;
+                        return None;
+                    }
                     return Some(format!(
                         "event log {} writable again; {n} events were not written",
                         self.describe()
@@ -116,6 +130,7 @@ impl EventLog {
                 max_bytes,
                 keep,
                 regular,
+                torn,
             } => {
                 let line = json.len() as u64 + 1;
                 if file.is_some() && *regular && *size + line > *max_bytes && *size > 0 {
@@ -126,9 +141,14 @@ impl EventLog {
                     if let Some(dir) = path.parent() {
                         std::fs::create_dir_all(dir)?;
                     }
+                    // A FIFO opened for reading too would never block on
+                    // open and would swallow its own lines: write-only.
+                    let special = std::fs::metadata(&*path).is_ok_and(|m| !m.is_file());
                     let f = OpenOptions::new()
                         .create(true)
                         .append(true)
+                        // To look at the last byte: is a line torn?
+                        .read(!special)
                         .mode(0o640)
                         .open(&*path)?;
                     // Opening a FIFO blocks until it has a reader: this
@@ -142,6 +162,7 @@ impl EventLog {
                         ));
                     }
                     *size = if *regular { f.metadata()?.len() } else { 0 };
+                    *torn = *regular && !ends_a_line(&f, *size)?;
                     *file = Some(f);
                     if *regular && *size + line > *max_bytes && *size > 0 {
                         *file = None;
@@ -152,11 +173,22 @@ impl EventLog {
                 let Some(f) = file.as_mut() else {
                     return Err(io::Error::other("event log not open"));
                 };
-                let mut buf = Vec::with_capacity(json.len() + 1);
+                let mut buf = Vec::with_capacity(json.len() + 2);
+                if *torn {
+                    buf.push(b'\n');
+                }
                 buf.extend_from_slice(json.as_bytes());
                 buf.push(b'\n');
-                f.write_all(&buf)?;
-                *size += line;
+                if let Err(e) = f.write_all(&buf) {
+                    // Some of the line may be on disk: take it back, so
+                    // the next line does not continue it.
+                    if f.set_len(*size).is_err() {
+                        *torn = true;
+                    }
+                    return Err(e);
+                }
+                *torn = false;
+                *size += buf.len() as u64;
                 Ok(())
             }
         }
@@ -168,6 +200,17 @@ impl EventLog {
             *file = None;
         }
     }
+}
+
+/// True when the file is empty or its last byte ends a line.
+fn ends_a_line(f: &File, size: u64) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    if size == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8; 1];
+    f.read_at(&mut last, size - 1)?;
+    Ok(last[0] == b'\n')
 }
 
 fn rotate(path: &std::path::Path, keep: u32) -> io::Result<()> {
@@ -228,5 +271,76 @@ mod tests {
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.starts_with("{\"a\":1}\n{\"kind\":\"lost\""), "{text}");
         assert!(text.contains("\"count\":2"), "{text}");
+    }
+
+    #[test]
+    fn a_torn_line_left_by_a_crash_is_terminated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("events.jsonl");
+        std::fs::write(&p, "{\"a\":1}\n{\"kind\":\"hung_ta").unwrap();
+        let mut log = EventLog::new(p.to_str().unwrap(), 1 << 20, 1);
+        assert!(log.write("{\"b\":2}").is_none());
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text, "{\"a\":1}\n{\"kind\":\"hung_ta\n{\"b\":2}\n");
+    }
+
+    /// A tmpfs of `size`, unmounted on drop; None when mounting is not
+    /// allowed (not root).
+    struct Tmpfs {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Tmpfs {
+        fn mount(size: &str) -> Option<Tmpfs> {
+            let d = tempfile::tempdir().ok()?;
+            let m = d.path().join("m");
+            std::fs::create_dir(&m).ok()?;
+            nix::mount::mount(
+                Some("tmpfs"),
+                &m,
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                Some(format!("size={size}").as_str()),
+            )
+            .ok()?;
+            Some(Tmpfs { path: m, _dir: d })
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount(&self.path);
+        }
+    }
+
+    #[test]
+    fn enospc_half_way_through_a_line_rolls_it_back() {
+        let Some(fs) = Tmpfs::mount("64k") else {
+            eprintln!("skipped: cannot mount a tmpfs (needs root)");
+            return;
+        };
+        let p = fs.path.join("events.jsonl");
+        let mut log = EventLog::new(p.to_str().unwrap(), 1 << 20, 1);
+        assert!(log.write("{\"first\":1}").is_none());
+        // Fill the rest: the log's page still has ~4 KB of slack, so a
+        // longer line starts landing and then hits ENOSPC.
+        let filler = fs.path.join("filler");
+        let _ = std::fs::write(&filler, vec![0u8; 128 * 1024]);
+        let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(6000));
+        let err = log.write(&big).expect("reported");
+        assert!(err.contains("No space left"), "{err}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"first\":1}\n");
+        std::fs::remove_file(&filler).unwrap();
+        assert!(log.write("{\"next\":2}").is_some());
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[1]["next"], 2);
+        assert_eq!(lines[2]["kind"], "lost");
+        assert_eq!(lines[2]["count"], 1);
     }
 }

@@ -10,6 +10,7 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Kernel and system files, relative to the host root.
 ///
@@ -56,6 +57,7 @@ pub mod paths {
     pub const ZONEINFO: &str = "proc/zoneinfo";
     /// PSI files (`cpu`, `memory`, `io`, `irq`; since Linux 4.20).
     pub const PRESSURE: &str = "proc/pressure";
+    pub const SELF_FD: &str = "proc/self/fd";
 }
 
 /// Largest file watchdog reads whole. /proc and /sys values are a few bytes;
@@ -94,7 +96,10 @@ impl fmt::Display for ReadError {
             ReadErrorKind::PermissionDenied => write!(f, "{p}: permission denied"),
             ReadErrorKind::TooLarge(limit) => write!(f, "{p}: larger than {limit} bytes"),
             ReadErrorKind::NotUtf8 => write!(f, "{p}: not valid UTF-8 text"),
-            ReadErrorKind::NotRegular => write!(f, "{p}: not a regular file"),
+            ReadErrorKind::NotRegular => write!(
+                f,
+                "{p}: not a regular file (a FIFO, device, socket or directory where a kernel file should be)"
+            ),
             ReadErrorKind::Io(e) => write!(f, "{p}: {e}"),
         }
     }
@@ -139,27 +144,17 @@ impl Host {
 
     /// Reads at most `limit` bytes; a longer file is an error rather than a
     /// silent truncation (a truncated number would be a wrong number).
+    ///
+    /// Only regular files are read: a FIFO, a device or a socket planted
+    /// where a kernel file should be is refused before any read (opening
+    /// is non-blocking, so a FIFO without a writer cannot hang the open
+    /// either). The read itself runs on a helper thread and is abandoned
+    /// after [`READ_DEADLINE`], so a file on a hung filesystem costs a
+    /// stuck thread, not a stuck `check` or `run`.
     pub fn read_bytes_limited(&self, rel: &str, limit: u64) -> Result<Vec<u8>, ReadError> {
         let path = self.path(rel);
-        let err = |kind| ReadError {
-            path: path.clone(),
-            kind,
-        };
-        let file = fs::File::open(&path).map_err(|e| err(io_kind(&e)))?;
-        let meta = file.metadata().map_err(|e| err(io_kind(&e)))?;
-        if meta.is_dir() {
-            return Err(err(ReadErrorKind::NotRegular));
-        }
-        let mut buf = Vec::new();
-        // /proc and /sys report size 0, so the limit is enforced on what is
-        // actually read, one byte past the limit telling "too large".
-        file.take(limit + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| err(io_kind(&e)))?;
-        if buf.len() as u64 > limit {
-            return Err(err(ReadErrorKind::TooLarge(limit)));
-        }
-        Ok(buf)
+        let kind = deadline::read(path.clone(), limit);
+        kind.map_err(|kind| ReadError { path, kind })
     }
 
     pub fn read_bytes(&self, rel: &str) -> Result<Vec<u8>, ReadError> {
@@ -218,9 +213,148 @@ impl Host {
         format!("{}/config-{release}", paths::BOOT)
     }
 
+    /// Descriptors this process has open now (of the running system,
+    /// whatever the root), or `None` when /proc cannot tell.
+    pub fn open_descriptors() -> Option<usize> {
+        // The listing holds one descriptor of its own while it runs.
+        Host::system()
+            .list_dir(paths::SELF_FD)
+            .ok()
+            .map(|v| v.len().saturating_sub(1))
+    }
+
     /// Path of a process file, `proc/<pid>/<name>`.
     pub fn proc_pid(pid: u32, name: &str) -> String {
         format!("{}/{pid}/{name}", paths::PROC)
+    }
+}
+
+/// How long one read of a kernel file may take. /proc and /sys answer in
+/// microseconds; a root on NFS or a FUSE tree may not answer at all.
+pub const READ_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Reads with a deadline: one long-lived helper thread does the reads, so
+/// the caller can stop waiting. A helper that misses the deadline is
+/// abandoned (it ends when its read returns) and the next read starts a
+/// new one.
+mod deadline {
+    use super::*;
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+
+    type Reply = mpsc::SyncSender<Result<Vec<u8>, ReadErrorKind>>;
+    /// A read to do, its answer channel, and who finished first: the
+    /// helper (`DONE`) or the caller giving up (`ABANDONED`).
+    type Job = (PathBuf, u64, Reply, Arc<AtomicU8>);
+
+    const WAITING: u8 = 0;
+    const DONE: u8 = 1;
+    const ABANDONED: u8 = 2;
+
+    static HELPER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
+    /// Helpers abandoned in a read that has not returned yet.
+    static STUCK: AtomicUsize = AtomicUsize::new(0);
+    /// Past this many, reads fail at once: a filesystem that hangs every
+    /// read must not cost a thread per read.
+    const MAX_STUCK: usize = 4;
+    /// Enough for one open and read; every helper is a thread that
+    /// `mlockall` would otherwise pin 2 MiB of stack for.
+    const STACK: usize = 64 * 1024;
+
+    pub fn read(path: PathBuf, limit: u64) -> Result<Vec<u8>, ReadErrorKind> {
+        let stuck = STUCK.load(Ordering::SeqCst);
+        if stuck >= MAX_STUCK {
+            return Err(ReadErrorKind::Io(format!(
+                "not read: {stuck} earlier reads have not returned (hung filesystem?)"
+            )));
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        let state = Arc::new(AtomicU8::new(WAITING));
+        let mut helper = HELPER.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = match helper.take() {
+            Some(tx) => tx,
+            None => match spawn() {
+                Some(tx) => tx,
+                // No thread to be had: read here, without a deadline,
+                // rather than not at all.
+                None => return read_now(&path, limit),
+            },
+        };
+        if tx
+            .send((path.clone(), limit, reply, Arc::clone(&state)))
+            .is_err()
+        {
+            // The helper is gone (it cannot be, but a read is cheap).
+            return read_now(&path, limit);
+        }
+        if let Ok(r) = answer.recv_timeout(READ_DEADLINE) {
+            *helper = Some(tx);
+            return r;
+        }
+        match state.compare_exchange(WAITING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => {
+                // The helper keeps this read; the next read starts another.
+                STUCK.fetch_add(1, Ordering::SeqCst);
+                Err(ReadErrorKind::Io(format!(
+                    "no answer within {} s (hung filesystem?)",
+                    READ_DEADLINE.as_secs()
+                )))
+            }
+            // It answered just now.
+            Err(_) => {
+                *helper = Some(tx);
+                answer
+                    .recv()
+                    .unwrap_or_else(|_| Err(ReadErrorKind::Io("read helper vanished".into())))
+            }
+        }
+    }
+
+    fn spawn() -> Option<mpsc::Sender<Job>> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("host-read".into())
+            .stack_size(STACK)
+            .spawn(move || {
+                for (path, limit, reply, state) in rx {
+                    let r = read_now(&path, limit);
+                    let finished =
+                        state.compare_exchange(WAITING, DONE, Ordering::SeqCst, Ordering::SeqCst);
+                    if finished.is_err() {
+                        // Its caller gave up on it: no longer stuck, and no
+                        // longer anyone's helper (its sender is gone, so
+                        // the loop ends).
+                        STUCK.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    let _ = reply.send(r);
+                }
+            })
+            .ok()?;
+        Some(tx)
+    }
+
+    pub fn read_now(path: &Path, limit: u64) -> Result<Vec<u8>, ReadErrorKind> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| io_kind(&e))?;
+        let meta = file.metadata().map_err(|e| io_kind(&e))?;
+        if !meta.is_file() {
+            return Err(ReadErrorKind::NotRegular);
+        }
+        let mut buf = Vec::new();
+        // /proc and /sys report size 0, so the limit is enforced on what is
+        // actually read, one byte past the limit telling "too large".
+        file.take(limit + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| io_kind(&e))?;
+        if buf.len() as u64 > limit {
+            return Err(ReadErrorKind::TooLarge(limit));
+        }
+        Ok(buf)
     }
 }
 
@@ -266,5 +400,19 @@ mod tests {
         assert!(h.read("missing").unwrap_err().is_not_found());
         assert!(h.read("big/below").unwrap_err().is_not_found());
         assert_eq!(h.read("").unwrap_err().kind, ReadErrorKind::NotRegular);
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let h = Host::new(dir.path());
+        let e = h.read("fifo").unwrap_err();
+        assert_eq!(e.kind, ReadErrorKind::NotRegular);
+        assert!(e.to_string().contains("fifo: not a regular file"), "{e}");
     }
 }

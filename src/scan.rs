@@ -168,7 +168,7 @@ pub fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> io::Result
         if avail.is_empty() {
             return Ok(total);
         }
-        let (chunk, used, done) = match avail.iter().position(|&b| b == b'\n') {
+        let (chunk, used, done) = match memchr::memchr(b'\n', avail) {
             Some(i) => (&avail[..i], i + 1, true),
             None => (avail, avail.len(), false),
         };
@@ -182,33 +182,10 @@ pub fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> io::Result
     }
 }
 
-/// A read-write file in the temporary directory, already unlinked.
-fn unlinked_temp() -> io::Result<File> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir();
-    for _ in 0..100 {
-        let p = dir.join(format!(
-            "watchdog-scan-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        match std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
-            Ok(f) => {
-                let _ = std::fs::remove_file(&p);
-                return Ok(f);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::other("no free temporary file name"))
-}
+/// Memory an xz block may ask for (its dictionary and decoder state).
+/// `xz -9` needs 65 MiB; a header asking for more (up to 4 GiB) is a
+/// crafted or broken file, refused rather than allocated.
+pub const XZ_MEM_LIMIT: u32 = 96 * 1024 * 1024;
 
 /// Opens an input, unpacking gzip and xz.
 fn open(path: &Path) -> Result<(Box<dyn BufRead>, Option<NaiveDate>), String> {
@@ -220,6 +197,17 @@ fn open(path: &Path) -> Result<(Box<dyn BufRead>, Option<NaiveDate>), String> {
         let meta = f.metadata().map_err(|e| format!("{name}: {e}"))?;
         if meta.is_dir() {
             return Err(format!("{name}: is a directory"));
+        }
+        // Regular files and pipes (a FIFO, `<(zcat …)`) end; a device such
+        // as /dev/zero or /dev/urandom never does, and /dev/kmsg is `run`'s.
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            if t.is_char_device() || t.is_block_device() || t.is_socket() {
+                return Err(format!(
+                    "{name}: is a device or socket, not a saved log (copy it to a file first)"
+                ));
+            }
         }
         let date = meta
             .modified()
@@ -234,20 +222,31 @@ fn open(path: &Path) -> Result<(Box<dyn BufRead>, Option<NaiveDate>), String> {
         return Ok((Box::new(BufReader::with_capacity(256 * 1024, gz)), date));
     }
     if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        // lzma-rs decodes into a writer, not as a reader: unpack into an
-        // unlinked temporary file, so memory stays bounded whatever the size.
-        let mut tmp = unlinked_temp().map_err(|e| format!("{name}: xz: temporary file: {e}"))?;
-        {
-            let mut w = io::BufWriter::with_capacity(256 * 1024, &mut tmp);
-            lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| format!("{name}: xz: {e}"))?;
-            w.flush().map_err(|e| format!("{name}: xz: {e}"))?;
-        }
-        use std::io::Seek;
-        tmp.seek(io::SeekFrom::Start(0))
-            .map_err(|e| format!("{name}: xz: {e}"))?;
-        return Ok((Box::new(BufReader::with_capacity(256 * 1024, tmp)), date));
+        // Streamed: memory is the dictionary (bounded by XZ_MEM_LIMIT) and
+        // a buffer, whatever the unpacked size; concatenated streams (as
+        // `xz` and `pxz` write them) are read one after another.
+        let xz = lzma_rust2::XzReader::new_mem_limit(r, true, XZ_MEM_LIMIT / 1024);
+        let named = Named {
+            inner: xz,
+            what: "xz".to_string(),
+        };
+        return Ok((Box::new(BufReader::with_capacity(256 * 1024, named)), date));
     }
     Ok((Box::new(r), date))
+}
+
+/// A decoder whose errors say which file and format they are about.
+struct Named<R> {
+    inner: R,
+    what: String,
+}
+
+impl<R: Read> Read for Named<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .read(buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.what)))
+    }
 }
 
 /// Runs a scan, writing to `out`. Unreadable inputs are reported in the
@@ -262,6 +261,7 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
     };
     let mut sink = Sink {
         table: Vec::new(),
+        widths: None,
         tally: Tally::default(),
         mode: match (opts.summary, opts.output) {
             (true, _) => Mode::Summary,
@@ -341,8 +341,10 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
             out.write_all(b"\n")?;
         }
         (Mode::Summary, Format::Text) => out.write_all(summary_text(&sink.tally).as_bytes())?,
-        (Mode::Table, _) => out.write_all(table(&sink.table).as_bytes())?,
-        (Mode::Json, _) => {}
+        (Mode::Table, _) if sink.widths.is_none() => {
+            out.write_all(table(&sink.table).as_bytes())?
+        }
+        (Mode::Table, _) | (Mode::Json, _) => {}
     }
     out.flush()?;
     Ok(report)
@@ -363,8 +365,15 @@ enum Mode {
 struct Sink {
     mode: Mode,
     table: Vec<Event>,
+    /// Column widths once the table streams (more than [`TABLE_HOLD`]
+    /// events): rows are printed as they come, aligned to the first ones.
+    widths: Option<[usize; 5]>,
     tally: Tally,
 }
+
+/// Events kept to size the table's columns; past this many the table is
+/// printed as it goes, so memory does not grow with the number of events.
+const TABLE_HOLD: usize = 1000;
 
 impl Sink {
     fn deliver(
@@ -380,7 +389,26 @@ impl Sink {
                     out.write_all(e.to_json().as_bytes())?;
                     out.write_all(b"\n")?;
                 }
-                Mode::Table => self.table.push(e),
+                Mode::Table => match self.widths {
+                    Some(w) => out.write_all(table_line(&row(&e), &w, true).as_bytes())?,
+                    None => {
+                        self.table.push(e);
+                        if self.table.len() > TABLE_HOLD {
+                            let rows: Vec<[String; 5]> = self.table.iter().map(row).collect();
+                            let w = widths(&rows);
+                            // Every column from here on: a later event may
+                            // have a host even if the first ones had none.
+                            out.write_all(
+                                table_line(&HEAD.map(String::from), &w, true).as_bytes(),
+                            )?;
+                            for r in &rows {
+                                out.write_all(table_line(r, &w, true).as_bytes())?;
+                            }
+                            self.table = Vec::new();
+                            self.widths = Some(w);
+                        }
+                    }
+                },
                 Mode::Summary => self.tally.add(&e),
             }
         }
@@ -480,53 +508,60 @@ fn when(e: &Event) -> String {
     }
 }
 
-/// The human table: when, kind, host, what, where.
-pub fn table(events: &[Event]) -> String {
-    let with_host = events.iter().any(|e| e.host.is_some());
-    let rows: Vec<[String; 5]> = events
-        .iter()
-        .map(|e| {
-            [
-                when(e),
-                e.body.kind().to_string(),
-                e.host.clone().unwrap_or_else(|| "-".into()),
-                describe(e),
-                match e.line {
-                    Some(l) => format!("{}:{l}", e.source),
-                    None => e.source.clone(),
-                },
-            ]
-        })
-        .collect();
-    let head = ["TIME", "KIND", "HOST", "EVENT", "WHERE"];
-    let mut w = head.map(str::len);
-    for r in &rows {
+const HEAD: [&str; 5] = ["TIME", "KIND", "HOST", "EVENT", "WHERE"];
+
+/// One row of the table: when, kind, host, what, where.
+fn row(e: &Event) -> [String; 5] {
+    [
+        when(e),
+        e.body.kind().to_string(),
+        e.host.clone().unwrap_or_else(|| "-".into()),
+        describe(e),
+        match e.line {
+            Some(l) => format!("{}:{l}", e.source),
+            None => e.source.clone(),
+        },
+    ]
+}
+
+fn widths(rows: &[[String; 5]]) -> [usize; 5] {
+    let mut w = HEAD.map(str::len);
+    for r in rows {
         for (i, c) in r.iter().enumerate() {
             w[i] = w[i].max(c.chars().count());
         }
     }
-    let mut s = String::new();
-    let mut line = |cells: [&str; 5]| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i == 2 && !with_host {
-                continue;
-            }
-            if i == 4 {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<width$}  ", width = w[i]));
-            }
+    w
+}
+
+fn table_line(cells: &[String; 5], w: &[usize; 5], with_host: bool) -> String {
+    let mut l = String::new();
+    for (i, c) in cells.iter().enumerate() {
+        if i == 2 && !with_host {
+            continue;
         }
-        s.push_str(l.trim_end());
-        s.push('\n');
-    };
-    line(head);
-    for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+        if i == 4 {
+            l.push_str(c);
+        } else {
+            l.push_str(&format!("{c:<width$}  ", width = w[i]));
+        }
     }
-    if rows.is_empty() {
-        s = "no events\n".to_string();
+    let mut l = l.trim_end().to_string();
+    l.push('\n');
+    l
+}
+
+/// The human table: when, kind, host, what, where.
+pub fn table(events: &[Event]) -> String {
+    if events.is_empty() {
+        return "no events\n".to_string();
+    }
+    let with_host = events.iter().any(|e| e.host.is_some());
+    let rows: Vec<[String; 5]> = events.iter().map(row).collect();
+    let w = widths(&rows);
+    let mut s = table_line(&HEAD.map(String::from), &w, with_host);
+    for r in &rows {
+        s.push_str(&table_line(r, &w, with_host));
     }
     s
 }

@@ -208,3 +208,19 @@ fn rxq_ovfl(h: &libc::msghdr) -> Option<u32> {
     }
     None
 }
+
+/// `openat(2)`: `name` relative to the directory `dir`, as an owned
+/// descriptor. With `O_NOFOLLOW`, a symbolic link as `name` is refused
+/// (ELOOP), which is what keeps writes inside a directory tree.
+pub fn openat(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &std::path::Path,
+    flags: nix::fcntl::OFlag,
+    mode: nix::sys::stat::Mode,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, mode)?;
+    // SAFETY: openat(2) just returned this descriptor: it is open and
+    // nothing else owns it, so the OwnedFd may close it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

@@ -446,7 +446,16 @@ fn random_source_flood_stays_under_the_memory_cap() {
         .and_then(|x| x.parse().ok())
         .unwrap_or_else(|| panic!("{}", r.dump()));
     assert!(peak <= 20000, "{}", r.dump());
-    assert!(r.stderr.contains("(peak 50)"), "{}", r.dump());
+    // max_senders bounds the table; so does the memory cap, which counts
+    // what each sender costs besides its unfinished line.
+    let peak_senders: usize = r
+        .stderr
+        .split("(peak ")
+        .nth(1)
+        .and_then(|x| x.split(')').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{}", r.dump()));
+    assert!((10..=50).contains(&peak_senders), "{}", r.dump());
 }
 
 #[test]

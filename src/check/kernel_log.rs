@@ -42,7 +42,10 @@ fn log_buf_len(ctx: &Ctx) -> Result<(u64, String), Problem> {
             return Ok((n, "syslog(2) SIZE_BUFFER".into()));
         }
     }
-    if let Ok(c) = ctx.cmdline() {
+    // An unreadable command line may hide a log_buf_len= that overrides
+    // the build default: the size is then unknown, not the default's.
+    let c = ctx.cmdline()?;
+    {
         if let Some(v) = c.get("log_buf_len") {
             let n =
                 memparse(v).map_err(|e| ctx.bad(paths::CMDLINE, format!("log_buf_len: {e}")))?;

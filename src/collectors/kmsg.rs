@@ -117,6 +117,13 @@ pub struct Reader {
     framer: Framer,
     parser: Parser,
     skip_through: Option<u64>,
+    /// The newest record skipped because it was at or before the saved
+    /// position: when the buffer runs dry and this is still below the
+    /// saved position, that position never existed in this boot.
+    skipped_max: Option<u64>,
+    /// Set once when the saved position turned out to be beyond the
+    /// kernel's buffer: (saved, the buffer's next sequence number).
+    impossible: Option<(u64, u64)>,
     /// Bytes of a record split across reads (only a FIFO does that).
     partial: Vec<u8>,
     pub last_seq: Option<u64>,
@@ -147,6 +154,8 @@ impl Reader {
             framer: Framer::new(),
             parser,
             skip_through,
+            skipped_max: None,
+            impossible: None,
             partial: Vec::new(),
             last_seq: None,
             overruns: 0,
@@ -166,7 +175,10 @@ impl Reader {
     ) -> io::Result<Drained> {
         for _ in 0..MAX_PER_DRAIN {
             match src.read_record(buf) {
-                Ok(0) => return Ok(Drained::Eof),
+                Ok(0) => {
+                    self.check_saved_position();
+                    return Ok(Drained::Eof);
+                }
                 Ok(n) => {
                     self.last_data = Some(Instant::now());
                     self.chunk(&buf[..n], out);
@@ -175,7 +187,10 @@ impl Reader {
                 // read returns the oldest record still there, and the
                 // sequence gap says how many were lost.
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => self.overruns += 1,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Drained::Empty),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.check_saved_position();
+                    return Ok(Drained::Empty);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -208,6 +223,7 @@ impl Reader {
         let rec = self.framer.frame(line);
         if let Some(seq) = rec.seq {
             if self.skip_through.is_some_and(|s| seq <= s) {
+                self.skipped_max = Some(self.skipped_max.map_or(seq, |m| m.max(seq)));
                 return;
             }
             self.skip_through = None;
@@ -225,6 +241,30 @@ impl Reader {
     /// The records' text read since the last call (when `keep_text`).
     pub fn take_text(&mut self) -> Vec<String> {
         std::mem::take(&mut self.text)
+    }
+
+    /// Called when the source ran dry: every record the kernel has is read,
+    /// so the newest one skipped is the buffer's last. A saved position
+    /// past it (a corrupted or hand-edited state file) would make the
+    /// reader skip every record from now on; give it up instead.
+    fn check_saved_position(&mut self) {
+        let (Some(saved), Some(max)) = (self.skip_through, self.skipped_max) else {
+            return;
+        };
+        if max < saved {
+            self.skip_through = None;
+            self.skipped_max = None;
+            // The parser was primed with the impossible position; without
+            // that it would count a huge bogus gap or none at all.
+            self.parser = Parser::new("kmsg");
+            self.impossible = Some((saved, max.saturating_add(1)));
+        }
+    }
+
+    /// The saved position, and the buffer's next sequence number, when the
+    /// saved position was found to lie beyond the buffer (once).
+    pub fn take_impossible_start(&mut self) -> Option<(u64, u64)> {
+        self.impossible.take()
     }
 
     /// Closes incidents once the log has been quiet for [`QUIET`].
@@ -259,6 +299,8 @@ pub struct Kmsg {
     state_file: PathBuf,
     saved_seq: Option<u64>,
     last_save: Instant,
+    /// The configured start, used when the saved position is impossible.
+    first: KmsgStart,
 }
 
 impl Kmsg {
@@ -292,6 +334,7 @@ impl Kmsg {
                     _ => None,
                 },
                 last_save: Instant::now(),
+                first,
             },
             start,
         ))
@@ -313,6 +356,10 @@ impl Kmsg {
 
     pub fn drain(&mut self, out: &mut Vec<Event>) -> io::Result<Drained> {
         let r = self.reader.drain(&mut self.file, &mut self.buf, out);
+        if let Some((saved, next)) = self.reader.take_impossible_start() {
+            self.restart_as_configured(saved, next)?;
+            return Ok(Drained::More);
+        }
         if let Ok(Drained::Eof) = r {
             if self.pollable {
                 // A FIFO whose writer left: reopen so that poll stops
@@ -321,6 +368,36 @@ impl Kmsg {
             }
         }
         r
+    }
+
+    /// The saved position lies beyond the kernel's buffer: say so once and
+    /// start as a first start would. Everything in the buffer was read
+    /// (and skipped) by now, so `end` needs nothing more; `replay` reads
+    /// the buffer again from its first record where the source can seek
+    /// (/dev/kmsg and files; a FIFO stand-in cannot, and has no history).
+    fn restart_as_configured(&mut self, saved: u64, next: u64) -> io::Result<()> {
+        let how = match self.first {
+            KmsgStart::End => "new messages only",
+            KmsgStart::Replay => "the start of the kernel buffer",
+        };
+        // The collector has no logger of its own; one line for journald,
+        // as the daemon's own messages (<4> = warning).
+        eprintln!(
+            "<4>saved kmsg position {saved} in {} is beyond the kernel buffer (next record is {next}); ignoring it and reading {how}",
+            self.state_file.display()
+        );
+        self.saved_seq = None;
+        if self.first == KmsgStart::Replay && self.seekable()? {
+            use std::io::Seek;
+            self.file.seek(io::SeekFrom::Start(0))?;
+            self.reader = Reader::new(&Start::Beginning);
+        }
+        Ok(())
+    }
+
+    fn seekable(&self) -> io::Result<bool> {
+        use std::os::unix::fs::FileTypeExt;
+        Ok(!self.file.metadata()?.file_type().is_fifo())
     }
 
     pub fn flush_if_quiet(&mut self, now: Instant, out: &mut Vec<Event>) {
@@ -450,6 +527,70 @@ mod tests {
         r.flush(&mut out);
         assert_eq!(kinds(&out), ["hung_task"]);
         assert_eq!(r.last_seq, Some(2));
+    }
+
+    #[test]
+    fn kmsg_position_beyond_buffer_is_refused() {
+        // Defect 1: a saved position of this boot past the last record
+        // (2^40, u64::MAX) made the reader skip every record, silently.
+        for saved in [1u64 << 40, u64::MAX] {
+            let hung = "INFO: task a:7 blocked for more than 2 seconds.";
+            let mut src = Fake(VecDeque::from([rec(1, hung), rec(2, "x")]));
+            let mut r = Reader::new(&Start::After(saved));
+            let mut out = Vec::new();
+            let mut buf = vec![0; READ_BUF];
+            r.drain(&mut src, &mut buf, &mut out).unwrap();
+            assert_eq!(r.take_impossible_start(), Some((saved, 3)));
+            // Said once.
+            assert_eq!(r.take_impossible_start(), None);
+            // Later records are handled, without a bogus gap.
+            src.0.push_back(rec(3, hung));
+            r.drain(&mut src, &mut buf, &mut out).unwrap();
+            r.flush(&mut out);
+            assert_eq!(kinds(&out), ["hung_task"], "saved {saved}");
+            assert_eq!(r.last_seq, Some(3));
+        }
+    }
+
+    #[test]
+    fn kmsg_position_at_last_record_is_kept() {
+        let mut src = Fake(VecDeque::from([rec(1, "a"), rec(2, "b")]));
+        let mut r = Reader::new(&Start::After(2));
+        let mut out = Vec::new();
+        r.drain(&mut src, &mut vec![0; READ_BUF], &mut out).unwrap();
+        assert_eq!(r.take_impossible_start(), None);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn kmsg_position_beyond_buffer_replays_when_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("dev")).unwrap();
+        std::fs::create_dir_all(root.join("proc/sys/kernel/random")).unwrap();
+        std::fs::write(root.join("proc/sys/kernel/random/boot_id"), "b1\n").unwrap();
+        let hung = "INFO: task a:7 blocked for more than 2 seconds.";
+        let text: String = [rec(1, hung), rec(2, "x")]
+            .into_iter()
+            .map(|r| String::from_utf8(r.unwrap()).unwrap())
+            .collect();
+        std::fs::write(root.join("dev/kmsg"), text).unwrap();
+        let state = root.join("kmsg.state");
+        Position {
+            boot_id: "b1".into(),
+            seq: u64::MAX,
+        }
+        .save(&state)
+        .unwrap();
+        let (mut k, start) =
+            Kmsg::open(&Host::new(root), state.clone(), KmsgStart::Replay).unwrap();
+        assert_eq!(start, Start::After(u64::MAX));
+        let mut out = Vec::new();
+        while k.drain(&mut out).unwrap() == Drained::More {}
+        k.finish(&mut out);
+        assert_eq!(kinds(&out), ["hung_task"]);
+        let (path, pos) = k.position_due(true).unwrap();
+        assert_eq!((path, pos.seq), (state, 2));
     }
 
     #[test]

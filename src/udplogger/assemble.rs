@@ -61,6 +61,10 @@ impl Assembler {
                 self.partial = line;
                 self.partial.clear();
                 self.since = None;
+                // Only a long line grows it past this; do not keep that.
+                if self.partial.capacity() > 4096 {
+                    self.partial = Vec::new();
+                }
             }
         }
         if rest.is_empty() {

@@ -83,6 +83,10 @@ struct Sender {
     missing: u64,
 }
 
+/// What one sender costs beyond its unfinished text: its state, name and
+/// table slot (counted against `max_buffered_bytes`).
+const SENDER_COST: usize = std::mem::size_of::<Sender>() + std::mem::size_of::<SocketAddr>() + 96;
+
 /// The receiver's state between datagrams.
 pub struct Receiver {
     settings: Settings,
@@ -266,7 +270,12 @@ impl Receiver {
         self.stats.datagrams = self.stats.datagrams.saturating_add(1);
         self.stats.bytes = self.stats.bytes.saturating_add(data.len() as u64);
         if !self.senders.contains_key(&addr) {
-            if self.senders.len() >= self.settings.max_senders {
+            if self.over_memory_with_new_sender() {
+                // Idle files first: they cost memory and nothing to drop.
+                self.out.release_idle(now);
+            }
+            if self.senders.len() >= self.settings.max_senders || self.over_memory_with_new_sender()
+            {
                 self.evict(stamp, now);
             }
             self.senders.insert(
@@ -340,6 +349,17 @@ impl Receiver {
             *buffered -= after;
         }
         stats.peak_buffered = stats.peak_buffered.max(*buffered);
+    }
+
+    /// True when one more sender would take the receiver past
+    /// `max_buffered_bytes`: what each sender and each open file costs
+    /// counts against it too, not only their unfinished text.
+    fn over_memory_with_new_sender(&self) -> bool {
+        let senders = (self.senders.len() + 1).saturating_mul(SENDER_COST);
+        self.buffered
+            .saturating_add(senders)
+            .saturating_add(self.out.overhead())
+            > self.settings.max_buffered
     }
 
     /// Makes room for a new sender: the least recently heard eighth of the

@@ -7,6 +7,12 @@
 //! file in a fault: its lines are held in memory up to a bound, then
 //! counted and dropped; retries back off exponentially; on recovery a
 //! marker line says how many lines were dropped and why.
+//!
+//! Lines land whole: what is held is always whole lines, and a write cut
+//! short in the middle of a line (ENOSPC) is truncated back to the last
+//! line boundary; where that fails, or a file is found ending in the
+//! middle of a line (a crash, an earlier failure), the next write starts
+//! with a newline and a `write_failed` marker says so.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -23,18 +29,35 @@ use crate::marker::{Body, Marker};
 const WRITE_CHUNK: usize = 1 << 20;
 /// First retry after a failure; doubles up to `retry_max`.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// An idle file's empty buffer is given back after this long: thousands
+/// of senders that each sent a burst must not keep their peak buffers.
+const IDLE_SHRINK: Duration = Duration::from_secs(1);
+/// What one file costs beyond the bytes it holds: its entry, name and
+/// index slot (counted against the receiver's memory cap).
+pub const FILE_COST: usize = std::mem::size_of::<OutFile>() + 96;
 /// Files idle this long are closed (yesterday's file, a quiet sender).
 const IDLE_CLOSE: Duration = Duration::from_secs(120);
 /// Open files at most (per-sender layout); lower when RLIMIT_NOFILE is
 /// low, so that the receiver never runs into EMFILE by itself.
 const MAX_OPEN: usize = 256;
+/// Descriptors kept free for what is opened for a moment: a directory
+/// while a file is opened in it, the metrics file, a spare.
+const FD_RESERVE: u64 = 3;
 
+/// The open-file budget: what RLIMIT_NOFILE leaves after the descriptors
+/// already in use (sockets, the signal pipe, inherited ones) and a reserve.
 fn max_open_files() -> usize {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft);
-    usize::try_from(soft.saturating_sub(32) / 2)
+    let in_use = crate::host::Host::open_descriptors().map_or(32, |n| n as u64);
+    usize::try_from(soft.saturating_sub(in_use + FD_RESERVE))
         .unwrap_or(MAX_OPEN)
-        .clamp(4, MAX_OPEN)
+        .clamp(1, MAX_OPEN)
+}
+
+/// EMFILE or ENFILE: a descriptor limit, which closing a file cures.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +99,10 @@ struct OutFile {
     buf: Vec<u8>,
     fault: Option<Fault>,
     last_used: Instant,
+    /// The open file ends in the middle of a line: a newline goes first.
+    torn: bool,
+    /// Torn lines terminated since the last marker about them.
+    terminated: u64,
 }
 
 pub struct Output {
@@ -90,7 +117,8 @@ pub struct Output {
     scratch: Vec<u8>,
     key: String,
     next_tick: Option<Instant>,
-    max_open: usize,
+    /// Computed at the first write, when the sockets are open.
+    max_open: Option<usize>,
     pub stats: OutputStats,
 }
 
@@ -108,7 +136,7 @@ impl Output {
             scratch: Vec::with_capacity(4096),
             key: String::new(),
             next_tick: None,
-            max_open: max_open_files(),
+            max_open: None,
             stats: OutputStats::default(),
         }
     }
@@ -116,6 +144,34 @@ impl Output {
     /// Bytes waiting in memory.
     pub fn held(&self) -> usize {
         self.held
+    }
+
+    /// Memory of the file table, beyond the bytes held.
+    pub fn overhead(&self) -> usize {
+        self.files.len() * FILE_COST
+    }
+
+    /// Forgets files that are idle (empty, not failing, unused for
+    /// [`IDLE_SHRINK`]), closing them, to get under the memory cap.
+    pub fn release_idle(&mut self, now: Instant) {
+        let before = self.files.len();
+        self.files.retain(|f| {
+            let idle = now.saturating_duration_since(f.last_used) >= IDLE_SHRINK;
+            !(idle && f.buf.is_empty() && f.fault.is_none())
+        });
+        if self.files.len() != before {
+            self.reindex();
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.stem.clone(), i))
+            .collect();
+        self.cur = None;
     }
 
     /// True when some file is failing and will be retried.
@@ -150,6 +206,8 @@ impl Output {
                     buf: Vec::new(),
                     fault: None,
                     last_used: now,
+                    torn: false,
+                    terminated: 0,
                 });
                 self.index.insert(self.key.clone(), self.files.len() - 1);
                 self.files.len() - 1
@@ -278,17 +336,17 @@ impl Output {
             return;
         }
         self.next_tick = Some(now + Duration::from_secs(1));
+        let before = self.files.len();
         self.files.retain_mut(|f| {
-            let idle = now.duration_since(f.last_used) >= IDLE_CLOSE;
-            !(idle && f.buf.is_empty() && f.fault.is_none())
+            let idle = now.saturating_duration_since(f.last_used);
+            if f.buf.is_empty() && idle >= IDLE_SHRINK && f.buf.capacity() > 0 {
+                f.buf = Vec::new();
+            }
+            !(idle >= IDLE_CLOSE && f.buf.is_empty() && f.fault.is_none())
         });
-        self.index = self
-            .files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.stem.clone(), i))
-            .collect();
-        self.cur = None;
+        if self.files.len() != before {
+            self.reindex();
+        }
     }
 
     /// SIGHUP: write what is buffered, close every file; the next line
@@ -301,31 +359,85 @@ impl Output {
         }
     }
 
-    fn write_file(&mut self, i: usize, stamp: &Stamp, now: Instant) {
-        if self.files.get(i).is_some_and(|f| f.file.is_none())
-            && self.files.iter().filter(|f| f.file.is_some()).count() >= self.max_open
-        {
-            // Make room before opening: close the least recently used file
-            // (its buffer stays; it is opened again when needed).
-            if let Some(f) = self
-                .files
-                .iter_mut()
-                .filter(|f| f.file.is_some())
-                .min_by_key(|f| (!f.buf.is_empty(), f.last_used))
-            {
+    /// Closes the least recently used open file other than `keep` (its
+    /// buffer stays; it is opened again when needed). False when none is.
+    fn close_lru(&mut self, keep: usize) -> bool {
+        let lru = self
+            .files
+            .iter_mut()
+            .enumerate()
+            .filter(|(j, f)| *j != keep && f.file.is_some())
+            .min_by_key(|(_, f)| (!f.buf.is_empty(), f.last_used));
+        match lru {
+            Some((_, f)) => {
                 f.file = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn open_count(&self) -> usize {
+        self.files.iter().filter(|f| f.file.is_some()).count()
+    }
+
+    /// Writes file `i`; out of descriptors, closes other files and tries
+    /// again, and lowers the budget to what could actually be open.
+    fn write_retrying(&mut self, i: usize) -> io::Result<()> {
+        loop {
+            let Some(f) = self.files.get_mut(i) else {
+                return Ok(());
+            };
+            match write_out(&self.cfg, f) {
+                Err(e) if out_of_descriptors(&e) => {
+                    let open = self.open_count();
+                    if !self.close_lru(i) {
+                        return Err(e);
+                    }
+                    self.max_open = Some(open.saturating_sub(1).max(1));
+                }
+                r => return r,
             }
         }
-        let cfg = &self.cfg;
-        let Some(f) = self.files.get_mut(i) else {
-            return;
-        };
-        if f.fault.as_ref().is_some_and(|x| now < x.next_retry) {
+    }
+
+    fn write_file(&mut self, i: usize, stamp: &Stamp, now: Instant) {
+        let max_open = *self.max_open.get_or_insert_with(max_open_files);
+        if self.files.get(i).is_some_and(|f| f.file.is_none()) && self.open_count() >= max_open {
+            // Make room before opening.
+            self.close_lru(i);
+        }
+        if self
+            .files
+            .get(i)
+            .is_none_or(|f| f.fault.as_ref().is_some_and(|x| now < x.next_retry))
+        {
             return;
         }
-        let before = f.buf.len();
-        let result = write_out(cfg, f);
+        let before = self.files[i].buf.len();
+        let result = self.write_retrying(i);
+        let cfg = &self.cfg;
+        let f = &mut self.files[i];
         self.held -= before - f.buf.len();
+        if result.is_ok() && f.terminated > 0 {
+            let n = std::mem::take(&mut f.terminated);
+            let m = Marker::new(
+                "-",
+                Body::WriteFailed {
+                    count: n,
+                    since: "an earlier failed write or crash".into(),
+                },
+            )
+            .with_reason(
+                "the torn line ended without a newline; terminated so that later lines start on their own",
+            );
+            let before = f.buf.len();
+            push_marker(&mut f.buf, cfg.json, stamp, &m);
+            self.stats.markers += 1;
+            let r = write_out(cfg, f);
+            self.held -= before.saturating_sub(f.buf.len());
+            let _ = r;
+        }
         match result {
             Ok(()) => {
                 if let Some(fault) = f.fault.take() {
@@ -411,38 +523,90 @@ pub fn check_dir(dir: &Path) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
-/// Opens a log file for appending, creating its directory; refuses
-/// symlinks, FIFOs, devices and anything else that is not a regular file
-/// (O_NONBLOCK so a FIFO cannot block the open).
-pub fn open_log(path: &Path, mode: u32) -> io::Result<(File, u64)> {
-    let open = || {
-        OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
+/// Opens `dir/rel` for appending, creating it and the directories
+/// between; refuses symlinks, FIFOs, devices and anything else that is not
+/// a regular file (O_NONBLOCK so a FIFO cannot block the open).
+///
+/// Below `dir`, each directory is opened relative to its parent's
+/// descriptor with O_NOFOLLOW: a sender directory replaced by a symbolic
+/// link cannot send writes outside the log directory (O_NOFOLLOW on the
+/// whole path would only cover its last component).
+pub fn open_log(dir: &Path, rel: &Path, mode: u32) -> io::Result<(File, u64)> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    use std::os::fd::{AsFd, OwnedFd};
+    let refused = |what: &Path, e: io::Error| match e.raw_os_error() {
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => io::Error::other(format!(
+            "{} is a symbolic link or not a directory; refusing to write",
+            dir.join(what).display()
+        )),
+        _ => e,
     };
-    let file = match open() {
+    let top = match open_dir(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o750)
-                    .create(parent)?;
-            }
-            open()?
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)?;
+            open_dir(dir)?
         }
+        r => r?,
+    };
+    let mut cur: OwnedFd = top.into();
+    let mut so_far = PathBuf::new();
+    let mut parts: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    let Some(name) = parts.pop() else {
+        return Err(io::Error::other("empty log file name"));
+    };
+    let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    for part in parts {
+        so_far.push(part);
+        let p = Path::new(part);
+        let next = match crate::sys::openat(cur.as_fd(), p, dir_flags, Mode::empty()) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match nix::sys::stat::mkdirat(
+                    Some(std::os::fd::AsRawFd::as_raw_fd(&cur)),
+                    p,
+                    Mode::from_bits_truncate(0o750),
+                ) {
+                    Ok(()) | Err(nix::Error::EEXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                crate::sys::openat(cur.as_fd(), p, dir_flags, Mode::empty())
+            }
+            r => r,
+        };
+        cur = next.map_err(|e| refused(&so_far, e))?;
+    }
+    let flags = OFlag::O_RDWR // read too: is the last line torn?
+        | OFlag::O_APPEND
+        | OFlag::O_CREAT
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_CLOEXEC;
+    let file = match crate::sys::openat(
+        cur.as_fd(),
+        Path::new(name),
+        flags,
+        Mode::from_bits_truncate(mode),
+    ) {
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(io::Error::other("is a symbolic link; refusing to write"))
         }
-        r => r?,
+        r => File::from(r?),
     };
     let m = file.metadata()?;
     if !m.is_file() {
         return Err(io::Error::other("not a regular file; refusing to write"));
     }
     Ok((file, m.len()))
+}
+
+fn open_dir(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
 }
 
 /// Forgets the open file when its name no longer leads to it (removed,
@@ -500,6 +664,18 @@ fn write_out(cfg: &OutputConfig, f: &mut OutFile) -> io::Result<()> {
         let Some((file, _, _)) = &mut f.file else {
             continue;
         };
+        if f.torn {
+            match file.write(b"\n") {
+                Ok(1) => {
+                    f.size += 1;
+                    f.torn = false;
+                    f.terminated += 1;
+                }
+                Ok(_) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
+            }
+        }
         match file.write(&pending[..chunk]) {
             Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
             Ok(n) => {
@@ -510,6 +686,21 @@ fn write_out(cfg: &OutputConfig, f: &mut OutFile) -> io::Result<()> {
             Err(e) => break Err(e),
         }
     };
+    if result.is_err() {
+        // A line half on disk: take it back (it stays held, whole), or
+        // when the file cannot be truncated, terminate it before the next.
+        let line_start = memchr::memrchr(b'\n', &f.buf[..start]).map_or(0, |i| i + 1);
+        let partial = (start - line_start) as u64;
+        if partial > 0 {
+            match &f.file {
+                Some((file, _, _)) if file.set_len(f.size - partial).is_ok() => {
+                    f.size -= partial;
+                }
+                _ => f.torn = true,
+            }
+            start = line_start;
+        }
+    }
     if start == f.buf.len() {
         f.buf.clear();
         if f.buf.capacity() > 4 * WRITE_CHUNK {
@@ -523,17 +714,29 @@ fn write_out(cfg: &OutputConfig, f: &mut OutFile) -> io::Result<()> {
 
 fn open_part(cfg: &OutputConfig, f: &mut OutFile) -> io::Result<()> {
     loop {
-        let path = file_path(&cfg.dir, &f.stem, f.part);
-        let (file, size) = open_log(&path, cfg.file_mode)?;
+        let rel = file_path(Path::new(""), &f.stem, f.part);
+        let (file, size) = open_log(&cfg.dir, &rel, cfg.file_mode)?;
         if cfg.max_file_bytes > 0 && size >= cfg.max_file_bytes && f.part < 100_000 {
             f.part += 1;
             continue;
         }
         let m = file.metadata()?;
+        f.torn = !ends_a_line(&file, size)?;
         f.file = Some((file, m.dev(), m.ino()));
         f.size = size;
         return Ok(());
     }
+}
+
+/// True when the file is empty or its last byte ends a line.
+fn ends_a_line(file: &File, size: u64) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    if size == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8; 1];
+    file.read_at(&mut last, size - 1)?;
+    Ok(last[0] == b'\n')
 }
 
 /// Appends `text` so that the file stays valid UTF-8 text with one record
@@ -780,5 +983,154 @@ mod tests {
             "{text}"
         );
         assert!(lines[1].contains("not a regular file"), "{text}");
+    }
+
+    /// A tmpfs of `size`, unmounted on drop; None when mounting is not
+    /// allowed (not root).
+    struct Tmpfs {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Tmpfs {
+        fn mount(size: &str) -> Option<Tmpfs> {
+            let d = tempfile::tempdir().ok()?;
+            let m = d.path().join("m");
+            std::fs::create_dir(&m).ok()?;
+            nix::mount::mount(
+                Some("tmpfs"),
+                &m,
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                Some(format!("size={size}").as_str()),
+            )
+            .ok()?;
+            Some(Tmpfs { path: m, _dir: d })
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount(&self.path);
+        }
+    }
+
+    #[test]
+    fn enospc_never_leaves_a_torn_line() {
+        let Some(fs) = Tmpfs::mount("64k") else {
+            eprintln!("skipped: cannot mount a tmpfs (needs root)");
+            return;
+        };
+        for json in [false, true] {
+            let dir = fs.path.join(if json { "json" } else { "text" });
+            let mut c = cfg(&dir);
+            c.json = json;
+            let mut o = Output::new(c);
+            let mut st = Stamper::new(Zone::Utc, Period::Daily);
+            let s = st.stamp(parse_rfc3339("2026-01-01T10:00:00Z").unwrap());
+            let now = Instant::now();
+            o.line(&s, "1.2.3.4:5", b"first", None, &[], now);
+            o.flush(&s, now);
+            let filler = fs.path.join("filler");
+            let _ = std::fs::write(&filler, vec![0u8; 128 * 1024]);
+            // ~10 KB of lines: more than the slack of the file's page.
+            let pad = "y".repeat(90);
+            for i in 0..100 {
+                o.line(
+                    &s,
+                    "1.2.3.4:5",
+                    format!("{i:03} {pad}").as_bytes(),
+                    None,
+                    &[],
+                    now,
+                );
+            }
+            o.flush(&s, now);
+            assert!(o.faulted());
+            let path = dir.join("2026-01-01.log");
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.ends_with('\n'), "torn: {:?}", &text[text.len() - 40..]);
+            std::fs::remove_file(&filler).unwrap();
+            o.flush(&s, now + Duration::from_secs(5));
+            assert!(!o.faulted());
+            let text = std::fs::read_to_string(&path).unwrap();
+            let n = text.lines().count();
+            assert_eq!(n, 102, "{text}");
+            for (i, l) in text.lines().skip(1).take(100).enumerate() {
+                if json {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    assert_eq!(v["text"], format!("{i:03} {pad}"));
+                } else {
+                    assert!(l.ends_with(&format!(" 1.2.3.4:5 {i:03} {pad}")), "{l}");
+                }
+            }
+            assert!(
+                text.lines().last().unwrap().contains("write_failed"),
+                "{text}"
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_torn_line_found_at_open_is_terminated_with_a_marker() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("2026-01-01.log"),
+            "2026-01-01T09:00:00Z 1.2.3.4:5 half a li",
+        )
+        .unwrap();
+        let mut o = Output::new(cfg(d.path()));
+        let mut st = Stamper::new(Zone::Utc, Period::Daily);
+        let s = st.stamp(parse_rfc3339("2026-01-01T10:00:00Z").unwrap());
+        let now = Instant::now();
+        o.line(&s, "1.2.3.4:5", b"after a restart", None, &[], now);
+        o.flush(&s, now);
+        let text = std::fs::read_to_string(d.path().join("2026-01-01.log")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].ends_with("half a li"));
+        assert!(lines[1].ends_with("1.2.3.4:5 after a restart"));
+        assert!(
+            lines[2].contains("udplogger - write_failed: writing resumed: 1 line dropped since an earlier failed write or crash (the torn line ended without a newline")
+                && lines[2].ends_with(" count=1 since=an_earlier_failed_write_or_crash"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn per_sender_buffers_are_given_back_when_idle() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = cfg(d.path());
+        c.per_sender = true;
+        let mut o = Output::new(c);
+        let mut st = Stamper::new(Zone::Utc, Period::Daily);
+        let s = st.stamp(parse_rfc3339("2026-01-01T10:00:00Z").unwrap());
+        let t0 = Instant::now();
+        let burst = "b".repeat(1000);
+        for sender in 0..100 {
+            let src = format!("10.0.0.{sender}:6665");
+            for _ in 0..50 {
+                o.line(&s, &src, burst.as_bytes(), None, &[], t0);
+            }
+        }
+        o.flush(&s, t0);
+        let kept = |o: &Output| o.files.iter().map(|f| f.buf.capacity()).sum::<usize>();
+        assert!(kept(&o) >= 100 * 50 * 1000, "the burst grew the buffers");
+        o.tick(t0 + Duration::from_millis(100));
+        assert!(kept(&o) > 0, "not idle yet");
+        o.tick(t0 + IDLE_SHRINK + Duration::from_secs(1));
+        assert_eq!(kept(&o), 0);
+        assert_eq!(o.overhead(), 100 * FILE_COST);
+        o.release_idle(t0 + IDLE_SHRINK + Duration::from_secs(1));
+        assert_eq!(o.overhead(), 0);
+        let lines: usize = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path().join("2026-01-01.log");
+                std::fs::read_to_string(p).unwrap().lines().count()
+            })
+            .sum();
+        assert_eq!(lines, 100 * 50);
     }
 }
