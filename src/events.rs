@@ -1,4 +1,4 @@
-//! The events watchdog reports, and their JSON form (DESIGN.md "Event
+//! The events watchdog reports, and their JSON form (docs/contracts.md "Event
 //! JSON"): one flat object per event, common fields first (`kind`, `time`,
 //! `kernel_time`, `source`, `host`), then the fields of its kind.
 //!
@@ -121,12 +121,12 @@ impl Body {
         }
     }
 
-    /// The `kind` string of DESIGN.md.
+    /// The `kind` string of docs/contracts.md.
     pub fn kind(&self) -> &'static str {
         self.schema().name
     }
 
-    /// Every kind, in the order of DESIGN.md's table.
+    /// Every kind, in the order of the table in docs/contracts.md.
     pub const KINDS: &'static [&'static str] = &kind_names::<{ SCHEMA.len() }>();
 
     /// A field of the kind's own (not the common fields); `None` when the
@@ -537,7 +537,7 @@ const ACTION: KindSchema = KindSchema {
     )
 };
 
-/// Every kind with its fields, in the order of DESIGN.md's table.
+/// Every kind with its fields, in the order of the table in docs/contracts.md.
 pub const SCHEMA: &[KindSchema] = &[
     HUNG_TASK,
     OOM_KILL,

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::util::{copy_tree, fixture, repo, run_in, Dir, Run};
 
-/// Every check ID of DESIGN.md, in report order.
+/// Every check ID of docs/contracts.md, in report order.
 const IDS: [&str; 20] = [
     "kdump-reserved",
     "kdump-loaded",
@@ -234,7 +234,7 @@ fn missing_files_follow_the_contract() {
     }
     let r = d.run(&["check", "--root", "host", "--format", "json"]);
     let st = statuses(&r.json());
-    // DESIGN.md: missing sysrq-trigger and hung_task_timeout_secs are
+    // docs/contracts.md: missing sysrq-trigger and hung_task_timeout_secs are
     // CRITICAL; any other unreadable file is UNKNOWN.
     assert_eq!(st["sysrq-trigger"], "critical");
     assert_eq!(st["hung-task-timeout"], "critical");

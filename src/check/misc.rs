@@ -50,7 +50,7 @@ pub fn uptime_208_days(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
             fix,
         );
     } else {
-        // Not near yet: DESIGN's contract makes only "near or past"
+        // Not near yet: the contract (docs/contracts.md) makes only "near or past"
         // CRITICAL; this is the heads-up, without changing the exit code.
         f.set(
             Status::Info,

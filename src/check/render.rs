@@ -85,7 +85,7 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
-/// The report as one JSON document (DESIGN.md "watchdog check").
+/// The report as one JSON document (docs/contracts.md "watchdog check").
 pub fn render_json(report: &Report) -> String {
     let mut s = serde_json::to_string_pretty(report).unwrap_or_else(|e| {
         format!("{{\"status\": \"unknown\", \"exit_code\": 3, \"error\": \"{e}\"}}")

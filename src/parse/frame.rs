@@ -326,7 +326,7 @@ fn caller_id(s: &str) -> Option<&str> {
     Some(after.strip_prefix(' ').unwrap_or(after))
 }
 
-/// `2024-03-01T10:00:00.123456+00:00 10.0.0.1:6666 text` (DESIGN.md,
+/// `2024-03-01T10:00:00.123456+00:00 10.0.0.1:6666 text` (docs/contracts.md,
 /// `watchdog udplogger`).
 fn udplogger<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
     let (ts, rest) = s.split_once(' ')?;

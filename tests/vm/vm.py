@@ -758,7 +758,7 @@ RECORDED = ["hung-task", "oom", "oom-memcg", "sigsegv", "sigkill", "sysrq"]
 
 # --- watchdog scan of the saved logs -------------------------------------
 
-# What `watchdog scan` must find in each recording (DESIGN.md's event
+# What `watchdog scan` must find in each recording (docs/contracts.md's event
 # contract), from the facts the guest reported.
 def scan_expect(s, f):
     if s == "hung-task":
@@ -786,7 +786,7 @@ ABSENT_IN = {"sigkill": ["signal_death"]}
 
 
 def events_match(events, want, who):
-    """Every wanted event is there, and (one event per incident, DESIGN.md)
+    """Every wanted event is there, and (one event per incident, docs/contracts.md)
     of the kinds wanted nothing else: only hung tasks (re-reported each
     detector interval while blocked) may come more than once; actions are
     not checked for strays."""
