@@ -607,6 +607,17 @@ def a_hung_task(res, out, f):
     return "kernel: %r; SysRq t and w dumps present" % pat
 
 
+def a_frozen_evidence(res, out, f):
+    log_ = text(res, "frozen_evidence", "kmsg")
+    pat = "INFO: task %s:%s blocked for more than" % (f.get("comm"), f.get("pid"))
+    need(pat in log_, "kernel log lacks %r" % pat)
+    need("sysrq: Show State" in log_, "no SysRq t dump: watchdog run did not fire it while its files were frozen")
+    need(f.get("run_state") in ("S", "R"), "watchdog run's main thread was in state %r while its filesystem was frozen" % f.get("run_state"))
+    need(f.get("run_exit") == "0", "watchdog run exited %r" % f.get("run_exit"))
+    return "kernel: %r; SysRq-T fired by watchdog run with its event log, position and evidence frozen; its loop in state %s" % (
+        pat, f.get("run_state"))
+
+
 def a_oom(res, out, f, memcg=False):
     name = "oom_memcg" if memcg else "oom"
     log_ = text(res, name, "kmsg")
@@ -724,6 +735,7 @@ SCENARIOS = {
     "kdump-load": (a_kdump_load, "kexec_file_load(KEXEC_FILE_ON_CRASH|KEXEC_FILE_NO_INITRAMFS) of the same bzImage, then watchdog check"),
     "snapshot": (a_snapshot, "a tracefs instance with sched events, echo 1 > snapshot"),
     "hung-task": (a_hung_task, "ext4 on brd, hung_task_timeout_secs=2, fsfreeze --freeze, `wdhelper write` (comm wd-writer) blocks in D state; after the warning SysRq t and w, then fsfreeze --unfreeze"),
+    "frozen-evidence": (a_frozen_evidence, "ext4 on brd holds watchdog run's event log, kmsg position and evidence directory; hung_task_timeout_secs=2, fsfreeze --freeze, `wdhelper write` (comm wd-writer) blocks in D state; no manual SysRq"),
     "oom": (a_oom, "`wdhelper hog` (comm wd-hog) touches 1 MiB chunks until the global OOM killer kills it, -m 256M, no swap"),
     "oom-memcg": (lambda r, o, f: a_oom(r, o, f, memcg=True), "`wdhelper hog` (comm wd-hog) in cgroup v2 /wd with memory.max=32M"),
     "sigsegv": (a_sigsegv, "`wdhelper segv` (comm wd-segv) loads from NULL, twice: first with the defaults (debug.exception-trace=1), then with kernel.print-fatal-signals=1; a tracefs instance records signal_generate, signal_deliver, sched_process_exit and a kprobe p:wdtest/do_exit do_exit code=$arg1:s32"),
@@ -740,6 +752,7 @@ BOOTS = [
     Boot("basic", ["check", "kdump-off", "snapshot"]),
     Boot("kdump", ["kdump-reserved", "kdump-load"], mem="512M", append="crashkernel=128M", kdump=True),
     Boot("hung-task", ["hung-task"]),
+    Boot("frozen-evidence", ["frozen-evidence"]),
     Boot("oom", ["oom"]),
     Boot("oom-memcg", ["oom-memcg"]),
     Boot("sigsegv", ["sigsegv"]),
@@ -844,7 +857,7 @@ def run_expect(s, f):
     pid = lambda key="pid": int(f.get(key, -1))
     if s in ("kdump-off", "kdump-reserved", "kdump-load"):
         return [{"kind": "action", "action": "kdump_check", "ok": s == "kdump-load"}]
-    if s == "hung-task":
+    if s in ("hung-task", "frozen-evidence"):
         return [{"kind": "hung_task", "comm": f.get("comm"), "pid": pid()},
                 {"kind": "action", "action": "sysrq t", "ok": True},
                 {"kind": "action", "action": "ftrace_snapshot", "ok": True}]
@@ -879,6 +892,8 @@ def run_check(res, s, f):
         size, _, path = line.partition(" ")
         sizes[path] = int(size)
     for e in events:
+        if s == "frozen-evidence":
+            break  # its evidence lives on the filesystem the guest unmounts
         if e.get("action") == "ftrace_snapshot" and e.get("ok"):
             m = re.search(r" to (/\S+)", e.get("detail", ""))
             need(m is not None, "ftrace_snapshot action names no file: %r" % e.get("detail"))
@@ -889,7 +904,7 @@ def run_check(res, s, f):
         # context) is part of the kill: one event per incident.
         dup = [e for e in events if e.get("kind") == "signal_death" and e.get("pid") == int(f.get("pid", -1))]
         need(not dup, "watchdog run reported the OOM victim's SIGKILL as a second incident: %s" % dup)
-    if s == "hung-task":
+    if s in ("hung-task", "frozen-evidence"):
         # The kernel's own clock: from the hung-task warning to the SysRq-T
         # header that run's action produced. Issue: within one second.
         recs = []
@@ -904,7 +919,46 @@ def run_check(res, s, f):
         latency = (dump[0][1] - warn[0][1]) / 1e6
         need(latency < 1.0, "SysRq-T came %.3f s after the hung-task warning (limit 1 s)" % latency)
         notes += "; hung-task warning -> SysRq-T in %.0f ms (kernel clock)" % (latency * 1000)
+    notes += incident_check(res, s, f, name, events)
     return "; run: %d event(s), the expected ones among them%s" % (len(events), notes)
+
+
+def incident_check(res, s, f, name, events):
+    """The incident bundle `run` left: the SysRq answer in kmsg.txt, the hung
+    task with its kernel stack, the largest processes at an OOM kill."""
+    kind = {"hung-task": "hung_task", "frozen-evidence": "hung_task",
+            "oom": "oom_kill", "oom-memcg": "oom_kill"}.get(s)
+    if kind is None:
+        return ""
+    bundles = []
+    i = 0
+    while "%s.incident%d.manifest.json" % (name, i) in res.files:
+        m = json.loads(res.files["%s.incident%d.manifest.json" % (name, i)])
+        kmsg = res.files.get("%s.incident%d.kmsg.txt" % (name, i), b"").decode("utf-8", "replace")
+        bundles.append((i, m, kmsg))
+        i += 1
+    mine = [b for b in bundles if b[1].get("kind") == kind]
+    need(mine, "no %s incident bundle (bundles: %s)" % (kind, [b[1].get("kind") for b in bundles]))
+    i, m, kmsg = mine[0]
+    ev = [e for e in events if e.get("kind") == kind]
+    need(ev and ev[0].get("incident") == m.get("id"),
+         "the %s event names incident %r, the bundle is %r" % (kind, ev[0].get("incident") if ev else None, m.get("id")))
+    need(m.get("closed"), "the bundle was not closed")
+    if kind == "hung_task":
+        need("INFO: task %s:%s blocked" % (f.get("comm"), f.get("pid")) in kmsg, "kmsg.txt lacks the hung-task report")
+        need("sysrq: Show State" in kmsg, "kmsg.txt lacks the SysRq-T dump")
+        need("task:%s" % f.get("comm") in kmsg, "kmsg.txt lacks the hung task in the dump")
+        tasks = [t for t in m.get("blocked_tasks", []) if t.get("comm") == f.get("comm")]
+        need(tasks, "the D-state task list lacks %s: %s" % (f.get("comm"), m.get("blocked_tasks")))
+        stack = res.files.get("%s.incident%d.stack.%s" % (name, i, tasks[0]["pid"]), b"").decode()
+        need("[<0>]" in stack, "no kernel stack for %s (pid %s): %r" % (f.get("comm"), tasks[0]["pid"], stack[:200]))
+        return "; bundle %s: SysRq-T dump (%d lines), %s in D state with a %d-frame stack" % (
+            m.get("name"), kmsg.count("\n"), f.get("comm"), stack.count("\n"))
+    need("sysrq: Show Memory" in kmsg, "kmsg.txt lacks the SysRq-m memory report")
+    procs = m.get("largest_processes", [])
+    need(procs, "the bundle lists no largest processes")
+    return "; bundle %s: SysRq-m report, %d largest processes (top: %s %s kB)" % (
+        m.get("name"), len(procs), procs[0].get("comm"), procs[0].get("rss_kb"))
 
 
 # --- recording fixtures ----------------------------------------------------
