@@ -28,7 +28,7 @@ use crate::collectors::kmsg::{Drained, Kmsg, Start};
 use crate::collectors::proc::ProcPoller;
 use crate::collectors::tracefs::Tracefs;
 use crate::config::Config;
-use crate::engine::{compile_rules, Action, Decision, Engine};
+use crate::engine::{Action, Decision, Engine};
 use crate::eventlog::EventLog;
 use crate::events::{self, Body, Event, WallTime};
 use crate::host::{paths, Host};
@@ -176,7 +176,7 @@ impl Daemon {
     /// writer thread so its results wake the poll.
     fn new(host: Host, config: Config, args: RunArgs, waker: UnixStream) -> Result<Daemon, String> {
         let cfg = config.run.clone();
-        let rules = compile_rules(&cfg.rules, "run.rules", cfg.allow_destructive).map_err(|e| {
+        let settings = cfg.compile("run").map_err(|e| {
             e.iter()
                 .map(|e| format!("{}: {}", e.path, e.message))
                 .collect::<Vec<_>>()
@@ -187,10 +187,7 @@ impl Daemon {
         let log_target = log.describe();
         let rec = Recorder::start(log, cfg.record_queue, waker)
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
-        let incidents = Incidents::new(
-            incident_settings(&cfg)?,
-            host.read_value(paths::BOOT_ID).ok(),
-        );
+        let incidents = Incidents::new(settings.incidents, host.read_value(paths::BOOT_ID).ok());
         let now = Instant::now();
         let notifier = Notifier::from_env();
         let next_ping = notifier.watchdog_interval.map(|i| now + i);
@@ -212,7 +209,7 @@ impl Daemon {
             },
             rec,
             log_target,
-            engine: Engine::new(rules),
+            engine: Engine::new(settings.rules),
             proc: ProcPoller::new(&host, cfg.proc.clone()),
             next_proc: now + Duration::from_secs(cfg.proc.interval_secs),
             next_kdump: now + Duration::from_secs(cfg.kdump_check.interval_hours * 3600),
@@ -645,9 +642,9 @@ impl Daemon {
         };
         self.notifier.send("RELOADING=1");
         match Config::load(&path) {
-            Ok(c) => match compile_rules(&c.run.rules, "run.rules", c.run.allow_destructive) {
-                Ok(rules) => {
-                    let kept = self.engine.reload(rules);
+            Ok(c) => match c.run.compile("run") {
+                Ok(settings) => {
+                    let kept = self.engine.reload(settings.rules);
                     self.triggers.allow_destructive = c.run.allow_destructive;
                     self.triggers.snapshots.keep = c.run.tracefs.snapshot_keep;
                     self.triggers.snapshots.max_bytes = c.run.tracefs.snapshot_max_bytes;
@@ -655,9 +652,7 @@ impl Daemon {
                     self.triggers.check = c.check.clone();
                     self.proc.cfg = c.run.proc.clone();
                     self.check = c.check;
-                    if let Ok(inc) = incident_settings(&c.run) {
-                        self.incidents.reconfigure(inc);
-                    }
+                    self.incidents.reconfigure(settings.incidents);
                     if let Some(k) = self.kmsg.as_mut() {
                         k.reader_mut().keep_text = self.incidents.enabled();
                     }
@@ -801,17 +796,6 @@ impl Daemon {
             ),
         );
     }
-}
-
-/// The compiled `run.incidents`, or `None` when bundles are off.
-fn incident_settings(cfg: &RunConfig) -> Result<Option<crate::incident::IncidentSettings>, String> {
-    let s = cfg.incidents.compile("run.incidents").map_err(|e| {
-        e.iter()
-            .map(|e| format!("{}: {}", e.path, e.message))
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
-    Ok(s.enabled.then_some(s))
 }
 
 /// Runs until SIGTERM or SIGINT. Errors only when it cannot start at all.

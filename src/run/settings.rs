@@ -100,10 +100,25 @@ impl Default for KdumpSchedule {
     }
 }
 
+/// What `run` works with: the section's typed, compiled parts. Made by
+/// [`RunConfig::compile`] only, the one place rules and incident settings
+/// are compiled (for `config check`, at start and on SIGHUP alike).
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub rules: Vec<crate::engine::Rule>,
+    /// `None` when incident bundles are off (`incidents.enabled: false`).
+    pub incidents: Option<crate::incident::IncidentSettings>,
+}
+
 impl RunConfig {
     /// Every problem in the section at YAML path `path`, in document
     /// order, the rules' included.
     pub fn validate(&self, path: &str) -> Vec<ConfigError> {
+        self.compile(path).err().unwrap_or_default()
+    }
+
+    /// The typed settings, or every problem with its YAML path.
+    pub fn compile(&self, path: &str) -> Result<RunSettings, Vec<ConfigError>> {
         let mut p = Problems::new(path);
         for (name, v) in [
             ("event_log", &self.event_log),
@@ -149,15 +164,23 @@ impl RunConfig {
                 "must be at least 1 (set at_start: false and a large interval to turn it down)",
             );
         }
-        if let Err(e) = self.incidents.compile(&p.path("incidents")) {
-            p.extend(e);
-        }
-        if let Err(e) =
+        let incidents = self
+            .incidents
+            .compile(&p.path("incidents"))
+            .map_err(|e| p.extend(e))
+            .ok();
+        let rules =
             crate::engine::compile_rules(&self.rules, &p.path("rules"), self.allow_destructive)
-        {
-            p.extend(e);
+                .map_err(|e| p.extend(e))
+                .ok();
+        let errors = p.into_errors();
+        match (incidents, rules) {
+            (Some(incidents), Some(rules)) if errors.is_empty() => Ok(RunSettings {
+                rules,
+                incidents: incidents.enabled.then_some(incidents),
+            }),
+            _ => Err(errors),
         }
-        p.into_errors()
     }
 }
 
