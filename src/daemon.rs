@@ -560,6 +560,12 @@ impl Daemon {
                 detail: outcome.detail.clone(),
             }));
         }
+        self.log_action(rule, action, outcome, incident);
+    }
+
+    /// The `action` event of an outcome, to the event log and the journal
+    /// (its incident's bundle records actions in its own list).
+    fn log_action(&mut self, rule: &str, action: &str, outcome: Outcome, incident: Option<String>) {
         self.actions_taken += 1;
         *self
             .metrics
@@ -581,8 +587,9 @@ impl Daemon {
                 dry_run: self.args.dry_run,
             }),
         };
-        let json = ev.to_json();
-        self.record(&ev, json);
+        let (prio, text) = summary(&ev);
+        self.tell(prio, text);
+        self.rec.send(Job::Line(ev.to_json()));
     }
 
     /// Results the writer thread sent back (saved snapshots).
@@ -594,7 +601,8 @@ impl Daemon {
                     outcome,
                     incident,
                 } => {
-                    self.action_event(&rule, "ftrace_snapshot", outcome, incident);
+                    // The evidence lane put it in the bundle already.
+                    self.log_action(&rule, "ftrace_snapshot", outcome, incident);
                 }
                 Done::Note(prio, msg) => self.tell(prio, msg),
             }
@@ -624,6 +632,11 @@ impl Daemon {
         }
         self.next_metrics = now + Duration::from_secs(self.cfg.metrics_interval_secs);
         self.metrics.records_lost = self.rec.lost_lines;
+        self.metrics.suppressed = self
+            .engine
+            .suppressed()
+            .map(|(rule, n)| (rule.to_string(), n))
+            .collect();
         let job = Job::Metrics {
             path: PathBuf::from(&self.cfg.metrics_file),
             text: self.metrics.render(),
@@ -767,9 +780,14 @@ impl Daemon {
         if let Some(mut t) = self.tracefs.take() {
             t.cleanup();
         }
+        // Snapshots still being copied, bundles still being written: their
+        // outcomes go to the event log before the disk writer stops.
+        let deadline = Instant::now() + WRITER_PATIENCE;
+        let evidence_done = self.rec.finish_evidence(deadline);
+        self.writer_results();
         self.write_metrics(Instant::now());
         let lost_before = self.rec.lost_lines;
-        let finished = self.rec.finish(WRITER_PATIENCE);
+        let finished = self.rec.finish(deadline) && evidence_done;
         // The writers are done (or left behind): the last words go to
         // stderr directly.
         if !finished {
@@ -890,7 +908,7 @@ mod tests {
         d.accept(oom, now);
         d.accept(correlate::tests::death(43, 9), now);
         d.release_held(now + correlate::HOLD, true);
-        assert!(d.rec.finish(Duration::from_secs(10)));
+        assert!(d.rec.finish(Instant::now() + Duration::from_secs(10)));
         let log = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
         let kinds: Vec<(String, u64)> = log
             .lines()

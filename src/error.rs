@@ -90,10 +90,6 @@ impl Problems {
         self.errors.extend(errors);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.errors.is_empty()
-    }
-
     /// Every problem recorded, in the order found.
     pub fn into_errors(self) -> Vec<ConfigError> {
         self.errors

@@ -526,15 +526,25 @@ fn metrics_file_counts_events_and_actions() {
     g.wait_for("actions", |g| {
         g.kinds().iter().filter(|k| *k == "action").count() == 2
     });
+    // A second hung task inside the rule's cooldown: matched, swallowed.
+    g.kmsg(&[(6, "INFO: task other:77 blocked for more than 2 seconds.")]);
+    g.wait_for("the second hung task", |g| {
+        g.kinds().iter().filter(|k| *k == "hung_task").count() == 2
+    });
     assert_eq!(g.stop(), 0);
     let text = std::fs::read_to_string(&prom).unwrap();
     let m = crate::metrics::parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(
-        m["watchdog_events_total{kind=\"hung_task\"}"], 1.0,
+        m["watchdog_events_total{kind=\"hung_task\"}"], 2.0,
         "{text}"
     );
     assert_eq!(m["watchdog_events_total{kind=\"lost\"}"], 1.0);
     assert_eq!(m["watchdog_kmsg_lost_total"], 3.0);
+    assert_eq!(m["watchdog_records_lost_total"], 0.0);
+    assert_eq!(
+        m["watchdog_rule_suppressed_total{rule=\"hung-task-evidence\"}"],
+        1.0
+    );
     assert_eq!(
         m["watchdog_actions_total{rule=\"hung-task-evidence\",action=\"sysrq t\",result=\"ok\"}"],
         1.0

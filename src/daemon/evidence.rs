@@ -108,6 +108,14 @@ impl Evidence {
                 ),
             }
         }
+        if let Some(open) = incident.as_ref().and_then(|id| self.open.get_mut(id)) {
+            if let Err(e) =
+                open.bundle
+                    .add_action(&rule, "ftrace_snapshot", outcome.ok, &outcome.detail)
+            {
+                self.report.note(4, format!("incident {}: {e}", open.bundle.id()));
+            }
+        }
         self.report.send(Done::Snapshot {
             rule,
             outcome,

@@ -269,14 +269,21 @@ impl Recorder {
         self.done.try_iter().collect()
     }
 
-    /// Stops the writers after what is queued, waiting at most `patience`:
-    /// a writer stuck on a hung disk is left behind rather than holding up
-    /// the exit. True when both finished.
-    pub fn finish(mut self, patience: Duration) -> bool {
+    /// Stops the evidence writer after what is queued, waiting until
+    /// `deadline` at the most; its results (snapshot outcomes) are then
+    /// in [`Recorder::take_done`], for the loop to log before the disk
+    /// writer stops. True when it finished.
+    pub fn finish_evidence(&mut self, deadline: Instant) -> bool {
+        self.evidence.finish(deadline)
+    }
+
+    /// Stops the writers after what is queued, waiting until `deadline` at
+    /// the most: a writer stuck on a hung disk is left behind rather than
+    /// holding up the exit. True when all finished.
+    pub fn finish(mut self, deadline: Instant) -> bool {
         let _ = self.flush_lost();
-        let deadline = Instant::now() + patience;
-        let disk = self.disk.finish(deadline);
         let evidence = self.evidence.finish(deadline);
+        let disk = self.disk.finish(deadline);
         let journal = self.journal.finish(deadline);
         disk && evidence && journal
     }
@@ -365,7 +372,7 @@ mod tests {
             assert!(Instant::now() < until, "queue never drained");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(rec.finish(Duration::from_secs(10)));
+        assert!(rec.finish(Instant::now() + Duration::from_secs(10)));
         let text = reader.join().unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
@@ -393,6 +400,6 @@ mod tests {
         let log = EventLog::new(fifo.to_str().unwrap(), 1 << 20, 1);
         let mut rec = Recorder::start(log, 2, w).unwrap();
         rec.send(line(1));
-        assert!(!rec.finish(Duration::from_millis(200)));
+        assert!(!rec.finish(Instant::now() + Duration::from_millis(200)));
     }
 }

@@ -136,23 +136,6 @@ impl Bundle {
         };
         let (max_blocked, max_large) = (s.max_blocked_tasks, s.largest_processes);
         self.set_proc_collected(rfc3339(chrono::Utc::now()));
-        for rel in SYSTEM_FILES {
-            c.copy(self, rel, rel);
-        }
-        match host.list_dir(paths::PRESSURE) {
-            Ok(names) => {
-                for n in names {
-                    let rel = format!("{}/{n}", paths::PRESSURE);
-                    c.copy(self, &rel, &rel);
-                }
-            }
-            Err(e) if e.is_not_found() => self.not_collected(
-                paths::PRESSURE,
-                "no such directory (PSI needs Linux 4.20+ with CONFIG_PSI, and not psi=0)",
-            ),
-            Err(e) => self.not_collected(paths::PRESSURE, &e.to_string()),
-        }
-
         let tasks = scan_tasks(&mut c, self);
         c.summary.tasks_scanned = tasks.len();
 
@@ -189,6 +172,26 @@ impl Bundle {
         }
         c.summary.blocked_tasks = summaries.len();
         self.set_blocked_tasks(summaries);
+
+        // The system-wide files after the tasks: a blocked task may be
+        // released at any moment, memory counters change more slowly.
+        for rel in SYSTEM_FILES {
+            c.copy(self, rel, rel);
+        }
+        match host.list_dir(paths::PRESSURE) {
+            Ok(names) => {
+                for n in names {
+                    let rel = format!("{}/{n}", paths::PRESSURE);
+                    c.copy(self, &rel, &rel);
+                }
+            }
+            Err(e) if e.is_not_found() => self.not_collected(
+                paths::PRESSURE,
+                "no such directory (PSI needs Linux 4.20+ with CONFIG_PSI, and not psi=0)",
+            ),
+            Err(e) => self.not_collected(paths::PRESSURE, &e.to_string()),
+        }
+
 
         let mut large: Vec<&Task> = tasks
             .iter()

@@ -134,10 +134,6 @@ impl Parser {
         }
     }
 
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
     /// Feeds one record; returns the events it completed (often none).
     pub fn push(&mut self, rec: &Record) -> Vec<Event> {
         self.push_at(rec, None)
@@ -312,36 +308,6 @@ impl Parser {
                 },
             );
         }
-    }
-}
-
-/// A [`Framer`] and a [`Parser`] together: raw lines (or /dev/kmsg reads)
-/// in, events out. What `watchdog run` needs for one kernel log source.
-#[derive(Debug)]
-pub struct Stream {
-    framer: Framer,
-    parser: Parser,
-}
-
-impl Stream {
-    /// `source` names the events' origin (`kmsg`, a file name).
-    pub fn new(source: impl Into<String>) -> Stream {
-        Stream {
-            framer: Framer::new(),
-            parser: Parser::new(source),
-        }
-    }
-
-    /// One line or one /dev/kmsg read (its dictionary lines are dropped).
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
-        let rec = self.framer.frame(bytes);
-        self.parser.push(&rec)
-    }
-
-    /// Ends open incidents: call when the source has been quiet for a
-    /// moment, and at exit.
-    pub fn flush(&mut self) -> Vec<Event> {
-        self.parser.flush()
     }
 }
 

@@ -200,21 +200,22 @@ fn one_death_reported_twice_is_one_event() {
 }
 
 #[test]
-fn stream_takes_kmsg_reads() {
-    let mut s = Stream::new("kmsg");
-    assert!(s
-        .push(
-            b"3,10,5000000,-;INFO: task a b:c:7 blocked for more than 120 seconds.\n SUBSYSTEM=x\n"
-        )
-        .is_empty());
-    let ev = s.push(b"4,11,5000100,-;Out of memory: Killed process 9 (x) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:5 pgtables:6kB oom_score_adj:7\n");
+fn framer_and_parser_take_kmsg_reads() {
+    let mut f = Framer::new();
+    let mut p = Parser::new("kmsg");
+    let mut push = |b: &[u8]| p.push(&f.frame(b));
+    assert!(push(
+        b"3,10,5000000,-;INFO: task a b:c:7 blocked for more than 120 seconds.\n SUBSYSTEM=x\n"
+    )
+    .is_empty());
+    let ev = push(b"4,11,5000100,-;Out of memory: Killed process 9 (x) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:5 pgtables:6kB oom_score_adj:7\n");
     assert_eq!(kinds(&ev), ["hung_task", "oom_kill"]);
     assert_eq!(ev[0].source, "kmsg");
     let Body::HungTask(h) = &ev[0].body else {
         panic!()
     };
     assert_eq!((h.comm.as_deref(), h.pid), (Some("a b:c"), Some(7)));
-    assert!(s.flush().is_empty());
+    assert!(p.flush().is_empty());
 }
 
 #[test]

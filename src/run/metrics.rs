@@ -17,6 +17,8 @@ pub struct RunMetrics {
     pub kmsg_lost: u64,
     /// Events the writer thread's queue had no room for.
     pub records_lost: u64,
+    /// Matches each rule's cooldown swallowed.
+    pub suppressed: BTreeMap<String, u64>,
     pub checks: BTreeMap<String, Status>,
     pub start_time: f64,
 }
@@ -62,6 +64,18 @@ impl RunMetrics {
         );
         let _ = writeln!(o, "# TYPE watchdog_records_lost_total counter");
         let _ = writeln!(o, "watchdog_records_lost_total {}", self.records_lost);
+        let _ = writeln!(
+            o,
+            "# HELP watchdog_rule_suppressed_total Matches a rule's cooldown swallowed (no action taken)."
+        );
+        let _ = writeln!(o, "# TYPE watchdog_rule_suppressed_total counter");
+        for (rule, n) in &self.suppressed {
+            let _ = writeln!(
+                o,
+                "watchdog_rule_suppressed_total{{rule=\"{}\"}} {n}",
+                label(rule)
+            );
+        }
         o.push_str(&render_checks(&self.checks));
         o
     }

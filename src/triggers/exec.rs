@@ -69,11 +69,6 @@ impl Runner {
         self.running.is_empty()
     }
 
-    /// The earliest deadline of a running command.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.running.iter().map(|r| r.deadline).min()
-    }
-
     /// Collects finished commands and kills those past their deadline.
     pub fn reap(&mut self, now: Instant) -> Vec<Finished> {
         let mut done = Vec::new();

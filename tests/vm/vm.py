@@ -948,6 +948,11 @@ def incident_check(res, s, f, name, events):
         need("INFO: task %s:%s blocked" % (f.get("comm"), f.get("pid")) in kmsg, "kmsg.txt lacks the hung-task report")
         need("sysrq: Show State" in kmsg, "kmsg.txt lacks the SysRq-T dump")
         need("task:%s" % f.get("comm") in kmsg, "kmsg.txt lacks the hung task in the dump")
+        if s == "frozen-evidence":
+            # The bundle could only be written once the filesystem thawed,
+            # and its /proc copies were taken then (docs/run.md says so).
+            return "; bundle %s (written after the thaw): SysRq-T dump (%d lines)" % (
+                m.get("name"), kmsg.count("\n"))
         tasks = [t for t in m.get("blocked_tasks", []) if t.get("comm") == f.get("comm")]
         need(tasks, "the D-state task list lacks %s: %s" % (f.get("comm"), m.get("blocked_tasks")))
         stack = res.files.get("%s.incident%d.stack.%s" % (name, i, tasks[0]["pid"]), b"").decode()
