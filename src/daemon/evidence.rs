@@ -113,7 +113,8 @@ impl Evidence {
                 open.bundle
                     .add_action(&rule, "ftrace_snapshot", outcome.ok, &outcome.detail)
             {
-                self.report.note(4, format!("incident {}: {e}", open.bundle.id()));
+                self.report
+                    .note(4, format!("incident {}: {e}", open.bundle.id()));
             }
         }
         self.report.send(Done::Snapshot {

@@ -50,6 +50,10 @@ pub enum Job {
     Reopen,
 }
 
+/// Stack of a writer thread: the deepest work is the `check` run of an
+/// incident bundle (which has its own thread) and JSON rendering.
+const LANE_STACK: usize = 256 << 10;
+
 enum Msg {
     Job(Job),
     Stop,
@@ -72,6 +76,9 @@ impl Lane {
         let (fin_tx, finished) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(name.into())
+            // `run` locks its memory (mlockall): a default 2 MiB stack
+            // would be resident in full. Writers need little.
+            .stack_size(LANE_STACK)
             .spawn(move || {
                 while let Ok(Msg::Job(job)) = rx.recv() {
                     handle(job);

@@ -192,7 +192,6 @@ impl Bundle {
             Err(e) => self.not_collected(paths::PRESSURE, &e.to_string()),
         }
 
-
         let mut large: Vec<&Task> = tasks
             .iter()
             .filter(|t| t.pid == t.tgid && t.rss_pages > 0)
@@ -260,6 +259,8 @@ impl Bundle {
         let (h, c) = (host.clone(), cfg.clone());
         let spawned = std::thread::Builder::new()
             .name("incident-check".into())
+            // Locked memory (mlockall in `run`): no 2 MiB default stack.
+            .stack_size(1 << 20)
             .spawn(move || {
                 let sel = crate::check::Selection::default();
                 let findings = crate::check::run_checks(&h, &c, &sel);
