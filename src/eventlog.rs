@@ -284,35 +284,7 @@ mod tests {
         assert_eq!(text, "{\"a\":1}\n{\"kind\":\"hung_ta\n{\"b\":2}\n");
     }
 
-    /// A tmpfs of `size`, unmounted on drop; None when mounting is not
-    /// allowed (not root).
-    struct Tmpfs {
-        path: PathBuf,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Tmpfs {
-        fn mount(size: &str) -> Option<Tmpfs> {
-            let d = tempfile::tempdir().ok()?;
-            let m = d.path().join("m");
-            std::fs::create_dir(&m).ok()?;
-            nix::mount::mount(
-                Some("tmpfs"),
-                &m,
-                Some("tmpfs"),
-                nix::mount::MsFlags::empty(),
-                Some(format!("size={size}").as_str()),
-            )
-            .ok()?;
-            Some(Tmpfs { path: m, _dir: d })
-        }
-    }
-
-    impl Drop for Tmpfs {
-        fn drop(&mut self) {
-            let _ = nix::mount::umount(&self.path);
-        }
-    }
+    use crate::testing::Tmpfs;
 
     #[test]
     fn enospc_half_way_through_a_line_rolls_it_back() {

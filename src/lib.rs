@@ -25,5 +25,7 @@ pub mod parse;
 pub mod run;
 pub mod scan;
 pub mod sys;
+#[cfg(test)]
+mod testing;
 pub mod triggers;
 pub mod udplogger;

@@ -985,35 +985,7 @@ mod tests {
         assert!(lines[1].contains("not a regular file"), "{text}");
     }
 
-    /// A tmpfs of `size`, unmounted on drop; None when mounting is not
-    /// allowed (not root).
-    struct Tmpfs {
-        path: PathBuf,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Tmpfs {
-        fn mount(size: &str) -> Option<Tmpfs> {
-            let d = tempfile::tempdir().ok()?;
-            let m = d.path().join("m");
-            std::fs::create_dir(&m).ok()?;
-            nix::mount::mount(
-                Some("tmpfs"),
-                &m,
-                Some("tmpfs"),
-                nix::mount::MsFlags::empty(),
-                Some(format!("size={size}").as_str()),
-            )
-            .ok()?;
-            Some(Tmpfs { path: m, _dir: d })
-        }
-    }
-
-    impl Drop for Tmpfs {
-        fn drop(&mut self) {
-            let _ = nix::mount::umount(&self.path);
-        }
-    }
+    use crate::testing::Tmpfs;
 
     #[test]
     fn enospc_never_leaves_a_torn_line() {
