@@ -632,6 +632,7 @@ impl Daemon {
         }
         self.next_metrics = now + Duration::from_secs(self.cfg.metrics_interval_secs);
         self.metrics.records_lost = self.rec.lost_lines;
+        self.metrics.records_lost_other = self.rec.lost_other;
         self.metrics.suppressed = self
             .engine
             .suppressed()

@@ -547,7 +547,7 @@ fn metrics_file_counts_events_and_actions() {
     );
     assert_eq!(m["watchdog_events_total{kind=\"lost\"}"], 1.0);
     assert_eq!(m["watchdog_kmsg_lost_total"], 3.0);
-    assert_eq!(m["watchdog_records_lost_total"], 0.0);
+    assert_eq!(m["watchdog_records_lost_total{record=\"event\"}"], 0.0);
     assert_eq!(
         m["watchdog_rule_suppressed_total{rule=\"hung-task-evidence\"}"],
         1.0

@@ -15,8 +15,11 @@ pub struct RunMetrics {
     pub events: BTreeMap<String, u64>,
     pub actions: BTreeMap<(String, String, bool), u64>,
     pub kmsg_lost: u64,
-    /// Events the writer thread's queue had no room for.
+    /// Event-log lines a writer thread's queue had no room for.
     pub records_lost: u64,
+    /// Other records dropped the same way: stderr lines, evidence work,
+    /// position and metrics writes.
+    pub records_lost_other: u64,
     /// Matches each rule's cooldown swallowed.
     pub suppressed: BTreeMap<String, u64>,
     pub checks: BTreeMap<String, Status>,
@@ -60,10 +63,19 @@ impl RunMetrics {
         let _ = writeln!(o, "watchdog_kmsg_lost_total {}", self.kmsg_lost);
         let _ = writeln!(
             o,
-            "# HELP watchdog_records_lost_total Events not written because the recording queue was full (the event log's disk did not keep up)."
+            "# HELP watchdog_records_lost_total Records not written because a writer thread's queue was full (its disk, or the journal, did not keep up): event-log lines, and other records (stderr lines, evidence, position and metrics writes)."
         );
         let _ = writeln!(o, "# TYPE watchdog_records_lost_total counter");
-        let _ = writeln!(o, "watchdog_records_lost_total {}", self.records_lost);
+        let _ = writeln!(
+            o,
+            "watchdog_records_lost_total{{record=\"event\"}} {}",
+            self.records_lost
+        );
+        let _ = writeln!(
+            o,
+            "watchdog_records_lost_total{{record=\"other\"}} {}",
+            self.records_lost_other
+        );
         let _ = writeln!(
             o,
             "# HELP watchdog_rule_suppressed_total Matches a rule's cooldown swallowed (no action taken)."
