@@ -56,6 +56,35 @@ pub mod paths {
     pub const ZONEINFO: &str = "proc/zoneinfo";
     /// PSI files (`cpu`, `memory`, `io`, `irq`; since Linux 4.20).
     pub const PRESSURE: &str = "proc/pressure";
+    /// `kernel.printk`: console, default, minimum and boot-default log levels.
+    pub const PRINTK: &str = "proc/sys/kernel/printk";
+    pub const TAINTED: &str = "proc/sys/kernel/tainted";
+    /// x86 only: panic on an NMI nothing claimed (the BMC's NMI button).
+    pub const UNKNOWN_NMI_PANIC: &str = "proc/sys/kernel/unknown_nmi_panic";
+    /// x86 only: panic on an I/O check NMI (some BMCs send these).
+    pub const PANIC_ON_IO_NMI: &str = "proc/sys/kernel/panic_on_io_nmi";
+    /// Since Linux 4.19; absent or 0 means "every hung_task_timeout_secs".
+    pub const HUNG_TASK_CHECK_INTERVAL: &str = "proc/sys/kernel/hung_task_check_interval_secs";
+    pub const HUNG_TASK_CHECK_COUNT: &str = "proc/sys/kernel/hung_task_check_count";
+    /// Soft-lockup threshold is twice this (kernel/watchdog.c).
+    pub const WATCHDOG_THRESH: &str = "proc/sys/kernel/watchdog_thresh";
+    /// Hardware watchdog devices (`watchdogN/timeout`, `state`, `identity`).
+    pub const WATCHDOG_CLASS: &str = "sys/class/watchdog";
+    pub const OS_RELEASE: &str = "etc/os-release";
+    pub const OS_RELEASE_USR: &str = "usr/lib/os-release";
+    /// RHEL/Fedora kdump (kexec-tools) configuration.
+    pub const KDUMP_CONF: &str = "etc/kdump.conf";
+    /// Debian/Ubuntu kdump-tools configuration.
+    pub const KDUMP_TOOLS_DEFAULT: &str = "etc/default/kdump-tools";
+    /// Where kdump-tools keeps its initramfs (`initrd.img-RELEASE`).
+    pub const KDUMP_TOOLS_STATE: &str = "var/lib/kdump";
+    /// sysstat's daily files: RHEL `var/log/sa`, Debian `var/log/sysstat`.
+    pub const SYSSTAT_DIRS: &[&str] = &["var/log/sa", "var/log/sysstat"];
+    pub const SYSSTAT_DEFAULT: &str = "etc/default/sysstat";
+    /// Other resource histories: atop's and PCP's archives.
+    pub const ATOP_LOG: &str = "var/log/atop";
+    pub const PCP_LOG: &str = "var/log/pcp/pmlogger";
+    pub const SYSTEMD_UNITS_ENABLED: &str = "etc/systemd/system";
 }
 
 /// Largest file watchdog reads whole. /proc and /sys values are a few bytes;
@@ -213,6 +242,33 @@ impl Host {
             .filter(|s| !s.is_empty() && s.len() < 256)
     }
 
+    /// `ID`, `VERSION_ID` and the other `KEY=value` pairs of os-release(5)
+    /// (`etc/os-release`, else `usr/lib/os-release`), quotes removed.
+    /// Empty when neither can be read.
+    pub fn os_release(&self) -> std::collections::BTreeMap<String, String> {
+        let text = self
+            .read(paths::OS_RELEASE)
+            .or_else(|_| self.read(paths::OS_RELEASE_USR))
+            .unwrap_or_default();
+        parse_os_release(&text)
+    }
+
+    /// This boot's id (`kernel.random.boot_id`).
+    pub fn boot_id(&self) -> Option<String> {
+        self.read_value(paths::BOOT_ID)
+            .ok()
+            .filter(|s| !s.is_empty() && s.len() < 64)
+    }
+
+    /// Whole seconds since boot, from `proc/uptime`.
+    pub fn uptime_secs(&self) -> Option<u64> {
+        let text = self.read(paths::UPTIME).ok()?;
+        let secs = crate::kernel::tables::uptime_secs(&text).ok()?;
+        // uptime_secs() accepts only finite, non-negative numbers.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Some(secs as u64)
+    }
+
     /// The kernel build configuration of `release`, `boot/config-<release>`.
     pub fn kernel_config(release: &str) -> String {
         format!("{}/config-{release}", paths::BOOT)
@@ -222,6 +278,29 @@ impl Host {
     pub fn proc_pid(pid: u32, name: &str) -> String {
         format!("{}/{pid}/{name}", paths::PROC)
     }
+}
+
+/// os-release(5): `KEY=value` lines, values optionally quoted; comments
+/// and malformed lines are skipped.
+pub fn parse_os_release(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().split_once('=')?;
+            if k.is_empty()
+                || k.starts_with('#')
+                || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return None;
+            }
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
 }
 
 fn io_kind(e: &io::Error) -> ReadErrorKind {
@@ -250,6 +329,16 @@ mod tests {
         assert_eq!(h.path("/proc/x"), PathBuf::from("/tmp/fixture/proc/x"));
         assert!(Host::system().is_live());
         assert!(!h.is_live());
+    }
+
+    #[test]
+    fn os_release_lines() {
+        let m =
+            parse_os_release("# c\nID=rhel\nVERSION_ID=\"9.4\"\nID_LIKE='fedora'\nbad line\n=x\n");
+        assert_eq!(m["ID"], "rhel");
+        assert_eq!(m["VERSION_ID"], "9.4");
+        assert_eq!(m["ID_LIKE"], "fedora");
+        assert_eq!(m.len(), 3);
     }
 
     #[test]

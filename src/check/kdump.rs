@@ -18,9 +18,9 @@ fn reserve_advice(ctx: &Ctx) -> String {
     let tool = if rhel.is_some_and(|r| r >= 9) {
         "kdumpctl reset-crashkernel --kernel=ALL".to_string()
     } else {
-        format!("grubby --update-kernel=ALL --args=\"crashkernel={rec}\"")
+        ctx.cmdline_fix(&[&format!("crashkernel={rec}")], &[])
     };
-    format!("Reserve crash-kernel memory on the kernel command line: {tool}; then reboot and `systemctl enable --now kdump`.")
+    format!("Reserve crash-kernel memory on the kernel command line: {tool}; then `systemctl enable --now kdump`.")
 }
 
 const NO_KEXEC: &str = "Boot a kernel built with CONFIG_KEXEC_CORE and CONFIG_CRASH_DUMP (every RHEL kernel is), then reserve memory and start kdump.";
