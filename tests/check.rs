@@ -5,19 +5,22 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::util::{copy_tree, fixture, repo, run_in, Dir, Run};
+use crate::util::{copy_tree, fixture, repo, run_env, run_in, Dir, Run};
 
-/// Every check ID of DESIGN.md, in report order.
-const IDS: [&str; 20] = [
+/// Every check ID of DESIGN.md and issue 16, in report order.
+const IDS: [&str; 27] = [
     "kdump-reserved",
     "kdump-loaded",
     "kdump-size",
+    "kdump-target",
+    "kdump-initramfs",
     "sysrq-trigger",
     "sysrq-keyboard",
     "cmdline-quiet",
     "log-buf-size",
     "printk-time",
     "remote-console",
+    "console-loglevel",
     "hung-task-timeout",
     "hung-task-warnings",
     "panic-on-oom",
@@ -29,11 +32,16 @@ const IDS: [&str; 20] = [
     "ftrace-snapshot",
     "kprobe-events",
     "panic-settings",
+    "nmi-panic",
+    "hardware-watchdog",
+    "tainted",
+    "sysstat",
 ];
 
 /// Runs `check --format json` on a fixture from the repository root, so
 /// that paths in findings are the stable `tests/fixtures/...`.
 fn check_json(name: &str, extra: &[&str]) -> (Run, Value) {
+    fixture(name);
     let root = format!("tests/fixtures/{name}");
     let mut args = vec!["check", "--root", &root, "--format", "json"];
     args.extend_from_slice(extra);
@@ -97,7 +105,11 @@ fn default_rhel9_install_warns_about_the_usual_suspects() {
             ("sysrq-keyboard", "warning"),
             ("cmdline-quiet", "warning"),
             ("remote-console", "warning"),
+            ("hung-task-timeout", "warning"),
             ("hung-task-warnings", "warning"),
+            ("nmi-panic", "warning"),
+            ("kdump-target", "info"),
+            ("sysstat", "info"),
         ],
     );
 }
@@ -123,6 +135,9 @@ fn neglected_host_is_critical() {
             ("dentry-overflow", "critical"),
             ("tracefs", "info"),
             ("panic-settings", "info"),
+            ("nmi-panic", "info"),
+            ("tainted", "info"),
+            ("sysstat", "info"),
         ],
     );
 }
@@ -134,11 +149,17 @@ fn old_rhel6_kernel_near_208_days() {
         2,
         &[
             ("uptime-208-days", "critical"),
+            ("kdump-initramfs", "warning"),
             ("sysrq-keyboard", "warning"),
+            ("hung-task-timeout", "warning"),
             ("hung-task-warnings", "warning"),
             ("ftrace-snapshot", "warning"),
+            ("nmi-panic", "warning"),
+            ("tainted", "warning"),
             ("log-buf-size", "unknown"),
+            ("kdump-target", "info"),
             ("panic-settings", "info"),
+            ("sysstat", "info"),
         ],
     );
 }
@@ -152,6 +173,31 @@ fn host_without_tracefs() {
             ("tracefs", "warning"),
             ("ftrace-snapshot", "warning"),
             ("kprobe-events", "warning"),
+            ("hung-task-timeout", "warning"),
+            ("hardware-watchdog", "warning"),
+            ("kdump-target", "info"),
+        ],
+    );
+}
+
+#[test]
+fn kdump_broken_after_an_update() {
+    expect(
+        "kdump-broken",
+        2,
+        &[
+            ("kdump-loaded", "critical"),
+            ("kdump-target", "critical"),
+            ("kdump-initramfs", "critical"),
+            ("cmdline-quiet", "warning"),
+            ("console-loglevel", "warning"),
+            ("hung-task-timeout", "warning"),
+            ("hung-task-warnings", "warning"),
+            ("hardware-watchdog", "warning"),
+            ("tainted", "warning"),
+            ("panic-settings", "info"),
+            ("nmi-panic", "info"),
+            ("sysstat", "info"),
         ],
     );
 }
@@ -258,31 +304,53 @@ fn golden_outputs() {
         "rhel6-old",
         "no-tracefs",
         "garbage",
+        "kdump-broken",
     ] {
+        fixture(name);
         let root = format!("tests/fixtures/{name}");
         for (ext, extra) in [
             ("txt", &["--color", "never"][..]),
             ("json", &["--format", "json"][..]),
+            ("plan.txt", &["--plan"][..]),
+            ("plan.json", &["--plan", "--format", "json"][..]),
         ] {
             let mut args = vec!["check", "--root", root.as_str()];
             args.extend_from_slice(extra);
-            let r = run_in(&repo(), &args, None);
+            // A fixed report time (reproducible-builds' SOURCE_DATE_EPOCH).
+            let r = run_env(&repo(), &args, None, &[("SOURCE_DATE_EPOCH", "1735689600")]);
+            let got = normalize_free_bytes(&r.stdout);
             let path = dir.join(format!("check-{name}.{ext}"));
             if update {
-                std::fs::write(&path, &r.stdout).unwrap();
+                std::fs::write(&path, &got).unwrap();
             } else {
                 let want = std::fs::read_to_string(&path).unwrap_or_default();
-                if want != r.stdout {
+                if want != got {
                     failures.push(format!(
                         "{} differs:\n--- want\n{want}\n--- got\n{}",
                         path.display(),
-                        r.stdout
+                        got
                     ));
                 }
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// kdump-target records the free space of the dump directory's file
+/// system, which is this machine's disk under a fixture: not golden.
+fn normalize_free_bytes(out: &str) -> String {
+    out.lines()
+        .map(|l| match l.find("\"free_bytes\": ") {
+            Some(i) => {
+                let end = if l.ends_with(',') { "," } else { "" };
+                format!("{}\"free_bytes\": \"(this machine)\"{end}", &l[..i])
+            }
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + if out.ends_with('\n') { "\n" } else { "" }
 }
 
 #[test]
@@ -325,7 +393,7 @@ fn text_is_worst_first_and_aligned() {
             after + l[after..].find(|c: char| c != ' ').unwrap()
         })
         .collect();
-    assert_eq!(lines.len(), 20);
+    assert_eq!(lines.len(), IDS.len());
     assert!(
         starts.iter().all(|&s| s == starts[0]),
         "{starts:?}\n{}",

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use super::{Ctx, Finding, Problem, ProblemKind, Status};
 use crate::host::paths;
-use crate::kernel::size::human;
+use crate::kernel::size::{GIB, MIB};
 use crate::kernel::tables::kb_field;
 
 /// What the kdump configuration says, whichever tool wrote it.
@@ -285,7 +285,7 @@ pub fn target(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     match conf.target_kind.as_str() {
         "nfs" | "nfs4" | "ssh" => {
             let to = conf.target.clone().unwrap_or_default();
-            problems.push((Status::Info, format!("dumps go to {} {to}: its reachability and free space (about {} needed) are not checked from here", conf.target_kind, human(need))));
+            problems.push((Status::Info, format!("dumps go to {} {to}: its reachability and free space (about {} needed) are not checked from here", conf.target_kind, approx(need))));
             fixes.push(format!(
                 "Test it: {}",
                 if conf.tool == "kdumpctl" {
@@ -316,7 +316,7 @@ pub fn target(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
             });
             match point {
                 Some(p) => local_dir(ctx, f, &format!("{}/{}", p.trim_end_matches('/'), conf.path.trim_start_matches('/')), need, &mounts, &mut problems, &mut fixes)?,
-                None => problems.push((Status::Info, format!("dumps go to {kind} {dev}, not mounted now: its free space (about {} needed) is not checked", human(need)))),
+                None => problems.push((Status::Info, format!("dumps go to {kind} {dev}, not mounted now: its free space (about {} needed) is not checked", approx(need)))),
             }
         }
         _ => {
@@ -335,10 +335,11 @@ pub fn target(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
             "Dumps go to {} ({}), writable, with room for the estimated {} dump; {collector}; failure_action {}",
             conf.path,
             conf.target_kind,
-            human(need),
+            approx(need),
             conf.failure_action.as_deref().unwrap_or("-")
         ));
     } else {
+        problems.sort_by_key(|(s, _)| std::cmp::Reverse(s.severity()));
         let text: Vec<String> = problems.iter().map(|(_, t)| t.clone()).collect();
         let fix = if conf.tool == "kdumpctl" {
             format!(
@@ -407,8 +408,8 @@ fn local_dir(
             Status::Warning,
             format!(
                 "{} free under {dir}, less than the estimated {} dump",
-                human(free),
-                human(need)
+                approx(free),
+                approx(need)
             ),
         ));
         fixes.push(format!(
@@ -418,11 +419,22 @@ fn local_dir(
     Ok(())
 }
 
+/// A size estimate for people: 1.4G, 220M.
+fn approx(bytes: u64) -> String {
+    if bytes >= GIB {
+        format!("{:.1}G", bytes as f64 / GIB as f64)
+    } else {
+        format!("{}M", bytes.div_ceil(MIB))
+    }
+}
+
 /// The kdump initramfs of `release` for this tool, relative to the root.
 fn initramfs_paths(tool: &str, release: &str) -> Vec<String> {
     if tool == "kdumpctl" {
         vec![
             format!("{}/initramfs-{release}kdump.img", paths::BOOT),
+            // RHEL 5 and 6.
+            format!("{}/initrd-{release}kdump.img", paths::BOOT),
             // RHEL 9 when /boot is read-only.
             format!("{}/initramfs-{release}kdump.img", paths::KDUMP_TOOLS_STATE),
         ]

@@ -30,7 +30,12 @@ pub enum Step {
 }
 
 /// The steps for one finding.
-pub fn steps(f: &Finding, kernel: Option<&KernelVersion>, cfg: &CheckConfig) -> Vec<Step> {
+pub fn steps(
+    f: &Finding,
+    kernel: Option<&KernelVersion>,
+    cfg: &CheckConfig,
+    boot: Bootloader,
+) -> Vec<Step> {
     if matches!(f.status, Status::Ok) {
         return Vec::new();
     }
@@ -63,6 +68,13 @@ pub fn steps(f: &Finding, kernel: Option<&KernelVersion>, cfg: &CheckConfig) -> 
         "kdump-loaded" => {
             if f.values.get("kexec_support") == Some(&Value::Bool(false)) {
                 return vec![Step::Manual(format!("{id}: {}", f.remediation))];
+            }
+            if boot == Bootloader::UpdateGrub {
+                // Debian and Ubuntu: kdump-tools.
+                return vec![
+                    Step::Command { text: "systemctl enable --now kdump-tools".into(), after_reboot: true },
+                    Step::Command { text: "kdump-config status    # must say \"ready to kdump\"".into(), after_reboot: true },
+                ];
             }
             vec![
                 Step::Command { text: "systemctl enable --now kdump".into(), after_reboot: true },
@@ -226,7 +238,7 @@ impl Plan {
             ..Plan::default()
         };
         for f in &report.findings {
-            for s in steps(f, kernel.as_ref(), cfg) {
+            for s in steps(f, kernel.as_ref(), cfg, bootloader) {
                 match s {
                     Step::Sysctl(k, v) => {
                         let e = p.sysctl.entry(k).or_insert((v, Vec::new()));
