@@ -425,9 +425,20 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {
 fn write_man_pages(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
     use clap::CommandFactory;
     std::fs::create_dir_all(dir)?;
+    // The check IDs (a contract users grep for) belong in the man page; the
+    // registry is the one list, so it is added here rather than copied.
+    let ids: String = CHECKS
+        .iter()
+        .map(|c| format!("  {}: {}\n", c.id, c.about))
+        .collect();
     let cmd = Cli::command()
         .name(name.to_string())
-        .bin_name(name.to_string());
+        .bin_name(name.to_string())
+        .mut_subcommand("check", |c| {
+            c.after_long_help(format!(
+                "Check IDs (stable; --only, --skip and check.skip take them):\n{ids}\nExit codes (Nagios): 0 OK or INFO, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also: could not start).\n\nSOURCE_DATE_EPOCH (seconds since 1970), when set, is the report's time instead of now (reproducible output)."
+            ))
+        });
     let write = |name: &str, cmd: clap::Command| -> std::io::Result<()> {
         let mut buf = Vec::new();
         clap_mangen::Man::new(cmd).section("8").render(&mut buf)?;

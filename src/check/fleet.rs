@@ -137,6 +137,13 @@ pub fn rollup(files: &[PathBuf], mut errors: Vec<String>) -> Rollup {
             Err(e) => errors.push(format!("{}: {e}", path.display())),
         }
     }
+    // Worst hosts first, everywhere hosts are listed.
+    hosts.sort_by(|a, b| {
+        b.status
+            .severity()
+            .cmp(&a.status.severity())
+            .then_with(|| a.host.cmp(&b.host))
+    });
     let mut ids: Vec<String> = Vec::new();
     for h in &hosts {
         for id in h.by_id.keys() {
@@ -201,12 +208,6 @@ pub fn rollup(files: &[PathBuf], mut errors: Vec<String>) -> Rollup {
     } else {
         (Status::Ok, 0)
     };
-    hosts.sort_by(|a, b| {
-        b.status
-            .severity()
-            .cmp(&a.status.severity())
-            .then_with(|| a.host.cmp(&b.host))
-    });
     Rollup {
         status,
         exit_code,

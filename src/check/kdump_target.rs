@@ -195,6 +195,15 @@ pub fn dump_level(collector: &str) -> Option<(u8, bool)> {
     Some((level, compressed))
 }
 
+/// The sane collector, in the config file's own words.
+fn collector_fix(conf: &KdumpConf) -> &'static str {
+    if conf.tool == "kdumpctl" {
+        "core_collector makedumpfile -l --message-level 7 -d 31"
+    } else {
+        "MAKEDUMP_ARGS=\"-c -d 31\" in /etc/default/kdump-tools"
+    }
+}
+
 /// Bytes a dump of this machine may take: RAM less what the dump level
 /// excludes (free pages: bit 16, page cache: bits 2 and 4, user pages:
 /// bit 8; zero pages, bit 1, cannot be told from /proc/meminfo), halved
@@ -254,11 +263,11 @@ pub fn target(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     match level {
         None => {
             problems.push((Status::Warning, format!("core_collector {collector:?} is not makedumpfile: every page of RAM is copied, unfiltered")));
-            fixes.push("core_collector makedumpfile -l --message-level 7 -d 31".into());
+            fixes.push(collector_fix(&conf).into());
         }
         Some((l, _)) if l & 17 != 17 => {
             problems.push((Status::Warning, format!("makedumpfile -d {l} keeps free or zero pages (want -d 31, at least bits 1 and 16): the dump is as large as RAM and slow to write")));
-            fixes.push("core_collector makedumpfile -l --message-level 7 -d 31".into());
+            fixes.push(collector_fix(&conf).into());
         }
         Some(_) => {}
     }
