@@ -620,6 +620,23 @@ mod tests {
             "proc/1/comm",
             "sys/kernel/config/netconsole/t/enabled",
             "sys/kernel/tracing/trace",
+            paths::PRINTK,
+            paths::TAINTED,
+            paths::UNKNOWN_NMI_PANIC,
+            paths::PANIC_ON_IO_NMI,
+            paths::HUNG_TASK_CHECK_INTERVAL,
+            paths::HUNG_TASK_CHECK_COUNT,
+            paths::WATCHDOG_THRESH,
+            paths::KDUMP_CONF,
+            paths::KDUMP_TOOLS_DEFAULT,
+            paths::OS_RELEASE,
+            paths::BOOT_ID,
+            paths::SYSSTAT_DEFAULT,
+            "sys/class/watchdog/watchdog0/timeout",
+            "sys/class/watchdog/watchdog0/state",
+            "sys/class/watchdog/watchdog0/pretimeout",
+            "boot/vmlinuz-x",
+            "var/lib/kdump/initrd.img-x",
         ];
 
         /// Values that look almost right, to reach deeper than a parse error.
@@ -630,6 +647,8 @@ mod tests {
                 "[A-Za-z]{1,10}:[ \t]*-?[0-9]{0,20}( kB)?\n".prop_map(String::into_bytes),
                 "[0-9]\\.[0-9]{1,2}\\.[0-9]{1,3}-[0-9.]{1,12}el[0-9]".prop_map(String::into_bytes),
                 "([a-z_]{1,8}(=[A-Za-z0-9:,\\-]{0,12})? ){0,6}".prop_map(String::into_bytes),
+                "((path|core_collector|failure_action|nfs|ext4|raw) [/a-z0-9 -]{0,20}\n){0,4}"
+                    .prop_map(String::into_bytes),
             ]
         }
 
