@@ -262,11 +262,12 @@ impl Host {
 
     /// Whole seconds since boot, from `proc/uptime`.
     pub fn uptime_secs(&self) -> Option<u64> {
+        // The first field, `12345.67`: the whole seconds are enough, and
+        // parsing them here keeps this module free of the kernel parsers.
         let text = self.read(paths::UPTIME).ok()?;
-        let secs = crate::kernel::tables::uptime_secs(&text).ok()?;
-        // uptime_secs() accepts only finite, non-negative numbers.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        Some(secs as u64)
+        let first = text.split_whitespace().next()?;
+        let whole = first.split_once('.').map_or(first, |(w, _)| w);
+        whole.parse().ok()
     }
 
     /// The kernel build configuration of `release`, `boot/config-<release>`.
