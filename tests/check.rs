@@ -1251,3 +1251,146 @@ fn fleet_fields_in_json_and_metrics() {
         "{t}"
     );
 }
+
+/// hung-task-timeout judges the worst-case report time: timeout plus the
+/// check interval (which defaults to the timeout), and the per-pass count.
+#[test]
+fn hung_task_worst_case_report_time() {
+    let d = Dir::new();
+    copy_tree(&fixture("rhel9-default"), &d.join("h"));
+    let check = |d: &Dir| {
+        let r = d.run(&[
+            "check",
+            "--root",
+            "h",
+            "--format",
+            "json",
+            "--only",
+            "hung-task-timeout",
+        ]);
+        let v = r.json();
+        v["findings"][0].clone()
+    };
+    d.write("h/proc/sys/kernel/hung_task_timeout_secs", "60\n");
+    let f = check(&d);
+    assert_eq!(f["status"], "ok", "60 + 60 fits 120: {f}");
+    assert_eq!(f["values"]["worst_case_report_secs"], 120);
+    d.write("h/proc/sys/kernel/hung_task_check_interval_secs", "90\n");
+    let f = check(&d);
+    assert_eq!(f["status"], "warning", "60 + 90 > 120: {f}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("up to 150 s"),
+        "{f}"
+    );
+    let plan = d
+        .run(&[
+            "check",
+            "--root",
+            "h",
+            "--only",
+            "hung-task-timeout",
+            "--plan",
+            "--format",
+            "json",
+        ])
+        .json();
+    let keys: Vec<(String, String)> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "sysctl")
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap().into(),
+                s["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (
+                "kernel.hung_task_check_interval_secs".to_string(),
+                "60".to_string()
+            ),
+            (
+                "kernel.hung_task_timeout_secs".to_string(),
+                "60".to_string()
+            )
+        ]
+    );
+    d.write("h/proc/sys/kernel/hung_task_check_interval_secs", "0\n");
+    d.write("h/proc/sys/kernel/hung_task_check_count", "100\n");
+    let f = check(&d);
+    assert_eq!(f["status"], "warning", "301 threads, 100 checked: {f}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("never checked"),
+        "{f}"
+    );
+}
+
+/// kdump-target's other paths on a copy of the well-tuned host: a
+/// read-only dump file system, a dump that cannot fit, a collector that is
+/// not makedumpfile; kdump-initramfs older than an edited kdump.conf.
+#[test]
+fn kdump_target_and_initramfs_paths() {
+    let d = Dir::new();
+    copy_tree(&fixture("well-tuned"), &d.join("h"));
+    let finding = |d: &Dir, id: &str| {
+        let r = d.run(&["check", "--root", "h", "--format", "json", "--only", id]);
+        r.json()["findings"][0].clone()
+    };
+    assert_eq!(finding(&d, "kdump-target")["status"], "ok");
+    // /var mounted read-only.
+    let mounts = std::fs::read_to_string(d.join("h/proc/mounts")).unwrap();
+    d.write(
+        "h/proc/mounts",
+        format!("{mounts}/dev/vdb /var xfs ro,relatime 0 0\n"),
+    );
+    let f = finding(&d, "kdump-target");
+    assert_eq!(f["status"], "critical", "{f}");
+    assert!(f["summary"].as_str().unwrap().contains("read-only"), "{f}");
+    d.write("h/proc/mounts", &mounts);
+    // 64 TiB of RAM, nothing excluded: no disk here has that much free.
+    d.write(
+        "h/proc/meminfo",
+        "MemTotal: 68719476736 kB\nMemFree: 0 kB\n",
+    );
+    d.write(
+        "h/etc/kdump.conf",
+        "path /var/crash\ncore_collector makedumpfile -E -d 0\nfailure_action shell\n",
+    );
+    let f = finding(&d, "kdump-target");
+    assert_eq!(f["status"], "warning", "{f}");
+    let s = f["summary"].as_str().unwrap();
+    assert!(
+        s.contains("-d 0 keeps free or zero pages") && s.contains("less than the estimated 64.0T"),
+        "{f}"
+    );
+    // cp is no collector for a dump.
+    d.write(
+        "h/etc/kdump.conf",
+        "path /var/crash\ncore_collector cp --sparse=always\nfailure_action shell\n",
+    );
+    assert!(finding(&d, "kdump-target")["summary"]
+        .as_str()
+        .unwrap()
+        .contains("not makedumpfile"));
+    // kdump.conf edited after the initramfs was built.
+    let f = finding(&d, "kdump-initramfs");
+    assert_eq!(f["status"], "warning", "{f}");
+    assert_eq!(f["values"]["newer_than_initramfs"][0], "/etc/kdump.conf");
+    // The path is gone.
+    std::fs::remove_dir_all(d.join("h/var/crash")).unwrap();
+    let f = finding(&d, "kdump-target");
+    assert_eq!(f["status"], "critical", "{f}");
+    // kdump-tools turned off: not applicable.
+    std::fs::remove_file(d.join("h/etc/kdump.conf")).unwrap();
+    d.write("h/etc/default/kdump-tools", "USE_KDUMP=0\n");
+    let f = finding(&d, "kdump-target");
+    assert_eq!(f["status"], "ok", "{f}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("USE_KDUMP=0"),
+        "{f}"
+    );
+}

@@ -428,9 +428,11 @@ fn local_dir(
     Ok(())
 }
 
-/// A size estimate for people: 1.4G, 220M.
+/// A size estimate for people: 1.4G, 220M, 2.0T.
 fn approx(bytes: u64) -> String {
-    if bytes >= GIB {
+    if bytes >= 1024 * GIB {
+        format!("{:.1}T", bytes as f64 / (1024 * GIB) as f64)
+    } else if bytes >= GIB {
         format!("{:.1}G", bytes as f64 / GIB as f64)
     } else {
         format!("{}M", bytes.div_ceil(MIB))

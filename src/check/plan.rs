@@ -117,6 +117,15 @@ pub fn steps(
             Step::CmdlineAdd("console=ttyS0,115200n8".into()),
             Step::Manual("remote-console: ttyS0 is the usual serial-over-LAN port; use the one your BMC redirects, or set up netconsole to a `watchdog udplogger` host instead (SYSLOGADDR= in /etc/sysconfig/netconsole, systemctl enable --now netconsole)".into()),
         ],
+        // Too many threads for khungtaskd's per-pass count (the only
+        // reason this finding warns when the timing fits).
+        "hung-task-timeout"
+            if int("kernel.hung_task_check_count")
+                .zip(int("threads"))
+                .is_some_and(|(c, t)| t > c) =>
+        {
+            vec![Step::Sysctl("kernel.hung_task_check_count", "4194304".into())]
+        }
         "hung-task-timeout" => {
             let (t, i) = super::hung_task::suggested(cfg, int("kernel.hung_task_check_interval_secs"));
             let mut s = vec![Step::Sysctl("kernel.hung_task_timeout_secs", t.to_string())];
