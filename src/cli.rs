@@ -49,6 +49,13 @@ pub enum Command {
     /// Audit whether this host will leave evidence when it hangs, panics or
     /// reboots (kdump, sysrq, console, log buffer, hung-task detector, ...)
     Check(CheckArgs),
+    /// Roll up many hosts' `check --format json` documents: per check ID
+    /// the count of hosts in each status and the worst hosts, per host its
+    /// worst findings
+    #[command(
+        after_help = "Examples:\n  watchdog report /srv/fleet/checks/\n  watchdog report --format csv host1.json host2.json > fleet.csv\n\nDirectories are searched for *.json files. Exit code: the worst host's status (0 OK/INFO, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, also when a file is not a check report and no host is worse)."
+    )]
+    Report(ReportArgs),
     /// Print or validate the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -120,15 +127,37 @@ pub struct CheckArgs {
     /// Report every value that changed since the baseline in FILE
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
-    /// Print the changes that would turn the findings OK (a sysctl.d file,
-    /// grubby command-line edits, service steps) instead of the report;
-    /// nothing is applied. The exit code is the report's.
+    /// Print the changes that would turn the findings OK (keys of
+    /// /etc/sysctl.d/90-watchdog.conf, kernel command-line edits with the
+    /// distribution's tool, service steps) instead of the report; nothing
+    /// is applied. With --format json: machine steps (sysctl keys,
+    /// commands, whether a reboot is needed). The exit code is the report's.
     #[arg(long)]
     pub plan: bool,
     /// Also write the statuses as Prometheus metrics to FILE (for
     /// node_exporter's textfile collector; written atomically)
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Output format: text for people, json, or csv (one row per host,
+    /// one column per check ID)
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+    /// Check reports (`watchdog check --format json` output), or
+    /// directories holding them
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub inputs: Vec<PathBuf>,
+}
+
+/// `watchdog report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +253,22 @@ fn host(cli: &Cli) -> Result<Host, MainError> {
 pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
     match &cli.command {
         Command::Check(args) => run_check(&cli, args),
+        Command::Report(args) => {
+            let (files, errors) = check::fleet::inputs(&args.inputs);
+            let r = check::fleet::rollup(&files, errors);
+            let text = match args.format {
+                ReportFormat::Text => r.text(),
+                ReportFormat::Json => r.json(),
+                ReportFormat::Csv => r.csv(),
+            };
+            for e in &r.errors {
+                eprintln!("watchdog: report: {e}");
+            }
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+            Ok(ExitCode::from(r.exit_code))
+        }
         Command::Scan(args) => run_scan(args),
         Command::Incidents(cmd) => {
             let run = load_config(&cli)?.run;
@@ -354,14 +399,18 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {
         let drift = old.drift(&findings, config.check.baseline.drift_status);
         findings.extend(drift);
     }
-    if let Some(path) = &args.metrics {
-        crate::metrics::write_atomic(path, &check::metrics::from_findings(&findings)).map_err(
-            |e| MainError::Io(format!("cannot write metrics to {}: {e}", path.display())),
-        )?;
-    }
     let report = Report::new(&host, findings);
+    if let Some(path) = &args.metrics {
+        let text =
+            check::metrics::from_findings(&report.findings) + &check::metrics::fleet(&report);
+        crate::metrics::write_atomic(path, &text).map_err(|e| {
+            MainError::Io(format!("cannot write metrics to {}: {e}", path.display()))
+        })?;
+    }
+    let boot = check::Bootloader::for_host(&host);
     let text = match args.format {
-        _ if args.plan => check::render_plan(&report, &config.check),
+        Format::Json if args.plan => check::render_plan_json(&report, &config.check, boot),
+        _ if args.plan => check::render_plan(&report, &config.check, boot),
         Format::Json => check::render_json(&report),
         Format::Text => check::render_text(&report, args.color.enabled(), args.verbose),
     };
@@ -376,9 +425,20 @@ fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {
 fn write_man_pages(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
     use clap::CommandFactory;
     std::fs::create_dir_all(dir)?;
+    // The check IDs (a contract users grep for) belong in the man page; the
+    // registry is the one list, so it is added here rather than copied.
+    let ids: String = CHECKS
+        .iter()
+        .map(|c| format!("  {}: {}\n", c.id, c.about))
+        .collect();
     let cmd = Cli::command()
         .name(name.to_string())
-        .bin_name(name.to_string());
+        .bin_name(name.to_string())
+        .mut_subcommand("check", |c| {
+            c.after_long_help(format!(
+                "Check IDs (stable; --only, --skip and check.skip take them):\n{ids}\nExit codes (Nagios): 0 OK or INFO, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also: could not start).\n\nSOURCE_DATE_EPOCH (seconds since 1970), when set, is the report's time instead of now (reproducible output)."
+            ))
+        });
     let write = |name: &str, cmd: clap::Command| -> std::io::Result<()> {
         let mut buf = Vec::new();
         clap_mangen::Man::new(cmd).section("8").render(&mut buf)?;

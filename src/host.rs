@@ -58,6 +58,35 @@ pub mod paths {
     /// PSI files (`cpu`, `memory`, `io`, `irq`; since Linux 4.20).
     pub const PRESSURE: &str = "proc/pressure";
     pub const SELF_FD: &str = "proc/self/fd";
+    /// `kernel.printk`: console, default, minimum and boot-default log levels.
+    pub const PRINTK: &str = "proc/sys/kernel/printk";
+    pub const TAINTED: &str = "proc/sys/kernel/tainted";
+    /// x86 only: panic on an NMI nothing claimed (the BMC's NMI button).
+    pub const UNKNOWN_NMI_PANIC: &str = "proc/sys/kernel/unknown_nmi_panic";
+    /// x86 only: panic on an I/O check NMI (some BMCs send these).
+    pub const PANIC_ON_IO_NMI: &str = "proc/sys/kernel/panic_on_io_nmi";
+    /// Since Linux 4.19; absent or 0 means "every hung_task_timeout_secs".
+    pub const HUNG_TASK_CHECK_INTERVAL: &str = "proc/sys/kernel/hung_task_check_interval_secs";
+    pub const HUNG_TASK_CHECK_COUNT: &str = "proc/sys/kernel/hung_task_check_count";
+    /// Soft-lockup threshold is twice this (kernel/watchdog.c).
+    pub const WATCHDOG_THRESH: &str = "proc/sys/kernel/watchdog_thresh";
+    /// Hardware watchdog devices (`watchdogN/timeout`, `state`, `identity`).
+    pub const WATCHDOG_CLASS: &str = "sys/class/watchdog";
+    pub const OS_RELEASE: &str = "etc/os-release";
+    pub const OS_RELEASE_USR: &str = "usr/lib/os-release";
+    /// RHEL/Fedora kdump (kexec-tools) configuration.
+    pub const KDUMP_CONF: &str = "etc/kdump.conf";
+    /// Debian/Ubuntu kdump-tools configuration.
+    pub const KDUMP_TOOLS_DEFAULT: &str = "etc/default/kdump-tools";
+    /// Where kdump-tools keeps its initramfs (`initrd.img-RELEASE`).
+    pub const KDUMP_TOOLS_STATE: &str = "var/lib/kdump";
+    /// sysstat's daily files: RHEL `var/log/sa`, Debian `var/log/sysstat`.
+    pub const SYSSTAT_DIRS: &[&str] = &["var/log/sa", "var/log/sysstat"];
+    pub const SYSSTAT_DEFAULT: &str = "etc/default/sysstat";
+    /// Other resource histories: atop's and PCP's archives.
+    pub const ATOP_LOG: &str = "var/log/atop";
+    pub const PCP_LOG: &str = "var/log/pcp/pmlogger";
+    pub const SYSTEMD_UNITS_ENABLED: &str = "etc/systemd/system";
 }
 
 /// Largest file watchdog reads whole. /proc and /sys values are a few bytes;
@@ -206,6 +235,34 @@ impl Host {
         self.read_value(paths::HOSTNAME)
             .ok()
             .filter(|s| !s.is_empty() && s.len() < 256)
+    }
+
+    /// `ID`, `VERSION_ID` and the other `KEY=value` pairs of os-release(5)
+    /// (`etc/os-release`, else `usr/lib/os-release`), quotes removed.
+    /// Empty when neither can be read.
+    pub fn os_release(&self) -> std::collections::BTreeMap<String, String> {
+        let text = self
+            .read(paths::OS_RELEASE)
+            .or_else(|_| self.read(paths::OS_RELEASE_USR))
+            .unwrap_or_default();
+        parse_os_release(&text)
+    }
+
+    /// This boot's id (`kernel.random.boot_id`).
+    pub fn boot_id(&self) -> Option<String> {
+        self.read_value(paths::BOOT_ID)
+            .ok()
+            .filter(|s| !s.is_empty() && s.len() < 64)
+    }
+
+    /// Whole seconds since boot, from `proc/uptime`.
+    pub fn uptime_secs(&self) -> Option<u64> {
+        // The first field, `12345.67`: the whole seconds are enough, and
+        // parsing them here keeps this module free of the kernel parsers.
+        let text = self.read(paths::UPTIME).ok()?;
+        let first = text.split_whitespace().next()?;
+        let whole = first.split_once('.').map_or(first, |(w, _)| w);
+        whole.parse().ok()
     }
 
     /// The kernel build configuration of `release`, `boot/config-<release>`.
@@ -358,6 +415,29 @@ mod deadline {
     }
 }
 
+/// os-release(5): `KEY=value` lines, values optionally quoted; comments
+/// and malformed lines are skipped.
+pub fn parse_os_release(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().split_once('=')?;
+            if k.is_empty()
+                || k.starts_with('#')
+                || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return None;
+            }
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
 fn io_kind(e: &io::Error) -> ReadErrorKind {
     match e.kind() {
         io::ErrorKind::NotFound => ReadErrorKind::NotFound,
@@ -384,6 +464,16 @@ mod tests {
         assert_eq!(h.path("/proc/x"), PathBuf::from("/tmp/fixture/proc/x"));
         assert!(Host::system().is_live());
         assert!(!h.is_live());
+    }
+
+    #[test]
+    fn os_release_lines() {
+        let m =
+            parse_os_release("# c\nID=rhel\nVERSION_ID=\"9.4\"\nID_LIKE='fedora'\nbad line\n=x\n");
+        assert_eq!(m["ID"], "rhel");
+        assert_eq!(m["VERSION_ID"], "9.4");
+        assert_eq!(m["ID_LIKE"], "fedora");
+        assert_eq!(m.len(), 3);
     }
 
     #[test]

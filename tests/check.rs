@@ -5,19 +5,22 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::util::{copy_tree, fixture, repo, run_in, Dir, Run};
+use crate::util::{copy_tree, fixture, repo, run_env, run_in, Dir, Run};
 
 /// Every check ID of docs/contracts.md, in report order.
-const IDS: [&str; 20] = [
+const IDS: [&str; 27] = [
     "kdump-reserved",
     "kdump-loaded",
     "kdump-size",
+    "kdump-target",
+    "kdump-initramfs",
     "sysrq-trigger",
     "sysrq-keyboard",
     "cmdline-quiet",
     "log-buf-size",
     "printk-time",
     "remote-console",
+    "console-loglevel",
     "hung-task-timeout",
     "hung-task-warnings",
     "panic-on-oom",
@@ -29,11 +32,16 @@ const IDS: [&str; 20] = [
     "ftrace-snapshot",
     "kprobe-events",
     "panic-settings",
+    "nmi-panic",
+    "hardware-watchdog",
+    "tainted",
+    "sysstat",
 ];
 
 /// Runs `check --format json` on a fixture from the repository root, so
 /// that paths in findings are the stable `tests/fixtures/...`.
 fn check_json(name: &str, extra: &[&str]) -> (Run, Value) {
+    fixture(name);
     let root = format!("tests/fixtures/{name}");
     let mut args = vec!["check", "--root", &root, "--format", "json"];
     args.extend_from_slice(extra);
@@ -97,7 +105,11 @@ fn default_rhel9_install_warns_about_the_usual_suspects() {
             ("sysrq-keyboard", "warning"),
             ("cmdline-quiet", "warning"),
             ("remote-console", "warning"),
+            ("hung-task-timeout", "warning"),
             ("hung-task-warnings", "warning"),
+            ("nmi-panic", "warning"),
+            ("kdump-target", "info"),
+            ("sysstat", "info"),
         ],
     );
 }
@@ -123,6 +135,9 @@ fn neglected_host_is_critical() {
             ("dentry-overflow", "critical"),
             ("tracefs", "info"),
             ("panic-settings", "info"),
+            ("nmi-panic", "info"),
+            ("tainted", "info"),
+            ("sysstat", "info"),
         ],
     );
 }
@@ -134,11 +149,17 @@ fn old_rhel6_kernel_near_208_days() {
         2,
         &[
             ("uptime-208-days", "critical"),
+            ("kdump-initramfs", "warning"),
             ("sysrq-keyboard", "warning"),
+            ("hung-task-timeout", "warning"),
             ("hung-task-warnings", "warning"),
             ("ftrace-snapshot", "warning"),
+            ("nmi-panic", "warning"),
+            ("tainted", "warning"),
             ("log-buf-size", "unknown"),
+            ("kdump-target", "info"),
             ("panic-settings", "info"),
+            ("sysstat", "info"),
         ],
     );
 }
@@ -152,6 +173,31 @@ fn host_without_tracefs() {
             ("tracefs", "warning"),
             ("ftrace-snapshot", "warning"),
             ("kprobe-events", "warning"),
+            ("hung-task-timeout", "warning"),
+            ("hardware-watchdog", "warning"),
+            ("kdump-target", "info"),
+        ],
+    );
+}
+
+#[test]
+fn kdump_broken_after_an_update() {
+    expect(
+        "kdump-broken",
+        2,
+        &[
+            ("kdump-loaded", "critical"),
+            ("kdump-target", "critical"),
+            ("kdump-initramfs", "critical"),
+            ("cmdline-quiet", "warning"),
+            ("console-loglevel", "warning"),
+            ("hung-task-timeout", "warning"),
+            ("hung-task-warnings", "warning"),
+            ("hardware-watchdog", "warning"),
+            ("tainted", "warning"),
+            ("panic-settings", "info"),
+            ("nmi-panic", "info"),
+            ("sysstat", "info"),
         ],
     );
 }
@@ -258,31 +304,53 @@ fn golden_outputs() {
         "rhel6-old",
         "no-tracefs",
         "garbage",
+        "kdump-broken",
     ] {
+        fixture(name);
         let root = format!("tests/fixtures/{name}");
         for (ext, extra) in [
             ("txt", &["--color", "never"][..]),
             ("json", &["--format", "json"][..]),
+            ("plan.txt", &["--plan"][..]),
+            ("plan.json", &["--plan", "--format", "json"][..]),
         ] {
             let mut args = vec!["check", "--root", root.as_str()];
             args.extend_from_slice(extra);
-            let r = run_in(&repo(), &args, None);
+            // A fixed report time (reproducible-builds' SOURCE_DATE_EPOCH).
+            let r = run_env(&repo(), &args, None, &[("SOURCE_DATE_EPOCH", "1735689600")]);
+            let got = normalize_free_bytes(&r.stdout);
             let path = dir.join(format!("check-{name}.{ext}"));
             if update {
-                std::fs::write(&path, &r.stdout).unwrap();
+                std::fs::write(&path, &got).unwrap();
             } else {
                 let want = std::fs::read_to_string(&path).unwrap_or_default();
-                if want != r.stdout {
+                if want != got {
                     failures.push(format!(
                         "{} differs:\n--- want\n{want}\n--- got\n{}",
                         path.display(),
-                        r.stdout
+                        got
                     ));
                 }
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// kdump-target records the free space of the dump directory's file
+/// system, which is this machine's disk under a fixture: not golden.
+fn normalize_free_bytes(out: &str) -> String {
+    out.lines()
+        .map(|l| match l.find("\"free_bytes\": ") {
+            Some(i) => {
+                let end = if l.ends_with(',') { "," } else { "" };
+                format!("{}\"free_bytes\": \"(this machine)\"{end}", &l[..i])
+            }
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + if out.ends_with('\n') { "\n" } else { "" }
 }
 
 #[test]
@@ -325,7 +393,7 @@ fn text_is_worst_first_and_aligned() {
             after + l[after..].find(|c: char| c != ' ').unwrap()
         })
         .collect();
-    assert_eq!(lines.len(), 20);
+    assert_eq!(lines.len(), IDS.len());
     assert!(
         starts.iter().all(|&s| s == starts[0]),
         "{starts:?}\n{}",
@@ -799,5 +867,530 @@ fn netconsole_module_with_invisible_targets_counts() {
         "warning",
         "{}",
         r.stdout
+    );
+}
+
+/// Runs `script` with `sh -e` in a new user and mount namespace where
+/// /etc/sysctl.d is `dir/etc-sysctl.d`, every other directory
+/// `sysctl --system` reads is empty, and /proc/sys is `dir/proc-sys`: the
+/// real procps `sysctl` then parses and applies files exactly as on a host,
+/// writing into our files instead of the kernel (and, as a user-namespace
+/// root, it could not write the host's sysctls even if a bind failed).
+/// None when this machine cannot create such a namespace.
+fn in_sysctl_sandbox(dir: &std::path::Path, script: &str) -> Option<Run> {
+    let probe = std::process::Command::new("unshare")
+        .args(["-rm", "true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success())
+        || std::process::Command::new("sysctl")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        return None;
+    }
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    std::fs::write(dir.join("proc-sys/MARKER"), "").unwrap();
+    let setup = r#"
+cd "$SANDBOX"
+mount --bind proc-sys /proc/sys
+test -e /proc/sys/MARKER
+for d in /run/sysctl.d /usr/local/lib/sysctl.d /usr/lib/sysctl.d /lib/sysctl.d; do
+    if [ -d "$d" ]; then mount --bind empty "$d"; fi
+done
+mount --bind etc-sysctl.d /etc/sysctl.d
+if [ -e /etc/sysctl.conf ]; then mount --bind /dev/null /etc/sysctl.conf; fi
+"#;
+    let out = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-ec", &format!("{setup}\n{script}")])
+        .env("SANDBOX", dir)
+        .output()
+        .unwrap();
+    Some(Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        cmdline: script.to_string(),
+    })
+}
+
+/// The plan's sysctl file, written by the plan's own commands and loaded by
+/// the real `sysctl --system`, sets every key to exactly the planned value;
+/// keys of the file the plan does not own survive, and so do two
+/// per-finding fixes applied one after the other.
+#[test]
+fn plan_and_fixes_apply_with_real_sysctl_semantics() {
+    let d = Dir::new();
+    fixture("neglected");
+    let r = run_in(
+        &repo(),
+        &[
+            "check",
+            "--root",
+            "tests/fixtures/neglected",
+            "--plan",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let plan = r.json();
+    let steps = plan["steps"].as_array().unwrap();
+    let want: Vec<(String, String)> = steps
+        .iter()
+        .filter(|s| s["kind"] == "sysctl")
+        .map(|s| {
+            assert_eq!(s["file"], "/etc/sysctl.d/90-watchdog.conf");
+            (
+                s["key"].as_str().unwrap().to_string(),
+                s["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(want.len() >= 5, "{}", r.stdout);
+    // The fake /proc/sys: every key the plan sets, and one it does not.
+    let sandbox = d.join("sb");
+    for (k, _) in want
+        .iter()
+        .chain([&("net.ipv4.ip_forward".to_string(), String::new())])
+    {
+        d.write(&format!("sb/proc-sys/{}", k.replace('.', "/")), "unset\n");
+    }
+    // An existing file: a key of someone else's, an old value of ours.
+    d.write(
+        "sb/etc-sysctl.d/90-watchdog.conf",
+        "# kept\nnet.ipv4.ip_forward = 1\nkernel.sysrq=0\n",
+    );
+    // The plan's section 1, as printed for people, run as is.
+    let text = run_in(
+        &repo(),
+        &["check", "--root", "tests/fixtures/neglected", "--plan"],
+        None,
+    )
+    .stdout;
+    let start = text
+        .find("f=/etc/sysctl.d/90-watchdog.conf\n")
+        .expect("plan section 1");
+    let end = start + text[start..].find("sysctl -p \"$f\"\n").unwrap();
+    let section = &text[start..end];
+    let Some(run) = in_sysctl_sandbox(&sandbox, &format!("{section}\nsysctl --system")) else {
+        eprintln!("skipped: no user+mount namespaces (unshare -rm) or no procps sysctl here");
+        return;
+    };
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let file = std::fs::read_to_string(sandbox.join("etc-sysctl.d/90-watchdog.conf")).unwrap();
+    for line in file
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (_, v) = line.split_once('=').unwrap();
+        assert!(
+            !v.contains('#'),
+            "sysctl.d(5) has no trailing comments: {line}\n{file}"
+        );
+    }
+    assert!(file.contains("net.ipv4.ip_forward = 1"), "{file}");
+    assert_eq!(
+        file.matches("kernel.sysrq").filter(|_| true).count(),
+        2,
+        "one comment, one line:\n{file}"
+    );
+    for (k, v) in &want {
+        let got =
+            std::fs::read_to_string(sandbox.join("proc-sys").join(k.replace('.', "/"))).unwrap();
+        assert_eq!(
+            got.trim_end_matches('\n'),
+            v,
+            "{k} after sysctl --system\n{file}\n{}",
+            run.dump()
+        );
+    }
+    let fwd = std::fs::read_to_string(sandbox.join("proc-sys/net/ipv4/ip_forward")).unwrap();
+    assert_eq!(
+        fwd.trim(),
+        "1",
+        "a key the plan does not own is still applied"
+    );
+
+    // Two per-finding fixes, one after the other, each run as printed.
+    let doc = check_json("neglected", &[]).1;
+    let fix_of = |id: &str| -> String {
+        let f = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .unwrap();
+        let fix = f["remediation"].as_str().unwrap();
+        let start = fix.find("f=/etc/sysctl.d/").expect("a sysctl fix");
+        let end = start + fix[start..].find("sysctl -p \"$f\"").unwrap() + "sysctl -p \"$f\"".len();
+        fix[start..end].to_string()
+    };
+    let sb2 = d.join("sb2");
+    for k in ["kernel/sysrq", "kernel/hung_task_timeout_secs", "MARKER"] {
+        d.write(&format!("sb2/proc-sys/{k}"), "unset\n");
+    }
+    std::fs::create_dir_all(sb2.join("etc-sysctl.d")).unwrap();
+    let script = format!(
+        "{}\n{}\nsysctl --system",
+        fix_of("sysrq-keyboard"),
+        fix_of("hung-task-timeout")
+    );
+    let run = in_sysctl_sandbox(&sb2, &script).unwrap();
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let file = std::fs::read_to_string(sb2.join("etc-sysctl.d/90-watchdog.conf")).unwrap();
+    assert!(file.contains("\nkernel.sysrq = 1\n"), "{file}");
+    assert!(
+        file.contains("\nkernel.hung_task_timeout_secs = 60\n"),
+        "{file}"
+    );
+    let read = |k: &str| std::fs::read_to_string(sb2.join("proc-sys").join(k)).unwrap();
+    assert_eq!(read("kernel/sysrq").trim_end(), "1");
+    assert_eq!(read("kernel/hung_task_timeout_secs").trim_end(), "60");
+}
+
+/// `watchdog report` over the JSON of every fixture tree: the roll-up in
+/// text, JSON and CSV (read back with the csv crate's reader), exit code
+/// the worst host's.
+#[test]
+fn report_rolls_up_every_fixture() {
+    let d = Dir::new();
+    let names = [
+        "well-tuned",
+        "rhel9-default",
+        "neglected",
+        "rhel6-old",
+        "no-tracefs",
+        "garbage",
+        "kdump-broken",
+    ];
+    for name in names {
+        let (r, _) = check_json(name, &[]);
+        d.write(&format!("fleet/{name}.json"), &r.stdout);
+    }
+    d.write("fleet/notes.txt", "not a report, not *.json: ignored\n");
+    let text = d.run(&["report", "fleet"]).expect_code(2);
+    assert!(
+        text.stdout.starts_with(
+            "watchdog report: 7 hosts: CRITICAL: 3 critical, 2 warning, 1 unknown, 0 info, 1 ok"
+        ),
+        "{}",
+        text.dump()
+    );
+    assert!(text.stdout.contains("kdump-initramfs"), "{}", text.stdout);
+    let line = text
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("kdump-loaded "))
+        .unwrap();
+    let nums: Vec<&str> = line.split_whitespace().skip(1).take(5).collect();
+    assert_eq!(
+        nums,
+        ["2", "0", "1", "0", "4"],
+        "crit warn unkn info ok: {line}"
+    );
+    assert!(
+        line.contains("legacy-app07") && line.contains("deb12-app"),
+        "{line}"
+    );
+
+    let json = d
+        .run(&["report", "--format", "json", "fleet"])
+        .expect_code(2)
+        .json();
+    assert_eq!(json["hosts"], 7);
+    assert_eq!(json["exit_code"], 2);
+    let check = |id: &str| {
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(check("tainted")["counts"]["warning"], 2);
+    assert_eq!(check("tainted")["worst_hosts"].as_array().unwrap().len(), 2);
+    let first = &json["host_reports"][0];
+    assert_eq!(first["status"], "critical");
+
+    let csv_text = d
+        .run(&["report", "--format", "csv", "fleet"])
+        .expect_code(2)
+        .stdout;
+    let mut rdr = csv::Reader::from_reader(csv_text.as_bytes());
+    let head: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(&head[..4], ["host", "file", "status", "kernel"]);
+    assert!(head.contains(&"kdump-target".to_string()));
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 7);
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let deb = rows
+        .iter()
+        .find(|r| &r[0] == "deb12-app")
+        .expect("deb12-app row");
+    assert_eq!(&deb[col("os_id")], "debian");
+    assert_eq!(&deb[col("kdump-initramfs")], "critical");
+    // The garbage host's name holds an escape and a NUL: still one field.
+    assert!(rows.iter().all(|r| r.len() == head.len()));
+
+    // Only healthy hosts: 0; a broken file and a healthy host: 3.
+    d.write(
+        "ok/a.json",
+        std::fs::read_to_string(d.join("fleet/well-tuned.json")).unwrap(),
+    );
+    d.run(&["report", "ok"]).expect_code(0);
+    d.write("ok/b.json", "{\"not\": \"a report\"}");
+    let r = d.run(&["report", "ok"]).expect_code(3);
+    assert!(r.stderr.contains("b.json"), "{}", r.dump());
+    d.run(&["report"]).expect_code(3);
+}
+
+/// A value that moved to the recommended side is an improvement (INFO);
+/// one that moved away keeps the configured drift status.
+#[test]
+fn drift_improvements_are_info_regressions_keep_their_status() {
+    let d = Dir::new();
+    copy_tree(&fixture("rhel9-default"), &d.join("h"));
+    d.run(&["check", "--root", "h", "--save-baseline", "base.json"]);
+    d.write("h/proc/sys/kernel/hung_task_warnings", "-1\n");
+    d.write("h/proc/sys/kernel/printk", "8\t4\t1\t7\n");
+    d.write("h/proc/sys/vm/vfs_cache_pressure", "500\n");
+    let r = d.run(&[
+        "check",
+        "--root",
+        "h",
+        "--baseline",
+        "base.json",
+        "--format",
+        "json",
+    ]);
+    let v = r.json();
+    let drift: Vec<&Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "baseline-drift")
+        .collect();
+    let by_key = |k: &str| {
+        drift
+            .iter()
+            .find(|f| f["values"]["value"] == k)
+            .unwrap_or_else(|| panic!("{k}\n{}", r.stdout))
+    };
+    assert_eq!(
+        by_key("kernel.hung_task_warnings")["status"],
+        "info",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        by_key("kernel.hung_task_warnings")["values"]["improved"],
+        true
+    );
+    assert_eq!(by_key("vm.vfs_cache_pressure")["status"], "warning");
+    // console-loglevel was OK before (no remote console) and still is: a
+    // change, not an improvement.
+    assert_eq!(by_key("kernel.printk")["status"], "warning");
+}
+
+/// The fleet fields: time (SOURCE_DATE_EPOCH when set), version, OS
+/// release, kernel, boot id, uptime; also in the metrics.
+#[test]
+fn fleet_fields_in_json_and_metrics() {
+    let d = Dir::new();
+    fixture("well-tuned");
+    let root = repo().join("tests/fixtures/well-tuned");
+    let prom = d.join("check.prom");
+    let r = run_env(
+        d.path(),
+        &[
+            "check",
+            "--root",
+            root.to_str().unwrap(),
+            "--format",
+            "json",
+            "--metrics",
+            prom.to_str().unwrap(),
+        ],
+        None,
+        &[("SOURCE_DATE_EPOCH", "1700000000")],
+    );
+    let v = r.json();
+    assert_eq!(v["time"], "2023-11-14T22:13:20Z");
+    assert_eq!(v["watchdog_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["os_release"]["ID"], "rhel");
+    assert_eq!(v["os_release"]["VERSION_ID"], "9.4");
+    assert_eq!(v["boot_id"], "3f1c2a9e-5b7d-4c61-9e2f-8a0b1c2d3e4f");
+    assert!(v["uptime_secs"].as_u64().unwrap() > 0);
+    let m = std::fs::read_to_string(prom).unwrap();
+    assert!(m.contains("watchdog_check_time_seconds 1700000000"), "{m}");
+    assert!(m.contains("os_id=\"rhel\",os_version_id=\"9.4\""), "{m}");
+    assert!(
+        m.contains(&format!(
+            "watchdog_check_uptime_seconds {}",
+            v["uptime_secs"]
+        )),
+        "{m}"
+    );
+    // Without the variable: now.
+    let r = run_in(
+        d.path(),
+        &[
+            "check",
+            "--root",
+            root.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let t = r.json()["time"].as_str().unwrap().to_string();
+    assert!(
+        t.starts_with("20") && t.ends_with('Z') && t != "2023-11-14T22:13:20Z",
+        "{t}"
+    );
+}
+
+/// hung-task-timeout judges the worst-case report time: timeout plus the
+/// check interval (which defaults to the timeout), and the per-pass count.
+#[test]
+fn hung_task_worst_case_report_time() {
+    let d = Dir::new();
+    copy_tree(&fixture("rhel9-default"), &d.join("h"));
+    let check = |d: &Dir| {
+        let r = d.run(&[
+            "check",
+            "--root",
+            "h",
+            "--format",
+            "json",
+            "--only",
+            "hung-task-timeout",
+        ]);
+        let v = r.json();
+        v["findings"][0].clone()
+    };
+    d.write("h/proc/sys/kernel/hung_task_timeout_secs", "60\n");
+    let f = check(&d);
+    assert_eq!(f["status"], "ok", "60 + 60 fits 120: {f}");
+    assert_eq!(f["values"]["worst_case_report_secs"], 120);
+    d.write("h/proc/sys/kernel/hung_task_check_interval_secs", "90\n");
+    let f = check(&d);
+    assert_eq!(f["status"], "warning", "60 + 90 > 120: {f}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("up to 150 s"),
+        "{f}"
+    );
+    let plan = d
+        .run(&[
+            "check",
+            "--root",
+            "h",
+            "--only",
+            "hung-task-timeout",
+            "--plan",
+            "--format",
+            "json",
+        ])
+        .json();
+    let keys: Vec<(String, String)> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "sysctl")
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap().into(),
+                s["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (
+                "kernel.hung_task_check_interval_secs".to_string(),
+                "60".to_string()
+            ),
+            (
+                "kernel.hung_task_timeout_secs".to_string(),
+                "60".to_string()
+            )
+        ]
+    );
+    d.write("h/proc/sys/kernel/hung_task_check_interval_secs", "0\n");
+    d.write("h/proc/sys/kernel/hung_task_check_count", "100\n");
+    let f = check(&d);
+    assert_eq!(f["status"], "warning", "301 threads, 100 checked: {f}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("never checked"),
+        "{f}"
+    );
+}
+
+/// kdump-target's other paths on a copy of the well-tuned host: a
+/// read-only dump file system, a dump that cannot fit, a collector that is
+/// not makedumpfile; kdump-initramfs older than an edited kdump.conf.
+#[test]
+fn kdump_target_and_initramfs_paths() {
+    let d = Dir::new();
+    copy_tree(&fixture("well-tuned"), &d.join("h"));
+    let finding = |d: &Dir, id: &str| {
+        let r = d.run(&["check", "--root", "h", "--format", "json", "--only", id]);
+        r.json()["findings"][0].clone()
+    };
+    assert_eq!(finding(&d, "kdump-target")["status"], "ok");
+    // /var mounted read-only.
+    let mounts = std::fs::read_to_string(d.join("h/proc/mounts")).unwrap();
+    d.write(
+        "h/proc/mounts",
+        format!("{mounts}/dev/vdb /var xfs ro,relatime 0 0\n"),
+    );
+    let f = finding(&d, "kdump-target");
+    assert_eq!(f["status"], "critical", "{f}");
+    assert!(f["summary"].as_str().unwrap().contains("read-only"), "{f}");
+    d.write("h/proc/mounts", &mounts);
+    // 64 TiB of RAM, nothing excluded: no disk here has that much free.
+    d.write(
+        "h/proc/meminfo",
+        "MemTotal: 68719476736 kB\nMemFree: 0 kB\n",
+    );
+    d.write(
+        "h/etc/kdump.conf",
+        "path /var/crash\ncore_collector makedumpfile -E -d 0\nfailure_action shell\n",
+    );
+    let f = finding(&d, "kdump-target");
+    assert_eq!(f["status"], "warning", "{f}");
+    let s = f["summary"].as_str().unwrap();
+    assert!(
+        s.contains("-d 0 keeps free or zero pages") && s.contains("less than the estimated 64.0T"),
+        "{f}"
+    );
+    // cp is no collector for a dump.
+    d.write(
+        "h/etc/kdump.conf",
+        "path /var/crash\ncore_collector cp --sparse=always\nfailure_action shell\n",
+    );
+    assert!(finding(&d, "kdump-target")["summary"]
+        .as_str()
+        .unwrap()
+        .contains("not makedumpfile"));
+    // kdump.conf edited after the initramfs was built.
+    let f = finding(&d, "kdump-initramfs");
+    assert_eq!(f["status"], "warning", "{f}");
+    assert_eq!(f["values"]["newer_than_initramfs"][0], "/etc/kdump.conf");
+    // The path is gone.
+    std::fs::remove_dir_all(d.join("h/var/crash")).unwrap();
+    let f = finding(&d, "kdump-target");
+    assert_eq!(f["status"], "critical", "{f}");
+    // kdump-tools turned off: not applicable.
+    std::fs::remove_file(d.join("h/etc/kdump.conf")).unwrap();
+    d.write("h/etc/default/kdump-tools", "USE_KDUMP=0\n");
+    let f = finding(&d, "kdump-target");
+    assert_eq!(f["status"], "ok", "{f}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("USE_KDUMP=0"),
+        "{f}"
     );
 }

@@ -125,8 +125,20 @@ fn check_metrics_parse() {
         m.keys()
             .filter(|k| k.starts_with("watchdog_check_status"))
             .count(),
-        20
+        27
     );
+    // The fleet fields, from the fixture's os-release, boot_id and uptime.
+    let info = m
+        .keys()
+        .find(|k| k.starts_with("watchdog_check_info{"))
+        .unwrap_or_else(|| panic!("no info series\n{text}"));
+    assert!(
+        info.contains("os_id=\"centos\",os_version_id=\"7\"")
+            && info.contains("boot_id=\"c0ffee00-"),
+        "{info}"
+    );
+    assert!(m["watchdog_check_time_seconds"] > 1.7e9);
+    assert_eq!(m["watchdog_check_uptime_seconds"], 34603200.0);
 }
 
 #[test]

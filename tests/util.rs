@@ -11,9 +11,31 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A fixture tree under tests/fixtures.
+/// A fixture tree under tests/fixtures, its file times set from its
+/// `mtimes.txt` first (see [`stamp_mtimes`]).
 pub fn fixture(name: &str) -> PathBuf {
-    repo().join("tests/fixtures").join(name)
+    let dir = repo().join("tests/fixtures").join(name);
+    stamp_mtimes(&dir);
+    dir
+}
+
+/// Git keeps no file times, but `check` compares some (the kdump initramfs
+/// with the kernel and kdump.conf): a fixture's `mtimes.txt` lists
+/// `<Unix time> <path>` lines, applied here before the tree is used.
+/// Setting the same times again is harmless, so parallel tests may race.
+pub fn stamp_mtimes(dir: &Path) {
+    let Ok(list) = std::fs::read_to_string(dir.join("mtimes.txt")) else {
+        return;
+    };
+    for line in list.lines().filter(|l| !l.trim().is_empty()) {
+        let (secs, rel) = line.split_once(' ').expect("mtimes.txt: <secs> <path>");
+        let t = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(secs.parse().expect("mtimes.txt: seconds"));
+        // futimens(2) needs ownership, not write access: open to read.
+        std::fs::File::open(dir.join(rel))
+            .and_then(|f| f.set_modified(t))
+            .unwrap_or_else(|e| panic!("{}: {rel}: {e}", dir.display()));
+    }
 }
 
 /// The result of one run of the binary.
@@ -97,7 +119,12 @@ pub fn copy_tree(from: &Path, to: &Path) {
             let link = std::fs::read_link(entry.path()).unwrap();
             std::os::unix::fs::symlink(link, target).unwrap();
         } else {
-            std::fs::copy(entry.path(), target).unwrap();
+            std::fs::copy(entry.path(), &target).unwrap();
+            // Keep the file times: checks compare them.
+            let t = entry.metadata().unwrap().modified().unwrap();
+            std::fs::File::open(&target)
+                .and_then(|f| f.set_modified(t))
+                .unwrap();
         }
     }
 }
@@ -107,8 +134,14 @@ pub fn bin() -> &'static str {
 }
 
 pub fn run_in(cwd: &Path, args: &[&str], input: Option<&[u8]>) -> Run {
+    run_env(cwd, args, input, &[])
+}
+
+/// [`run_in`] with extra environment variables.
+pub fn run_env(cwd: &Path, args: &[&str], input: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
     use std::io::Write;
     let mut cmd = Command::new(bin());
+    cmd.envs(env.iter().copied());
     cmd.args(args)
         .current_dir(cwd)
         .env_remove("NO_COLOR")

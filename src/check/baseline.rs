@@ -29,6 +29,11 @@ pub struct Baseline {
     /// Values that change by themselves; kept for reference only.
     #[serde(default)]
     pub volatile: BTreeMap<String, Value>,
+    /// Each check's status when saved: a change that made the checks
+    /// reading it better is an improvement (INFO), not drift to alarm on.
+    /// Absent in baselines saved before this field existed.
+    #[serde(default)]
+    pub statuses: BTreeMap<String, Status>,
 }
 
 #[derive(Debug)]
@@ -77,6 +82,11 @@ impl Baseline {
                 }
             }
         }
+        let statuses = findings
+            .iter()
+            .filter(|f| f.id != DRIFT_ID)
+            .map(|f| (f.id.clone(), f.status))
+            .collect();
         Baseline {
             watchdog_baseline: FORMAT,
             saved,
@@ -85,6 +95,7 @@ impl Baseline {
             values,
             read_by,
             volatile,
+            statuses,
         }
     }
 
@@ -144,7 +155,19 @@ impl Baseline {
             if before.is_none() && self.volatile.contains_key(name) {
                 continue;
             }
-            out.push(self.drift_finding(&readers, name, before, after, status));
+            // An improvement: every check reading the value that was
+            // recorded is now no worse, and one is better (the value moved
+            // to the recommended side). Regressions keep `status`.
+            let now_status = |id: &str| findings.iter().find(|f| f.id == id).map(|f| f.status);
+            let compared: Vec<(Status, Status)> = readers
+                .iter()
+                .filter_map(|id| Some((*self.statuses.get(id)?, now_status(id)?)))
+                .collect();
+            let improved = !compared.is_empty()
+                && compared.iter().all(|(b, a)| a.severity() <= b.severity())
+                && compared.iter().any(|(b, a)| a.severity() < b.severity());
+            let s = if improved { Status::Info } else { status };
+            out.push(self.drift_finding(&readers, name, before, after, s, improved));
         }
         out
     }
@@ -156,6 +179,7 @@ impl Baseline {
         before: Option<&Value>,
         after: Option<&Value>,
         status: Status,
+        improved: bool,
     ) -> Finding {
         let show = |v: Option<&Value>| match v {
             None => "(not read)".to_string(),
@@ -170,15 +194,21 @@ impl Baseline {
         d.value("old", before.cloned().unwrap_or(Value::Null));
         d.value("new", after.cloned().unwrap_or(Value::Null));
         d.value("baseline_saved", self.saved.as_str());
+        d.value("improved", improved);
         d.set(
             status,
             format!(
-                "{id}: {key} changed since the baseline of {}: {} → {}",
+                "{id}: {key} {} since the baseline of {}: {} → {}",
+                if improved { "improved" } else { "changed" },
                 self.saved,
                 show(before),
                 show(after)
             ),
-            "If the change was intended, record a new baseline with --save-baseline; otherwise find who changed it (sysctl.d files, tuned profiles, the kernel command line).",
+            if improved {
+                "An improvement: record a new baseline with --save-baseline so that a later regression is measured from here."
+            } else {
+                "If the change was intended, record a new baseline with --save-baseline; otherwise find who changed it (sysctl.d files, tuned profiles, the kernel command line)."
+            },
         );
         d
     }

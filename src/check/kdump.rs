@@ -18,9 +18,22 @@ fn reserve_advice(ctx: &Ctx) -> String {
     let tool = if rhel.is_some_and(|r| r >= 9) {
         "kdumpctl reset-crashkernel --kernel=ALL".to_string()
     } else {
-        format!("grubby --update-kernel=ALL --args=\"crashkernel={rec}\"")
+        ctx.cmdline_fix(&[&format!("crashkernel={rec}")], &[])
     };
-    format!("Reserve crash-kernel memory on the kernel command line: {tool}; then reboot and `systemctl enable --now kdump`.")
+    format!(
+        "Reserve crash-kernel memory on the kernel command line: {tool}; then `{}`.",
+        start_kdump(ctx)
+    )
+}
+
+/// The service that loads the crash kernel: kdump-tools on Debian and
+/// Ubuntu, kdump elsewhere.
+fn start_kdump(ctx: &Ctx) -> &'static str {
+    if ctx.bootloader() == super::Bootloader::UpdateGrub {
+        "systemctl enable --now kdump-tools"
+    } else {
+        "systemctl enable --now kdump"
+    }
 }
 
 const NO_KEXEC: &str = "Boot a kernel built with CONFIG_KEXEC_CORE and CONFIG_CRASH_DUMP (every RHEL kernel is), then reserve memory and start kdump.";
@@ -77,7 +90,11 @@ pub fn loaded(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
             let fix = if reserved == 0 {
                 format!("Nothing is reserved yet. {}", reserve_advice(ctx))
             } else {
-                "Start the kdump service: `systemctl enable --now kdump`; `kdumpctl status` must then print \"Kdump is operational\".".to_string()
+                if ctx.bootloader() == super::Bootloader::UpdateGrub {
+                    "Start the kdump service: `systemctl enable --now kdump-tools`; `kdump-config status` must then print \"ready to kdump\".".to_string()
+                } else {
+                    "Start the kdump service: `systemctl enable --now kdump`; `kdumpctl status` must then print \"Kdump is operational\".".to_string()
+                }
             };
             f.set(
                 Status::Critical,

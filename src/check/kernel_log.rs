@@ -26,10 +26,7 @@ pub fn quiet(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
                 "Kernel command line has {}: messages before a hang or reset are hidden from the console",
                 found.join(" and ")
             ),
-            format!(
-                "grubby --update-kernel=ALL --remove-args=\"{}\" and reboot",
-                found.join(" ")
-            ),
+            ctx.cmdline_fix(&[], &found),
         );
     }
     Ok(())
@@ -112,10 +109,7 @@ pub fn log_buf_size(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
                 human(size),
                 human_approx(need)
             ),
-            format!(
-                "grubby --update-kernel=ALL --args=\"log_buf_len={}\" and reboot",
-                human(suggest)
-            ),
+            ctx.cmdline_fix(&[&format!("log_buf_len={}", human(suggest))], &[]),
         );
     }
     Ok(())
@@ -137,7 +131,10 @@ pub fn printk_time(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
         "N" | "n" | "0" => f.set(
             Status::Warning,
             "Kernel messages have no timestamps (printk.time=N): the order and spacing of events before a hang is lost",
-            "echo Y > /sys/module/printk/parameters/time now, and grubby --update-kernel=ALL --args=\"printk.time=1\" for the next boot",
+            format!(
+                "echo Y > /sys/module/printk/parameters/time now, and for the next boot: {}",
+                ctx.cmdline_fix(&["printk.time=1"], &[])
+            ),
         ),
         other => {
             return Err(ctx.bad(
@@ -184,6 +181,85 @@ fn sysconfig_target(ctx: &Ctx) -> Option<String> {
         let v = v.trim().trim_matches(['"', '\'']);
         (!v.is_empty()).then(|| v.to_string())
     })
+}
+
+/// Serial consoles on the command line and whether netconsole sends:
+/// what remote-console reports and console-loglevel needs.
+fn remote_ways(ctx: &Ctx) -> Result<(Vec<String>, bool), Problem> {
+    let c = ctx.cmdline()?;
+    let serial: Vec<String> = c
+        .all("console")
+        .into_iter()
+        .filter(|v| v.starts_with("ttyS") || v.starts_with("ttyAMA"))
+        .map(str::to_string)
+        .collect();
+    let targets = configfs_targets(ctx);
+    let module = ctx.host.is_dir(paths::NETCONSOLE_MODULE);
+    let configured = c.get("netconsole").is_some() || sysconfig_target(ctx).is_some();
+    let configfs_visible = ctx.host.is_dir(paths::NETCONSOLE_CONFIGFS);
+    let netconsole = !targets.is_empty() || (module && (configured || !configfs_visible));
+    Ok((serial, netconsole))
+}
+
+/// The console log level: a console prints a message only when its level
+/// is below the first field of kernel.printk. Task dumps (SysRq-T, the
+/// hung-task report's stack) are KERN_INFO (6), some lines KERN_DEBUG (7).
+pub fn console_loglevel(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
+    let text = ctx.text(paths::PRINTK)?;
+    let fields: Vec<i64> = text
+        .split_whitespace()
+        .map(crate::kernel::parse_int)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ctx.bad(paths::PRINTK, e))?;
+    let level = match fields.as_slice() {
+        [l, _, _, _] => *l,
+        _ => {
+            return Err(ctx.bad(
+                paths::PRINTK,
+                format!("expected 4 numbers, found {}", quote(&text)),
+            ))
+        }
+    };
+    f.value(
+        "kernel.printk",
+        text.split_whitespace().collect::<Vec<_>>().join(" "),
+    );
+    f.value("console_loglevel", level);
+    let c = ctx.cmdline()?;
+    let ignore = c.has("ignore_loglevel");
+    f.value("ignore_loglevel", ignore);
+    let (serial, netconsole) = remote_ways(ctx)?;
+    let remote = !serial.is_empty() || netconsole;
+    f.value("remote_console", remote);
+    if ignore {
+        f.ok("ignore_loglevel is on the kernel command line: every message reaches the consoles");
+    } else if !remote {
+        f.ok(format!(
+            "Console log level {level}; no serial console or netconsole to reach (see remote-console)"
+        ));
+    } else if level < 7 {
+        f.set(
+            Status::Warning,
+            format!("Console log level {level} (kernel.printk first field): SysRq-T and hung-task stack lines (level 6 and 7) never reach the serial console or netconsole"),
+            format!(
+                "dmesg -n 8 now; for good: {}",
+                super::remedy::sysctl_command(&[("kernel.printk", {
+                    let rest: Vec<String> = fields[1..].iter().map(i64::to_string).collect();
+                    format!("8 {}", rest.join(" "))
+                })], "console-loglevel")
+            ),
+        );
+    } else {
+        f.ok(format!(
+            "Console log level {level}: task dumps reach the remote console{}",
+            if level < 8 {
+                " (debug lines, level 7, do not: 8 shows them too)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(())
 }
 
 pub fn remote_console(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
@@ -240,7 +316,7 @@ pub fn remote_console(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
         f.set(
             Status::Warning,
             "No serial console and no netconsole: the last kernel messages before a reset are lost",
-            "Send the console to a log host running `watchdog udplogger`: set SYSLOGADDR=<log host> in /etc/sysconfig/netconsole and systemctl enable --now netconsole; or add console=ttyS0,115200n8 to the kernel command line (grubby --update-kernel=ALL --args=...)",
+            format!("Send the console to a log host running `watchdog udplogger`: set SYSLOGADDR=<log host> in /etc/sysconfig/netconsole and systemctl enable --now netconsole; or a serial console: {}", ctx.cmdline_fix(&["console=tty0", "console=ttyS0,115200n8"], &[])),
         );
     }
     Ok(())

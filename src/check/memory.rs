@@ -161,7 +161,10 @@ pub fn vfs_cache_pressure(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     let n = ctx.int(paths::VFS_CACHE_PRESSURE)?;
     f.value("vm.vfs_cache_pressure", n);
     let r = &ctx.cfg.vfs_cache_pressure;
-    let fix = "echo 'vm.vfs_cache_pressure = 100' > /etc/sysctl.d/90-vfs-cache-pressure.conf && sysctl -p /etc/sysctl.d/90-vfs-cache-pressure.conf";
+    let fix = super::remedy::sysctl_command(
+        &[("vm.vfs_cache_pressure", "100".into())],
+        "vfs-cache-pressure",
+    );
     if n < r.min {
         f.set(
             Status::Warning,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::{Finding, Status, DRIFT_ID};
+use super::{Finding, Report, Status, DRIFT_ID};
 use crate::metrics::label;
 
 /// Nagios-style number of a status: 0 OK/INFO, 1 WARNING, 2 CRITICAL,
@@ -53,5 +53,41 @@ pub fn from_findings(findings: &[Finding]) -> String {
     );
     let _ = writeln!(o, "# TYPE watchdog_check_drift gauge");
     let _ = writeln!(o, "watchdog_check_drift {drift}");
+    o
+}
+
+/// What a fleet groups and orders hosts by: an info gauge with the tool
+/// version, OS release, kernel and boot id as labels, the time the checks
+/// ran and the uptime then.
+pub fn fleet(report: &Report) -> String {
+    let mut o = String::new();
+    let opt = |v: &Option<String>| label(v.as_deref().unwrap_or(""));
+    let _ = writeln!(o, "# HELP watchdog_check_info The checked host: watchdog version, OS release, kernel, boot id.");
+    let _ = writeln!(o, "# TYPE watchdog_check_info gauge");
+    let _ = writeln!(
+        o,
+        "watchdog_check_info{{watchdog_version=\"{}\",os_id=\"{}\",os_version_id=\"{}\",kernel=\"{}\",boot_id=\"{}\"}} 1",
+        label(report.watchdog_version),
+        opt(&report.os_release.id),
+        opt(&report.os_release.version_id),
+        opt(&report.kernel),
+        opt(&report.boot_id)
+    );
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&report.time) {
+        let _ = writeln!(
+            o,
+            "# HELP watchdog_check_time_seconds When the checks ran (Unix time)."
+        );
+        let _ = writeln!(o, "# TYPE watchdog_check_time_seconds gauge");
+        let _ = writeln!(o, "watchdog_check_time_seconds {}", t.timestamp());
+    }
+    if let Some(up) = report.uptime_secs {
+        let _ = writeln!(
+            o,
+            "# HELP watchdog_check_uptime_seconds The host's uptime when the checks ran."
+        );
+        let _ = writeln!(o, "# TYPE watchdog_check_uptime_seconds gauge");
+        let _ = writeln!(o, "watchdog_check_uptime_seconds {up}");
+    }
     o
 }

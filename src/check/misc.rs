@@ -1,4 +1,5 @@
-//! The RHEL 6 208-day uptime bug and the panic knobs.
+//! The RHEL 6 208-day uptime bug, the panic and NMI knobs, the taint flags,
+//! and whether a resource history (sysstat) is kept.
 
 use super::{Ctx, Finding, Problem, ProblemKind, Status};
 use crate::host::paths;
@@ -132,7 +133,173 @@ pub fn panic_settings(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
         f.set(
             Status::Info,
             format!("{summary}: {}", notes.join("; ")),
-            format!("In /etc/sysctl.d/90-panic.conf: {}.", advice.join("; ")),
+            format!("In {}: {}.", super::remedy::SYSCTL_FILE, advice.join("; ")),
+        );
+    }
+    Ok(())
+}
+
+pub fn nmi_panic(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
+    // Both knobs are x86-only: elsewhere the NMI button does what the
+    // architecture does, and there is nothing to set.
+    let read = |rel: &str| -> Result<Option<i64>, Problem> {
+        match ctx.host.read_value(rel) {
+            Err(e) if e.is_not_found() => Ok(None),
+            r => Ok(Some(
+                crate::kernel::parse_int(&r?).map_err(|e| ctx.bad(rel, e))?,
+            )),
+        }
+    };
+    let unknown = read(paths::UNKNOWN_NMI_PANIC)?;
+    let io = read(paths::PANIC_ON_IO_NMI)?;
+    let (Some(unknown), Some(io)) = (unknown, io) else {
+        f.ok("Not applicable: this kernel has no kernel.unknown_nmi_panic/panic_on_io_nmi (x86 only)");
+        return Ok(());
+    };
+    f.value("kernel.unknown_nmi_panic", unknown);
+    f.value("kernel.panic_on_io_nmi", io);
+    let kdump = ctx
+        .host
+        .read_value(paths::KEXEC_CRASH_LOADED)
+        .is_ok_and(|v| v == "1");
+    f.value("kdump_loaded", kdump);
+    if unknown != 0 || io != 0 {
+        f.ok(format!(
+            "The BMC's NMI button panics the kernel (unknown_nmi_panic={unknown}, panic_on_io_nmi={io}){}",
+            if kdump { ": a hung host can be dumped" } else { "" }
+        ));
+        return Ok(());
+    }
+    let keys = [
+        ("kernel.unknown_nmi_panic", "1".to_string()),
+        ("kernel.panic_on_io_nmi", "1".to_string()),
+    ];
+    let fix = format!(
+        "{} (BMCs send either kind of NMI: `ipmitool chassis power diag` to test, with kdump loaded)",
+        super::remedy::sysctl_command(&keys, "nmi-panic")
+    );
+    // Without kdump a panic only reboots: the button is worth as much as
+    // a reset then.
+    let status = if kdump { Status::Warning } else { Status::Info };
+    f.set(
+        status,
+        "kernel.unknown_nmi_panic=0 and panic_on_io_nmi=0: the BMC's NMI button only logs a message, so a hung host cannot be made to dump a vmcore",
+        fix,
+    );
+    Ok(())
+}
+
+/// The `kernel.tainted` bits (Documentation/admin-guide/tainted-kernels.rst):
+/// letter, meaning, and whether it is evidence of an earlier problem
+/// (WARNING) or a fact about the kernel support should know (INFO).
+const TAINTS: &[(u32, char, &str, bool)] = &[
+    (0, 'P', "proprietary module loaded", false),
+    (1, 'F', "module force-loaded", false),
+    (2, 'S', "kernel running on an out-of-spec system", true),
+    (3, 'R', "module force-unloaded", false),
+    (4, 'M', "machine check exception raised", true),
+    (5, 'B', "bad page referenced", true),
+    (6, 'U', "tainted on request from user space", false),
+    (7, 'D', "kernel died recently (oops or BUG)", true),
+    (8, 'A', "ACPI table overridden", false),
+    (9, 'W', "kernel issued a warning", true),
+    (10, 'C', "staging driver loaded", false),
+    (11, 'I', "platform firmware bug worked around", false),
+    (12, 'O', "out-of-tree module loaded", false),
+    (13, 'E', "unsigned module loaded", false),
+    (14, 'L', "soft lockup occurred", true),
+    (15, 'K', "kernel live-patched", false),
+    (16, 'X', "auxiliary taint (distribution-defined)", false),
+    (17, 'T', "built with the struct randomization plugin", false),
+    (18, 'N', "in-kernel test run", false),
+    (
+        19,
+        'J',
+        "userspace used a mutating debug operation in fwctl",
+        false,
+    ),
+];
+
+pub fn tainted(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
+    let n = ctx.uint(paths::TAINTED)?;
+    f.value("kernel.tainted", n);
+    let mut letters = String::new();
+    let mut problems = Vec::new();
+    let mut facts = Vec::new();
+    for &(bit, letter, what, problem) in TAINTS {
+        if n & (1 << bit) != 0 {
+            letters.push(letter);
+            let s = format!("{letter}: {what}");
+            if problem {
+                problems.push(s);
+            } else {
+                facts.push(s);
+            }
+        }
+    }
+    let known: u64 = TAINTS.iter().map(|t| 1u64 << t.0).sum();
+    if n & !known != 0 {
+        facts.push(format!("unknown bits {:#x}", n & !known));
+    }
+    f.value("taint_flags", letters.as_str());
+    if n == 0 {
+        f.ok("The kernel is not tainted");
+    } else if !problems.is_empty() {
+        f.set(
+            Status::Warning,
+            format!(
+                "Kernel tainted ({letters}) by an earlier problem this boot: {}",
+                problems.iter().chain(&facts).cloned().collect::<Vec<_>>().join("; ")
+            ),
+            "Find and keep the first report (dmesg | grep -n -e 'Tainted:' -e 'WARNING:' -e 'BUG:' -e 'Oops' -e 'soft lockup' -e 'Machine check', or `watchdog scan` of this boot's log) before it is overwritten: the host has already had an incident; the flags stay until reboot.",
+        );
+    } else {
+        f.set(
+            Status::Info,
+            format!("Kernel tainted ({letters}): {}", facts.join("; ")),
+            "Not a fault by itself, but vendor support may ask to reproduce without the module: list them with `cat /proc/modules | grep '(.*[POE].*)'`.",
+        );
+    }
+    Ok(())
+}
+
+pub fn sysstat(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
+    let mut found = Vec::new();
+    for dir in paths::SYSSTAT_DIRS {
+        if let Ok(names) = ctx.host.list_dir(dir) {
+            let files = names.iter().filter(|n| n.starts_with("sa")).count();
+            if files > 0 {
+                found.push(format!("sysstat ({files} files in /{dir})"));
+            }
+        }
+    }
+    // Debian installs sysstat with collection off until ENABLED="true".
+    let debian_off = ctx.host.read(paths::SYSSTAT_DEFAULT).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.trim().replace(['"', '\''], "") == "ENABLED=false")
+    });
+    if debian_off {
+        f.value("sysstat_enabled", false);
+    }
+    for (dir, what) in [(paths::ATOP_LOG, "atop"), (paths::PCP_LOG, "PCP pmlogger")] {
+        if ctx.host.list_dir(dir).is_ok_and(|n| !n.is_empty()) {
+            found.push(format!("{what} (/{dir})"));
+        }
+    }
+    f.value("histories", found.clone());
+    if !found.is_empty() && !debian_off {
+        f.ok(format!("A resource history is kept: {}", found.join(", ")));
+    } else if debian_off {
+        f.set(
+            Status::Info,
+            "sysstat is installed but collection is off (ENABLED=\"false\" in /etc/default/sysstat): no record of CPU, memory and I/O before an incident",
+            "sed -i 's/^ENABLED=.*/ENABLED=\"true\"/' /etc/default/sysstat && systemctl enable --now sysstat",
+        );
+    } else {
+        f.set(
+            Status::Info,
+            "No resource history (no sysstat/sar files, no atop or PCP archives): after an incident nobody can tell what memory, CPU and I/O looked like before it",
+            "Install and enable sysstat: `dnf install sysstat && systemctl enable --now sysstat` (RHEL) or `apt install sysstat` and ENABLED=\"true\" in /etc/default/sysstat (Debian); atop or PCP do as well.",
         );
     }
     Ok(())

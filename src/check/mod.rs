@@ -7,13 +7,16 @@
 //! check IDs; `--list`, `--only`, `--skip` and the config all use it.
 
 mod baseline;
+pub mod fleet;
 mod hung_task;
 mod kdump;
+mod kdump_target;
 mod kernel_log;
 mod memory;
 pub mod metrics;
 mod misc;
 mod plan;
+pub mod remedy;
 mod render;
 pub mod settings;
 mod sysrq;
@@ -30,7 +33,8 @@ use crate::host::{Host, ReadError, ReadErrorKind};
 use crate::kernel::{self, Cmdline, KernelVersion};
 
 pub use baseline::{Baseline, BaselineError};
-pub use plan::{render_plan, steps as plan_steps, Step as PlanStep, SYSCTL_FILE};
+pub use plan::{render_plan, render_plan_json, steps as plan_steps, Plan, Step as PlanStep};
+pub use remedy::{Bootloader, SYSCTL_FILE};
 pub use render::{render_json, render_text};
 pub use settings::CheckConfig;
 
@@ -208,13 +212,23 @@ pub const CHECKS: &[CheckDef] = &[
         run: kdump::size,
     },
     CheckDef {
+        id: "kdump-target",
+        about: "kdump's dump target exists, is writable and has room for a dump; sane core_collector and failure_action",
+        run: kdump_target::target,
+    },
+    CheckDef {
+        id: "kdump-initramfs",
+        about: "the kdump initramfs for the running kernel exists and is newer than kdump.conf and the kernel",
+        run: kdump_target::initramfs,
+    },
+    CheckDef {
         id: "sysrq-trigger",
         about: "/proc/sysrq-trigger exists so tasks can be dumped",
         run: sysrq::trigger,
     },
     CheckDef {
         id: "sysrq-keyboard",
-        about: "kernel.sysrq lets console users dump tasks (SysRq-T)",
+        about: "kernel.sysrq (or sysrq_always_enabled) lets console users dump tasks (SysRq-T)",
         run: sysrq::keyboard,
     },
     CheckDef {
@@ -236,6 +250,11 @@ pub const CHECKS: &[CheckDef] = &[
         id: "remote-console",
         about: "a serial console or netconsole keeps the last words",
         run: kernel_log::remote_console,
+    },
+    CheckDef {
+        id: "console-loglevel",
+        about: "kernel.printk lets SysRq-T and hung-task reports reach the remote console",
+        run: kernel_log::console_loglevel,
     },
     CheckDef {
         id: "hung-task-timeout",
@@ -292,14 +311,34 @@ pub const CHECKS: &[CheckDef] = &[
         about: "panic, panic_on_oops, hung_task_panic, softlockup_panic",
         run: misc::panic_settings,
     },
+    CheckDef {
+        id: "nmi-panic",
+        about: "the BMC's NMI button panics the kernel (a vmcore of a hung host)",
+        run: misc::nmi_panic,
+    },
+    CheckDef {
+        id: "hardware-watchdog",
+        about: "no hardware watchdog resets the host before a hang is reported",
+        run: hung_task::hardware_watchdog,
+    },
+    CheckDef {
+        id: "tainted",
+        about: "kernel.tainted: proprietary or out-of-tree modules, an earlier oops or warning",
+        run: misc::tainted,
+    },
+    CheckDef {
+        id: "sysstat",
+        about: "a resource history is kept (sysstat/sar, atop or PCP)",
+        run: misc::sysstat,
+    },
 ];
 
 /// The ID of findings reporting a change since a baseline.
 pub const DRIFT_ID: &str = "baseline-drift";
 
 /// All check IDs, in report order.
-pub const CHECK_IDS: [&str; 20] = {
-    let mut ids = [""; 20];
+pub const CHECK_IDS: [&str; CHECKS.len()] = {
+    let mut ids = [""; CHECKS.len()];
     let mut i = 0;
     while i < CHECKS.len() {
         ids[i] = CHECKS[i].id;
@@ -314,6 +353,7 @@ pub struct Ctx<'a> {
     pub cfg: &'a CheckConfig,
     cmdline: OnceCell<Result<Cmdline, Problem>>,
     version: OnceCell<Option<KernelVersion>>,
+    bootloader: OnceCell<Bootloader>,
 }
 
 impl<'a> Ctx<'a> {
@@ -323,7 +363,22 @@ impl<'a> Ctx<'a> {
             cfg,
             cmdline: OnceCell::new(),
             version: OnceCell::new(),
+            bootloader: OnceCell::new(),
         }
+    }
+
+    /// How this host's kernel command line is changed.
+    pub fn bootloader(&self) -> Bootloader {
+        *self
+            .bootloader
+            .get_or_init(|| Bootloader::for_host(self.host))
+    }
+
+    /// A remediation that adds/removes kernel command-line words.
+    pub fn cmdline_fix(&self, add: &[&str], remove: &[&str]) -> String {
+        let add: Vec<String> = add.iter().map(|s| s.to_string()).collect();
+        let remove: Vec<String> = remove.iter().map(|s| s.to_string()).collect();
+        self.bootloader().one_line(&add, &remove)
     }
 
     pub fn cmdline(&self) -> Result<&Cmdline, Problem> {
@@ -417,17 +472,59 @@ pub struct Report {
     pub exit_code: u8,
     pub host: Option<String>,
     pub kernel: Option<String>,
+    /// When the checks ran (RFC 3339, UTC); `SOURCE_DATE_EPOCH` overrides
+    /// it for reproducible output (see [`report_time`]).
+    pub time: String,
+    pub watchdog_version: &'static str,
+    /// `ID` and `VERSION_ID` of os-release(5) under the root.
+    pub os_release: OsRelease,
+    pub boot_id: Option<String>,
+    pub uptime_secs: Option<u64>,
     pub findings: Vec<Finding>,
+}
+
+/// The two os-release(5) fields a fleet groups hosts by.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OsRelease {
+    #[serde(rename = "ID")]
+    pub id: Option<String>,
+    #[serde(rename = "VERSION_ID")]
+    pub version_id: Option<String>,
+}
+
+/// The tool's version as reports carry it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Now, or `SOURCE_DATE_EPOCH` (seconds since 1970, the
+/// reproducible-builds.org convention) when set: golden files and
+/// reproducible reports need a time that does not move.
+pub fn report_time() -> String {
+    let fixed = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0));
+    fixed
+        .unwrap_or_else(chrono::Utc::now)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl Report {
     pub fn new(host: &Host, findings: Vec<Finding>) -> Report {
         let (status, exit_code) = overall(&findings);
+        let os = host.os_release();
         Report {
             status,
             exit_code,
             host: host.hostname(),
             kernel: host.kernel_release(),
+            time: report_time(),
+            watchdog_version: VERSION,
+            os_release: OsRelease {
+                id: os.get("ID").cloned(),
+                version_id: os.get("VERSION_ID").cloned(),
+            },
+            boot_id: host.boot_id(),
+            uptime_secs: host.uptime_secs(),
             findings,
         }
     }
@@ -523,6 +620,23 @@ mod tests {
             "proc/1/comm",
             "sys/kernel/config/netconsole/t/enabled",
             "sys/kernel/tracing/trace",
+            paths::PRINTK,
+            paths::TAINTED,
+            paths::UNKNOWN_NMI_PANIC,
+            paths::PANIC_ON_IO_NMI,
+            paths::HUNG_TASK_CHECK_INTERVAL,
+            paths::HUNG_TASK_CHECK_COUNT,
+            paths::WATCHDOG_THRESH,
+            paths::KDUMP_CONF,
+            paths::KDUMP_TOOLS_DEFAULT,
+            paths::OS_RELEASE,
+            paths::BOOT_ID,
+            paths::SYSSTAT_DEFAULT,
+            "sys/class/watchdog/watchdog0/timeout",
+            "sys/class/watchdog/watchdog0/state",
+            "sys/class/watchdog/watchdog0/pretimeout",
+            "boot/vmlinuz-x",
+            "var/lib/kdump/initrd.img-x",
         ];
 
         /// Values that look almost right, to reach deeper than a parse error.
@@ -533,6 +647,8 @@ mod tests {
                 "[A-Za-z]{1,10}:[ \t]*-?[0-9]{0,20}( kB)?\n".prop_map(String::into_bytes),
                 "[0-9]\\.[0-9]{1,2}\\.[0-9]{1,3}-[0-9.]{1,12}el[0-9]".prop_map(String::into_bytes),
                 "([a-z_]{1,8}(=[A-Za-z0-9:,\\-]{0,12})? ){0,6}".prop_map(String::into_bytes),
+                "((path|core_collector|failure_action|nfs|ext4|raw) [/a-z0-9 -]{0,20}\n){0,4}"
+                    .prop_map(String::into_bytes),
             ]
         }
 

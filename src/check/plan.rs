@@ -1,18 +1,18 @@
 //! `watchdog check --plan`: every finding that is not OK turned into the
-//! concrete change — one sysctl.d file, one grubby command line, the
-//! service steps — printed, never applied.
+//! concrete change — keys of one sysctl.d file, the distribution's
+//! command-line tool, the service steps — printed (text, or JSON machine
+//! steps), never applied.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{json, Value};
 
+use super::remedy::{sed_deletes, sysctl_comment, Bootloader, SYSCTL_FILE};
 use super::{Finding, Report, Status};
 use crate::check::CheckConfig;
 use crate::kernel::KernelVersion;
-
-/// The sysctl.d file the plan writes.
-pub const SYSCTL_FILE: &str = "/etc/sysctl.d/90-watchdog.conf";
 
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,12 @@ pub enum Step {
 }
 
 /// The steps for one finding.
-pub fn steps(f: &Finding, kernel: Option<&KernelVersion>, cfg: &CheckConfig) -> Vec<Step> {
+pub fn steps(
+    f: &Finding,
+    kernel: Option<&KernelVersion>,
+    cfg: &CheckConfig,
+    boot: Bootloader,
+) -> Vec<Step> {
     if matches!(f.status, Status::Ok) {
         return Vec::new();
     }
@@ -64,11 +69,19 @@ pub fn steps(f: &Finding, kernel: Option<&KernelVersion>, cfg: &CheckConfig) -> 
             if f.values.get("kexec_support") == Some(&Value::Bool(false)) {
                 return vec![Step::Manual(format!("{id}: {}", f.remediation))];
             }
+            if boot == Bootloader::UpdateGrub {
+                // Debian and Ubuntu: kdump-tools.
+                return vec![
+                    Step::Command { text: "systemctl enable --now kdump-tools".into(), after_reboot: true },
+                    Step::Command { text: "kdump-config status    # must say \"ready to kdump\"".into(), after_reboot: true },
+                ];
+            }
             vec![
                 Step::Command { text: "systemctl enable --now kdump".into(), after_reboot: true },
                 Step::Command { text: "kdumpctl status    # must say \"Kdump is operational\"".into(), after_reboot: true },
             ]
         }
+        "sysrq-keyboard" if f.values.get("sysrq_always_enabled") == Some(&Value::Bool(true)) => Vec::new(),
         "sysrq-keyboard" => {
             let n = int("kernel.sysrq").unwrap_or(0);
             let v = if n <= 0 { 1 } else { n | 8 };
@@ -104,9 +117,48 @@ pub fn steps(f: &Finding, kernel: Option<&KernelVersion>, cfg: &CheckConfig) -> 
             Step::CmdlineAdd("console=ttyS0,115200n8".into()),
             Step::Manual("remote-console: ttyS0 is the usual serial-over-LAN port; use the one your BMC redirects, or set up netconsole to a `watchdog udplogger` host instead (SYSLOGADDR= in /etc/sysconfig/netconsole, systemctl enable --now netconsole)".into()),
         ],
+        // Too many threads for khungtaskd's per-pass count (the only
+        // reason this finding warns when the timing fits).
+        "hung-task-timeout"
+            if int("kernel.hung_task_check_count")
+                .zip(int("threads"))
+                .is_some_and(|(c, t)| t > c) =>
+        {
+            vec![Step::Sysctl("kernel.hung_task_check_count", "4194304".into())]
+        }
         "hung-task-timeout" => {
-            let v = cfg.hung_task.failover_timeout_secs.min(120);
-            vec![Step::Sysctl("kernel.hung_task_timeout_secs", v.to_string())]
+            let (t, i) = super::hung_task::suggested(cfg, int("kernel.hung_task_check_interval_secs"));
+            let mut s = vec![Step::Sysctl("kernel.hung_task_timeout_secs", t.to_string())];
+            if let Some(i) = i {
+                s.push(Step::Sysctl("kernel.hung_task_check_interval_secs", i.to_string()));
+            }
+            s
+        }
+        "console-loglevel" => {
+            let rest = f
+                .values
+                .get("kernel.printk")
+                .and_then(Value::as_str)
+                .map(|p| p.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "4 1 7".into());
+            vec![Step::Sysctl("kernel.printk", format!("8 {rest}"))]
+        }
+        "nmi-panic" => {
+            let mut s = Vec::new();
+            if int("kernel.unknown_nmi_panic") == Some(0) {
+                s.push(Step::Sysctl("kernel.unknown_nmi_panic", "1".into()));
+            }
+            if int("kernel.panic_on_io_nmi") == Some(0) {
+                s.push(Step::Sysctl("kernel.panic_on_io_nmi", "1".into()));
+            }
+            s
+        }
+        "kdump-initramfs" if f.values.get("kdump_tool").and_then(Value::as_str) == Some("kdumpctl") => {
+            vec![Step::Command { text: "kdumpctl rebuild && kdumpctl restart".into(), after_reboot: false }]
+        }
+        "kdump-initramfs" if f.values.get("kdump_tool").and_then(Value::as_str) == Some("kdump-config") => {
+            vec![Step::Command { text: "kdump-config unload && kdump-config load".into(), after_reboot: false }]
         }
         "hung-task-warnings" => {
             let unlimited = kernel.is_none_or(|v| v.at_least(3, 17));
@@ -157,97 +209,185 @@ pub fn steps(f: &Finding, kernel: Option<&KernelVersion>, cfg: &CheckConfig) -> 
     }
 }
 
-/// The whole plan for a report, as text.
-pub fn render_plan(report: &Report, cfg: &CheckConfig) -> String {
-    let kernel = report.kernel.as_deref().and_then(KernelVersion::parse);
-    let mut sysctl: BTreeMap<&'static str, (String, Vec<String>)> = BTreeMap::new();
-    let mut add: Vec<String> = Vec::new();
-    let mut remove: Vec<&'static str> = Vec::new();
-    let mut now: Vec<String> = Vec::new();
-    let mut later: Vec<String> = Vec::new();
-    let mut manual: Vec<String> = Vec::new();
-    for f in &report.findings {
-        for s in steps(f, kernel.as_ref(), cfg) {
-            match s {
-                Step::Sysctl(k, v) => {
-                    let e = sysctl.entry(k).or_insert((v, Vec::new()));
-                    e.1.push(f.id.clone());
+/// Every step of a report's findings, merged: one value per sysctl key
+/// (with the checks that want it), command-line words once each.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub host: Option<String>,
+    /// How command-line changes are made here (`grubby`, `update-grub`,
+    /// `grub2-mkconfig`, `manual`).
+    pub bootloader: &'static str,
+    pub sysctl_file: &'static str,
+    /// key -> (value, checks)
+    #[serde(skip)]
+    sysctl: BTreeMap<&'static str, (String, Vec<String>)>,
+    #[serde(skip)]
+    add: Vec<String>,
+    #[serde(skip)]
+    remove: Vec<String>,
+    #[serde(skip)]
+    now: Vec<String>,
+    #[serde(skip)]
+    later: Vec<String>,
+    #[serde(skip)]
+    manual: Vec<String>,
+    /// A kernel command-line change only takes effect at the next boot.
+    pub reboot_needed: bool,
+    /// The machine steps, in the order to apply them.
+    pub steps: Vec<Value>,
+}
+
+impl Plan {
+    pub fn new(report: &Report, cfg: &CheckConfig, bootloader: Bootloader) -> Plan {
+        let kernel = report.kernel.as_deref().and_then(KernelVersion::parse);
+        let mut p = Plan {
+            host: report.host.clone(),
+            bootloader: bootloader.name(),
+            sysctl_file: SYSCTL_FILE,
+            ..Plan::default()
+        };
+        for f in &report.findings {
+            for s in steps(f, kernel.as_ref(), cfg, bootloader) {
+                match s {
+                    Step::Sysctl(k, v) => {
+                        let e = p.sysctl.entry(k).or_insert((v, Vec::new()));
+                        e.1.push(f.id.clone());
+                    }
+                    Step::CmdlineAdd(a) if !p.add.contains(&a) => p.add.push(a),
+                    Step::CmdlineRemove(r) if !p.remove.iter().any(|x| x == r) => {
+                        p.remove.push(r.to_string())
+                    }
+                    Step::Command {
+                        text,
+                        after_reboot: false,
+                    } if !p.now.contains(&text) => p.now.push(text),
+                    Step::Command {
+                        text,
+                        after_reboot: true,
+                    } if !p.later.contains(&text) => p.later.push(text),
+                    Step::Manual(m) => p.manual.push(m),
+                    _ => {}
                 }
-                Step::CmdlineAdd(a) if !add.contains(&a) => add.push(a),
-                Step::CmdlineRemove(r) if !remove.contains(&r) => remove.push(r),
-                Step::Command {
-                    text,
-                    after_reboot: false,
-                } if !now.contains(&text) => now.push(text),
-                Step::Command {
-                    text,
-                    after_reboot: true,
-                } if !later.contains(&text) => later.push(text),
-                Step::Manual(m) => manual.push(m),
-                _ => {}
             }
         }
+        p.reboot_needed = !p.add.is_empty() || !p.remove.is_empty();
+        p.steps = p.machine_steps(bootloader);
+        p
     }
-    let mut out = String::new();
-    let host = report.host.as_deref().unwrap_or("this host");
-    let _ = writeln!(
-        out,
-        "# watchdog check --plan for {host}: the changes that would turn these findings OK."
-    );
-    let _ = writeln!(
-        out,
-        "# Nothing has been changed. Review every line, then apply."
-    );
-    if sysctl.is_empty()
-        && add.is_empty()
-        && remove.is_empty()
-        && now.is_empty()
-        && later.is_empty()
-        && manual.is_empty()
-    {
-        let _ = writeln!(out, "\nNothing to change: every finding is OK.");
-        return out;
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
     }
-    if !sysctl.is_empty() {
-        let _ = writeln!(out, "\n## 1. Kernel settings: write {SYSCTL_FILE}\n");
-        let _ = writeln!(out, "cat > {SYSCTL_FILE} <<'EOF'");
-        let _ = writeln!(out, "# Written from `watchdog check --plan`.");
-        for (k, (v, ids)) in &sysctl {
-            let _ = writeln!(out, "{k} = {v}    # {}", ids.join(", "));
+
+    fn machine_steps(&self, bootloader: Bootloader) -> Vec<Value> {
+        let mut out = Vec::new();
+        for (k, (v, ids)) in &self.sysctl {
+            out.push(json!({
+                "kind": "sysctl", "file": SYSCTL_FILE, "key": k, "value": v,
+                "comment": sysctl_comment(k, ids), "checks": ids,
+            }));
         }
-        let _ = writeln!(out, "EOF\nsysctl -p {SYSCTL_FILE}");
+        if !self.sysctl.is_empty() {
+            out.push(json!({"kind": "command", "when": "now",
+                            "command": format!("sysctl -p {SYSCTL_FILE}")}));
+        }
+        if self.reboot_needed {
+            out.push(json!({
+                "kind": "cmdline", "tool": bootloader.name(), "add": self.add,
+                "remove": self.remove, "commands": bootloader.commands(&self.add, &self.remove),
+                "reboot_needed": true,
+            }));
+        }
+        for c in &self.now {
+            out.push(json!({"kind": "command", "when": "now", "command": c}));
+        }
+        for c in &self.later {
+            out.push(json!({"kind": "command", "when": "after_reboot", "command": c}));
+        }
+        for m in &self.manual {
+            out.push(json!({"kind": "manual", "text": m}));
+        }
+        out
     }
-    if !add.is_empty() || !remove.is_empty() {
+
+    /// The plan as a shell-readable text for people.
+    pub fn text(&self, bootloader: Bootloader) -> String {
+        let mut out = String::new();
+        let host = self.host.as_deref().unwrap_or("this host");
         let _ = writeln!(
             out,
-            "\n## 2. Kernel command line (takes effect at the next boot)\n"
+            "# watchdog check --plan for {host}: the changes that would turn these findings OK."
         );
-        let mut cmd = String::from("grubby --update-kernel=ALL");
-        if !remove.is_empty() {
-            let _ = write!(cmd, " --remove-args=\"{}\"", remove.join(" "));
+        let _ = writeln!(
+            out,
+            "# Nothing has been changed. Review every line, then apply."
+        );
+        if self.is_empty() {
+            let _ = writeln!(out, "\nNothing to change: every finding is OK.");
+            return out;
         }
-        if !add.is_empty() {
-            let _ = write!(cmd, " --args=\"{}\"", add.join(" "));
+        let mut n = 0;
+        let mut section = |out: &mut String, title: &str| {
+            n += 1;
+            let _ = writeln!(out, "\n## {n}. {title}\n");
+        };
+        if !self.sysctl.is_empty() {
+            section(
+                &mut out,
+                &format!("Kernel settings in {SYSCTL_FILE} (only these keys are added or replaced; the file's other lines are kept)"),
+            );
+            let _ = writeln!(out, "f={SYSCTL_FILE}");
+            let _ = writeln!(out, "touch \"$f\"");
+            let deletes: Vec<String> = self.sysctl.keys().map(|k| sed_deletes(k)).collect();
+            let _ = writeln!(out, "sed -i {} \"$f\"", deletes.join(" "));
+            let _ = writeln!(out, "cat >> \"$f\" <<'EOF'");
+            for (k, (v, ids)) in &self.sysctl {
+                let _ = writeln!(out, "{}", sysctl_comment(k, ids));
+                let _ = writeln!(out, "{k} = {v}");
+            }
+            let _ = writeln!(out, "EOF\nsysctl -p \"$f\"");
         }
-        let _ = writeln!(out, "{cmd}");
+        if self.reboot_needed {
+            section(
+                &mut out,
+                "Kernel command line (takes effect at the next boot)",
+            );
+            for c in bootloader.commands(&self.add, &self.remove) {
+                let _ = writeln!(out, "{c}");
+            }
+        }
+        if !self.now.is_empty() {
+            section(&mut out, "Now");
+            for c in &self.now {
+                let _ = writeln!(out, "{c}");
+            }
+        }
+        if !self.later.is_empty() {
+            section(&mut out, "After the reboot");
+            for c in &self.later {
+                let _ = writeln!(out, "{c}");
+            }
+        }
+        if !self.manual.is_empty() {
+            section(&mut out, "By hand");
+            for m in &self.manual {
+                let _ = writeln!(out, "- {m}");
+            }
+        }
+        out
     }
-    if !now.is_empty() {
-        let _ = writeln!(out, "\n## 3. Now\n");
-        for c in &now {
-            let _ = writeln!(out, "{c}");
-        }
-    }
-    if !later.is_empty() {
-        let _ = writeln!(out, "\n## 4. After the reboot\n");
-        for c in &later {
-            let _ = writeln!(out, "{c}");
-        }
-    }
-    if !manual.is_empty() {
-        let _ = writeln!(out, "\n## 5. By hand\n");
-        for m in &manual {
-            let _ = writeln!(out, "- {m}");
-        }
-    }
-    out
+}
+
+/// The whole plan for a report, as text.
+pub fn render_plan(report: &Report, cfg: &CheckConfig, bootloader: Bootloader) -> String {
+    Plan::new(report, cfg, bootloader).text(bootloader)
+}
+
+/// The plan as one JSON document: machine steps for Ansible and the like.
+pub fn render_plan_json(report: &Report, cfg: &CheckConfig, bootloader: Bootloader) -> String {
+    let plan = Plan::new(report, cfg, bootloader);
+    let mut s =
+        serde_json::to_string_pretty(&plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
 }

@@ -52,6 +52,14 @@ pub fn keyboard(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     }
     let n = ctx.int(paths::SYSRQ)?;
     f.value("kernel.sysrq", n);
+    // sysrq_always_enabled on the command line makes the kernel ignore
+    // kernel.sysrq (sysrq_on() is always true).
+    let always = ctx.cmdline().is_ok_and(|c| c.has("sysrq_always_enabled"));
+    f.value("sysrq_always_enabled", always);
+    if always {
+        f.ok(format!("sysrq_always_enabled is on the kernel command line: every SysRq function works from the keyboard whatever kernel.sysrq={n} says"));
+        return Ok(());
+    }
     let enabled: Vec<String> = match n {
         0 => Vec::new(),
         1 => vec!["all".into()],
@@ -65,7 +73,8 @@ pub fn keyboard(ctx: &Ctx, f: &mut Finding) -> Result<(), Problem> {
     let dumps = n == 1 || (n > 1 && n & 8 != 0) || n < 0;
     let fix_value = if n <= 0 { 1 } else { n | 8 };
     let fix = format!(
-        "Allow process dumps from the keyboard: echo 'kernel.sysrq = {fix_value}' > /etc/sysctl.d/90-sysrq.conf && sysctl -p /etc/sysctl.d/90-sysrq.conf (bit 8 = process dumps; 1 = everything). /proc/sysrq-trigger works for root whatever this says."
+        "Allow process dumps from the keyboard (bit 8 = process dumps; 1 = everything): {}. /proc/sysrq-trigger works for root whatever this says.",
+        super::remedy::sysctl_command(&[("kernel.sysrq", fix_value.to_string())], "sysrq-keyboard")
     );
     if dumps {
         f.ok(format!(
