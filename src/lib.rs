@@ -4,28 +4,34 @@
 //! The binary is a thin shell over this library: [`cli`] parses arguments
 //! and dispatches to the subcommands. Every read of the kernel goes through
 //! [`host::Host`], which holds the root directory (`--root`).
+//!
+//! Modules are private unless another crate uses them: the binary (`cli`),
+//! the integration tests (`config`, `host`, `incident`, which build
+//! bundles the way the daemon does) and the fuzz crate (through its own
+//! facade). Everything else is reachable only from here, so the compiler
+//! reports code nothing uses.
 
-pub mod check;
+mod check;
 pub mod cli;
-pub mod collectors;
+mod collectors;
 pub mod config;
-pub mod daemon;
-pub mod engine;
-pub mod error;
-pub mod eventlog;
-pub mod events;
+mod daemon;
+mod engine;
+mod error;
+mod eventlog;
+mod events;
 pub mod host;
 pub mod incident;
-pub mod kernel;
-pub mod marker;
-pub mod metrics;
-pub mod notify;
-pub mod output;
-pub mod parse;
-pub mod run;
-pub mod scan;
-pub mod sys;
+mod kernel;
+mod marker;
+mod metrics;
+mod notify;
+mod output;
+mod parse;
+mod run;
+mod scan;
+mod sys;
 #[cfg(test)]
 mod testing;
-pub mod triggers;
-pub mod udplogger;
+mod triggers;
+mod udplogger;

@@ -33,9 +33,6 @@ pub struct Datagram<'a> {
     pub data: &'a [u8],
     /// The sender; `None` only for an address family we do not handle.
     pub addr: Option<std::net::SocketAddr>,
-    /// The datagram was longer than the slot (cannot happen with 64 KiB
-    /// slots, which hold any UDP payload).
-    pub truncated: bool,
     /// The socket's drop counter when this datagram was queued
     /// (`SO_RXQ_OVFL`); the kernel only attaches it once it is non-zero.
     pub drops: Option<u32>,
@@ -149,7 +146,6 @@ impl RecvBatch {
         Some(Datagram {
             data,
             addr: sockaddr_to_std(&self.addrs[i], h.msg_namelen),
-            truncated: h.msg_flags & libc::MSG_TRUNC != 0,
             drops: rxq_ovfl(h),
         })
     }

@@ -32,9 +32,9 @@ use serde_json::Value;
 use crate::host::{Host, ReadError, ReadErrorKind};
 use crate::kernel::{self, Cmdline, KernelVersion};
 
-pub use baseline::{Baseline, BaselineError};
-pub use plan::{render_plan, render_plan_json, steps as plan_steps, Plan, Step as PlanStep};
-pub use remedy::{Bootloader, SYSCTL_FILE};
+pub use baseline::Baseline;
+pub use plan::{render_plan, render_plan_json};
+pub use remedy::Bootloader;
 pub use render::{render_json, render_text};
 pub use settings::CheckConfig;
 

@@ -61,13 +61,6 @@ impl Snapshots {
         })
     }
 
-    /// Freezes and saves in one go (for callers with no writer thread).
-    pub fn take(&mut self) -> Outcome {
-        match self.freeze() {
-            Ok(f) => f.save().0,
-            Err(o) => o,
-        }
-    }
 }
 
 impl Frozen {
@@ -155,7 +148,7 @@ mod tests {
             max_bytes: 50,
         };
         for _ in 0..3 {
-            let o = s.take();
+            let (o, _) = s.freeze().unwrap().save();
             assert!(o.ok, "{o:?}");
         }
         let files: Vec<_> = std::fs::read_dir(d.path().join("evidence"))
@@ -169,7 +162,7 @@ mod tests {
         }
         s.instance_dir = None;
         s.unavailable = "tracefs not available".into();
-        let o = s.take();
+        let o = s.freeze().unwrap_err();
         assert!(!o.ok && o.detail.contains("tracefs not available"));
     }
 }

@@ -95,7 +95,6 @@ pub enum Period {
 /// lines, and the file period it falls in.
 #[derive(Debug, Clone)]
 pub struct Stamp {
-    pub wall: SystemTime,
     /// RFC 3339 with microseconds.
     pub text: String,
     /// File name stem of the period: `YYYY-MM-DD` or `YYYY-MM-DD-HH`.
@@ -137,7 +136,7 @@ impl Stamper {
                 name
             }
         };
-        Stamp { wall, text, period }
+        Stamp { text, period }
     }
 }
 

@@ -244,15 +244,6 @@ impl Receiver {
         m
     }
 
-    /// Bytes held for unfinished lines and records, all senders.
-    pub fn buffered(&self) -> usize {
-        self.buffered
-    }
-
-    pub fn senders(&self) -> usize {
-        self.senders.len()
-    }
-
     /// Reports kernel drops seen on a socket's counter.
     pub fn kernel_drops(&mut self, listen: SocketAddr, n: u64, stamp: &Stamp, now: Instant) {
         self.stats.kernel_drops = self.stats.kernel_drops.saturating_add(n);

@@ -175,6 +175,7 @@ impl Output {
     }
 
     /// True when some file is failing and will be retried.
+    #[cfg(test)]
     pub fn faulted(&self) -> bool {
         self.files.iter().any(|f| f.fault.is_some())
     }
