@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Local, Utc};
 
-pub trait Clock {
+pub trait Clock: Sync {
     fn wall(&self) -> SystemTime;
     fn mono(&self) -> Instant;
 }

@@ -1,0 +1,348 @@
+//! Detection on the stream: every sender's assembled lines go through the
+//! same parser as `watchdog scan` and `watchdog run` ([`crate::parse`]),
+//! so a panic, an oops, a hung task or an OOM kill on any host of the
+//! fleet becomes an event (`source: "netconsole"`, `host` = the sender's
+//! name) the moment its report arrives.
+//!
+//! Per sender ([`Detector`], dropped with the sender): the parser's state
+//! (one source, so bounded as the parser bounds it) and the sender's last
+//! lines ([`LastWords`], bounded in lines and bytes). A panic or an oops
+//! opens a "last words" capture: the lines before it and the report that
+//! follows go to one file per incident, named in the event.
+//!
+//! Pure: lines in, events and last-words text out; the receiver writes
+//! them.
+
+use std::collections::VecDeque;
+
+use crate::events::{Body, Event, WallTime};
+use crate::parse::{Framer, Parser, Record};
+
+use super::extended::Meta;
+
+/// What events report as their source.
+pub const SOURCE: &str = "netconsole";
+
+/// Bytes kept per line in the last-words ring: a line is rarely longer,
+/// and the ring's memory stays bounded whatever `max_line_bytes` is.
+const RING_LINE_MAX: usize = 1024;
+
+/// The last `max` lines of one sender, in one byte buffer.
+#[derive(Debug, Default)]
+pub struct LastWords {
+    bytes: VecDeque<u8>,
+    lens: VecDeque<usize>,
+    max: usize,
+}
+
+impl LastWords {
+    pub fn new(max: usize) -> LastWords {
+        LastWords {
+            max,
+            ..LastWords::default()
+        }
+    }
+
+    /// Keeps one line (without its newline).
+    pub fn push(&mut self, line: &[u8]) {
+        if self.max == 0 {
+            return;
+        }
+        let line = &line[..line.len().min(RING_LINE_MAX)];
+        if self.lens.len() >= self.max {
+            if let Some(n) = self.lens.pop_front() {
+                self.bytes.drain(..n);
+            }
+        }
+        self.bytes.extend(line);
+        self.bytes.push_back(b'\n');
+        self.lens.push_back(line.len() + 1);
+    }
+
+    /// The lines held, oldest first, each ending in a newline.
+    pub fn text(&self) -> Vec<u8> {
+        let (a, b) = self.bytes.as_slices();
+        [a, b].concat()
+    }
+
+    pub fn lines(&self) -> usize {
+        self.lens.len()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// An open last-words capture: its file stem and how many more lines of
+/// the report after the trigger go into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    pub stem: String,
+    pub left: usize,
+}
+
+/// What one line produced.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub events: Vec<Event>,
+    /// Text for a last-words file: `(stem, bytes)`, in order.
+    pub last_words: Vec<(String, Vec<u8>)>,
+}
+
+/// Detection state of one sender.
+#[derive(Debug)]
+pub struct Detector {
+    parser: Parser,
+    framer: Framer,
+    ring: LastWords,
+    capture: Option<Capture>,
+    /// Lines after a trigger that go into its file.
+    follow: usize,
+    scratch: Vec<u8>,
+}
+
+/// `[ 5309.104520] `: the kernel time as dmesg and the console print it.
+pub fn push_kernel_time(out: &mut Vec<u8>, ts_usec: u64) {
+    use std::io::Write;
+    let _ = write!(
+        out,
+        "[{:5}.{:06}] ",
+        ts_usec / 1_000_000,
+        ts_usec % 1_000_000
+    );
+}
+
+impl Detector {
+    /// `lines`: how many lines before a panic or oops its file keeps (and
+    /// how many after it, at most).
+    pub fn new(lines: usize) -> Detector {
+        Detector {
+            parser: Parser::new(SOURCE),
+            framer: Framer::new(),
+            ring: LastWords::new(lines),
+            capture: None,
+            follow: lines,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Bytes held (for the sender's memory accounting).
+    pub fn held(&self) -> usize {
+        self.ring.bytes()
+    }
+
+    /// One line of the sender, `host` its name, `wall` when it arrived,
+    /// `meta` the header of an extended record. `stem_for` names a new
+    /// last-words file from the triggering event.
+    pub fn line(
+        &mut self,
+        host: &str,
+        text: &[u8],
+        meta: Option<&Meta>,
+        wall: WallTime,
+        stem_for: &dyn Fn(&Event) -> String,
+    ) -> Found {
+        let mut found = Found::default();
+        let rec = match meta {
+            Some(m) => {
+                self.scratch.clear();
+                push_kernel_time(&mut self.scratch, m.ts_usec);
+                self.scratch.extend_from_slice(text);
+                Record {
+                    text: String::from_utf8_lossy(text).into_owned(),
+                    kernel_time: Some(m.ts_usec as f64 / 1e6),
+                    wall_time: Some(wall),
+                    level: u8::try_from(m.level & 7).ok(),
+                    host: Some(host.to_string()),
+                    // Messages userspace wrote to /dev/kmsg carry another
+                    // facility: not the kernel's word.
+                    kernel: m.level >> 3 == 0,
+                    ..Record::default()
+                }
+            }
+            None => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(text);
+                let mut rec = self.framer.frame(text);
+                rec.wall_time = Some(wall);
+                rec.host = Some(host.to_string());
+                // The parser's own sequence check is the window's job.
+                rec.seq = None;
+                rec.boundary = false;
+                rec
+            }
+        };
+        let line = std::mem::take(&mut self.scratch);
+        found.events = self.parser.push(&rec);
+        self.after(&line, stem_for, &mut found);
+        self.scratch = line;
+        found
+    }
+
+    /// Records this sender's stream said were lost (a `gap` marker).
+    pub fn lost(&mut self, host: &str, count: u64, wall: WallTime) -> Vec<Event> {
+        let rec = Record {
+            wall_time: Some(wall),
+            host: Some(host.to_string()),
+            lost: Some(count),
+            kernel: true,
+            ..Record::default()
+        };
+        self.parser.push(&rec)
+    }
+
+    /// The sender rebooted (a `reset` marker): its open incidents are
+    /// over, and so is its capture.
+    pub fn reset(&mut self, host: &str) -> Vec<Event> {
+        self.capture = None;
+        let rec = Record {
+            host: Some(host.to_string()),
+            boundary: true,
+            ..Record::default()
+        };
+        self.parser.push(&rec)
+    }
+
+    /// The sender went quiet or is evicted: open incidents end.
+    pub fn flush(&mut self) -> Vec<Event> {
+        self.parser.flush()
+    }
+
+    /// Keeps the line, feeds an open capture, opens one on a panic or an
+    /// oops.
+    fn after(&mut self, line: &[u8], stem_for: &dyn Fn(&Event) -> String, found: &mut Found) {
+        let trigger = found
+            .events
+            .iter()
+            .find(|e| matches!(e.body, Body::Panic(_) | Body::Oops(_)));
+        match (&mut self.capture, trigger) {
+            (Some(c), _) if c.left > 0 => {
+                // A later trigger (the panic after an oops) belongs to the
+                // incident already being captured.
+                c.left -= 1;
+                let mut b = line.to_vec();
+                b.push(b'\n');
+                found.last_words.push((c.stem.clone(), b));
+            }
+            (_, Some(ev)) => {
+                let stem = stem_for(ev);
+                self.ring.push(line);
+                found.last_words.push((stem.clone(), self.ring.text()));
+                self.capture = Some(Capture {
+                    stem,
+                    left: self.follow,
+                });
+                return;
+            }
+            _ => self.capture = None,
+        }
+        self.ring.push(line);
+    }
+
+    /// The open capture, if any: the file its events name.
+    pub fn capture(&self) -> Option<&Capture> {
+        self.capture.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wall() -> WallTime {
+        WallTime {
+            local: chrono::NaiveDate::from_ymd_opt(2026, 11, 29)
+                .unwrap()
+                .and_hms_opt(12, 0, 0)
+                .unwrap(),
+            offset: chrono::FixedOffset::east_opt(0),
+        }
+    }
+
+    #[test]
+    fn the_ring_keeps_the_last_lines() {
+        let mut r = LastWords::new(3);
+        for i in 0..5 {
+            r.push(format!("line {i}").as_bytes());
+        }
+        assert_eq!(r.text(), b"line 2\nline 3\nline 4\n");
+        assert_eq!(r.lines(), 3);
+        r.push(&[b'x'; 5000]);
+        assert_eq!(r.bytes(), 14 + 1025);
+    }
+
+    #[test]
+    fn kernel_time_is_written_as_dmesg_does() {
+        let mut b = Vec::new();
+        push_kernel_time(&mut b, 5_309_104_520);
+        push_kernel_time(&mut b, 12_000_001);
+        push_kernel_time(&mut b, 123_456_000_000);
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            "[ 5309.104520] [   12.000001] [123456.000000] "
+        );
+    }
+
+    #[test]
+    fn a_panic_opens_one_capture_with_the_lines_before_and_after() {
+        let mut d = Detector::new(3);
+        let stem = |e: &Event| format!("lw-{}", e.body.kind());
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut events = Vec::new();
+        for l in [
+            "[   10.000000] one",
+            "[   11.000000] two",
+            "[   12.000000] three",
+            "[   12.487423] Kernel panic - not syncing: sysrq triggered crash",
+            "[   12.487424] CPU: 0 PID: 1 Comm: sh",
+            "[   12.487425] ---[ end Kernel panic - not syncing: sysrq triggered crash ]---",
+            "[   12.5] a",
+            "[   12.6] b",
+        ] {
+            let f = d.line("web1", l.as_bytes(), None, wall(), &stem);
+            events.extend(f.events);
+            files.extend(f.last_words);
+        }
+        events.extend(d.flush());
+        let kinds: Vec<&str> = events.iter().map(|e| e.body.kind()).collect();
+        assert_eq!(kinds, ["panic"]);
+        assert_eq!(events[0].host.as_deref(), Some("web1"));
+        assert_eq!(events[0].source, "netconsole");
+        assert_eq!(events[0].kernel_time, Some(12.487423));
+        let text: Vec<u8> = files.iter().flat_map(|(_, b)| b.clone()).collect();
+        assert!(files.iter().all(|(s, _)| s == "lw-panic"));
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "[   11.000000] two\n[   12.000000] three\n[   12.487423] Kernel panic - not syncing: sysrq triggered crash\n[   12.487424] CPU: 0 PID: 1 Comm: sh\n[   12.487425] ---[ end Kernel panic - not syncing: sysrq triggered crash ]---\n[   12.5] a\n"
+        );
+    }
+
+    #[test]
+    fn extended_records_carry_their_time_and_level() {
+        let mut d = Detector::new(10);
+        let m = Meta {
+            level: 0,
+            seq: 7,
+            ts_usec: 12_487_423,
+        };
+        let f = d.line(
+            "db1",
+            b"Kernel panic - not syncing: Fatal exception",
+            Some(&m),
+            wall(),
+            &|_| "x".into(),
+        );
+        assert_eq!(f.events.len(), 1);
+        assert_eq!(f.events[0].kernel_time, Some(12.487423));
+        assert_eq!(
+            f.last_words,
+            [(
+                "x".to_string(),
+                b"[   12.487423] Kernel panic - not syncing: Fatal exception\n".to_vec()
+            )]
+        );
+        let lost = d.lost("db1", 5, wall());
+        assert_eq!(lost[0].body.kind(), "lost");
+    }
+}
