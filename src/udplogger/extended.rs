@@ -268,7 +268,13 @@ impl ExtState {
                 seq
             }
         };
-        if seq < next {
+        if seq < next && self.last.is_none() && next - seq < self.window.records {
+            // Nothing written yet since the start (or a reset): the first
+            // record to arrive need not be the first sent. The window's
+            // front moves back; nothing is written before the front's
+            // wait runs out.
+            self.next = Some(seq);
+        } else if seq < next {
             match self.behind(seq, h.ts_usec, body, h.frag.is_some(), quiet) {
                 Behind::Duplicate => return emit(Event::Duplicate),
                 Behind::Late => return emit(Event::Late),
@@ -312,10 +318,25 @@ impl ExtState {
     /// window in order with its holes as gaps, then a held continued line.
     pub fn flush(&mut self, max_line: usize, emit: &mut impl FnMut(Event<'_>)) {
         let max = max_line.max(1);
-        if let Some(last) = self.held.keys().next_back().copied() {
-            self.advance_to(last.saturating_add(1), max, emit);
-        }
+        self.drain(max, emit);
         self.flush_cont(emit);
+    }
+
+    /// Writes every held record in order, the holes between as gaps.
+    fn drain(&mut self, max: usize, emit: &mut impl FnMut(Event<'_>)) {
+        while let Some(q) = self.held.keys().next().copied() {
+            let next = self.next.unwrap_or(q);
+            if q > next {
+                emit(Event::Marker(Body::Gap {
+                    from: next,
+                    to: q - 1,
+                }));
+                self.remember_missing(q - next);
+            }
+            if let Some(slot) = self.held.remove(&q) {
+                self.write_slot(slot, max, emit);
+            }
+        }
     }
 
     /// What a record numbered before `next` is.
@@ -327,10 +348,11 @@ impl ExtState {
             let i = usize::try_from(len - back).unwrap_or(0);
             return match self.history.get(i).copied().flatten() {
                 // A piece of a fragmented record can only match its time.
-                // A copy after the sender was quiet is rather the same
-                // first records of a new boot (a short one: still
-                // remembered), numbered and timed as before.
-                Some((t, hsh)) if t == ts && (piece || hsh == hash(body)) && !quiet => {
+                // The same number, time and text recur in a new boot only
+                // for records from before the clock ran (time 0): after
+                // the sender was quiet, those are the first records of a
+                // new (short) boot, not copies.
+                Some((t, hsh)) if t == ts && (piece || hsh == hash(body)) && !(quiet && t == 0) => {
                     Behind::Duplicate
                 }
                 Some(_) => Behind::Reset,
@@ -356,9 +378,7 @@ impl ExtState {
         let Some(next) = self.next else {
             return;
         };
-        if let Some(last) = self.held.keys().next_back().copied() {
-            self.advance_to(last.saturating_add(1), max, emit);
-        }
+        self.drain(max, emit);
         self.flush_cont(emit);
         let last = self.last.unwrap_or(next.saturating_sub(1));
         emit(Event::Marker(Body::Reset { last, seq }));
@@ -417,8 +437,12 @@ impl ExtState {
         self.held.insert(seq, slot);
     }
 
-    /// Writes the complete records at the front of the window.
+    /// Writes the complete records at the front of the window (once the
+    /// front is settled: something was written or declared missing).
     fn deliver(&mut self, max: usize, emit: &mut impl FnMut(Event<'_>)) {
+        if self.last.is_none() {
+            return;
+        }
         while let Some(next) = self.next {
             match self.held.get(&next) {
                 // Complete, or every byte came but some disagreed: it is
@@ -731,15 +755,19 @@ mod tests {
     fn duplicates_are_dropped_and_counted_never_written_twice() {
         let mut rx = Rx::new();
         let (a, b, c) = (rec(10, 1, "a"), rec(11, 2, "b"), rec(12, 3, "c"));
-        rx.send(&[&a, &b, &b, &a, &c, &c]).at(5000).flush();
+        rx.send(&[&a]).at(1000);
+        rx.send(&[&b, &b, &a, &c, &c]).at(5000).flush();
         assert_eq!(
             rx.take(),
             [r(10, "a"), r(11, "b"), E::Dup, E::Dup, r(12, "c"), E::Dup]
         );
-        // A duplicate of a record still held in the window.
+        // Duplicates of records still held in the window. (At the start
+        // of a stream the first records wait: an earlier one may come.)
         let mut rx = Rx::new();
-        rx.send(&[&a, &c, &c, &b]);
-        assert_eq!(rx.take(), [r(10, "a"), E::Dup, r(11, "b"), r(12, "c")]);
+        rx.send(&[&b, &c, &c, &b, &a]);
+        assert_eq!(rx.take(), [E::Dup, E::Dup]);
+        rx.at(1000);
+        assert_eq!(rx.take(), [r(10, "a"), r(11, "b"), r(12, "c")]);
     }
 
     #[test]
@@ -749,7 +777,8 @@ mod tests {
             b"6,10,1,-,ncfrag=0/22;hello, ",
             b"6,10,1,-,ncfrag=7/22;world\n SUBSYS",
             b"6,10,1,-,ncfrag=20/22;=x",
-        ]);
+        ])
+        .at(1000);
         // body "hello, world\n SUBSYS=x" is 22 bytes
         assert_eq!(
             rx.take(),
@@ -773,12 +802,11 @@ mod tests {
             b"6,10,1,-,ncfrag=0/22;hello, ",
             b"6,10,1,-,ncfrag=0/22;hello, ",
         ]);
+        assert_eq!(rx.take(), [E::Dup]);
+        rx.at(1000);
         assert_eq!(
             rx.take(),
-            [
-                E::R(10, "hello, world".into(), vec!["SUBSYS=x".into()]),
-                E::Dup
-            ]
+            [E::R(10, "hello, world".into(), vec!["SUBSYS=x".into()])]
         );
         // Late copies of a record already written.
         rx.send(&[b"6,10,1,-,ncfrag=20/22;=x", b"6,11,2,-;next\n"]);
@@ -788,7 +816,8 @@ mod tests {
     #[test]
     fn inconsistent_overlap_is_written_incomplete_without_invented_bytes() {
         let mut rx = Rx::new();
-        rx.send(&[b"6,7,0,-,ncfrag=0/10;abcde", b"6,7,0,-,ncfrag=3/10;XXfghij"]);
+        rx.send(&[b"6,7,0,-,ncfrag=0/10;abcde", b"6,7,0,-,ncfrag=3/10;XXfghij"])
+            .at(1000);
         // Every byte is covered, but bytes 3 and 4 came twice, differently:
         // only the three before them are known.
         assert_eq!(rx.take(), [E::Inc(7, 3, 10), r(7, "abc")]);
@@ -799,17 +828,19 @@ mod tests {
     #[test]
     fn a_real_gap_is_one_marker_after_the_window_waited() {
         let mut rx = Rx::new();
-        rx.send(&[&rec(1, 1, "a"), &rec(2, 2, "b"), &rec(5, 5, "c")]);
-        assert_eq!(rx.take(), [r(1, "a"), r(2, "b")]);
-        rx.at(999);
+        rx.send(&[&rec(1, 1, "a")]).at(1000);
+        assert_eq!(rx.take(), [r(1, "a")]);
+        rx.send(&[&rec(2, 2, "b"), &rec(5, 5, "c")]);
+        assert_eq!(rx.take(), [r(2, "b")]);
+        rx.at(1999);
         assert_eq!(rx.take(), []);
-        assert_eq!(rx.st.deadline(), Some(rx.t0 + Duration::from_secs(1)));
-        rx.at(1000);
+        assert_eq!(rx.st.deadline(), Some(rx.t0 + Duration::from_secs(2)));
+        rx.at(2000);
         assert_eq!(rx.take(), [E::Gap(3, 4), r(5, "c")]);
         assert_eq!(rx.st.deadline(), None);
         // The missing record turning up afterwards is late: not written,
         // and no reset.
-        rx.at(1100).send(&[&rec(3, 3, "late"), &rec(6, 6, "d")]);
+        rx.at(2100).send(&[&rec(3, 3, "late"), &rec(6, 6, "d")]);
         assert_eq!(rx.take(), [E::Late, r(6, "d")]);
     }
 
@@ -842,24 +873,32 @@ mod tests {
         for q in 100..110 {
             rx.send(&[&rec(q, 5_000_000_000 + q, "old")]);
         }
-        rx.take();
+        rx.at(1000);
+        assert_eq!(rx.take().len(), 10);
         // A late copy of an old record while the sender is talking.
-        rx.send(&[&rec(3, 4_000_000_000, "stale")]);
-        assert_eq!(rx.take(), [E::Late]);
-        // The sender reboots: quiet, then numbering and time start over.
+        rx.send(&[
+            &rec(110, 5_000_000_110, "new"),
+            &rec(3, 4_000_000_000, "stale"),
+        ]);
+        assert_eq!(rx.take(), [r(110, "new"), E::Late]);
+        // The sender reboots: quiet, then numbering and time start over
+        // (its first two records swapped on the way).
         rx.at(30_000)
-            .send(&[&rec(0, 0, "Linux version"), &rec(1, 1200, "Command line")]);
+            .send(&[&rec(1, 1200, "Command line"), &rec(0, 0, "Linux version")])
+            .at(31_000);
         assert_eq!(
             rx.take(),
             [
-                E::Reset(109, 0),
+                E::Reset(110, 1),
                 r(0, "Linux version"),
                 r(1, "Command line")
             ]
         );
         // A short-lived boot, restarting inside the remembered records:
-        // the same number with another time.
-        rx.at(60_000).send(&[&rec(0, 0, "Linux version")]);
+        // the same number and time, but after the sender was quiet.
+        rx.at(60_000)
+            .send(&[&rec(0, 0, "Linux version")])
+            .at(61_000);
         assert_eq!(rx.take(), [E::Reset(1, 0), r(0, "Linux version")]);
     }
 
@@ -868,7 +907,7 @@ mod tests {
         // The release prefix changes.
         let mut rx = Rx::new();
         rx.send(&[b"6.1.0-13-amd64,6,500,9000000,-;old\n"]);
-        rx.send(&[b"6.12.0-1-amd64,6,501,100,-;new\n"]);
+        rx.send(&[b"6.12.0-1-amd64,6,501,100,-;new\n"]).at(1000);
         assert_eq!(
             rx.take(),
             [r(500, "old"), E::Reset(500, 501), r(501, "new")]
@@ -877,11 +916,13 @@ mod tests {
         // Numbering goes on, but time went back by far more than CPUs
         // disagree.
         let mut rx = Rx::new();
-        rx.send(&[&rec(10, 9_000_000_000, "a"), &rec(11, 5_000, "b")]);
+        rx.send(&[&rec(10, 9_000_000_000, "a")]).at(1000);
+        rx.send(&[&rec(11, 5_000, "b")]).at(2000);
         assert_eq!(rx.take(), [r(10, "a"), E::Reset(10, 11), r(11, "b")]);
         // A small step back between CPUs is no reboot.
         let mut rx = Rx::new();
-        rx.send(&[&rec(10, 9_000_000, "a"), &rec(11, 8_999_990, "b")]);
+        rx.send(&[&rec(10, 9_000_000, "a")]).at(1000);
+        rx.send(&[&rec(11, 8_999_990, "b")]);
         assert_eq!(rx.take(), [r(10, "a"), r(11, "b")]);
     }
 
@@ -897,7 +938,8 @@ mod tests {
     #[test]
     fn records_longer_than_the_limit_are_kept_up_to_it() {
         let mut rx = Rx::with(Window::default(), 8);
-        rx.send(&[b"6,9,0,-,ncfrag=0/12;abcdef", b"6,9,0,-,ncfrag=6/12;ghijkl"]);
+        rx.send(&[b"6,9,0,-,ncfrag=0/12;abcdef", b"6,9,0,-,ncfrag=6/12;ghijkl"])
+            .at(1000);
         assert_eq!(rx.take(), [E::Cut(9, 8, 12), r(9, "abcdefgh")]);
         assert_eq!(rx.st.pending(), 0);
     }
@@ -905,12 +947,13 @@ mod tests {
     #[test]
     fn continuation_records_join() {
         let mut rx = Rx::new();
-        rx.send(&[b"6,1,0,c;part one", b"6,2,0,+; two", b"6,3,0,-;other\n"]);
+        rx.send(&[b"6,1,0,c;part one", b"6,2,0,+; two", b"6,3,0,-;other\n"])
+            .at(1000);
         assert_eq!(rx.take(), [r(1, "part one two"), r(3, "other")]);
         rx.flush();
         assert_eq!(rx.take(), []);
         let mut rx = Rx::new();
-        rx.send(&[b"6,1,0,c;held"]);
+        rx.send(&[b"6,1,0,c;held"]).at(1000);
         assert_eq!(rx.take(), []);
         rx.flush();
         assert_eq!(rx.take(), [r(1, "held")]);
@@ -992,14 +1035,15 @@ mod tests {
             ]
         );
         // Back to the start after u64::MAX, once the sender was quiet.
-        rx.at(5000).send(&[&rec(1, 0, "c")]);
+        rx.at(5000).send(&[&rec(1, 0, "c")]).at(6000);
         assert_eq!(rx.take(), [E::Reset(u64::MAX, 1), r(1, "c")]);
         // The widest gap still counted as missing: what left the window at
         // once, the rest of the window when it is flushed (those records
         // could still have come).
         let mut rx = Rx::new();
         let edge = rec(MAX_GAP + 1, 0, "edge");
-        rx.send(&[&rec(0, 0, "a"), &edge]).flush();
+        rx.send(&[&rec(0, 0, "a")]).at(1000);
+        rx.send(&[&edge]).flush();
         let base = MAX_GAP + 1 - 511;
         assert_eq!(
             rx.take(),

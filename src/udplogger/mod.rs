@@ -163,17 +163,21 @@ impl Shared {
             return;
         };
         let mut line = ev.to_json();
-        if last_words.is_some() || release.is_some() {
-            if let Ok(serde_json::Value::Object(mut m)) = serde_json::from_str(&line) {
-                if let Some(p) = last_words {
-                    let path = output::file_path(&self.dir, p, 0);
-                    m.insert("last_words".into(), path.display().to_string().into());
-                }
-                if let Some(r) = release {
-                    m.insert("kernel_release".into(), r.into());
-                }
-                line = serde_json::Value::Object(m).to_string();
+        // Extra members at the end, the schema's order kept before them.
+        let mut extra = |key: &str, value: &str| {
+            if line.ends_with('}') {
+                line.pop();
+                line.push_str(&format!(",\"{key}\":"));
+                line.push_str(&serde_json::Value::from(value).to_string());
+                line.push('}');
             }
+        };
+        if let Some(p) = last_words {
+            let path = output::file_path(&self.dir, p, 0);
+            extra("last_words", &path.display().to_string());
+        }
+        if let Some(r) = release {
+            extra("kernel_release", r);
         }
         if let Some(e) = log.write(&line) {
             eprintln!("watchdog udplogger: {e}");
@@ -341,7 +345,10 @@ fn file_safe(name: &str) -> String {
 }
 
 fn wall_of(stamp: &Stamp) -> WallTime {
+    use chrono::Timelike;
     let t = chrono::DateTime::<chrono::Utc>::from(stamp.wall);
+    // Microseconds, as the log lines show them.
+    let t = t.with_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t);
     WallTime {
         local: t.naive_utc(),
         offset: chrono::FixedOffset::east_opt(0),
