@@ -343,6 +343,10 @@ impl ExtState {
     fn behind(&self, seq: u64, ts: u64, body: &[u8], piece: bool, quiet: bool) -> Behind {
         let next = self.next.unwrap_or(0);
         let back = next - seq;
+        if back > MAX_GAP {
+            // As for a jump forward: no copy arrives this far behind.
+            return Behind::Reset;
+        }
         let len = as_u64(self.history.len());
         if back <= len {
             let i = usize::try_from(len - back).unwrap_or(0);
