@@ -552,6 +552,70 @@ mod tests {
     }
 
     #[test]
+    fn workers_window_names_and_detection() {
+        let c: UdpLoggerConfig = serde_yaml::from_str(
+            "workers: auto\nreorder_records: 64\nreorder_ms: 250\nhosts: {\"10.0.0.5\": web1}\nevent_log: /e.jsonl\nlast_words_lines: 50\n",
+        )
+        .unwrap();
+        let s = c.compile("udplogger").unwrap();
+        assert!((1..=MAX_WORKERS).contains(&s.workers));
+        assert_eq!(
+            s.window,
+            Window {
+                records: 64,
+                wait: Duration::from_millis(250)
+            }
+        );
+        assert_eq!(
+            s.hosts
+                .get(&"10.0.0.5".parse().unwrap())
+                .map(String::as_str),
+            Some("web1")
+        );
+        assert_eq!(s.event_log.as_deref(), Some("/e.jsonl"));
+        assert!(s.detect);
+        assert_eq!(s.last_words_lines, 50);
+        let d = UdpLoggerConfig::default().compile("u").unwrap();
+        assert_eq!((d.workers, d.event_log, d.last_words_lines), (1, None, 200));
+        let mut c = UdpLoggerConfig::default();
+        c.apply_args(&args(&[
+            "--workers",
+            "2",
+            "--no-detect",
+            "--event-log",
+            "-",
+        ]));
+        let s = c.compile("u").unwrap();
+        assert_eq!(
+            (s.workers, s.detect, s.event_log.as_deref()),
+            (2, false, Some("-"))
+        );
+        for (bad, want) in [
+            ("0", "between 1 and 8"),
+            ("9", "between 1 and 8"),
+            ("many", "\"many\""),
+        ] {
+            let mut c = UdpLoggerConfig::default();
+            c.apply_args(&args(&["--workers", bad]));
+            let e = c.compile("udplogger").unwrap_err();
+            assert_eq!(e[0].path, "udplogger.workers");
+            assert!(e[0].message.contains(want), "{}", e[0].message);
+        }
+        let c = UdpLoggerConfig {
+            hosts: [("nope".to_string(), "x".to_string())].into(),
+            reorder_records: 0,
+            ..UdpLoggerConfig::default()
+        };
+        let paths: Vec<String> = c
+            .compile("udplogger")
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(paths, ["udplogger.hosts.nope", "udplogger.reorder_records"]);
+    }
+
+    #[test]
     fn one_enum_serves_yaml_and_the_command_line() {
         for v in InputFormat::value_variants() {
             let name = v.to_possible_value().unwrap().get_name().to_string();
