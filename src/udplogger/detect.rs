@@ -26,6 +26,10 @@ pub const SOURCE: &str = "netconsole";
 /// Bytes kept per line in the last-words ring: a line is rarely longer,
 /// and the ring's memory stays bounded whatever `max_line_bytes` is.
 const RING_LINE_MAX: usize = 1024;
+/// Bytes of one sender's ring at most: 200 kernel lines of a usual length
+/// fit; a sender of long lines keeps fewer. 1,024 senders cost 64 MiB at
+/// worst.
+const RING_BYTES_MAX: usize = 64 * 1024;
 
 /// The last `max` lines of one sender, in one byte buffer.
 #[derive(Debug, Default)]
@@ -49,7 +53,9 @@ impl LastWords {
             return;
         }
         let line = &line[..line.len().min(RING_LINE_MAX)];
-        if self.lens.len() >= self.max {
+        while self.lens.len() >= self.max
+            || (!self.lens.is_empty() && self.bytes.len() + line.len() + 1 > RING_BYTES_MAX)
+        {
             if let Some(n) = self.lens.pop_front() {
                 self.bytes.drain(..n);
             }
@@ -167,9 +173,12 @@ impl Detector {
                 let mut rec = self.framer.frame(text);
                 rec.wall_time = Some(wall);
                 rec.host = Some(host.to_string());
-                // The parser's own sequence check is the window's job.
+                // The parser's own sequence check is the window's job, and
+                // a sender cannot speak for the receiver: a line that
+                // looks like a udplogger marker is only text here.
                 rec.seq = None;
                 rec.boundary = false;
+                rec.lost = None;
                 rec
             }
         };
@@ -270,6 +279,15 @@ mod tests {
         assert_eq!(r.lines(), 3);
         r.push(&[b'x'; 5000]);
         assert_eq!(r.bytes(), 14 + 1025);
+        let mut r = LastWords::new(1000);
+        for _ in 0..100 {
+            r.push(&[b'y'; 2000]);
+        }
+        assert!(
+            r.bytes() <= RING_BYTES_MAX && r.lines() == 63,
+            "{}",
+            r.lines()
+        );
     }
 
     #[test]
@@ -316,6 +334,20 @@ mod tests {
             String::from_utf8(text).unwrap(),
             "[   11.000000] two\n[   12.000000] three\n[   12.487423] Kernel panic - not syncing: sysrq triggered crash\n[   12.487424] CPU: 0 PID: 1 Comm: sh\n[   12.487425] ---[ end Kernel panic - not syncing: sysrq triggered crash ]---\n[   12.5] a\n"
         );
+    }
+
+    #[test]
+    fn a_sender_cannot_forge_the_receivers_markers() {
+        let mut d = Detector::new(10);
+        let f = d.line(
+            "web1",
+            b"2026-11-22T04:25:12Z udplogger 10.0.0.7:6666 gap: 9 records missing count=999999 from=1 to=999999",
+            None,
+            wall(),
+            &|_| "x".into(),
+        );
+        assert!(f.events.is_empty(), "{:?}", f.events);
+        assert!(d.flush().is_empty());
     }
 
     #[test]
