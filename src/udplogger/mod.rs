@@ -656,6 +656,7 @@ impl Receiver {
         }
         for (_, a) in &ages[..k] {
             if let Some(mut s) = self.senders.remove(a) {
+                let was = s.undetected;
                 self.buffered -= s.asm.pending() + s.ext.pending();
                 flush_sender(
                     sh,
@@ -666,7 +667,7 @@ impl Receiver {
                     self.settings.max_line,
                     now,
                 );
-                if s.undetected {
+                if was {
                     self.undetected = self.undetected.saturating_sub(1);
                 }
                 flush_detector(sh, &mut s);
@@ -691,6 +692,7 @@ impl Receiver {
             ..
         } = self;
         for (addr, s) in senders.iter_mut() {
+            let was = s.undetected;
             if s.ext.pending() > 0 && !all {
                 let before = s.ext.pending();
                 let mut st = std::mem::take(&mut s.ext);
@@ -700,7 +702,7 @@ impl Receiver {
                     st.tick(now, max, &mut |ev| p.event(ev));
                 }
                 s.ext = st;
-                *buffered -= before - s.ext.pending();
+                *buffered = (*buffered + s.ext.pending()).saturating_sub(before);
                 if s.ext.pending() == 0 {
                     s.ext_since = None;
                 }
@@ -708,6 +710,10 @@ impl Receiver {
             if old(s.asm.since()) || old(s.ext_since) {
                 *buffered -= s.asm.pending() + s.ext.pending();
                 flush_sender(sh, names, stamp, *addr, s, max, now);
+            }
+            if s.undetected && !was {
+                // Lines the window let out just now.
+                *undetected += 1;
             }
             if s.undetected && (all || now.duration_since(s.last_seen) >= timeout) {
                 flush_detector(sh, s);
