@@ -106,17 +106,66 @@ pub struct Detector {
     /// Lines after a trigger that go into its file.
     follow: usize,
     scratch: Vec<u8>,
+    rec: Record,
+}
+
+/// `text` as the record's text, invalid UTF-8 replaced as the framer does.
+fn set_text(out: &mut String, text: &[u8]) {
+    out.clear();
+    match std::str::from_utf8(text) {
+        Ok(t) => out.push_str(t),
+        Err(_) => out.push_str(&String::from_utf8_lossy(text)),
+    }
 }
 
 /// `[ 5309.104520] `: the kernel time as dmesg and the console print it.
 pub fn push_kernel_time(out: &mut Vec<u8>, ts_usec: u64) {
-    use std::io::Write;
-    let _ = write!(
-        out,
-        "[{:5}.{:06}] ",
-        ts_usec / 1_000_000,
-        ts_usec % 1_000_000
-    );
+    // By hand, not `write!`: this runs for every extended line.
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    let mut secs = ts_usec / 1_000_000;
+    loop {
+        // A digit: the cast cannot truncate.
+        digits[n] = b'0' + (secs % 10) as u8;
+        n += 1;
+        secs /= 10;
+        if secs == 0 {
+            break;
+        }
+    }
+    out.push(b'[');
+    out.extend(std::iter::repeat_n(b' ', 5usize.saturating_sub(n)));
+    out.extend(digits[..n].iter().rev());
+    out.push(b'.');
+    let mut us = ts_usec % 1_000_000;
+    let mut frac = [b'0'; 6];
+    for d in frac.iter_mut().rev() {
+        *d = b'0' + (us % 10) as u8;
+        us /= 10;
+    }
+    out.extend_from_slice(&frac);
+    out.extend_from_slice(b"] ");
+}
+
+/// `[ 12.345678] rest`: the console's timestamp and the text after it,
+/// when that is all the framing a plain line has (the common case, read
+/// without the general framer). `None` for anything else.
+fn console_time(line: &[u8]) -> Option<(f64, &[u8])> {
+    let rest = line.strip_prefix(b"[")?;
+    let end = memchr::memchr(b']', &rest[..rest.len().min(24)])?;
+    let inner = std::str::from_utf8(&rest[..end]).ok()?.trim_start();
+    let (secs, frac) = inner.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs) || !digits(frac) {
+        return None;
+    }
+    let text = &rest[end + 1..];
+    let text = text.strip_prefix(b" ").unwrap_or(text);
+    // A caller id (`[ T123]`) or anything bracketed next: the framer's job.
+    if text.first() == Some(&b'[') {
+        return None;
+    }
+    Some((inner.parse().ok()?, text))
 }
 
 impl Detector {
@@ -130,6 +179,7 @@ impl Detector {
             capture: None,
             follow: lines,
             scratch: Vec::new(),
+            rec: Record::default(),
         }
     }
 
@@ -150,42 +200,68 @@ impl Detector {
         stem_for: &dyn Fn(&Event) -> String,
     ) -> Found {
         let mut found = Found::default();
-        let rec = match meta {
+        // One record reused line after line: its strings keep their
+        // capacity (no allocation per line).
+        let mut rec = std::mem::take(&mut self.rec);
+        let framed = match meta {
             Some(m) => {
                 self.scratch.clear();
                 push_kernel_time(&mut self.scratch, m.ts_usec);
                 self.scratch.extend_from_slice(text);
-                Record {
-                    text: String::from_utf8_lossy(text).into_owned(),
-                    kernel_time: Some(m.ts_usec as f64 / 1e6),
-                    wall_time: Some(wall),
-                    level: u8::try_from(m.level & 7).ok(),
-                    host: Some(host.to_string()),
-                    // Messages userspace wrote to /dev/kmsg carry another
-                    // facility: not the kernel's word.
-                    kernel: m.level >> 3 == 0,
-                    ..Record::default()
-                }
+                set_text(&mut rec.text, text);
+                rec.kernel_time = Some(m.ts_usec as f64 / 1e6);
+                rec.level = u8::try_from(m.level & 7).ok();
+                // Messages userspace wrote to /dev/kmsg carry another
+                // facility: not the kernel's word.
+                rec.kernel = m.level >> 3 == 0;
+                None
             }
             None => {
                 self.scratch.clear();
                 self.scratch.extend_from_slice(text);
-                let mut rec = self.framer.frame(text);
-                rec.wall_time = Some(wall);
-                rec.host = Some(host.to_string());
-                // The parser's own sequence check is the window's job, and
-                // a sender cannot speak for the receiver: a line that
-                // looks like a udplogger marker is only text here.
+                match console_time(text) {
+                    Some((t, rest)) => {
+                        set_text(&mut rec.text, rest);
+                        rec.kernel_time = Some(t);
+                        rec.level = None;
+                        rec.kernel = true;
+                        None
+                    }
+                    None => {
+                        let mut r = self.framer.frame(text);
+                        // The parser's own sequence check is the window's
+                        // job, and a sender cannot speak for the receiver:
+                        // a line that looks like a udplogger marker is only
+                        // text here.
+                        r.seq = None;
+                        r.boundary = false;
+                        r.lost = None;
+                        r.host = rec.host.take();
+                        Some(r)
+                    }
+                }
+            }
+        };
+        let mut rec = match framed {
+            Some(r) => r,
+            None => {
                 rec.seq = None;
+                rec.ignore = false;
                 rec.boundary = false;
+                rec.truncated = false;
                 rec.lost = None;
                 rec
             }
         };
+        rec.wall_time = Some(wall);
+        if rec.host.as_deref() != Some(host) {
+            rec.host = Some(host.to_string());
+        }
         let line = std::mem::take(&mut self.scratch);
         found.events = self.parser.push(&rec);
         self.after(&line, stem_for, &mut found);
         self.scratch = line;
+        self.rec = rec;
         found
     }
 
@@ -296,10 +372,32 @@ mod tests {
         push_kernel_time(&mut b, 5_309_104_520);
         push_kernel_time(&mut b, 12_000_001);
         push_kernel_time(&mut b, 123_456_000_000);
+        push_kernel_time(&mut b, 0);
+        push_kernel_time(&mut b, u64::MAX);
         assert_eq!(
             String::from_utf8(b).unwrap(),
-            "[ 5309.104520] [   12.000001] [123456.000000] "
+            "[ 5309.104520] [   12.000001] [123456.000000] [    0.000000] [18446744073709.551615] "
         );
+        // What the plain fast path takes, and what it leaves to the framer.
+        assert_eq!(
+            console_time(b"[   12.487423] Kernel panic"),
+            Some((12.487423, &b"Kernel panic"[..]))
+        );
+        assert_eq!(console_time(b"[ 1.5]x"), Some((1.5, &b"x"[..])));
+        for other in [
+            &b"[ T12] x"[..],
+            b"[   12.4] [ T1] x",
+            b"[x.1] y",
+            b"[12] y",
+            b"<4>[ 1.0] y",
+        ] {
+            assert_eq!(
+                console_time(other),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 
     #[test]
