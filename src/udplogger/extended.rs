@@ -272,7 +272,20 @@ impl ExtState {
                 seq
             }
         };
-        if seq < next && self.last.is_none() && next - seq < self.window.records {
+        // Nothing written yet, the sender was quiet, and this record is
+        // from well before those held: not reordering but a new boot
+        // (the receiver had not got round to writing the old one).
+        let new_boot = quiet
+            && self.last.is_none()
+            && self
+                .held
+                .values()
+                .map(|s| s.meta.ts_usec)
+                .min()
+                .is_some_and(|t| h.ts_usec.saturating_add(TS_SKEW_USEC) < t);
+        if seq < next && new_boot {
+            self.reset(seq, max, emit);
+        } else if seq < next && self.last.is_none() && next - seq < self.window.records {
             // Nothing written yet since the start (or a reset): the first
             // record to arrive need not be the first sent. The window's
             // front moves back; nothing is written before the front's
@@ -936,6 +949,24 @@ mod tests {
                 E::Reset(110, 1),
                 r(0, "Linux version"),
                 r(1, "Command line")
+            ]
+        );
+        // A reboot before the receiver wrote anything of the old boot (its
+        // window had not ticked yet).
+        let mut rx2 = Rx::new();
+        rx2.send(&[
+            &rec(100, 5_000_000_000, "old"),
+            &rec(104, 5_000_000_004, "old"),
+        ]);
+        rx2.now = rx2.t0 + Duration::from_millis(1200);
+        rx2.send(&[&rec(3, 3_000_000, "new")]);
+        assert_eq!(
+            rx2.take(),
+            [
+                r(100, "old"),
+                E::Gap(101, 103),
+                r(104, "old"),
+                E::Reset(104, 3)
             ]
         );
         // A short-lived boot, restarting inside the remembered records:
