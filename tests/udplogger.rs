@@ -271,6 +271,9 @@ fn extended_records_fragments_gaps_and_reboots() {
     }
     s.send_to(b"6.1.0-18-amd64,6,105,6000000,-;after a gap\n", addr)
         .unwrap();
+    // A reboot takes a while: the sender is quiet for longer than the
+    // reorder window waits, then numbering and time start again.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
     s.send_to(
         b"6.1.0-18-amd64,6,0,1000,-;Linux version 6.1.0-18-amd64\n",
         addr,
@@ -283,12 +286,12 @@ fn extended_records_fragments_gaps_and_reboots() {
     assert_eq!(
         t,
         [
-            "first record".to_string(),
-            "w".repeat(1500),
+            "[    4.000000] first record".to_string(),
+            format!("[    5.000000] {}", "w".repeat(1500)),
             " SUBSYSTEM=net".into(),
             " DEVICE=+net:eth0".into(),
-            "after a gap".into(),
-            "Linux version 6.1.0-18-amd64".into()
+            "[    6.000000] after a gap".into(),
+            "[    0.001000] Linux version 6.1.0-18-amd64".into()
         ],
         "{log}"
     );
@@ -693,7 +696,9 @@ fn twenty_extended_senders_on_one_ip_keep_their_own_sequences() {
     assert!(r.stderr.contains(" 0 gaps"), "{}", r.dump());
     for (i, s) in senders.iter().enumerate() {
         let t = texts(&log, &s.local_addr().unwrap().to_string());
-        let want: Vec<String> = (0..50).map(|q| format!("sender {i} record {q}")).collect();
+        let want: Vec<String> = (0..50)
+            .map(|q| format!("[    0.{:06}] sender {i} record {q}", q * 1000))
+            .collect();
         assert_eq!(t, want);
     }
 }
@@ -871,11 +876,17 @@ fn scan_reads_the_counts_udplogger_wrote_from_marker_fields() {
     let (d, addr) = start(&dir, &[]);
     let s = sender();
     for dgram in [
-        &b"6,100,1000,-;first\n"[..],
-        b"6,104,2000,-;after three missing\n",
-        b"6,3,3000,-;rebooted\n",
-        b"6,10,4000,-;after six missing\n",
+        &b"6,100,5000000000,-;first\n"[..],
+        b"6,104,5001000000,-;after three missing\n",
+        b"",
+        b"6,3,3000000,-;rebooted\n",
+        b"6,10,4000000,-;after six missing\n",
     ] {
+        if dgram.is_empty() {
+            // The reboot: quiet for longer than the reorder window waits.
+            std::thread::sleep(std::time::Duration::from_millis(1200));
+            continue;
+        }
         s.send_to(dgram, addr).unwrap();
     }
     d.stop().expect_code(0);
@@ -960,5 +971,264 @@ fn scan_reads_the_counts_udplogger_wrote_from_marker_fields() {
             Some(103)
         ),
         "{log}"
+    );
+}
+
+/// The kernel lines at the end of a real 6.12 serial capture: a memcg OOM
+/// kill, `sysrq: Trigger a crash` and the panic with its stack
+/// (tests/fixtures/kernel-logs/real-6.12-serial-console.log), as
+/// `(kernel time in µs, text)`; shell output between them left out.
+fn real_panic_tail() -> Vec<(u64, String)> {
+    let text = std::fs::read_to_string(crate::util::fixture(
+        "kernel-logs/real-6.12-serial-console.log",
+    ))
+    .unwrap();
+    let lines: Vec<(u64, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix('[')?;
+            let (ts, text) = rest.split_once("] ")?;
+            let (s, us) = ts.trim().split_once('.')?;
+            let us = s.parse::<u64>().ok()? * 1_000_000 + us.parse::<u64>().ok()?;
+            Some((us, text.to_string()))
+        })
+        .collect();
+    lines[lines.len() - 260..].to_vec()
+}
+
+/// Events of one kind from an event log.
+fn events_of(path: &Path, kind: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn a_panic_from_a_plain_and_an_extended_sender_is_one_event_each_with_last_words() {
+    let dir = Dir::new();
+    let hosts = dir.write(
+        "hosts",
+        "127.0.0.2 web-plain\n127.0.0.3 db-ext # extended\n",
+    );
+    let events = dir.join("events.jsonl");
+    let (d, addr) = start(
+        &dir,
+        &[
+            "--hosts-file",
+            hosts.to_str().unwrap(),
+            "--event-log",
+            events.to_str().unwrap(),
+        ],
+    );
+    let plain = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let ext = UdpSocket::bind("127.0.0.3:0").unwrap();
+    let tail = real_panic_tail();
+    // The plain sender: console text with printk.time, ~10 lines a datagram.
+    for chunk in tail.chunks(10) {
+        let text: String = chunk
+            .iter()
+            .map(|(us, t)| format!("[{:5}.{:06}] {t}\n", us / 1_000_000, us % 1_000_000))
+            .collect();
+        plain.send_to(text.as_bytes(), addr).unwrap();
+    }
+    // The extended sender: one record a datagram.
+    for (i, (us, t)) in tail.iter().enumerate() {
+        let level = if t.starts_with("Kernel panic") { 0 } else { 6 };
+        ext.send_to(
+            format!("{level},{},{us},-;{t}\n", 5000 + i).as_bytes(),
+            addr,
+        )
+        .unwrap();
+    }
+    let r = d.stop().expect_code(0);
+    let panics = events_of(&events, "panic");
+    let hosts: Vec<&str> = panics.iter().map(|v| v["host"].as_str().unwrap()).collect();
+    assert_eq!(hosts.len(), 2, "{panics:?}\n{}", r.dump());
+    assert!(
+        hosts.contains(&"web-plain") && hosts.contains(&"db-ext"),
+        "{hosts:?}"
+    );
+    for p in &panics {
+        assert_eq!(p["source"], "netconsole");
+        assert_eq!(
+            p["summary"], "Kernel panic - not syncing: sysrq triggered crash",
+            "{p}"
+        );
+        assert_eq!(p["kernel_time"].as_f64(), Some(12.487423), "{p}");
+        let file = p["last_words"].as_str().unwrap_or_else(|| panic!("{p}"));
+        let words = std::fs::read_to_string(file).unwrap();
+        let lines: Vec<&str> = words.lines().collect();
+        // The lines before the panic (200 by default), the panic, and the
+        // report after it.
+        let at = lines
+            .iter()
+            .position(|l| l.contains("Kernel panic - not syncing"))
+            .unwrap_or_else(|| panic!("{words}"));
+        assert_eq!(at, 199, "{words}");
+        assert!(
+            lines[at - 1].ends_with("] sysrq: Trigger a crash"),
+            "{words}"
+        );
+        assert!(
+            lines[..at]
+                .iter()
+                .any(|l| l.contains("Memory cgroup out of memory: Killed process 151 (hog)")),
+            "{words}"
+        );
+        assert!(lines.last().unwrap().contains("Kernel Offset:"), "{words}");
+        assert!(lines.iter().all(|l| l.starts_with('[')), "{words}");
+    }
+    // The other events of the report (a global and a memcg OOM kill, the
+    // SysRq), once per sender.
+    for (kind, n) in [("oom_kill", 4), ("sysrq", 2)] {
+        let got = events_of(&events, kind).len();
+        assert_eq!(
+            got,
+            n,
+            "{kind}: {}",
+            std::fs::read_to_string(&events).unwrap()
+        );
+    }
+}
+
+#[test]
+fn per_sender_directories_take_the_name_and_lines_keep_the_address() {
+    let dir = Dir::new();
+    let hosts = dir.write("hosts", "127.0.0.2 web1\n");
+    let metrics = dir.join("u.prom");
+    let (d, addr) = start(
+        &dir,
+        &[
+            "--per-sender",
+            "--hosts-file",
+            hosts.to_str().unwrap(),
+            "--metrics",
+            metrics.to_str().unwrap(),
+        ],
+    );
+    let named = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let hinted = sender();
+    named
+        .send_to(b"[   12.000001] sysrq: Show Memory\n", addr)
+        .unwrap();
+    // netconsole userdata (configfs, 6.9+): a dictionary line on every
+    // record names the sender.
+    hinted
+        .send_to(b"6,1,2000000,-;sysrq: Show State\n hostname=db7\n", addr)
+        .unwrap();
+    d.stop().expect_code(0);
+    let src = named.local_addr().unwrap().to_string();
+    let web1 = logs(&dir.join("logs/web1"));
+    assert!(
+        web1.ends_with(&format!(" {src} [   12.000001] sysrq: Show Memory\n")),
+        "{web1}"
+    );
+    let db7 = logs(&dir.join("logs/db7"));
+    let src = hinted.local_addr().unwrap().to_string();
+    assert!(
+        db7.contains(&format!(" {src} [    2.000000] sysrq: Show State\n")),
+        "{db7}"
+    );
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        m.contains("watchdog_udplogger_events_total{host=\"web1\",kind=\"sysrq\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("watchdog_udplogger_events_total{host=\"db7\",kind=\"sysrq\"} 1"),
+        "{m}"
+    );
+}
+
+/// Sends a mixed load (10 plain and 10 extended senders, lines cut
+/// across datagrams, records reordered in pairs, some duplicated) and
+/// returns each sender's text column, by sender index.
+fn mixed_load(extra: &[&str]) -> (Vec<Vec<String>>, String) {
+    let dir = Dir::new();
+    let (d, addr) = start(&dir, extra);
+    let senders: Vec<UdpSocket> = (0..20).map(|_| sender()).collect();
+    let n = 200u64;
+    for round in 0..n / 2 {
+        for (i, s) in senders.iter().enumerate() {
+            if i % 2 == 0 {
+                // Plain: two lines, the second cut across two datagrams.
+                let a = format!("plain {i} line {}\nplain {i} li", 2 * round);
+                let b = format!("ne {}\n", 2 * round + 1);
+                s.send_to(a.as_bytes(), addr).unwrap();
+                s.send_to(b.as_bytes(), addr).unwrap();
+            } else {
+                // Extended: the pair's second record first, the first twice.
+                let q = 2 * round;
+                let rec = |q: u64| format!("6,{q},{q}000,-;ext {i} record {q}\n");
+                s.send_to(rec(q + 1).as_bytes(), addr).unwrap();
+                s.send_to(rec(q).as_bytes(), addr).unwrap();
+                s.send_to(rec(q).as_bytes(), addr).unwrap();
+            }
+        }
+    }
+    let r = d.stop().expect_code(0);
+    let log = logs(&dir.join("logs"));
+    let per: Vec<Vec<String>> = senders
+        .iter()
+        .map(|s| {
+            texts(&log, &s.local_addr().unwrap().to_string())
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    assert!(!log.contains(" udplogger "), "markers: {log}");
+    (per, r.stderr)
+}
+
+#[test]
+fn two_workers_write_the_same_lines_as_one() {
+    let (one, _) = mixed_load(&["--workers", "1"]);
+    let (two, err) = mixed_load(&["--workers", "2"]);
+    assert!(err.contains("2 workers"), "{err}");
+    assert!(err.contains(" 1000 duplicates"), "{err}");
+    for (i, lines) in one.iter().enumerate() {
+        let want: Vec<String> = (0..200u64)
+            .map(|q| {
+                if i % 2 == 0 {
+                    format!("plain {i} line {q}")
+                } else {
+                    format!(
+                        "[    {}.{:06}] ext {i} record {q}",
+                        q / 1000,
+                        (q % 1000) * 1000
+                    )
+                }
+            })
+            .collect();
+        assert_eq!(lines, &want, "sender {i}, one worker");
+        assert_eq!(&two[i], &want, "sender {i}, two workers");
+    }
+}
+
+#[test]
+fn workers_and_hosts_are_checked_with_their_paths() {
+    let dir = Dir::new();
+    let r = dir
+        .run(&["udplogger", "--workers", "many", "--dir", "x"])
+        .expect_code(3);
+    assert!(r.stderr.contains("udplogger.workers"), "{}", r.dump());
+    let hosts = dir.write("hosts", "127.0.0.1 ok\nwhat name\n");
+    let r = dir
+        .run(&[
+            "udplogger",
+            "--hosts-file",
+            hosts.to_str().unwrap(),
+            "--dir",
+            "x",
+        ])
+        .expect_code(3);
+    assert!(
+        r.stderr.contains("udplogger.hosts_file") && r.stderr.contains("hosts:2:"),
+        "{}",
+        r.dump()
     );
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Local, Utc};
 
-pub trait Clock {
+pub trait Clock: Sync {
     fn wall(&self) -> SystemTime;
     fn mono(&self) -> Instant;
 }
@@ -95,6 +95,7 @@ pub enum Period {
 /// lines, and the file period it falls in.
 #[derive(Debug, Clone)]
 pub struct Stamp {
+    pub wall: SystemTime,
     /// RFC 3339 with microseconds.
     pub text: String,
     /// File name stem of the period: `YYYY-MM-DD` or `YYYY-MM-DD-HH`.
@@ -136,7 +137,7 @@ impl Stamper {
                 name
             }
         };
-        Stamp { text, period }
+        Stamp { wall, text, period }
     }
 }
 

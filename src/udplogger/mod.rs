@@ -1,13 +1,21 @@
 //! `watchdog udplogger`: the netconsole / serial-over-UDP log server.
 //!
-//! One thread, one `poll(2)` loop: drain every socket with `recvmmsg`,
-//! hand each datagram to its sender's assembler (plain text) or extended
-//! reassembler, append lines to file buffers, write them at the end of the
-//! round, flush partial lines that waited too long, handle signals.
+//! `udplogger.workers` receiving threads (default one), each with its own
+//! `SO_REUSEPORT` socket per listen address: the kernel hashes a sender's
+//! address and port to one socket, so a sender is always on one worker
+//! and its order and state never split. Each worker runs one `poll(2)`
+//! loop: drain its sockets with `recvmmsg`, hand each datagram to its
+//! sender's assembler (plain text) or reorder window (extended), run the
+//! parser on the lines (detection), and append lines to the shared file
+//! buffers ([`Shared`], one lock taken per batch of datagrams), which are
+//! written at the end of each round. One set of files, whatever the
+//! number of workers.
 //!
 //! - [`socket`]: binding, receive buffer, drop counter
 //! - [`assemble`]: per-sender line assembly (pure)
-//! - [`extended`]: extended netconsole parsing and reassembly (pure)
+//! - [`extended`]: extended netconsole reorder window and reassembly (pure)
+//! - [`detect`]: the parser on every sender's lines, last-words files
+//! - [`names`]: what a sender is called
 //! - [`output`]: file naming, rotation, formatting, write faults
 //! - [`clock`]: wall and monotonic time, injectable for tests
 //! - [`allow`]: sender allowlist
@@ -17,27 +25,34 @@
 pub mod allow;
 pub mod assemble;
 pub mod clock;
+pub mod detect;
 pub mod extended;
+pub mod names;
 pub mod output;
 pub mod settings;
 pub mod socket;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use crate::eventlog::EventLog;
+use crate::events::{Body as EventBody, Event as KernelEvent, WallTime};
 use crate::kernel::printk;
 use crate::marker::{Body, Marker};
 use crate::sys::RecvBatch;
 use assemble::{Assembler, End};
 use clock::{Clock, Stamp, Stamper};
-use extended::{Event, ExtState};
+use detect::Detector;
+use extended::{Event, ExtState, Meta};
+use names::{Hints, Names};
 use output::Output;
 pub use settings::{InputFormat, Settings};
 
@@ -51,6 +66,10 @@ const COALESCE_AT: usize = 16;
 const COALESCE: Duration = Duration::from_micros(500);
 /// Batches taken from one socket before the others get their turn.
 const BATCHES_PER_ROUND: usize = 16;
+/// (host, kind) pairs counted for the metrics; beyond, events count under
+/// host `other`, so a fleet of renamed senders cannot grow the file
+/// without bound.
+const MAX_EVENT_SERIES: usize = 4096;
 
 /// Counters printed when the receiver stops.
 #[derive(Debug, Default, Clone, Copy)]
@@ -67,6 +86,13 @@ pub struct Stats {
     pub peak_senders: usize,
     /// Extended records reported missing in gap markers.
     pub missing_records: u64,
+    /// Extended datagrams that added nothing (a record or fragment
+    /// already held or written).
+    pub duplicates: u64,
+    /// Extended records that came after their gap was declared.
+    pub late: u64,
+    /// Events detected.
+    pub events: u64,
 }
 
 /// How often the metrics file is rewritten.
@@ -74,6 +100,10 @@ pub const METRICS_EVERY: Duration = Duration::from_secs(15);
 
 struct Sender {
     source: String,
+    /// What events, forwarding and per-sender directories call it
+    /// ([`Names::name_of`]).
+    name: String,
+    hints: Hints,
     asm: Assembler,
     ext: ExtState,
     ext_since: Option<Instant>,
@@ -81,79 +111,80 @@ struct Sender {
     /// Lines written for this sender, and extended records it lost.
     lines: u64,
     missing: u64,
+    detect: Option<Box<Detector>>,
+    /// Lines given to the parser since it was last flushed.
+    undetected: bool,
 }
 
 /// What one sender costs beyond its unfinished text: its state, name and
 /// table slot (counted against `max_buffered_bytes`).
 const SENDER_COST: usize = std::mem::size_of::<Sender>() + std::mem::size_of::<SocketAddr>() + 96;
 
-/// The receiver's state between datagrams.
-pub struct Receiver {
-    settings: Settings,
-    senders: HashMap<SocketAddr, Sender>,
-    buffered: usize,
+/// What every worker writes to: the files, the event log, the counters.
+/// One lock, taken once per batch of datagrams.
+pub struct Shared {
     pub out: Output,
     pub stats: Stats,
+    events: Option<EventLog>,
+    /// Events per (host, kind), for the metrics.
+    kinds: BTreeMap<(String, &'static str), u64>,
+    /// Per-sender counters of each worker, as of its last report.
+    senders: Vec<Vec<(String, u64, u64)>>,
+    dir: PathBuf,
 }
 
-/// Where a sender's lines go, for the emit callbacks.
-struct Cx<'a> {
-    stamp: &'a Stamp,
-    src: &'a str,
-    max: usize,
-    now: Instant,
-}
-
-/// Writes a plain line and, for a cut, the marker after it.
-fn put_line(out: &mut Output, stats: &mut Stats, cx: &Cx<'_>, line: &[u8], end: End) {
-    out.line(cx.stamp, cx.src, line, None, &[], cx.now);
-    if end == End::Cut {
-        stats.cut = stats.cut.saturating_add(1);
-        let body = Body::Cut {
-            seq: None,
-            kept: u64::try_from(cx.max).unwrap_or(u64::MAX),
-            total: None,
-        };
-        out.marker(cx.stamp, Some(cx.src), &Marker::new(cx.src, body), cx.now);
-    }
-}
-
-fn put_event(out: &mut Output, stats: &mut Stats, cx: &Cx<'_>, ev: Event<'_>) {
-    let body = match ev {
-        Event::Record { meta, text, dict } => {
-            out.line(cx.stamp, cx.src, text, Some(&meta), &dict, cx.now);
-            return;
-        }
-        Event::Marker(body) => body,
-    };
-    let m = Marker::new(cx.src, body);
-    match m.body {
-        Body::Gap { .. } => {
-            stats.gaps = stats.gaps.saturating_add(1);
-            // Counters saturate: a sender's numbers must never wrap one.
-            stats.missing_records = stats.missing_records.saturating_add(m.lost().unwrap_or(0));
-        }
-        Body::Cut { .. } => stats.cut = stats.cut.saturating_add(1),
-        _ => {}
-    }
-    out.marker(cx.stamp, Some(cx.src), &m, cx.now);
-}
-
-/// `a.b.c.d:port` or `[v6]:port`; IPv4 seen through a dual-stack socket
-/// is shown as IPv4.
-pub fn source_name(addr: SocketAddr) -> String {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
-}
-
-impl Receiver {
-    pub fn new(settings: Settings) -> Receiver {
-        let out = Output::new(settings.output.clone());
-        Receiver {
-            settings,
-            senders: HashMap::new(),
-            buffered: 0,
-            out,
+impl Shared {
+    fn new(settings: &Settings) -> Shared {
+        Shared {
+            out: Output::new(settings.output.clone()),
             stats: Stats::default(),
+            events: settings
+                .event_log
+                .as_deref()
+                .map(|t| EventLog::new(t, settings.event_log_max_bytes, settings.event_log_keep)),
+            kinds: BTreeMap::new(),
+            senders: vec![Vec::new(); settings.workers],
+            dir: settings.output.dir.clone(),
+        }
+    }
+
+    /// One detected event: to the event log (with the last-words file and
+    /// the sender's kernel release as extra members) and the counters.
+    fn event(&mut self, ev: &KernelEvent, last_words: Option<&str>, release: Option<&str>) {
+        self.stats.events = self.stats.events.saturating_add(1);
+        let host = ev.host.clone().unwrap_or_default();
+        let kind = ev.body.kind();
+        let key = if self.kinds.len() < MAX_EVENT_SERIES
+            || self.kinds.contains_key(&(host.clone(), kind))
+        {
+            (host, kind)
+        } else {
+            ("other".to_string(), kind)
+        };
+        let n = self.kinds.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        let Some(log) = &mut self.events else {
+            return;
+        };
+        let mut line = ev.to_json();
+        // Extra members at the end, the schema's order kept before them.
+        let mut extra = |key: &str, value: &str| {
+            if line.ends_with('}') {
+                line.pop();
+                line.push_str(&format!(",\"{key}\":"));
+                line.push_str(&serde_json::Value::from(value).to_string());
+                line.push('}');
+            }
+        };
+        if let Some(p) = last_words {
+            let path = output::file_path(&self.dir, p, 0);
+            extra("last_words", &path.display().to_string());
+        }
+        if let Some(r) = release {
+            extra("kernel_release", r);
+        }
+        if let Some(e) = log.write(&line) {
+            eprintln!("watchdog udplogger: {e}");
         }
     }
 
@@ -201,6 +232,16 @@ impl Receiver {
             s.missing_records,
         );
         counter(
+            "duplicates_total",
+            "Extended netconsole datagrams dropped as duplicates.",
+            s.duplicates,
+        );
+        counter(
+            "late_total",
+            "Extended netconsole records dropped because they came after their gap was declared.",
+            s.late,
+        );
+        counter(
             "lines_dropped_total",
             "Lines dropped because the log could not be written.",
             o.dropped,
@@ -210,22 +251,21 @@ impl Receiver {
             "Idle senders evicted to make room.",
             s.evicted,
         );
+        let mut senders: Vec<&(String, u64, u64)> = self.senders.iter().flatten().collect();
+        senders.sort();
         let _ = writeln!(
             m,
             "# HELP watchdog_udplogger_senders Senders with state held now."
         );
         let _ = writeln!(m, "# TYPE watchdog_udplogger_senders gauge");
-        let _ = writeln!(m, "watchdog_udplogger_senders {}", self.senders.len());
-        let mut senders: Vec<&Sender> = self.senders.values().collect();
-        senders.sort_by(|a, b| a.source.cmp(&b.source));
+        let _ = writeln!(m, "watchdog_udplogger_senders {}", senders.len());
         let _ = writeln!(m, "# HELP watchdog_udplogger_sender_lines_total Lines written per sender (since it was last evicted).");
         let _ = writeln!(m, "# TYPE watchdog_udplogger_sender_lines_total counter");
-        for x in &senders {
+        for (src, lines, _) in &senders {
             let _ = writeln!(
                 m,
-                "watchdog_udplogger_sender_lines_total{{sender=\"{}\"}} {}",
-                label(&x.source),
-                x.lines
+                "watchdog_udplogger_sender_lines_total{{sender=\"{}\"}} {lines}",
+                label(src),
             );
         }
         let _ = writeln!(m, "# HELP watchdog_udplogger_sender_missing_records_total Extended records missing per sender.");
@@ -233,68 +273,319 @@ impl Receiver {
             m,
             "# TYPE watchdog_udplogger_sender_missing_records_total counter"
         );
-        for x in &senders {
+        for (src, _, missing) in &senders {
             let _ = writeln!(
                 m,
-                "watchdog_udplogger_sender_missing_records_total{{sender=\"{}\"}} {}",
-                label(&x.source),
-                x.missing
+                "watchdog_udplogger_sender_missing_records_total{{sender=\"{}\"}} {missing}",
+                label(src),
+            );
+        }
+        let _ = writeln!(m, "# HELP watchdog_udplogger_events_total Events detected in the senders' kernel logs, per host and kind.");
+        let _ = writeln!(m, "# TYPE watchdog_udplogger_events_total counter");
+        for ((host, kind), n) in &self.kinds {
+            let _ = writeln!(
+                m,
+                "watchdog_udplogger_events_total{{host=\"{}\",kind=\"{kind}\"}} {n}",
+                label(host),
             );
         }
         m
     }
+}
 
-    /// Reports kernel drops seen on a socket's counter.
-    pub fn kernel_drops(&mut self, listen: SocketAddr, n: u64, stamp: &Stamp, now: Instant) {
-        self.stats.kernel_drops = self.stats.kernel_drops.saturating_add(n);
-        let m = Marker::new(listen.to_string(), Body::KernelDrop { count: n });
-        self.out.marker(stamp, None, &m, now);
+/// Locks the shared state; a worker that panicked mid-batch left counters
+/// and buffers that are still usable.
+fn lock(sh: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    sh.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One worker's state between datagrams: its senders.
+pub struct Receiver {
+    settings: Arc<Settings>,
+    names: Names,
+    senders: HashMap<SocketAddr, Sender>,
+    buffered: usize,
+    /// Senders whose parser saw lines since it was last flushed.
+    undetected: usize,
+}
+
+/// Where one sender's output goes, for the emit callbacks.
+struct Put<'a> {
+    sh: &'a mut Shared,
+    stamp: &'a Stamp,
+    now: Instant,
+    max: usize,
+    addr: SocketAddr,
+    source: &'a str,
+    name: &'a mut String,
+    hints: &'a mut Hints,
+    names: &'a Names,
+    detect: Option<&'a mut Detector>,
+    release: Option<&'a str>,
+    lines: &'a mut u64,
+    missing: &'a mut u64,
+    undetected: &'a mut bool,
+}
+
+/// `20261129T120000Z` of a stamp: sorts, and is safe in a file name.
+fn compact_utc(stamp: &Stamp) -> String {
+    chrono::DateTime::<chrono::Utc>::from(stamp.wall)
+        .format("%Y%m%dT%H%M%S%.6fZ")
+        .to_string()
+}
+
+/// A sender's name as part of a file name: letters, digits, `.`, `-`,
+/// `_`; anything else (`:` and brackets of an address) becomes `_`.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn wall_of(stamp: &Stamp) -> WallTime {
+    use chrono::Timelike;
+    let t = chrono::DateTime::<chrono::Utc>::from(stamp.wall);
+    // Microseconds, as the log lines show them.
+    let t = t.with_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t);
+    WallTime {
+        local: t.naive_utc(),
+        offset: chrono::FixedOffset::east_opt(0),
+    }
+}
+
+impl Put<'_> {
+    /// One line of the sender: to the file, then to the parser.
+    fn line(&mut self, text: &[u8], meta: Option<&Meta>, dict: &[&[u8]]) {
+        if !dict.is_empty() && self.hints.learn(dict) {
+            *self.name = self.names.name_of(self.addr, self.hints);
+        }
+        self.sh.out.line_as(
+            self.stamp,
+            self.name,
+            self.source,
+            text,
+            meta,
+            dict,
+            self.now,
+        );
+        *self.lines = self.lines.saturating_add(1);
+        let Some(d) = self.detect.as_deref_mut() else {
+            return;
+        };
+        *self.undetected = true;
+        let stamp = self.stamp;
+        let name = self.name.as_str();
+        let stem_for = |e: &KernelEvent| {
+            format!(
+                "last-words/{}-{}-{}",
+                compact_utc(stamp),
+                file_safe(name),
+                e.body.kind()
+            )
+        };
+        let found = d.line(name, text, meta, wall_of(stamp), &stem_for);
+        for (stem, bytes) in &found.last_words {
+            self.sh.out.append(stem, bytes, self.now);
+        }
+        if !found.events.is_empty() {
+            let capture = d.capture().map(|c| c.stem.clone());
+            for ev in &found.events {
+                let lw = match ev.body {
+                    EventBody::Panic(_) | EventBody::Oops(_) => capture.as_deref(),
+                    _ => None,
+                };
+                self.sh.event(ev, lw, self.release);
+            }
+        }
+    }
+
+    /// A plain line and, for a cut, the marker after it.
+    fn plain(&mut self, line: &[u8], end: End) {
+        self.line(line, None, &[]);
+        if end == End::Cut {
+            self.sh.stats.cut = self.sh.stats.cut.saturating_add(1);
+            let body = Body::Cut {
+                seq: None,
+                kept: u64::try_from(self.max).unwrap_or(u64::MAX),
+                total: None,
+            };
+            self.marker(body);
+        }
+    }
+
+    fn marker(&mut self, body: Body) {
+        let m = Marker::new(self.source, body);
+        self.sh
+            .out
+            .marker(self.stamp, Some(self.name), &m, self.now);
+    }
+
+    fn event(&mut self, ev: Event<'_>) {
+        let body = match ev {
+            Event::Record { meta, text, dict } => return self.line(text, Some(&meta), &dict),
+            Event::Duplicate => {
+                self.sh.stats.duplicates = self.sh.stats.duplicates.saturating_add(1);
+                return;
+            }
+            Event::Late => {
+                self.sh.stats.late = self.sh.stats.late.saturating_add(1);
+                return;
+            }
+            Event::Marker(body) => body,
+        };
+        let stats = &mut self.sh.stats;
+        let mut found = Vec::new();
+        match &body {
+            Body::Gap { from, to } => {
+                stats.gaps = stats.gaps.saturating_add(1);
+                let lost = to.saturating_sub(*from).saturating_add(1);
+                // Counters saturate: a sender's numbers must never wrap one.
+                stats.missing_records = stats.missing_records.saturating_add(lost);
+                *self.missing = self.missing.saturating_add(lost);
+                if let Some(d) = self.detect.as_deref_mut() {
+                    found = d.lost(self.name, lost, wall_of(self.stamp));
+                }
+            }
+            Body::Reset { .. } => {
+                if let Some(d) = self.detect.as_deref_mut() {
+                    found = d.reset(self.name);
+                }
+            }
+            Body::Cut { .. } => stats.cut = stats.cut.saturating_add(1),
+            _ => {}
+        }
+        self.marker(body);
+        for ev in &found {
+            self.sh.event(ev, None, self.release);
+        }
+    }
+}
+
+/// `a.b.c.d:port` or `[v6]:port`; IPv4 seen through a dual-stack socket
+/// is shown as IPv4.
+pub fn source_name(addr: SocketAddr) -> String {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
+}
+
+/// Runs `f` with the output context of one sender (split borrows: the
+/// sender's reassembly state stays free for the caller).
+macro_rules! put {
+    ($sh:expr, $names:expr, $stamp:expr, $now:expr, $max:expr, $addr:expr, $s:expr, $release:expr) => {
+        Put {
+            sh: $sh,
+            stamp: $stamp,
+            now: $now,
+            max: $max,
+            addr: $addr,
+            source: $s.source.as_str(),
+            name: &mut $s.name,
+            hints: &mut $s.hints,
+            names: $names,
+            detect: $s.detect.as_deref_mut(),
+            release: $release,
+            lines: &mut $s.lines,
+            missing: &mut $s.missing,
+            undetected: &mut $s.undetected,
+        }
+    };
+}
+
+impl Receiver {
+    pub fn new(settings: Arc<Settings>, names: Names) -> Receiver {
+        Receiver {
+            settings,
+            names,
+            senders: HashMap::new(),
+            buffered: 0,
+            undetected: 0,
+        }
+    }
+
+    /// SIGHUP: the hosts file again, and every sender renamed by it.
+    pub fn reload_names(&mut self) {
+        if let Err(e) = self.names.reload() {
+            eprintln!("watchdog udplogger: hosts file: {e}; keeping the names read before");
+            return;
+        }
+        for (addr, s) in &mut self.senders {
+            s.name = self.names.name_of(*addr, &s.hints);
+        }
+    }
+
+    /// This worker's per-sender counters, for the metrics.
+    fn sender_counters(&self) -> Vec<(String, u64, u64)> {
+        self.senders
+            .values()
+            .map(|s| (s.source.clone(), s.lines, s.missing))
+            .collect()
     }
 
     /// Handles one datagram from `addr`.
-    pub fn datagram(&mut self, addr: SocketAddr, data: &[u8], stamp: &Stamp, now: Instant) {
+    pub fn datagram(
+        &mut self,
+        sh: &mut Shared,
+        addr: SocketAddr,
+        data: &[u8],
+        stamp: &Stamp,
+        now: Instant,
+    ) {
         let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         if !allow::allowed(&self.settings.allow, addr.ip()) {
-            self.stats.denied = self.stats.denied.saturating_add(1);
+            sh.stats.denied = sh.stats.denied.saturating_add(1);
             return;
         }
-        self.stats.datagrams = self.stats.datagrams.saturating_add(1);
-        self.stats.bytes = self.stats.bytes.saturating_add(data.len() as u64);
+        sh.stats.datagrams = sh.stats.datagrams.saturating_add(1);
+        sh.stats.bytes = sh.stats.bytes.saturating_add(data.len() as u64);
         if !self.senders.contains_key(&addr) {
-            if self.over_memory_with_new_sender() {
+            if self.over_memory_with_new_sender(sh) {
                 // Idle files first: they cost memory and nothing to drop.
-                self.out.release_idle(now);
+                sh.out.release_idle(now);
             }
-            if self.senders.len() >= self.settings.max_senders || self.over_memory_with_new_sender()
+            if self.senders.len() >= self.settings.max_senders
+                || self.over_memory_with_new_sender(sh)
             {
-                self.evict(stamp, now);
+                self.evict(sh, stamp, now);
             }
+            let hints = Hints::default();
             self.senders.insert(
                 addr,
                 Sender {
                     source: source_name(addr),
+                    name: self.names.name_of(addr, &hints),
+                    hints,
                     asm: Assembler::default(),
-                    ext: ExtState::default(),
+                    ext: ExtState::new(self.settings.window),
                     ext_since: None,
                     last_seen: now,
                     lines: 0,
                     missing: 0,
+                    detect: self
+                        .settings
+                        .detect
+                        .then(|| Box::new(Detector::new(self.settings.last_words_lines))),
+                    undetected: false,
                 },
             );
-            self.stats.peak_senders = self.stats.peak_senders.max(self.senders.len());
+            sh.stats.peak_senders = sh.stats.peak_senders.max(self.senders.len());
         }
         let Receiver {
             settings,
             senders,
-            out,
-            stats,
             buffered,
+            names,
+            undetected,
         } = self;
         let Some(s) = senders.get_mut(&addr) else {
             return;
         };
         s.last_seen = now;
-        let (lines0, missing0) = (out.stats.lines, stats.missing_records);
+        let was_undetected = s.undetected;
         let before = s.asm.pending() + s.ext.pending();
         let max = settings.max_line;
         let ext = match settings.format {
@@ -302,28 +593,30 @@ impl Receiver {
             _ if s.asm.pending() > 0 => None,
             _ => printk::parse(data),
         };
-        let cx = Cx {
-            stamp,
-            src: s.source.as_str(),
-            max,
-            now,
-        };
         match ext {
             Some((h, body)) => {
-                s.ext
-                    .feed(&h, body, max, &mut |ev| put_event(out, stats, &cx, ev));
+                let Sender { ext, .. } = s;
+                // The window and the output context borrow different
+                // parts of the sender.
+                let mut st = std::mem::take(ext);
+                {
+                    let mut p = put!(sh, names, stamp, now, max, addr, s, h.release);
+                    st.feed(&h, body, max, now, &mut |ev| p.event(ev));
+                }
+                s.ext = st;
             }
             None => {
-                s.asm
-                    .feed(data, max, now, &mut |l, e| put_line(out, stats, &cx, l, e));
+                let mut asm = std::mem::take(&mut s.asm);
+                {
+                    let mut p = put!(sh, names, stamp, now, max, addr, s, None);
+                    asm.feed(data, max, now, &mut |l, e| p.plain(l, e));
+                }
+                s.asm = asm;
             }
         }
-        s.lines = s
-            .lines
-            .saturating_add(out.stats.lines.saturating_sub(lines0));
-        s.missing = s
-            .missing
-            .saturating_add(stats.missing_records.saturating_sub(missing0));
+        if s.undetected && !was_undetected {
+            *undetected += 1;
+        }
         let ext_pending = s.ext.pending();
         if ext_pending == 0 {
             s.ext_since = None;
@@ -335,27 +628,42 @@ impl Receiver {
         if *buffered > settings.max_buffered {
             // Over the memory cap: this sender's unfinished text goes to
             // disk now, as it is; nothing is dropped.
-            stats.memory_flushes = stats.memory_flushes.saturating_add(1);
-            flush_sender(out, stats, stamp, s, max, now);
+            sh.stats.memory_flushes = sh.stats.memory_flushes.saturating_add(1);
+            flush_sender(sh, names, stamp, addr, s, max, now);
             *buffered -= after;
         }
-        stats.peak_buffered = stats.peak_buffered.max(*buffered);
+        sh.stats.peak_buffered = sh.stats.peak_buffered.max(*buffered);
+    }
+
+    /// Reports kernel drops seen on a socket's counter.
+    pub fn kernel_drops(sh: &mut Shared, listen: SocketAddr, n: u64, stamp: &Stamp, now: Instant) {
+        sh.stats.kernel_drops = sh.stats.kernel_drops.saturating_add(n);
+        let m = Marker::new(listen.to_string(), Body::KernelDrop { count: n });
+        sh.out.marker(stamp, None, &m, now);
     }
 
     /// True when one more sender would take the receiver past
     /// `max_buffered_bytes`: what each sender and each open file costs
     /// counts against it too, not only their unfinished text.
-    fn over_memory_with_new_sender(&self) -> bool {
+    fn over_memory_with_new_sender(&self, sh: &Shared) -> bool {
         let senders = (self.senders.len() + 1).saturating_mul(SENDER_COST);
+        // Each sender's last-words ring (detection) is its memory too.
+        let rings: usize = self
+            .senders
+            .values()
+            .filter_map(|s| s.detect.as_ref().map(|d| d.held()))
+            .sum();
         self.buffered
             .saturating_add(senders)
-            .saturating_add(self.out.overhead())
+            .saturating_add(rings)
+            .saturating_add(sh.out.overhead())
             > self.settings.max_buffered
     }
 
     /// Makes room for a new sender: the least recently heard eighth of the
-    /// table goes, their unfinished lines written first.
-    fn evict(&mut self, stamp: &Stamp, now: Instant) {
+    /// table goes, their unfinished lines written first, their open
+    /// incidents closed.
+    fn evict(&mut self, sh: &mut Shared, stamp: &Stamp, now: Instant) {
         let mut ages: Vec<(Instant, SocketAddr)> = self
             .senders
             .iter()
@@ -367,60 +675,113 @@ impl Receiver {
         }
         for (_, a) in &ages[..k] {
             if let Some(mut s) = self.senders.remove(a) {
+                let was = s.undetected;
                 self.buffered -= s.asm.pending() + s.ext.pending();
                 flush_sender(
-                    &mut self.out,
-                    &mut self.stats,
+                    sh,
+                    &self.names,
                     stamp,
+                    *a,
                     &mut s,
                     self.settings.max_line,
                     now,
                 );
-                self.stats.evicted = self.stats.evicted.saturating_add(1);
+                if was {
+                    self.undetected = self.undetected.saturating_sub(1);
+                }
+                flush_detector(sh, &mut s);
+                sh.stats.evicted = sh.stats.evicted.saturating_add(1);
             }
         }
     }
 
-    /// Writes unfinished lines older than the partial timeout (all of them
-    /// when `all`, at shutdown).
-    pub fn flush_partials(&mut self, stamp: &Stamp, now: Instant, all: bool) {
+    /// Ticks the reorder windows (holes whose wait ran out become gaps),
+    /// writes unfinished lines older than the partial timeout (all of them
+    /// when `all`, at shutdown), and ends the open incidents of senders
+    /// quiet that long.
+    pub fn flush_partials(&mut self, sh: &mut Shared, stamp: &Stamp, now: Instant, all: bool) {
         let timeout = self.settings.partial_timeout;
         let old = |t: Option<Instant>| t.is_some_and(|t| all || now.duration_since(t) >= timeout);
         let max = self.settings.max_line;
-        for s in self.senders.values_mut() {
+        let Receiver {
+            senders,
+            names,
+            buffered,
+            undetected,
+            ..
+        } = self;
+        for (addr, s) in senders.iter_mut() {
+            let was = s.undetected;
+            if s.ext.pending() > 0 && !all {
+                let before = s.ext.pending();
+                let mut st = std::mem::take(&mut s.ext);
+                let release = st.release().map(str::to_owned);
+                {
+                    let mut p = put!(sh, names, stamp, now, max, *addr, s, release.as_deref());
+                    st.tick(now, max, &mut |ev| p.event(ev));
+                }
+                s.ext = st;
+                *buffered = (*buffered + s.ext.pending()).saturating_sub(before);
+                if s.ext.pending() == 0 {
+                    s.ext_since = None;
+                }
+            }
             if old(s.asm.since()) || old(s.ext_since) {
-                self.buffered -= s.asm.pending() + s.ext.pending();
-                flush_sender(&mut self.out, &mut self.stats, stamp, s, max, now);
+                *buffered -= s.asm.pending() + s.ext.pending();
+                flush_sender(sh, names, stamp, *addr, s, max, now);
+            }
+            if s.undetected && !was {
+                // Lines the window let out just now.
+                *undetected += 1;
+            }
+            if s.undetected && (all || now.duration_since(s.last_seen) >= timeout) {
+                flush_detector(sh, s);
+                *undetected = undetected.saturating_sub(1);
             }
         }
     }
 
-    /// Time until the next partial line may be due, if any is held.
+    /// Time until the next sweep may have work, if any.
     fn next_partial_check(&self) -> Option<Duration> {
-        (self.buffered > 0).then(|| {
+        (self.buffered > 0 || self.undetected > 0).then(|| {
             (self.settings.partial_timeout / 4)
+                .min(self.settings.window.wait / 4)
                 .clamp(Duration::from_millis(10), Duration::from_secs(1))
         })
     }
 }
 
 fn flush_sender(
-    out: &mut Output,
-    stats: &mut Stats,
+    sh: &mut Shared,
+    names: &Names,
     stamp: &Stamp,
+    addr: SocketAddr,
     s: &mut Sender,
     max: usize,
     now: Instant,
 ) {
-    let cx = Cx {
-        stamp,
-        src: s.source.as_str(),
-        max,
-        now,
-    };
-    s.asm.flush(&mut |l, e| put_line(out, stats, &cx, l, e));
-    s.ext.flush(max, &mut |ev| put_event(out, stats, &cx, ev));
+    let mut asm = std::mem::take(&mut s.asm);
+    let mut ext = std::mem::take(&mut s.ext);
+    let release = ext.release().map(str::to_owned);
+    {
+        let mut p = put!(sh, names, stamp, now, max, addr, s, release.as_deref());
+        asm.flush(&mut |l, e| p.plain(l, e));
+        ext.flush(max, &mut |ev| p.event(ev));
+    }
+    s.asm = asm;
+    s.ext = ext;
     s.ext_since = None;
+}
+
+/// Ends the sender's open incidents (it went quiet, or is evicted).
+fn flush_detector(sh: &mut Shared, s: &mut Sender) {
+    s.undetected = false;
+    if let Some(d) = s.detect.as_deref_mut() {
+        let release = s.ext.release();
+        for ev in d.flush() {
+            sh.event(&ev, None, release);
+        }
+    }
 }
 
 /// Signals the loop reacts to.
@@ -456,25 +817,49 @@ impl Signals {
     }
 }
 
-/// Binds the sockets (reporting each on stderr), then receives until
-/// SIGTERM or SIGINT. Returns the counters.
+/// Binds the sockets (reporting each on stderr), then receives on
+/// `settings.workers` threads until SIGTERM or SIGINT. Returns the
+/// counters.
 pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
-    let mut listeners = Vec::new();
+    let workers = settings.workers.max(1);
+    let reuse = workers > 1;
+    // sockets[w]: worker w's socket for each listen address.
+    let mut sockets: Vec<Vec<socket::Listener>> = (0..workers).map(|_| Vec::new()).collect();
     for addr in &settings.listen {
-        let l = match socket::listen(*addr, settings.receive_buffer) {
+        let bind = |a: SocketAddr| socket::listen(a, settings.receive_buffer, reuse);
+        let first = match bind(*addr) {
             Err(nix::Error::EAFNOSUPPORT) if settings.listen_is_default => {
                 let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
                 eprintln!("watchdog udplogger: IPv6 is not available; listening on {v4} only");
-                socket::listen(v4, settings.receive_buffer)
+                bind(v4)
             }
             r => r,
         }
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        eprintln!("watchdog udplogger: listening on {}, {}", l.addr, l.buffer);
-        listeners.push(l);
+        eprintln!(
+            "watchdog udplogger: listening on {}, {}",
+            first.addr, first.buffer
+        );
+        // The other workers bind the address the first socket got (the
+        // port an ephemeral `:0` became).
+        let bound = first.addr;
+        sockets[0].push(first);
+        for w in sockets.iter_mut().skip(1) {
+            w.push(bind(bound).map_err(|e| format!("cannot listen on {bound}: {e}"))?);
+        }
     }
-    let mut signals =
-        Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    if reuse {
+        eprintln!(
+            "watchdog udplogger: {workers} workers (SO_REUSEPORT: a sender stays on one worker)"
+        );
+    }
+    let names = Names::new(settings.hosts.clone(), settings.hosts_file.clone())
+        .map_err(|e| format!("hosts file: {e}"))?;
+    let mut signals = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        signals
+            .push(Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?);
+    }
     // A start-up self-test: a directory that cannot be written is said
     // now, not at the first line; receiving starts anyway (lines are held
     // and retried, as for any write failure).
@@ -484,152 +869,233 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
             settings.output.dir.display()
         );
     }
+    if let Some(t) = &settings.event_log {
+        eprintln!("watchdog udplogger: detected events go to {t}");
+    }
     eprintln!(
         "watchdog udplogger: writing to {}",
         settings.output.dir.display()
     );
-    let mut stamper = Stamper::new(settings.zone, settings.period);
-    let mut rx = Receiver::new(settings);
-    let mut batch = RecvBatch::new(BATCH, SLOT);
-    let mut last_recv_error: Option<Instant> = None;
-    let mut next_sweep: Option<Instant> = None;
-    let mut last_round = 0usize;
-    let mut backlog = false;
-    let metrics_file = rx.settings.metrics_file.clone();
-    let write_metrics = |rx: &Receiver| {
-        if let Some(p) = &metrics_file {
-            if let Err(e) = crate::metrics::write_atomic(p, &rx.metrics()) {
-                eprintln!(
-                    "watchdog udplogger: cannot write metrics to {}: {e}",
-                    p.display()
-                );
+    let settings = Arc::new(settings);
+    let shared = Mutex::new(Shared::new(&settings));
+    let result: Result<(), String> = std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        let mut own = None;
+        for (w, (listeners, sig)) in sockets.into_iter().zip(signals).enumerate() {
+            let rx = Receiver::new(Arc::clone(&settings), names.clone());
+            let job = Worker {
+                id: w,
+                rx,
+                listeners,
+                signals: sig,
+                shared: &shared,
+                clock,
+            };
+            if w == 0 {
+                own = Some(job);
+            } else {
+                let h = std::thread::Builder::new()
+                    .name(format!("udplogger-{w}"))
+                    .spawn_scoped(scope, move || job.run())
+                    .map_err(|e| format!("cannot start worker {w}: {e}"))?;
+                handles.push(h);
             }
         }
-    };
-    let mut next_metrics = clock.mono();
-    loop {
-        if last_round >= COALESCE_AT && !backlog {
-            // Busy, but every queue was emptied: let datagrams gather for
-            // a moment, so the next round takes full batches instead of
-            // waking up for every few. The receive buffer holds many
-            // milliseconds of traffic. With a backlog there is no pause.
-            std::thread::sleep(COALESCE);
-        }
-        last_round = 0;
-        backlog = false;
-        let now = clock.mono();
-        let mut wait = Duration::from_secs(1);
-        if let Some(t) = next_sweep {
-            wait = wait.min(t.saturating_duration_since(now));
-        }
-        if let Some(t) = rx.out.next_retry() {
-            wait = wait.min(t.saturating_duration_since(now));
-        }
-        let ms = i32::try_from(wait.as_millis()).unwrap_or(1000);
-        {
-            let mut fds: Vec<PollFd<'_>> = listeners
-                .iter()
-                .map(|l| PollFd::new(l.fd.as_fd(), PollFlags::POLLIN))
-                .collect();
-            fds.push(PollFd::new(signals.pipe.as_fd(), PollFlags::POLLIN));
-            match poll(
-                &mut fds,
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE),
-            ) {
-                Ok(_) | Err(nix::Error::EINTR) => {}
-                // Out of kernel memory for a moment: wait, do not exit.
-                Err(nix::Error::ENOMEM) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => return Err(format!("poll: {e}")),
+        let mut result = own.map_or(Ok(()), Worker::run);
+        for h in handles {
+            match h.join() {
+                Ok(r) => result = result.and(r),
+                Err(_) => result = result.and(Err("a worker thread panicked".into())),
             }
         }
-        signals.drain();
-        // On SIGTERM, what is already queued is still read (bounded by the
-        // receive buffer) before the unfinished lines are written.
-        let stopping = signals.term.load(Ordering::Relaxed);
-        let rounds = if stopping { 1 << 16 } else { BATCHES_PER_ROUND };
-        for l in &mut listeners {
-            let mut emptied = false;
-            for _ in 0..rounds {
-                // Set back below when this batch came back full.
-                emptied = true;
-                let n = match batch.recv(l.fd.as_fd()) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        // ICMP errors and the like: report now and then, go on.
-                        let now = clock.mono();
-                        if last_recv_error
-                            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(60))
-                        {
-                            eprintln!("watchdog udplogger: receive on {}: {e}", l.addr);
-                            last_recv_error = Some(now);
-                        }
-                        break;
-                    }
-                };
-                last_round += n;
-                let stamp = stamper.stamp(clock.wall());
-                let now = clock.mono();
-                for i in 0..n {
-                    let Some(d) = batch.get(i) else { break };
-                    if let Some(c) = d.drops {
-                        let new = c.wrapping_sub(l.drops);
-                        if new > 0 && new < u32::MAX / 2 {
-                            rx.kernel_drops(l.addr, u64::from(new), &stamp, now);
-                            l.drops = c;
-                        }
-                    }
-                    if let Some(addr) = d.addr {
-                        rx.datagram(addr, d.data, &stamp, now);
-                    }
-                }
-                if n < batch.capacity() {
-                    break;
-                }
-                emptied = false;
-            }
-            backlog |= !emptied;
-        }
-        if stopping {
-            break;
-        }
-        let stamp = stamper.stamp(clock.wall());
-        let now = clock.mono();
-        if signals.hup.swap(false, Ordering::Relaxed) {
-            eprintln!("watchdog udplogger: SIGHUP: reopening log files");
-            rx.out.reopen(&stamp, now);
-        }
-        if next_sweep.is_some_and(|t| now >= t) || (next_sweep.is_none() && rx.buffered > 0) {
-            if next_sweep.is_some() {
-                rx.flush_partials(&stamp, now, false);
-            }
-            next_sweep = rx.next_partial_check().map(|d| now + d);
-        }
-        rx.out.flush(&stamp, now);
-        rx.out.tick(now);
-        if metrics_file.is_some() && now >= next_metrics {
-            write_metrics(&rx);
-            next_metrics = now + METRICS_EVERY;
-        }
-    }
-    let stamp = stamper.stamp(clock.wall());
+        result
+    });
+    let mut sh = lock(&shared);
+    let stamp = Stamper::new(settings.zone, settings.period).stamp(clock.wall());
     let now = clock.mono();
-    rx.flush_partials(&stamp, now, true);
-    rx.out.flush(&stamp, now);
-    if rx.out.held() > 0 {
+    sh.out.flush(&stamp, now);
+    if sh.out.held() > 0 {
         // One last try, a moment later, before what is held is lost.
         std::thread::sleep(Duration::from_millis(300));
-        rx.out.flush(&stamp, now + Duration::from_secs(3600));
+        sh.out.flush(&stamp, now + Duration::from_secs(3600));
     }
-    write_metrics(&rx);
-    let s = rx.stats;
-    let o = rx.out.stats;
+    write_metrics(&settings, &sh);
+    let s = sh.stats;
+    let o = sh.out.stats;
     eprintln!(
-        "watchdog udplogger: stopped: {} datagrams, {} bytes, {} lines, {} markers, {} kernel drops, {} denied, {} lines cut, {} gaps, {} senders evicted (peak {}), {} memory-cap flushes, peak buffered {} bytes, {} lines dropped on write failure, {} bytes unwritten",
-        s.datagrams, s.bytes, o.lines, o.markers, s.kernel_drops, s.denied, s.cut, s.gaps, s.evicted, s.peak_senders, s.memory_flushes, s.peak_buffered, o.dropped, rx.out.held()
+        "watchdog udplogger: stopped: {} datagrams, {} bytes, {} lines, {} markers, {} kernel drops, {} denied, {} lines cut, {} gaps, {} duplicates, {} late, {} events, {} senders evicted (peak {}), {} memory-cap flushes, peak buffered {} bytes, {} lines dropped on write failure, {} bytes unwritten",
+        s.datagrams, s.bytes, o.lines, o.markers, s.kernel_drops, s.denied, s.cut, s.gaps, s.duplicates, s.late, s.events, s.evicted, s.peak_senders, s.memory_flushes, s.peak_buffered, o.dropped, sh.out.held()
     );
-    Ok(s)
+    result.map(|()| s)
+}
+
+fn write_metrics(settings: &Settings, sh: &Shared) {
+    if let Some(p) = &settings.metrics_file {
+        if let Err(e) = crate::metrics::write_atomic(p, &sh.metrics()) {
+            eprintln!(
+                "watchdog udplogger: cannot write metrics to {}: {e}",
+                p.display()
+            );
+        }
+    }
+}
+
+/// One receiving thread: its sockets, its senders, its signal pipe.
+struct Worker<'a> {
+    id: usize,
+    rx: Receiver,
+    listeners: Vec<socket::Listener>,
+    signals: Signals,
+    shared: &'a Mutex<Shared>,
+    clock: &'a dyn Clock,
+}
+
+impl Worker<'_> {
+    fn run(self) -> Result<(), String> {
+        let Worker {
+            id,
+            mut rx,
+            mut listeners,
+            mut signals,
+            shared,
+            clock,
+        } = self;
+        let settings = Arc::clone(&rx.settings);
+        let mut stamper = Stamper::new(settings.zone, settings.period);
+        let mut batch = RecvBatch::new(BATCH, SLOT);
+        let mut last_recv_error: Option<Instant> = None;
+        let mut next_sweep: Option<Instant> = None;
+        let mut last_round = 0usize;
+        let mut backlog = false;
+        let mut next_metrics = clock.mono();
+        loop {
+            if last_round >= COALESCE_AT && !backlog {
+                // Busy, but every queue was emptied: let datagrams gather
+                // for a moment, so the next round takes full batches
+                // instead of waking up for every few. The receive buffer
+                // holds many milliseconds of traffic. With a backlog there
+                // is no pause.
+                std::thread::sleep(COALESCE);
+            }
+            last_round = 0;
+            backlog = false;
+            let now = clock.mono();
+            let mut wait = Duration::from_secs(1);
+            if let Some(t) = next_sweep {
+                wait = wait.min(t.saturating_duration_since(now));
+            }
+            if let Some(t) = lock(shared).out.next_retry() {
+                wait = wait.min(t.saturating_duration_since(now));
+            }
+            let ms = i32::try_from(wait.as_millis()).unwrap_or(1000);
+            {
+                let mut fds: Vec<PollFd<'_>> = listeners
+                    .iter()
+                    .map(|l| PollFd::new(l.fd.as_fd(), PollFlags::POLLIN))
+                    .collect();
+                fds.push(PollFd::new(signals.pipe.as_fd(), PollFlags::POLLIN));
+                match poll(
+                    &mut fds,
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE),
+                ) {
+                    Ok(_) | Err(nix::Error::EINTR) => {}
+                    // Out of kernel memory for a moment: wait, do not exit.
+                    Err(nix::Error::ENOMEM) => std::thread::sleep(Duration::from_millis(10)),
+                    Err(e) => return Err(format!("poll: {e}")),
+                }
+            }
+            signals.drain();
+            // On SIGTERM, what is already queued is still read (bounded by
+            // the receive buffer) before the unfinished lines are written.
+            let stopping = signals.term.load(Ordering::Relaxed);
+            let rounds = if stopping { 1 << 16 } else { BATCHES_PER_ROUND };
+            for l in &mut listeners {
+                let mut emptied = false;
+                for _ in 0..rounds {
+                    // Set back below when this batch came back full.
+                    emptied = true;
+                    let n = match batch.recv(l.fd.as_fd()) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            // ICMP errors and the like: report now and then, go on.
+                            let now = clock.mono();
+                            if last_recv_error
+                                .is_none_or(|t| now.duration_since(t) > Duration::from_secs(60))
+                            {
+                                eprintln!("watchdog udplogger: receive on {}: {e}", l.addr);
+                                last_recv_error = Some(now);
+                            }
+                            break;
+                        }
+                    };
+                    last_round += n;
+                    let stamp = stamper.stamp(clock.wall());
+                    let now = clock.mono();
+                    let mut sh = lock(shared);
+                    for i in 0..n {
+                        let Some(d) = batch.get(i) else { break };
+                        if let Some(c) = d.drops {
+                            let new = c.wrapping_sub(l.drops);
+                            if new > 0 && new < u32::MAX / 2 {
+                                Receiver::kernel_drops(
+                                    &mut sh,
+                                    l.addr,
+                                    u64::from(new),
+                                    &stamp,
+                                    now,
+                                );
+                                l.drops = c;
+                            }
+                        }
+                        if let Some(addr) = d.addr {
+                            rx.datagram(&mut sh, addr, d.data, &stamp, now);
+                        }
+                    }
+                    drop(sh);
+                    if n < batch.capacity() {
+                        break;
+                    }
+                    emptied = false;
+                }
+                backlog |= !emptied;
+            }
+            let stamp = stamper.stamp(clock.wall());
+            let now = clock.mono();
+            let mut sh = lock(shared);
+            if stopping {
+                rx.flush_partials(&mut sh, &stamp, now, true);
+                sh.senders[id] = rx.sender_counters();
+                sh.out.flush(&stamp, now);
+                return Ok(());
+            }
+            if signals.hup.swap(false, Ordering::Relaxed) {
+                rx.reload_names();
+                if id == 0 {
+                    eprintln!("watchdog udplogger: SIGHUP: reopening log files");
+                    sh.out.reopen(&stamp, now);
+                }
+            }
+            if next_sweep.is_some_and(|t| now >= t)
+                || (next_sweep.is_none() && (rx.buffered > 0 || rx.undetected > 0))
+            {
+                if next_sweep.is_some() {
+                    rx.flush_partials(&mut sh, &stamp, now, false);
+                }
+                next_sweep = rx.next_partial_check().map(|d| now + d);
+            }
+            sh.out.flush(&stamp, now);
+            sh.out.tick(now);
+            if now >= next_metrics {
+                sh.senders[id] = rx.sender_counters();
+                if id == 0 {
+                    write_metrics(&settings, &sh);
+                }
+                next_metrics = now + METRICS_EVERY;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

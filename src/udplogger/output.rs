@@ -235,6 +235,7 @@ impl Output {
     }
 
     /// Appends one received line.
+    #[cfg(test)]
     pub fn line(
         &mut self,
         stamp: &Stamp,
@@ -244,7 +245,24 @@ impl Output {
         dict: &[&[u8]],
         now: Instant,
     ) {
-        self.set_key(stamp, Some(source));
+        self.line_as(stamp, source, source, text, meta, dict, now);
+    }
+
+    /// Appends one received line of the sender named `name` (its
+    /// directory in the per-sender layout); the line keeps its `source`
+    /// address.
+    #[allow(clippy::too_many_arguments)]
+    pub fn line_as(
+        &mut self,
+        stamp: &Stamp,
+        name: &str,
+        source: &str,
+        text: &[u8],
+        meta: Option<&Meta>,
+        dict: &[&[u8]],
+        now: Instant,
+    ) {
+        self.set_key(stamp, Some(name));
         let json = self.cfg.json;
         let mut scratch = std::mem::take(&mut self.scratch);
         let Some(i) = self.target(now) else {
@@ -286,6 +304,11 @@ impl Output {
                 b.extend_from_slice(source.as_bytes());
                 // Dictionary lines keep the kernel's leading space.
                 b.extend_from_slice(if i == 0 { b" " } else { b"  " });
+                if let (0, Some(m)) = (i, meta) {
+                    // The kernel's own time, as a plain sender with
+                    // printk.time shows it.
+                    super::detect::push_kernel_time(b, m.ts_usec);
+                }
                 escape_into(b, t);
                 b.push(b'\n');
             }
@@ -312,6 +335,17 @@ impl Output {
         push_marker(&mut f.buf, json, stamp, m);
         self.held += f.buf.len() - before;
         self.stats.markers += 1;
+    }
+
+    /// Appends text to the file `STEM.log` under the directory (a
+    /// last-words file): written, held and retried like any log file.
+    pub fn append(&mut self, stem: &str, text: &[u8], now: Instant) {
+        self.key.clear();
+        self.key.push_str(stem);
+        let Some(i) = self.target(now) else { return };
+        let f = &mut self.files[i];
+        f.buf.extend_from_slice(text);
+        self.held += text.len();
     }
 
     /// Writes every buffered file that is not waiting for a retry.

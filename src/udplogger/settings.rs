@@ -10,7 +10,8 @@
 //! check, `Settings`, and `UdpLoggerArgs` if it has a flag),
 //! config/watchdog.yaml and docs/udplogger.md.
 
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::allow::Cidr;
 use super::clock::{Period, Zone};
+use super::extended::Window;
 use super::output::OutputConfig;
 use super::socket::parse_listen;
 use crate::error::{ConfigError, Problems};
@@ -53,6 +55,44 @@ pub enum Layout {
     PerSender,
 }
 
+/// `udplogger.workers`: a number of receiving threads, or `auto`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WorkersConfig {
+    Count(u64),
+    Name(String),
+}
+
+impl WorkersConfig {
+    /// `N` or `auto`, as `--workers` takes it.
+    pub fn parse(s: &str) -> WorkersConfig {
+        s.parse()
+            .map_or(WorkersConfig::Name(s.to_string()), WorkersConfig::Count)
+    }
+
+    /// The thread count, or why not: `auto` is the online CPUs, at most
+    /// [`MAX_WORKERS`].
+    pub fn resolve(&self) -> Result<usize, String> {
+        match self {
+            WorkersConfig::Count(n) if (1..=MAX_WORKERS as u64).contains(n) => {
+                Ok(usize::try_from(*n).unwrap_or(1))
+            }
+            WorkersConfig::Count(n) => Err(format!(
+                "must be between 1 and {MAX_WORKERS} or \"auto\", found {n}"
+            )),
+            WorkersConfig::Name(s) if s == "auto" => Ok(std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .min(MAX_WORKERS)),
+            WorkersConfig::Name(s) => Err(format!(
+                "must be a number of threads or \"auto\", found {s:?}"
+            )),
+        }
+    }
+}
+
+/// Receiving threads at most (`workers: auto` stops here).
+pub const MAX_WORKERS: usize = 8;
+
 /// Settings of `watchdog udplogger`; see config/watchdog.yaml.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -75,6 +115,16 @@ pub struct UdpLoggerConfig {
     pub fault_hold_bytes: usize,
     pub retry_max_ms: u64,
     pub metrics_file: String,
+    pub workers: WorkersConfig,
+    pub reorder_records: u64,
+    pub reorder_ms: u64,
+    pub hosts: BTreeMap<String, String>,
+    pub hosts_file: String,
+    pub detect: bool,
+    pub event_log: String,
+    pub event_log_max_bytes: u64,
+    pub event_log_keep: u32,
+    pub last_words_lines: usize,
 }
 
 impl Default for UdpLoggerConfig {
@@ -98,6 +148,16 @@ impl Default for UdpLoggerConfig {
             fault_hold_bytes: 64 << 20,
             retry_max_ms: 30_000,
             metrics_file: String::new(),
+            workers: WorkersConfig::Count(1),
+            reorder_records: 512,
+            reorder_ms: 1000,
+            hosts: BTreeMap::new(),
+            hosts_file: String::new(),
+            detect: true,
+            event_log: String::new(),
+            event_log_max_bytes: 16 << 20,
+            event_log_keep: 4,
+            last_words_lines: 200,
         }
     }
 }
@@ -120,6 +180,21 @@ pub struct Settings {
     pub max_senders: usize,
     pub max_buffered: usize,
     pub allow: Vec<Cidr>,
+    /// Receiving threads, each with its own `SO_REUSEPORT` socket per
+    /// listen address.
+    pub workers: usize,
+    pub window: Window,
+    /// The `hosts` map, checked.
+    pub hosts: HashMap<IpAddr, String>,
+    pub hosts_file: Option<PathBuf>,
+    /// Run the parser on every sender's lines.
+    pub detect: bool,
+    /// Where detected events go (`-`: stdout); `None`: nowhere but the
+    /// metrics.
+    pub event_log: Option<String>,
+    pub event_log_max_bytes: u64,
+    pub event_log_keep: u32,
+    pub last_words_lines: usize,
 }
 
 /// The command-line options of `watchdog udplogger`; each one given
@@ -164,6 +239,18 @@ pub struct UdpLoggerArgs {
     /// Write an unfinished line after this many milliseconds
     #[arg(long, value_name = "MS")]
     pub partial_timeout_ms: Option<u64>,
+    /// Receiving threads: a number, or auto (online CPUs, at most 8)
+    #[arg(long, value_name = "N|auto")]
+    pub workers: Option<String>,
+    /// Write detected events (JSON lines) to FILE; - for stdout
+    #[arg(long, value_name = "FILE")]
+    pub event_log: Option<String>,
+    /// Names of senders, in /etc/hosts format (read again on SIGHUP)
+    #[arg(long, value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+    /// Do not run the kernel-log parser on received lines
+    #[arg(long)]
+    pub no_detect: bool,
     /// Start the wall clock at this RFC 3339 time (tests only)
     #[arg(long, hide = true, value_name = "TIME")]
     pub fake_clock_start: Option<String>,
@@ -217,6 +304,18 @@ impl UdpLoggerConfig {
         if let Some(v) = args.partial_timeout_ms {
             self.partial_timeout_ms = v;
         }
+        if let Some(v) = &args.workers {
+            self.workers = WorkersConfig::parse(v);
+        }
+        if let Some(v) = &args.event_log {
+            self.event_log.clone_from(v);
+        }
+        if let Some(v) = &args.hosts_file {
+            self.hosts_file = v.display().to_string();
+        }
+        if args.no_detect {
+            self.detect = false;
+        }
     }
 
     /// `file_mode` as permission bits, if valid.
@@ -263,7 +362,31 @@ impl UdpLoggerConfig {
                 ),
             );
         }
-        let ranges: [(&str, u64, u64, u64); 7] = [
+        let workers = self.workers.resolve().unwrap_or_else(|e| {
+            p.at("workers", e);
+            1
+        });
+        let (hosts, bad) = super::names::parse_configured(&self.hosts);
+        for (key, e) in bad {
+            p.at(&format!("hosts.{key}"), e);
+        }
+        if !self.hosts_file.is_empty() {
+            if let Err(e) =
+                super::names::Names::new(HashMap::new(), Some(self.hosts_file.clone().into()))
+            {
+                p.at("hosts_file", e);
+            }
+        }
+        if self.event_log_max_bytes < 4096 {
+            p.at(
+                "event_log_max_bytes",
+                format!("must be at least 4096, found {}", self.event_log_max_bytes),
+            );
+        }
+        let ranges: [(&str, u64, u64, u64); 10] = [
+            ("reorder_records", self.reorder_records, 1, 65_536),
+            ("reorder_ms", self.reorder_ms, 0, 60_000),
+            ("last_words_lines", self.last_words_lines as u64, 0, 100_000),
             (
                 "receive_buffer_bytes",
                 self.receive_buffer_bytes as u64,
@@ -319,6 +442,18 @@ impl UdpLoggerConfig {
             max_senders: self.max_senders,
             max_buffered: self.max_buffered_bytes,
             allow,
+            workers,
+            window: Window {
+                records: self.reorder_records,
+                wait: Duration::from_millis(self.reorder_ms),
+            },
+            hosts,
+            hosts_file: (!self.hosts_file.is_empty()).then(|| PathBuf::from(&self.hosts_file)),
+            detect: self.detect,
+            event_log: (!self.event_log.is_empty()).then(|| self.event_log.clone()),
+            event_log_max_bytes: self.event_log_max_bytes,
+            event_log_keep: self.event_log_keep,
+            last_words_lines: self.last_words_lines,
         })
     }
 }
@@ -414,6 +549,70 @@ mod tests {
         c.apply_args(&args(&["--receive-buffer", "100"]));
         let e = c.compile("udplogger").unwrap_err();
         assert_eq!(e[0].path, "udplogger.receive_buffer_bytes");
+    }
+
+    #[test]
+    fn workers_window_names_and_detection() {
+        let c: UdpLoggerConfig = serde_yaml::from_str(
+            "workers: auto\nreorder_records: 64\nreorder_ms: 250\nhosts: {\"10.0.0.5\": web1}\nevent_log: /e.jsonl\nlast_words_lines: 50\n",
+        )
+        .unwrap();
+        let s = c.compile("udplogger").unwrap();
+        assert!((1..=MAX_WORKERS).contains(&s.workers));
+        assert_eq!(
+            s.window,
+            Window {
+                records: 64,
+                wait: Duration::from_millis(250)
+            }
+        );
+        assert_eq!(
+            s.hosts
+                .get(&"10.0.0.5".parse().unwrap())
+                .map(String::as_str),
+            Some("web1")
+        );
+        assert_eq!(s.event_log.as_deref(), Some("/e.jsonl"));
+        assert!(s.detect);
+        assert_eq!(s.last_words_lines, 50);
+        let d = UdpLoggerConfig::default().compile("u").unwrap();
+        assert_eq!((d.workers, d.event_log, d.last_words_lines), (1, None, 200));
+        let mut c = UdpLoggerConfig::default();
+        c.apply_args(&args(&[
+            "--workers",
+            "2",
+            "--no-detect",
+            "--event-log",
+            "-",
+        ]));
+        let s = c.compile("u").unwrap();
+        assert_eq!(
+            (s.workers, s.detect, s.event_log.as_deref()),
+            (2, false, Some("-"))
+        );
+        for (bad, want) in [
+            ("0", "between 1 and 8"),
+            ("9", "between 1 and 8"),
+            ("many", "\"many\""),
+        ] {
+            let mut c = UdpLoggerConfig::default();
+            c.apply_args(&args(&["--workers", bad]));
+            let e = c.compile("udplogger").unwrap_err();
+            assert_eq!(e[0].path, "udplogger.workers");
+            assert!(e[0].message.contains(want), "{}", e[0].message);
+        }
+        let c = UdpLoggerConfig {
+            hosts: [("nope".to_string(), "x".to_string())].into(),
+            reorder_records: 0,
+            ..UdpLoggerConfig::default()
+        };
+        let paths: Vec<String> = c
+            .compile("udplogger")
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(paths, ["udplogger.hosts.nope", "udplogger.reorder_records"]);
     }
 
     #[test]

@@ -1,13 +1,12 @@
-//! Listening sockets: bind, ask for a large receive buffer, turn on the
-//! kernel's drop counter.
+//! Listening sockets (socket2): bind, share an address between workers
+//! (`SO_REUSEPORT`), ask for a large receive buffer, turn on the kernel's
+//! drop counter.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
-use nix::sys::socket::{
-    bind, getsockname, getsockopt, setsockopt, socket, sockopt, AddressFamily, SockFlag,
-    SockProtocol, SockType, SockaddrStorage,
-};
+use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// Default netconsole target port.
 pub const DEFAULT_PORT: u16 = 6666;
@@ -64,42 +63,43 @@ pub struct Listener {
     pub drops: u32,
 }
 
-fn to_std(s: &SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(a) = s.as_sockaddr_in() {
-        return Some(SocketAddr::from((a.ip(), a.port())));
-    }
-    s.as_sockaddr_in6()
-        .map(|a| SocketAddr::from((a.ip(), a.port())))
-}
-
-/// Binds a non-blocking UDP socket on `addr`.
-pub fn listen(addr: SocketAddr, rcvbuf: usize) -> Result<Listener, nix::Error> {
-    let family = if addr.is_ipv4() {
-        AddressFamily::Inet
+/// Binds a non-blocking UDP socket on `addr`. With `reuse_port`, several
+/// sockets (one per worker) share the address and the kernel spreads
+/// senders over them by a hash of the sender's address and port, so one
+/// sender always reaches the same socket.
+pub fn listen(addr: SocketAddr, rcvbuf: usize, reuse_port: bool) -> Result<Listener, nix::Error> {
+    let errno = |e: std::io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
     } else {
-        AddressFamily::Inet6
+        Domain::IPV6
     };
-    let fd = socket(
-        family,
-        SockType::Datagram,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        SockProtocol::Udp,
-    )?;
+    let sock = Socket::new(
+        domain,
+        Type::DGRAM.nonblocking().cloexec(),
+        Some(Protocol::UDP),
+    )
+    .map_err(errno)?;
     if let IpAddr::V6(ip) = addr.ip() {
         // `[::]` takes IPv4 too, whatever net.ipv6.bindv6only says.
-        setsockopt(&fd, sockopt::Ipv6V6Only, &!ip.is_unspecified())?;
+        sock.set_only_v6(!ip.is_unspecified()).map_err(errno)?;
     }
+    if reuse_port {
+        sock.set_reuse_port(true).map_err(errno)?;
+    }
+    let fd = OwnedFd::from(sock);
     setsockopt(&fd, sockopt::RxqOvfl, &1)?;
     let forced = setsockopt(&fd, sockopt::RcvBufForce, &rcvbuf).is_ok();
     if !forced {
         setsockopt(&fd, sockopt::RcvBuf, &rcvbuf)?;
     }
     let effective = getsockopt(&fd, sockopt::RcvBuf)?;
-    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    let local: SockaddrStorage = getsockname(fd.as_raw_fd())?;
+    let sock = Socket::from(fd);
+    sock.bind(&addr.into()).map_err(errno)?;
+    let local = sock.local_addr().ok().and_then(|a| a.as_socket());
     Ok(Listener {
-        addr: to_std(&local).unwrap_or(addr),
-        fd,
+        addr: local.unwrap_or(addr),
+        fd: OwnedFd::from(sock),
         buffer: Buffer {
             asked: rcvbuf,
             effective,
@@ -134,8 +134,14 @@ mod tests {
 
     #[test]
     fn binds_loopback_with_a_buffer() {
-        let l = listen("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
+        let l = listen("127.0.0.1:0".parse().unwrap(), 1 << 20, false).unwrap();
         assert_ne!(l.addr.port(), 0);
         assert!(l.buffer.effective > 0);
+        // Without SO_REUSEPORT the address is taken; with it on both
+        // sockets, a second worker's socket shares it.
+        assert!(listen(l.addr, 1 << 20, false).is_err());
+        let a = listen("127.0.0.1:0".parse().unwrap(), 1 << 20, true).unwrap();
+        let b = listen(a.addr, 1 << 20, true).unwrap();
+        assert_eq!(a.addr, b.addr);
     }
 }

@@ -300,8 +300,9 @@ class Udplogger:
         self.dir = os.path.join(outdir, "udplogger")
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
+        self.events = os.path.join(outdir, "udplogger-events.jsonl")
         self.cmd = [WD_BIN[0], "udplogger", "--listen", "127.0.0.1:%d" % self.port,
-                    "--dir", self.dir, "--utc"]
+                    "--dir", self.dir, "--utc", "--event-log", self.events]
         self.err = open(os.path.join(outdir, "udplogger.stderr"), "wb")
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self.err,
                                      stderr=self.err, start_new_session=True)
@@ -323,11 +324,20 @@ class Udplogger:
             self.proc.wait()
         self.err.close()
 
+    def detected(self):
+        """The events its detection wrote (JSON objects)."""
+        try:
+            with open(self.events, encoding="utf-8") as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except OSError:
+            return []
+
     def lines(self):
-        """(time, source, text) of every line it wrote, all files."""
+        """(time, source, text) of every line it wrote, all log files (not
+        the last-words files)."""
         out = []
         for path in sorted(glob.glob(os.path.join(self.dir, "**", "*"), recursive=True)):
-            if os.path.isfile(path):
+            if os.path.isfile(path) and "/last-words/" not in path:
                 for line in open(path, encoding="utf-8", errors="replace").read().splitlines():
                     parts = line.split(" ", 2)
                     if len(parts) >= 2:
@@ -363,6 +373,8 @@ class BootResult:
         self.serial_udp = None
         self.udplogger = None
         self.release = ""
+        # The guest ended with SysRq c (wd.crash=1) after @@WD-DONE@@.
+        self.crashed = False
 
 
 def accel():
@@ -474,6 +486,7 @@ def boot(k, b, outdir):
         ul.stop(nc, ser)
         res.udplogger = ul
     res.console = buf
+    res.crashed = "wd.crash=1" in res.cmdline.split()
     if not res.error and ("DONE", "") not in begun:
         res.error = "guest powered off without @@WD-DONE@@ (qemu exit %s)" % proc.returncode
     try:
@@ -711,6 +724,7 @@ def a_netconsole(res, out, f):
         len(nc.datagrams), sent, uniq[0], uniq[-1], len(gaps), len(ser.datagrams), sorted(sizes)[:5]) + detail
 
 
+KTIME = re.compile(r"^\[\s*\d+\.\d{6}\] ")
 RFC3339_US = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
 
 
@@ -726,7 +740,8 @@ def udplogger_check(res, gaps):
     need(not bad, "udplogger lines without an RFC 3339 microsecond time: %s" % bad[:3])
     nc_src = ul.sources.get(res.netconsole)
     ser_src = ul.sources.get(res.serial_udp)
-    nc_text = [t for _, src, t in lines if src == nc_src]
+    # Extended records carry the kernel's time before the text.
+    nc_text = [KTIME.sub("", t) for _, src, t in lines if src == nc_src]
     for i in range(1, 21):
         want = "wd-netconsole: line %d of 20" % i
         need(nc_text.count(want) == 1, "udplogger: %r appears %d times from %s" % (want, nc_text.count(want), nc_src))
@@ -736,8 +751,25 @@ def udplogger_check(res, gaps):
     ser_text = [t.rstrip("\r") for _, src, t in lines if src == ser_src]
     need(any(t.endswith("@@WD-DONE@@") for t in ser_text) and any("@@WD-INIT" in t for t in ser_text),
          "udplogger: the serial console (one byte per datagram) was not assembled into lines")
-    return "; udplogger: %d lines, the 20 test lines once each, %d marker line(s), serial lines assembled" % (
-        len(lines), len(marks))
+    panic = ""
+    if res.crashed:
+        # The guest ended with SysRq c (kdump off): udplogger's detection
+        # reports the panic it received, with the sender and last words.
+        evs = ul.detected()
+        panics = [e for e in evs if e.get("kind") == "panic" and e.get("host") == nc_src]
+        need(len(panics) == 1, "udplogger: %d panic events from %s (events: %s)" % (
+            len(panics), nc_src, [(e.get("kind"), e.get("host")) for e in evs][:20]))
+        p = panics[0]
+        need(p.get("source") == "netconsole" and "sysrq triggered crash" in p.get("summary", ""),
+             "udplogger: panic event %s" % p)
+        lw = p.get("last_words") or ""
+        need(os.path.isfile(lw), "udplogger: last-words file %r missing" % lw)
+        words = open(lw, encoding="utf-8", errors="replace").read()
+        need("sysrq: Trigger a crash" in words and "Kernel panic - not syncing" in words,
+             "udplogger: last words lack the crash: %s" % words[-500:])
+        panic = ", the panic event (%s) with %d lines of last words" % (p["summary"], words.count("\n"))
+    return "; udplogger: %d lines, the 20 test lines once each, %d marker line(s), serial lines assembled%s" % (
+        len(lines), len(marks), panic)
 
 
 # name -> (assert, how it is provoked: recorded into fixture headers)
@@ -771,7 +803,9 @@ BOOTS = [
     Boot("sigsegv", ["sigsegv"]),
     Boot("sigkill", ["sigkill"]),
     Boot("sysrq", ["sysrq"]),
-    Boot("netconsole", ["netconsole"], net=True, udp_console=True),
+    # Ends with SysRq c (kdump off, panic=-1): the panic reaches the
+    # host only over netconsole, where udplogger must report it.
+    Boot("netconsole", ["netconsole"], net=True, udp_console=True, append="wd.crash=1"),
 ]
 
 # Run only when named (--only hang): proves a stuck guest fails its boot at

@@ -1,0 +1,102 @@
+#!/bin/bash
+# `watchdog udplogger` alone, side by side in one run: plain and extended
+# traffic, 1 and 2 workers, detection on and off. For each combination a
+# ladder of sustained rates (20 senders, loopback only, the sendmmsg load
+# generator examples/udpload.rs); per rate the receiver is started afresh,
+# fed for SECS seconds, stopped, and its files checked line by line.
+#
+# Reports per combination: the highest rate the generator ACHIEVED (not
+# the one asked for) at which nothing was lost, the receiver's CPU seconds
+# per million lines at that rate (all threads, /proc/PID/task/*/schedstat),
+# its peak RSS (VmHWM), and its RSS after 1 s idle. Takes 2-4 minutes.
+# Run it under the shared lock: flock /tmp/vm.lock bench/udplogger-matrix.sh
+# Usage: [SECS=2] [PLAIN_RATES="..."] [EXT_RATES="..."] bench/udplogger-matrix.sh
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+SECS=${SECS:-2}
+# shellcheck disable=SC2206
+PLAIN_RATES=(${PLAIN_RATES:-250000 500000 1000000 1500000})
+# shellcheck disable=SC2206
+EXT_RATES=(${EXT_RATES:-50000 100000 200000 400000})
+PORT=17661
+
+cargo build --release --quiet --bin watchdog --example udpload
+BIN=target/release/watchdog
+LOAD=target/release/examples/udpload
+WORK=$(mktemp -d /tmp/udplogger-matrix.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
+kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+
+# One run: format workers detect rate -> "achieved sent found cpu_ns hwm_kb idle_kb"
+one() {
+    local format=$1 workers=$2 detect=$3 rate=$4
+    local dir=$WORK/$format-$workers-$detect-$rate
+    mkdir -p "$dir"
+    local extra=()
+    [ "$detect" = off ] && extra+=(--no-detect)
+    "$BIN" udplogger --listen "127.0.0.1:$PORT" --dir "$dir/logs" --utc --workers "$workers" \
+        "${extra[@]}" 2>"$dir/stderr" &
+    local rpid=$!
+    sleep 1
+    local idle before after out sent achieved hwm found
+    idle=$(kb "$rpid" VmRSS)
+    before=$(cpu_ns "$rpid")
+    local per=10 args=()
+    if [ "$format" = extended ]; then
+        per=1
+        args+=(--extended)
+    fi
+    local n=$((rate * SECS / 20 + 1))
+    out=$("$LOAD" send --target "127.0.0.1:$PORT" --tag m --senders 20 --lines "$n" \
+        --per-datagram "$per" --rate "$rate" --seconds "$((SECS + 2))" "${args[@]}")
+    sleep 1 # let the receiver drain before its CPU is read
+    after=$(cpu_ns "$rpid")
+    hwm=$(kb "$rpid" VmHWM)
+    kill -TERM "$rpid"
+    wait "$rpid" 2>/dev/null || true
+    PORT=$((PORT + 1))
+    sent=$(awk '/^SENT/ {print $2}' <<<"$out")
+    achieved=$(awk '/^RATE/ {print $2}' <<<"$out")
+    found=$("$LOAD" check --tag m $(find "$dir/logs" -type f) | awk '{print $2}')
+    rm -rf "$dir/logs"
+    echo "$achieved $sent $found $((after - before)) $hwm $idle"
+}
+
+ROWS=()
+ALL=()
+for format in plain extended; do
+    if [ "$format" = plain ]; then rates=("${PLAIN_RATES[@]}"); else rates=("${EXT_RATES[@]}"); fi
+    for workers in 1 2; do
+        for detect in on off; do
+            best="-" best_cpu="-" peak=0 idle=0
+            for r in "${rates[@]}"; do
+                read -r achieved sent found cpu hwm idl < <(one "$format" "$workers" "$detect" "$r")
+                lost=$((sent - found))
+                cpu_m=$(awk -v t="$cpu" -v s="$sent" 'BEGIN {printf "%.3f", s ? t / 1e9 / (s / 1e6) : 0}')
+                ALL+=("$(printf '%-9s %7s %6s %9s %9s %9s %8s %8s %8s' "$format" "$workers" "$detect" "$r" "$achieved" "$sent" "$lost" "$cpu_m" "$hwm")")
+                [ "$hwm" -gt "$peak" ] && peak=$hwm
+                idle=$idl
+                if [ "$lost" -eq 0 ]; then
+                    best=$achieved
+                    best_cpu=$cpu_m
+                fi
+            done
+            ROWS+=("$(printf '%-9s %7s %6s %14s %10s %12s %12s' "$format" "$workers" "$detect" "$best" "$best_cpu" "$peak" "$idle")")
+        done
+    done
+done
+
+echo
+echo "watchdog udplogger, loopback, 20 senders, $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ)"
+echo "plain: 10 lines of 90 bytes a datagram; extended: one record a datagram; ${SECS} s a rate"
+echo
+echo "every run (rate asked, rate the generator achieved, lines sent, lost, CPU s / M lines, peak RSS kB):"
+printf '%-9s %7s %6s %9s %9s %9s %8s %8s %8s\n' format workers detect asked achieved sent lost cpu-s/M rss-kB
+printf '%s\n' "${ALL[@]}"
+echo
+echo "summary (highest achieved rate with no loss, CPU s / M lines there, peak and idle RSS kB):"
+printf '%-9s %7s %6s %14s %10s %12s %12s\n' format workers detect zero-loss/s cpu-s/M peak-rss-kB idle-rss-kB
+printf '%s\n' "${ROWS[@]}"

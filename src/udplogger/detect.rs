@@ -1,0 +1,479 @@
+//! Detection on the stream: every sender's assembled lines go through the
+//! same parser as `watchdog scan` and `watchdog run` ([`crate::parse`]),
+//! so a panic, an oops, a hung task or an OOM kill on any host of the
+//! fleet becomes an event (`source: "netconsole"`, `host` = the sender's
+//! name) the moment its report arrives.
+//!
+//! Per sender ([`Detector`], dropped with the sender): the parser's state
+//! (one source, so bounded as the parser bounds it) and the sender's last
+//! lines ([`LastWords`], bounded in lines and bytes). A panic or an oops
+//! opens a "last words" capture: the lines before it and the report that
+//! follows go to one file per incident, named in the event.
+//!
+//! Pure: lines in, events and last-words text out; the receiver writes
+//! them.
+
+use std::collections::VecDeque;
+
+use crate::events::{Body, Event, WallTime};
+use crate::parse::{Framer, Parser, Record};
+
+use super::extended::Meta;
+
+/// What events report as their source.
+pub const SOURCE: &str = "netconsole";
+
+/// Bytes kept per line in the last-words ring: a line is rarely longer,
+/// and the ring's memory stays bounded whatever `max_line_bytes` is.
+const RING_LINE_MAX: usize = 1024;
+/// Bytes of one sender's ring at most: 200 kernel lines of a usual length
+/// fit; a sender of long lines keeps fewer. 1,024 senders cost 64 MiB at
+/// worst.
+const RING_BYTES_MAX: usize = 64 * 1024;
+
+/// The last `max` lines of one sender, in one byte buffer.
+#[derive(Debug, Default)]
+pub struct LastWords {
+    bytes: VecDeque<u8>,
+    lens: VecDeque<usize>,
+    max: usize,
+}
+
+impl LastWords {
+    pub fn new(max: usize) -> LastWords {
+        LastWords {
+            max,
+            ..LastWords::default()
+        }
+    }
+
+    /// Keeps one line (without its newline).
+    pub fn push(&mut self, line: &[u8]) {
+        if self.max == 0 {
+            return;
+        }
+        let line = &line[..line.len().min(RING_LINE_MAX)];
+        while self.lens.len() >= self.max
+            || (!self.lens.is_empty() && self.bytes.len() + line.len() + 1 > RING_BYTES_MAX)
+        {
+            if let Some(n) = self.lens.pop_front() {
+                self.bytes.drain(..n);
+            }
+        }
+        self.bytes.extend(line);
+        self.bytes.push_back(b'\n');
+        self.lens.push_back(line.len() + 1);
+    }
+
+    /// The lines held, oldest first, each ending in a newline.
+    pub fn text(&self) -> Vec<u8> {
+        let (a, b) = self.bytes.as_slices();
+        [a, b].concat()
+    }
+
+    #[cfg(test)]
+    pub fn lines(&self) -> usize {
+        self.lens.len()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// An open last-words capture: its file stem and how many more lines of
+/// the report after the trigger go into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    pub stem: String,
+    pub left: usize,
+}
+
+/// What one line produced.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub events: Vec<Event>,
+    /// Text for a last-words file: `(stem, bytes)`, in order.
+    pub last_words: Vec<(String, Vec<u8>)>,
+}
+
+/// Detection state of one sender.
+#[derive(Debug)]
+pub struct Detector {
+    parser: Parser,
+    framer: Framer,
+    ring: LastWords,
+    capture: Option<Capture>,
+    /// Lines after a trigger that go into its file.
+    follow: usize,
+    scratch: Vec<u8>,
+    rec: Record,
+}
+
+/// `text` as the record's text, invalid UTF-8 replaced as the framer does.
+fn set_text(out: &mut String, text: &[u8]) {
+    out.clear();
+    match std::str::from_utf8(text) {
+        Ok(t) => out.push_str(t),
+        Err(_) => out.push_str(&String::from_utf8_lossy(text)),
+    }
+}
+
+/// `[ 5309.104520] `: the kernel time as dmesg and the console print it.
+pub fn push_kernel_time(out: &mut Vec<u8>, ts_usec: u64) {
+    // By hand, not `write!`: this runs for every extended line.
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    let mut secs = ts_usec / 1_000_000;
+    loop {
+        // A digit: the cast cannot truncate.
+        digits[n] = b'0' + (secs % 10) as u8;
+        n += 1;
+        secs /= 10;
+        if secs == 0 {
+            break;
+        }
+    }
+    out.push(b'[');
+    out.extend(std::iter::repeat_n(b' ', 5usize.saturating_sub(n)));
+    out.extend(digits[..n].iter().rev());
+    out.push(b'.');
+    let mut us = ts_usec % 1_000_000;
+    let mut frac = [b'0'; 6];
+    for d in frac.iter_mut().rev() {
+        *d = b'0' + (us % 10) as u8;
+        us /= 10;
+    }
+    out.extend_from_slice(&frac);
+    out.extend_from_slice(b"] ");
+}
+
+/// `[ 12.345678] rest`: the console's timestamp and the text after it,
+/// when that is all the framing a plain line has (the common case, read
+/// without the general framer). `None` for anything else.
+fn console_time(line: &[u8]) -> Option<(f64, &[u8])> {
+    let rest = line.strip_prefix(b"[")?;
+    let end = memchr::memchr(b']', &rest[..rest.len().min(24)])?;
+    let inner = std::str::from_utf8(&rest[..end]).ok()?.trim_start();
+    let (secs, frac) = inner.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs) || !digits(frac) {
+        return None;
+    }
+    let text = &rest[end + 1..];
+    let text = text.strip_prefix(b" ").unwrap_or(text);
+    // A caller id (`[ T123]`) or anything bracketed next: the framer's job.
+    if text.first() == Some(&b'[') {
+        return None;
+    }
+    Some((inner.parse().ok()?, text))
+}
+
+impl Detector {
+    /// `lines`: how many lines before a panic or oops its file keeps (and
+    /// how many after it, at most).
+    pub fn new(lines: usize) -> Detector {
+        Detector {
+            parser: Parser::new(SOURCE),
+            framer: Framer::new(),
+            ring: LastWords::new(lines),
+            capture: None,
+            follow: lines,
+            scratch: Vec::new(),
+            rec: Record::default(),
+        }
+    }
+
+    /// Bytes held (for the sender's memory accounting).
+    pub fn held(&self) -> usize {
+        self.ring.bytes()
+    }
+
+    /// One line of the sender, `host` its name, `wall` when it arrived,
+    /// `meta` the header of an extended record. `stem_for` names a new
+    /// last-words file from the triggering event.
+    pub fn line(
+        &mut self,
+        host: &str,
+        text: &[u8],
+        meta: Option<&Meta>,
+        wall: WallTime,
+        stem_for: &dyn Fn(&Event) -> String,
+    ) -> Found {
+        let mut found = Found::default();
+        // One record reused line after line: its strings keep their
+        // capacity (no allocation per line).
+        let mut rec = std::mem::take(&mut self.rec);
+        let framed = match meta {
+            Some(m) => {
+                self.scratch.clear();
+                push_kernel_time(&mut self.scratch, m.ts_usec);
+                self.scratch.extend_from_slice(text);
+                set_text(&mut rec.text, text);
+                rec.kernel_time = Some(m.ts_usec as f64 / 1e6);
+                rec.level = u8::try_from(m.level & 7).ok();
+                // Messages userspace wrote to /dev/kmsg carry another
+                // facility: not the kernel's word.
+                rec.kernel = m.level >> 3 == 0;
+                None
+            }
+            None => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(text);
+                match console_time(text) {
+                    Some((t, rest)) => {
+                        set_text(&mut rec.text, rest);
+                        rec.kernel_time = Some(t);
+                        rec.level = None;
+                        rec.kernel = true;
+                        None
+                    }
+                    None => {
+                        let mut r = self.framer.frame(text);
+                        // The parser's own sequence check is the window's
+                        // job, and a sender cannot speak for the receiver:
+                        // a line that looks like a udplogger marker is only
+                        // text here.
+                        r.seq = None;
+                        r.boundary = false;
+                        r.lost = None;
+                        r.host = rec.host.take();
+                        Some(r)
+                    }
+                }
+            }
+        };
+        let mut rec = match framed {
+            Some(r) => r,
+            None => {
+                rec.seq = None;
+                rec.ignore = false;
+                rec.boundary = false;
+                rec.truncated = false;
+                rec.lost = None;
+                rec
+            }
+        };
+        rec.wall_time = Some(wall);
+        if rec.host.as_deref() != Some(host) {
+            rec.host = Some(host.to_string());
+        }
+        let line = std::mem::take(&mut self.scratch);
+        found.events = self.parser.push(&rec);
+        self.after(&line, stem_for, &mut found);
+        self.scratch = line;
+        self.rec = rec;
+        found
+    }
+
+    /// Records this sender's stream said were lost (a `gap` marker).
+    pub fn lost(&mut self, host: &str, count: u64, wall: WallTime) -> Vec<Event> {
+        let rec = Record {
+            wall_time: Some(wall),
+            host: Some(host.to_string()),
+            lost: Some(count),
+            kernel: true,
+            ..Record::default()
+        };
+        self.parser.push(&rec)
+    }
+
+    /// The sender rebooted (a `reset` marker): its open incidents are
+    /// over, and so is its capture.
+    pub fn reset(&mut self, host: &str) -> Vec<Event> {
+        self.capture = None;
+        let rec = Record {
+            host: Some(host.to_string()),
+            boundary: true,
+            ..Record::default()
+        };
+        self.parser.push(&rec)
+    }
+
+    /// The sender went quiet or is evicted: open incidents end.
+    pub fn flush(&mut self) -> Vec<Event> {
+        self.parser.flush()
+    }
+
+    /// Keeps the line, feeds an open capture, opens one on a panic or an
+    /// oops.
+    fn after(&mut self, line: &[u8], stem_for: &dyn Fn(&Event) -> String, found: &mut Found) {
+        let trigger = found
+            .events
+            .iter()
+            .find(|e| matches!(e.body, Body::Panic(_) | Body::Oops(_)));
+        match (&mut self.capture, trigger) {
+            (Some(c), _) if c.left > 0 => {
+                // A later trigger (the panic after an oops) belongs to the
+                // incident already being captured.
+                c.left -= 1;
+                let mut b = line.to_vec();
+                b.push(b'\n');
+                found.last_words.push((c.stem.clone(), b));
+            }
+            (_, Some(ev)) => {
+                let stem = stem_for(ev);
+                self.ring.push(line);
+                found.last_words.push((stem.clone(), self.ring.text()));
+                self.capture = Some(Capture {
+                    stem,
+                    left: self.follow,
+                });
+                return;
+            }
+            _ => self.capture = None,
+        }
+        self.ring.push(line);
+    }
+
+    /// The open capture, if any: the file its events name.
+    pub fn capture(&self) -> Option<&Capture> {
+        self.capture.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wall() -> WallTime {
+        WallTime {
+            local: chrono::NaiveDate::from_ymd_opt(2026, 11, 29)
+                .unwrap()
+                .and_hms_opt(12, 0, 0)
+                .unwrap(),
+            offset: chrono::FixedOffset::east_opt(0),
+        }
+    }
+
+    #[test]
+    fn the_ring_keeps_the_last_lines() {
+        let mut r = LastWords::new(3);
+        for i in 0..5 {
+            r.push(format!("line {i}").as_bytes());
+        }
+        assert_eq!(r.text(), b"line 2\nline 3\nline 4\n");
+        assert_eq!(r.lines(), 3);
+        r.push(&[b'x'; 5000]);
+        assert_eq!(r.bytes(), 14 + 1025);
+        let mut r = LastWords::new(1000);
+        for _ in 0..100 {
+            r.push(&[b'y'; 2000]);
+        }
+        assert!(
+            r.bytes() <= RING_BYTES_MAX && r.lines() == 63,
+            "{}",
+            r.lines()
+        );
+    }
+
+    #[test]
+    fn kernel_time_is_written_as_dmesg_does() {
+        let mut b = Vec::new();
+        push_kernel_time(&mut b, 5_309_104_520);
+        push_kernel_time(&mut b, 12_000_001);
+        push_kernel_time(&mut b, 123_456_000_000);
+        push_kernel_time(&mut b, 0);
+        push_kernel_time(&mut b, u64::MAX);
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            "[ 5309.104520] [   12.000001] [123456.000000] [    0.000000] [18446744073709.551615] "
+        );
+        // What the plain fast path takes, and what it leaves to the framer.
+        assert_eq!(
+            console_time(b"[   12.487423] Kernel panic"),
+            Some((12.487423, &b"Kernel panic"[..]))
+        );
+        assert_eq!(console_time(b"[ 1.5]x"), Some((1.5, &b"x"[..])));
+        for other in [
+            &b"[ T12] x"[..],
+            b"[   12.4] [ T1] x",
+            b"[x.1] y",
+            b"[12] y",
+            b"<4>[ 1.0] y",
+        ] {
+            assert_eq!(
+                console_time(other),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    #[test]
+    fn a_panic_opens_one_capture_with_the_lines_before_and_after() {
+        let mut d = Detector::new(3);
+        let stem = |e: &Event| format!("lw-{}", e.body.kind());
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut events = Vec::new();
+        for l in [
+            "[   10.000000] one",
+            "[   11.000000] two",
+            "[   12.000000] three",
+            "[   12.487423] Kernel panic - not syncing: sysrq triggered crash",
+            "[   12.487424] CPU: 0 PID: 1 Comm: sh",
+            "[   12.487425] ---[ end Kernel panic - not syncing: sysrq triggered crash ]---",
+            "[   12.5] a",
+            "[   12.6] b",
+        ] {
+            let f = d.line("web1", l.as_bytes(), None, wall(), &stem);
+            events.extend(f.events);
+            files.extend(f.last_words);
+        }
+        events.extend(d.flush());
+        let kinds: Vec<&str> = events.iter().map(|e| e.body.kind()).collect();
+        assert_eq!(kinds, ["panic"]);
+        assert_eq!(events[0].host.as_deref(), Some("web1"));
+        assert_eq!(events[0].source, "netconsole");
+        assert_eq!(events[0].kernel_time, Some(12.487423));
+        let text: Vec<u8> = files.iter().flat_map(|(_, b)| b.clone()).collect();
+        assert!(files.iter().all(|(s, _)| s == "lw-panic"));
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "[   11.000000] two\n[   12.000000] three\n[   12.487423] Kernel panic - not syncing: sysrq triggered crash\n[   12.487424] CPU: 0 PID: 1 Comm: sh\n[   12.487425] ---[ end Kernel panic - not syncing: sysrq triggered crash ]---\n[   12.5] a\n"
+        );
+    }
+
+    #[test]
+    fn a_sender_cannot_forge_the_receivers_markers() {
+        let mut d = Detector::new(10);
+        let f = d.line(
+            "web1",
+            b"2026-11-22T04:25:12Z udplogger 10.0.0.7:6666 gap: 9 records missing count=999999 from=1 to=999999",
+            None,
+            wall(),
+            &|_| "x".into(),
+        );
+        assert!(f.events.is_empty(), "{:?}", f.events);
+        assert!(d.flush().is_empty());
+    }
+
+    #[test]
+    fn extended_records_carry_their_time_and_level() {
+        let mut d = Detector::new(10);
+        let m = Meta {
+            level: 0,
+            seq: 7,
+            ts_usec: 12_487_423,
+        };
+        let f = d.line(
+            "db1",
+            b"Kernel panic - not syncing: Fatal exception",
+            Some(&m),
+            wall(),
+            &|_| "x".into(),
+        );
+        assert_eq!(f.events.len(), 1);
+        assert_eq!(f.events[0].kernel_time, Some(12.487423));
+        assert_eq!(
+            f.last_words,
+            [(
+                "x".to_string(),
+                b"[   12.487423] Kernel panic - not syncing: Fatal exception\n".to_vec()
+            )]
+        );
+        let lost = d.lost("db1", 5, wall());
+        assert_eq!(lost[0].body.kind(), "lost");
+    }
+}
