@@ -1,0 +1,211 @@
+//! Connections to one target: a connected UDP socket (one message per
+//! datagram, RFC 5426), a TCP stream with octet-counted frames (RFC 6587
+//! section 3.4.1: `LEN SP MSG`), or the same frames inside TLS (RFC 5425,
+//! rustls with the ring provider: pure Rust and C that builds for musl, so
+//! the binary stays static).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use super::target::{Target, TlsFiles, Transport};
+
+/// How long one connection attempt (TCP connect, TLS handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A write that makes no progress for this long means the receiver is
+/// stuck: the connection is dropped and made again.
+pub const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// The TLS client configuration of a target, built once at start so a bad
+/// file is reported before anything runs.
+pub fn tls_config(f: &TlsFiles) -> Result<Arc<ClientConfig>, String> {
+    let ca = f.ca_file.display();
+    let mut roots = RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(&f.ca_file)
+        .map_err(|e| format!("{ca}: cannot read the CA file: {e}"))?;
+    for c in certs {
+        let c = c.map_err(|e| format!("{ca}: {e}"))?;
+        roots
+            .add(c)
+            .map_err(|e| format!("{ca}: not a usable CA certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{ca}: no certificate in the CA file"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots);
+    let cfg = match (&f.cert_file, &f.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("{}: cannot read the certificate: {e}", cert.display()))?;
+            if chain.is_empty() {
+                return Err(format!("{}: no certificate in the file", cert.display()));
+            }
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("{}: cannot read the private key: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("{}: {e}", cert.display()))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    ServerName::try_from(f.server_name.clone())
+        .map_err(|e| format!("server name {:?}: {e}", f.server_name))?;
+    Ok(Arc::new(cfg))
+}
+
+/// An open connection.
+pub enum Conn {
+    Udp(UdpSocket),
+    Tcp(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+fn resolve(t: &Target) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = (t.host.as_str(), t.port).to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: no address", t.host),
+        ));
+    }
+    Ok(addrs)
+}
+
+fn tcp(t: &Target) -> io::Result<TcpStream> {
+    let mut last = None;
+    for a in resolve(t)? {
+        match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                s.set_write_timeout(Some(WRITE_STALL))?;
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no address")))
+}
+
+impl Conn {
+    /// Connects (and for TLS completes the handshake, which checks the
+    /// server's certificate and name).
+    pub fn open(t: &Target, tls: Option<&Arc<ClientConfig>>) -> io::Result<Conn> {
+        match t.transport {
+            Transport::Udp => {
+                let addr = resolve(t)?[0];
+                let local: SocketAddr = if addr.is_ipv4() {
+                    ([0, 0, 0, 0], 0).into()
+                } else {
+                    (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+                };
+                let s = UdpSocket::bind(local)?;
+                s.connect(addr)?;
+                Ok(Conn::Udp(s))
+            }
+            Transport::Tcp => Ok(Conn::Tcp(tcp(t)?)),
+            Transport::Tls => {
+                let (Some(cfg), Some(files)) = (tls, &t.tls) else {
+                    return Err(io::Error::other("TLS is not configured"));
+                };
+                let name = ServerName::try_from(files.server_name.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                let conn = ClientConnection::new(Arc::clone(cfg), name)
+                    .map_err(|e| io::Error::other(format!("TLS: {e}")))?;
+                let sock = tcp(t)?;
+                sock.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+                let mut s = StreamOwned::new(conn, sock);
+                while s.conn.is_handshaking() {
+                    s.conn.complete_io(&mut s.sock)?;
+                }
+                s.sock.set_read_timeout(None)?;
+                Ok(Conn::Tls(Box::new(s)))
+            }
+        }
+    }
+
+    /// Sends messages: one datagram each over UDP, octet-counted frames
+    /// written at once over TCP and TLS. An error means the connection is
+    /// gone; what was written of the batch is unknown.
+    pub fn send(&mut self, batch: &[Arc<[u8]>], scratch: &mut Vec<u8>) -> io::Result<()> {
+        let frame = |scratch: &mut Vec<u8>| {
+            scratch.clear();
+            for m in batch {
+                scratch.extend_from_slice(m.len().to_string().as_bytes());
+                scratch.push(b' ');
+                scratch.extend_from_slice(m);
+            }
+        };
+        match self {
+            Conn::Udp(s) => {
+                for m in batch {
+                    s.send(m)?;
+                }
+                Ok(())
+            }
+            Conn::Tcp(s) => {
+                frame(scratch);
+                s.write_all(scratch)
+            }
+            Conn::Tls(s) => {
+                frame(scratch);
+                s.write_all(scratch)?;
+                s.flush()
+            }
+        }
+    }
+
+    /// Whether the receiver has closed or reset the connection, looked at
+    /// without blocking. Syslog receivers never send anything, so data
+    /// (for TLS: a close_notify alert, a session ticket) is read and
+    /// anything but more data or "nothing yet" counts as closed.
+    pub fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 512];
+        match self {
+            Conn::Udp(s) => matches!(s.take_error(), Ok(Some(_)) | Err(_)),
+            Conn::Tcp(s) => {
+                if s.set_nonblocking(true).is_err() {
+                    return true;
+                }
+                let r = loop {
+                    match s.read(&mut buf) {
+                        Ok(0) => break true,
+                        Ok(_) => continue,
+                        Err(e) => break e.kind() != io::ErrorKind::WouldBlock,
+                    }
+                };
+                r || s.set_nonblocking(false).is_err()
+            }
+            Conn::Tls(s) => {
+                if s.sock.set_nonblocking(true).is_err() {
+                    return true;
+                }
+                let r = loop {
+                    match s.read(&mut buf) {
+                        Ok(0) => break true,
+                        Ok(_) => continue,
+                        Err(e) => break e.kind() != io::ErrorKind::WouldBlock,
+                    }
+                };
+                r || s.sock.set_nonblocking(false).is_err()
+            }
+        }
+    }
+
+    /// Ends a TLS session politely; other transports just close.
+    pub fn close(self) {
+        if let Conn::Tls(mut s) = self {
+            s.conn.send_close_notify();
+            let _ = s.conn.complete_io(&mut s.sock);
+        }
+    }
+}
