@@ -145,6 +145,9 @@ struct Daemon {
     engine: Engine,
     triggers: Triggers,
     rec: Recorder,
+    /// Syslog targets (`run.forward`); empty when there are none.
+    forward: crate::forward::Forwarder,
+    fwd_msg: crate::forward::message::Builder,
     /// Where events go, for messages.
     log_target: String,
     kmsg: Option<Kmsg>,
@@ -179,8 +182,27 @@ impl Daemon {
         let target = args.events.clone().unwrap_or_else(|| cfg.event_log.clone());
         let log = EventLog::new(&target, cfg.event_log_max_bytes, cfg.event_log_keep);
         let log_target = log.describe();
-        let rec = Recorder::start(log, cfg.record_queue, waker)
+        let journal = {
+            use crate::run::settings::JournalMode;
+            let socket = host.path(paths::JOURNAL_SOCKET);
+            match cfg.journal {
+                JournalMode::Off => None,
+                JournalMode::On => Some(socket),
+                JournalMode::Auto => socket.exists().then_some(socket),
+            }
+        };
+        let rec = Recorder::start(log, cfg.record_queue, waker, journal)
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
+        let targets = cfg
+            .forward
+            .iter()
+            .map(crate::forward::TargetConfig::compile)
+            .collect::<Result<Vec<_>, _>>()?;
+        let forward = crate::forward::Forwarder::start(
+            &targets,
+            &crate::forward::run_notice(host.hostname()),
+            say,
+        )?;
         let now = Instant::now();
         let notifier = Notifier::from_env();
         let next_ping = notifier.watchdog_interval.map(|i| now + i);
@@ -201,6 +223,8 @@ impl Daemon {
                 exec: exec::Runner::default(),
             },
             rec,
+            forward,
+            fwd_msg: crate::forward::message::Builder::default(),
             log_target,
             engine: Engine::new(rules),
             proc: ProcPoller::new(&host, cfg.proc.clone()),
@@ -455,10 +479,19 @@ impl Daemon {
         }
     }
 
-    /// Queues an event's summary line and its JSON line.
+    /// Queues an event's summary (journal) and its JSON line (event log),
+    /// and hands it to the forward targets; none of it blocks.
     fn record(&mut self, ev: &Event, json: String) {
         let (prio, text) = summary(ev);
-        self.tell(prio, text);
+        if !self.forward.is_empty() {
+            let m = crate::forward::event_message(&mut self.fwd_msg, ev, &json, prio, &text);
+            self.forward.send(&m);
+        }
+        self.rec.send(Job::Entry {
+            prio,
+            text,
+            json: json.clone(),
+        });
         self.rec.send(Job::Line(json));
     }
 
@@ -535,9 +568,11 @@ impl Daemon {
         }
         self.next_metrics = now + Duration::from_secs(self.cfg.metrics_interval_secs);
         self.metrics.records_lost = self.rec.lost_lines;
+        let mut text = self.metrics.render();
+        text.push_str(&self.forward.metrics("watchdog_forward"));
         let job = Job::Metrics {
             path: PathBuf::from(&self.cfg.metrics_file),
-            text: self.metrics.render(),
+            text,
         };
         self.rec.send(job);
     }
@@ -667,7 +702,12 @@ impl Daemon {
         }
         self.write_metrics(Instant::now());
         let lost_before = self.rec.lost_lines;
+        let deadline = Instant::now() + WRITER_PATIENCE;
         let finished = self.rec.finish(WRITER_PATIENCE);
+        self.forward.finish(deadline);
+        for line in self.forward.summary() {
+            say(6, &line);
+        }
         // The writers are done (or left behind): the last words go to
         // stderr directly.
         if !finished {

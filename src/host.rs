@@ -56,6 +56,8 @@ pub mod paths {
     pub const ZONEINFO: &str = "proc/zoneinfo";
     /// PSI files (`cpu`, `memory`, `io`, `irq`; since Linux 4.20).
     pub const PRESSURE: &str = "proc/pressure";
+    /// The journal's native socket (systemd).
+    pub const JOURNAL_SOCKET: &str = "run/systemd/journal/socket";
 }
 
 /// Largest file watchdog reads whole. /proc and /sys values are a few bytes;

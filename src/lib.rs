@@ -17,6 +17,7 @@ pub mod events;
 pub mod forward;
 pub mod host;
 pub mod incident;
+pub mod journal;
 pub mod kernel;
 pub mod marker;
 pub mod metrics;

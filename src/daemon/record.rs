@@ -25,8 +25,17 @@ use crate::triggers::Outcome;
 pub enum Job {
     /// A line of the event log (an event or an action, as JSON).
     Line(String),
-    /// A one-line summary for stderr, with its journald priority.
+    /// A one-line message for the journal (native, or stderr), with its
+    /// priority.
     Say(u8, String),
+    /// An event's summary with its priority and JSON: natively, one
+    /// journal entry with `MESSAGE_ID` and `WATCHDOG_*` fields; on stderr,
+    /// the summary line only.
+    Entry {
+        prio: u8,
+        text: String,
+        json: String,
+    },
     /// The kmsg position, written with fsync of the file and its directory.
     Position { path: PathBuf, pos: Position },
     /// The Prometheus textfile, replaced atomically.
@@ -139,7 +148,16 @@ impl Recorder {
     /// Starts the writer threads with room for `capacity` jobs each.
     /// `waker` is written to whenever the disk writer has something to
     /// report back, so the loop's poll wakes up for it.
-    pub fn start(log: EventLog, capacity: usize, waker: UnixStream) -> io::Result<Recorder> {
+    ///
+    /// With `journal` (the native socket's path), messages and events go
+    /// to the journal natively, and to stderr only while it cannot be
+    /// reached; without, to stderr.
+    pub fn start(
+        log: EventLog,
+        capacity: usize,
+        waker: UnixStream,
+        journal: Option<PathBuf>,
+    ) -> io::Result<Recorder> {
         let (done_tx, done) = mpsc::channel();
         let disk = Lane::start(
             "record-disk",
@@ -148,6 +166,7 @@ impl Recorder {
                 log: Some(log),
                 done: done_tx.clone(),
                 waker: Some(waker),
+                journal: None,
             },
         )?;
         let journal = Lane::start(
@@ -157,6 +176,7 @@ impl Recorder {
                 log: None,
                 done: done_tx,
                 waker: None,
+                journal: journal.map(JournalSink::new),
             },
         )?;
         Ok(Recorder {
@@ -174,7 +194,7 @@ impl Recorder {
     /// full (or the writer is gone); the job is dropped and counted.
     pub fn send(&mut self, job: Job) -> bool {
         match job {
-            Job::Say(..) => {
+            Job::Say(..) | Job::Entry { .. } => {
                 if self.pending_said > 0 {
                     let note = Job::Say(
                         4,
@@ -272,6 +292,69 @@ struct Writer {
     log: Option<EventLog>,
     done: mpsc::Sender<Done>,
     waker: Option<UnixStream>,
+    /// The native journal, on the journal lane when it is used.
+    journal: Option<JournalSink>,
+}
+
+/// The journal's socket, connected lazily and again after a failure.
+struct JournalSink {
+    path: PathBuf,
+    conn: Option<crate::journal::Journal>,
+    /// When to try connecting again after a failure.
+    retry: Instant,
+    /// The last failure was said on stderr (said once per outage).
+    told: bool,
+}
+
+/// How long a journal that cannot be reached is left alone.
+const JOURNAL_RETRY: Duration = Duration::from_secs(10);
+
+impl JournalSink {
+    fn new(path: PathBuf) -> JournalSink {
+        JournalSink {
+            path,
+            conn: None,
+            retry: Instant::now(),
+            told: false,
+        }
+    }
+
+    /// Sends one entry; false when it could not (the caller then writes
+    /// the line to stderr instead: never both).
+    fn send(&mut self, fields: &[(String, Vec<u8>)]) -> bool {
+        if self.conn.is_none() && Instant::now() >= self.retry {
+            match crate::journal::Journal::connect(&self.path) {
+                Ok(j) => {
+                    self.conn = Some(j);
+                    self.told = false;
+                }
+                Err(e) => self.failed(&e),
+            }
+        }
+        let Some(j) = &self.conn else { return false };
+        match j.send(fields) {
+            Ok(()) => true,
+            Err(e) => {
+                self.conn = None;
+                self.failed(&e);
+                false
+            }
+        }
+    }
+
+    fn failed(&mut self, e: &io::Error) {
+        self.retry = Instant::now() + JOURNAL_RETRY;
+        if !self.told {
+            self.told = true;
+            say(
+                4,
+                &format!(
+                    "the journal at {} cannot be reached ({e}): messages go to stderr until it can",
+                    self.path.display()
+                ),
+            );
+        }
+    }
 }
 
 impl Writer {
@@ -282,7 +365,24 @@ impl Writer {
                     say(3, &err);
                 }
             }
-            Job::Say(prio, text) => say(prio, &text),
+            Job::Say(prio, text) => {
+                let sent = self
+                    .journal
+                    .as_mut()
+                    .is_some_and(|j| j.send(&crate::journal::base_fields(prio, &text)));
+                if !sent {
+                    say(prio, &text);
+                }
+            }
+            Job::Entry { prio, text, json } => {
+                let sent = self
+                    .journal
+                    .as_mut()
+                    .is_some_and(|j| j.send(&crate::journal::event_fields(prio, &text, &json)));
+                if !sent {
+                    say(prio, &text);
+                }
+            }
             Job::Position { path, pos } => {
                 if let Err(e) = pos.save(&path) {
                     say(
@@ -337,7 +437,7 @@ mod tests {
         let (_r, w) = UnixStream::pair().unwrap();
         w.set_nonblocking(true).unwrap();
         let log = EventLog::new(fifo.to_str().unwrap(), 1 << 20, 1);
-        let mut rec = Recorder::start(log, 4, w).unwrap();
+        let mut rec = Recorder::start(log, 4, w, None).unwrap();
         // The writer blocks opening the FIFO (nobody reads it); one job is
         // in its hands, four in the queue, the rest dropped.
         let mut queued = 0;
@@ -388,7 +488,7 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let (_r, w) = UnixStream::pair().unwrap();
         let log = EventLog::new(fifo.to_str().unwrap(), 1 << 20, 1);
-        let mut rec = Recorder::start(log, 2, w).unwrap();
+        let mut rec = Recorder::start(log, 2, w, None).unwrap();
         rec.send(line(1));
         assert!(!rec.finish(Duration::from_millis(200)));
     }

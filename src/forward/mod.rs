@@ -26,10 +26,12 @@
 //! - [`message`]: building RFC 5424 messages (pure)
 //! - [`target`]: URLs and settings
 //! - [`transport`]: connections, framing, TLS
+//! - [`udplogger`]: what the netconsole receiver forwards
 
 pub mod message;
 pub mod target;
 pub mod transport;
+pub mod udplogger;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,6 +57,14 @@ const BATCH: usize = 256;
 pub type NoticeFn = Arc<dyn Fn(&str, u64) -> Vec<u8> + Send + Sync>;
 /// Says something to the operator: (syslog severity, text).
 pub type LogFn = fn(u8, &str);
+
+/// A metric: name, type, help, and how to read it from a target's stats.
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&TargetStats) -> u64,
+);
 
 /// Counters of one target, shared by its thread and the producers.
 #[derive(Debug, Default)]
@@ -185,7 +195,7 @@ impl Forwarder {
         if stats.is_empty() {
             return m;
         }
-        let rows: [(&str, &str, &str, fn(&TargetStats) -> u64); 5] = [
+        let rows: [Row; 5] = [
             (
                 "messages_total",
                 "counter",
@@ -278,6 +288,77 @@ impl Forwarder {
         }
         all
     }
+}
+
+/// The RFC 5424 form of an event of `watchdog run`: facility daemon,
+/// the summary's severity, APP-NAME `watchdog`, MSGID the event kind,
+/// every non-null field of its JSON as a parameter of one
+/// [`message::SD_EVENT`] element (strings as they are, other values as
+/// JSON text), MSG the one-line summary.
+pub fn event_message(
+    b: &mut message::Builder,
+    ev: &crate::events::Event,
+    json: &str,
+    severity: u8,
+    summary: &str,
+) -> Vec<u8> {
+    let time = ev
+        .time
+        .filter(|t| t.offset.is_some())
+        .map(|t| t.to_string());
+    let pid = std::process::id().to_string();
+    b.start(&message::Header {
+        facility: message::FACILITY_DAEMON,
+        severity,
+        timestamp: time.as_deref(),
+        hostname: ev.host.as_deref(),
+        app_name: "watchdog",
+        procid: Some(&pid),
+        msgid: ev.body.kind(),
+    });
+    {
+        let mut sd = b.element(message::SD_EVENT);
+        for (k, v) in &crate::journal::json_members(json) {
+            match v {
+                serde_json::Value::Null => {}
+                serde_json::Value::String(s) => {
+                    sd.param(k, s.as_bytes());
+                }
+                other => {
+                    sd.param(k, other.to_string().as_bytes());
+                }
+            }
+        }
+    }
+    b.finish(summary.as_bytes()).to_vec()
+}
+
+/// The notice a target of `watchdog run` gets about messages it missed:
+/// a `lost` event, as the event log has for its own drops.
+pub fn run_notice(host: Option<String>) -> NoticeFn {
+    Arc::new(move |target: &str, count: u64| {
+        let ev = crate::events::Event {
+            time: Some(crate::events::WallTime::now()),
+            kernel_time: None,
+            source: "watchdog".into(),
+            host: host.clone(),
+            line: None,
+            body: crate::events::Body::Lost(crate::events::Lost {
+                count,
+                reason: Some(format!(
+                    "not forwarded to {target}: its queue was full while it was slow or down"
+                )),
+            }),
+        };
+        let text = format!("{count} events were not forwarded to {target}: its queue was full");
+        event_message(
+            &mut message::Builder::default(),
+            &ev,
+            &ev.to_json(),
+            4,
+            &text,
+        )
+    })
 }
 
 /// A target's thread.

@@ -478,7 +478,16 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
         settings.output.dir.display()
     );
     let mut stamper = Stamper::new(settings.zone, settings.period);
+    let forward = if settings.forward.is_empty() {
+        None
+    } else {
+        Some(crate::forward::udplogger::UdpForward::start(
+            &settings.forward,
+            |_, text| eprintln!("watchdog udplogger: {text}"),
+        )?)
+    };
     let mut rx = Receiver::new(settings);
+    rx.out.forward = forward;
     let mut batch = RecvBatch::new(BATCH, SLOT);
     let mut last_recv_error: Option<Instant> = None;
     let mut next_sweep: Option<Instant> = None;
@@ -487,7 +496,11 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
     let metrics_file = rx.settings.metrics_file.clone();
     let write_metrics = |rx: &Receiver| {
         if let Some(p) = &metrics_file {
-            if let Err(e) = crate::metrics::write_atomic(p, &rx.metrics()) {
+            let mut text = rx.metrics();
+            if let Some(f) = &rx.out.forward {
+                text.push_str(&f.metrics());
+            }
+            if let Err(e) = crate::metrics::write_atomic(p, &text) {
                 eprintln!(
                     "watchdog udplogger: cannot write metrics to {}: {e}",
                     p.display()
@@ -610,6 +623,13 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
         // One last try, a moment later, before what is held is lost.
         std::thread::sleep(Duration::from_millis(300));
         rx.out.flush(&stamp, now + Duration::from_secs(3600));
+    }
+    if let Some(mut f) = rx.out.forward.take() {
+        // What is queued for the targets gets a few seconds, not more.
+        for line in f.finish(Instant::now() + Duration::from_secs(5)) {
+            eprintln!("watchdog udplogger: {line}");
+        }
+        rx.out.forward = Some(f);
     }
     write_metrics(&rx);
     let s = rx.stats;

@@ -92,6 +92,8 @@ pub struct Output {
     next_tick: Option<Instant>,
     max_open: usize,
     pub stats: OutputStats,
+    /// Syslog targets every line and marker is also sent to (non-blocking).
+    pub forward: Option<crate::forward::udplogger::UdpForward>,
 }
 
 /// Source column of marker lines: never a sender, which always has a port.
@@ -110,6 +112,7 @@ impl Output {
             next_tick: None,
             max_open: max_open_files(),
             stats: OutputStats::default(),
+            forward: None,
         }
     }
 
@@ -185,6 +188,15 @@ impl Output {
         dict: &[&[u8]],
         now: Instant,
     ) {
+        if let Some(f) = self.forward.as_mut() {
+            f.line(
+                &stamp.text,
+                source,
+                text,
+                meta.map(|m| (m.level, m.seq, m.ts_usec)),
+                dict,
+            );
+        }
         self.set_key(stamp, Some(source));
         let json = self.cfg.json;
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -245,6 +257,9 @@ impl Output {
     /// `m.about` (a sender, a socket, a file). `sender` routes it in the
     /// per-sender layout.
     pub fn marker(&mut self, stamp: &Stamp, sender: Option<&str>, m: &Marker, now: Instant) {
+        if let Some(f) = self.forward.as_mut() {
+            f.marker(&stamp.text, sender, m);
+        }
         self.set_key(stamp, sender);
         let json = self.cfg.json;
         let Some(i) = self.target(now) else { return };

@@ -75,6 +75,8 @@ pub struct UdpLoggerConfig {
     pub fault_hold_bytes: usize,
     pub retry_max_ms: u64,
     pub metrics_file: String,
+    /// Syslog receivers every line and marker is also sent to.
+    pub forward: Vec<crate::forward::TargetConfig>,
 }
 
 impl Default for UdpLoggerConfig {
@@ -98,6 +100,7 @@ impl Default for UdpLoggerConfig {
             fault_hold_bytes: 64 << 20,
             retry_max_ms: 30_000,
             metrics_file: String::new(),
+            forward: Vec::new(),
         }
     }
 }
@@ -120,6 +123,8 @@ pub struct Settings {
     pub max_senders: usize,
     pub max_buffered: usize,
     pub allow: Vec<Cidr>,
+    /// Syslog targets (`udplogger.forward`, `--forward`).
+    pub forward: Vec<crate::forward::Target>,
 }
 
 /// The command-line options of `watchdog udplogger`; each one given
@@ -140,6 +145,11 @@ pub struct UdpLoggerArgs {
     /// Accept only senders in this network (CIDR; repeatable)
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
+    /// Also send every line and marker to this syslog receiver:
+    /// syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT or
+    /// syslog+tls://HOST:PORT?ca=FILE (repeatable; replaces udplogger.forward)
+    #[arg(long, value_name = "URL")]
+    pub forward: Vec<String>,
     /// How to read datagrams
     #[arg(long, value_enum)]
     pub input: Option<InputFormat>,
@@ -192,6 +202,13 @@ impl UdpLoggerConfig {
         }
         if !args.allow.is_empty() {
             self.allow.clone_from(&args.allow);
+        }
+        if !args.forward.is_empty() {
+            self.forward = args
+                .forward
+                .iter()
+                .map(|u| crate::forward::TargetConfig::Url(u.clone()))
+                .collect();
         }
         if let Some(i) = args.input {
             self.input = i;
@@ -252,6 +269,13 @@ impl UdpLoggerConfig {
         }
         if self.dir.is_empty() {
             p.at("dir", "must name a directory");
+        }
+        let mut forward = Vec::with_capacity(self.forward.len());
+        for (i, t) in self.forward.iter().enumerate() {
+            match t.compile() {
+                Ok(t) => forward.push(t),
+                Err(e) => p.at(&format!("forward[{i}]"), e),
+            }
         }
         let file_mode = self.file_mode();
         if file_mode.is_none() {
@@ -319,6 +343,7 @@ impl UdpLoggerConfig {
             max_senders: self.max_senders,
             max_buffered: self.max_buffered_bytes,
             allow,
+            forward,
         })
     }
 }
