@@ -484,8 +484,12 @@ impl Daemon {
     fn record(&mut self, ev: &Event, json: String) {
         let (prio, text) = summary(ev);
         if !self.forward.is_empty() {
-            let m = crate::forward::event_message(&mut self.fwd_msg, ev, &json, prio, &text);
-            self.forward.send(&m);
+            if self.forward.has_room() {
+                let m = crate::forward::event_message(&mut self.fwd_msg, ev, &json, prio, &text);
+                self.forward.send(&m);
+            } else {
+                self.forward.drop_one();
+            }
         }
         self.rec.send(Job::Entry {
             prio,

@@ -3,6 +3,7 @@
 mod util;
 
 mod check;
+mod forward;
 mod incidents;
 mod layout;
 mod metrics;

@@ -34,7 +34,7 @@ pub mod transport;
 pub mod udplogger;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -76,6 +76,9 @@ struct Shared {
     resent: AtomicU64,
     reconnects: AtomicU64,
     connected: AtomicBool,
+    /// Messages in the queue now (the channel cannot say): lets a
+    /// producer skip building a message no target has room for.
+    queued: AtomicUsize,
 }
 
 /// A target's counters at one moment.
@@ -100,6 +103,7 @@ enum Msg {
 
 struct Handle {
     name: String,
+    capacity: usize,
     tx: SyncSender<Msg>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
@@ -144,6 +148,7 @@ impl Forwarder {
                 .map_err(|e| format!("forward to {}: cannot start its thread: {e}", t.name))?;
             out.targets.push(Handle {
                 name: t.name.clone(),
+                capacity: t.queue,
                 tx,
                 shared,
                 thread: Some(thread),
@@ -165,10 +170,30 @@ impl Forwarder {
         }
         let m: Arc<[u8]> = Arc::from(msg);
         for h in &self.targets {
-            if h.tx.try_send(Msg::Data(Arc::clone(&m))).is_err() {
+            let room = h.shared.queued.load(Ordering::Relaxed) < h.capacity;
+            if room && h.tx.try_send(Msg::Data(Arc::clone(&m))).is_ok() {
+                h.shared.queued.fetch_add(1, Ordering::Relaxed);
+            } else {
                 h.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 h.shared.untold.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// False when every target's queue is full: the caller need not build
+    /// the message and calls [`Forwarder::drop_one`] instead. This keeps a
+    /// stuck target from costing the producer more than a counter.
+    pub fn has_room(&self) -> bool {
+        self.targets
+            .iter()
+            .any(|h| h.shared.queued.load(Ordering::Relaxed) < h.capacity)
+    }
+
+    /// Counts one message as dropped for every target.
+    pub fn drop_one(&self) {
+        for h in &self.targets {
+            h.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            h.shared.untold.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -396,7 +421,10 @@ impl Worker {
         loop {
             if pending.is_empty() && stop.is_none() {
                 match self.rx.recv_timeout(HEALTH) {
-                    Ok(Msg::Data(m)) => pending.push_back(m),
+                    Ok(Msg::Data(m)) => {
+                        self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+                        pending.push_back(m);
+                    }
                     Ok(Msg::Stop(d)) => stop = Some(d),
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => stop = Some(Instant::now()),
@@ -404,7 +432,10 @@ impl Worker {
             }
             while stop.is_none() && pending.len() < BATCH {
                 match self.rx.try_recv() {
-                    Ok(Msg::Data(m)) => pending.push_back(m),
+                    Ok(Msg::Data(m)) => {
+                        self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+                        pending.push_back(m);
+                    }
                     Ok(Msg::Stop(d)) => stop = Some(d),
                     Err(_) => break,
                 }

@@ -102,6 +102,10 @@ impl UdpForward {
         meta: Option<(u32, u64, u64)>,
         dict: &[&[u8]],
     ) {
+        if !self.fwd.has_room() {
+            self.fwd.drop_one();
+            return;
+        }
         let host = self.hostname(source).into_owned();
         let (addr, port) = split_source(source);
         let b = &mut self.b;
@@ -130,6 +134,10 @@ impl UdpForward {
 
     /// Forwards a marker; `sender` is set when it is about a sender.
     pub fn marker(&mut self, stamp: &str, sender: Option<&str>, m: &Marker) {
+        if !self.fwd.has_room() {
+            self.fwd.drop_one();
+            return;
+        }
         let host = match sender {
             Some(s) => Some(self.hostname(s).into_owned()),
             None => self.local.clone(),
