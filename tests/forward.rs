@@ -528,10 +528,10 @@ fn udplogger_to(proto: Proto) {
         .unwrap();
     }
     wait_until("every line on disk", || {
-        (written(&dir).len() >= 50 + 49 + 1).then_some(())
+        (written(&dir).len() >= 100).then_some(())
     });
     wait_until("every line at rsyslog", || {
-        (rs.got().len() >= 50 + 49 + 1).then_some(())
+        (rs.got().len() >= 100).then_some(())
     });
     let r = d.stop();
     std::thread::sleep(Duration::from_millis(300));
