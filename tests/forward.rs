@@ -527,6 +527,7 @@ fn udplogger_to(proto: Proto) {
         )
         .unwrap();
     }
+    // 50 plain lines, 49 extended records and the gap marker.
     wait_until("every line on disk", || {
         (written(&dir).len() >= 100).then_some(())
     });
