@@ -294,11 +294,11 @@ impl Drop for Rsyslog {
 
 // --- watchdog run ---------------------------------------------------------
 
-const HUNG: &str = "INFO: task fsfreeze writer:412 blocked for more than 2 seconds.";
+pub const HUNG: &str = "INFO: task fsfreeze writer:412 blocked for more than 2 seconds.";
 
 /// A fixture host with a kmsg FIFO and a config whose `run:` section ends
-/// with `extra`.
-fn run_host(extra: &str) -> Dir {
+/// with `extra` (`run.journal` is `auto`: the tree has no journal socket).
+pub fn run_host(extra: &str) -> Dir {
     let dir = Dir::new();
     copy_tree(&fixture("well-tuned"), &dir.join("root"));
     std::fs::create_dir_all(dir.join("root/dev")).unwrap();
@@ -311,13 +311,13 @@ fn run_host(extra: &str) -> Dir {
     dir.write(
         "config.yaml",
         format!(
-            "run:\n  event_log: {base}/events.jsonl\n  state_file: {base}/kmsg.state\n  evidence_dir: {base}/evidence\n  kmsg_start: replay\n  kdump_check: {{at_start: false, interval_hours: 24}}\n  journal: off\n{extra}"
+            "run:\n  event_log: {base}/events.jsonl\n  state_file: {base}/kmsg.state\n  evidence_dir: {base}/evidence\n  kmsg_start: replay\n  kdump_check: {{at_start: false, interval_hours: 24}}\n{extra}"
         ),
     );
     dir
 }
 
-fn start_run(dir: &Dir, args: &[&str]) -> Daemon {
+pub fn start_run(dir: &Dir, args: &[&str]) -> Daemon {
     let mut a = vec!["run", "--root", "root", "--config", "config.yaml"];
     a.extend_from_slice(args);
     let mut d = Daemon::start(dir.path(), &a);
@@ -325,7 +325,7 @@ fn start_run(dir: &Dir, args: &[&str]) -> Daemon {
     d
 }
 
-fn kmsg(dir: &Dir, records: &[(u64, String)]) {
+pub fn kmsg(dir: &Dir, records: &[(u64, String)]) {
     let mut text = String::new();
     for (seq, msg) in records {
         text.push_str(&format!("3,{seq},{},-;{msg}\n", seq * 10_000));

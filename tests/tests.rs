@@ -5,6 +5,7 @@ mod util;
 mod check;
 mod forward;
 mod incidents;
+mod journal;
 mod layout;
 mod metrics;
 mod regression;
