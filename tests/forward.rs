@@ -106,6 +106,38 @@ fn certificates(dir: &Path) {
     );
 }
 
+/// The fenced block of docs/fleet.md whose info string is `name`.
+pub fn doc_block(name: &str) -> String {
+    let doc = std::fs::read_to_string(crate::util::repo().join("docs/fleet.md")).unwrap();
+    let open = format!("```{name}\n");
+    let start = doc
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {open:?} block in docs/fleet.md"))
+        + open.len();
+    let end = start + doc[start..].find("```").unwrap();
+    doc[start..end].to_string()
+}
+
+/// Every YAML block of docs/fleet.md passes `watchdog config check`.
+#[test]
+fn fleet_doc_configs_are_valid() {
+    let doc = std::fs::read_to_string(crate::util::repo().join("docs/fleet.md")).unwrap();
+    let dir = Dir::new();
+    let mut n = 0;
+    for (i, block) in doc.split("```yaml\n").skip(1).enumerate() {
+        let yaml = &block[..block.find("```").unwrap()];
+        dir.write(&format!("fleet{i}.yaml"), yaml);
+        let r = crate::util::run_in(
+            dir.path(),
+            &["config", "check", &format!("fleet{i}.yaml")],
+            None,
+        );
+        assert_eq!(r.code, 0, "{yaml}\n{}", r.dump());
+        n += 1;
+    }
+    assert!(n >= 2, "the run and udplogger examples");
+}
+
 /// One message as rsyslog wrote it.
 #[derive(Debug, Clone)]
 struct Got {
@@ -148,34 +180,33 @@ impl Rsyslog {
         let d = dir.join("rsyslog");
         std::fs::create_dir_all(d.join("work")).unwrap();
         let port = free_port();
-        let input = match proto {
-            Proto::Udp => format!(
-                "module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{port}\")\n"
-            ),
-            Proto::Tcp => format!(
-                "module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n"
-            ),
+        // The receiver and output blocks of docs/fleet.md, on loopback, a
+        // free port and this test's directory.
+        let block = match proto {
+            Proto::Udp => "rsyslog-udp",
+            Proto::Tcp => "rsyslog-tcp",
             Proto::Tls => {
                 certificates(&d);
-                format!(
-                    "module(load=\"imtcp\" StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\" StreamDriver.AuthMode=\"x509/certvalid\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n"
-                )
+                "rsyslog-tls"
             }
         };
-        let tls_global = if proto == Proto::Tls {
-            format!(
-                " defaultNetstreamDriver=\"gtls\" defaultNetstreamDriverCAFile=\"{0}/ca.pem\" defaultNetstreamDriverCertFile=\"{0}/server.pem\" defaultNetstreamDriverKeyFile=\"{0}/server.key\"",
-                d.display()
-            )
-        } else {
-            String::new()
+        let local = |text: String| {
+            text.replace("/etc/pki/rsyslog/", &format!("{}/", d.display()))
+                .replace("/var/log/fleet/", &format!("{}/", d.display()))
+                .replace(
+                    "port=\"6514\"",
+                    &format!("address=\"127.0.0.1\" port=\"{port}\""),
+                )
+                .replace(
+                    "port=\"514\"",
+                    &format!("address=\"127.0.0.1\" port=\"{port}\""),
+                )
         };
         let conf = format!(
-            "global(workDirectory=\"{dir}/work\" maxMessageSize=\"64k\"{tls_global})\n\
-             {input}\
-             template(name=\"fields\" type=\"string\" string=\"%HOSTNAME%\\t%APP-NAME%\\t%MSGID%\\t%STRUCTURED-DATA%\\t%msg%\\n\")\n\
-             *.* action(type=\"omfile\" file=\"{dir}/received.log\" template=\"fields\")\n",
-            dir = d.display()
+            "global(workDirectory=\"{}/work\" maxMessageSize=\"64k\")\n{}{}",
+            d.display(),
+            local(doc_block(block)),
+            local(doc_block("rsyslog-output"))
         );
         std::fs::write(d.join("rsyslog.conf"), conf).unwrap();
         Rsyslog {
