@@ -12,16 +12,20 @@
 //! 30 s); while it is down the queue holds what it can.
 //!
 //! When a message can arrive twice: TCP and TLS have no acknowledgement a
-//! sender can see, so when a connection breaks the thread cannot know
-//! which of the messages it wrote the receiver had read. It sends again,
-//! on the new connection, the messages it wrote during the
-//! [`REPLAY`] (2 s) before it noticed the break (it looks before every
-//! write and every quarter of a second while idle), and counts them in
-//! `resent`. A receiver that had read them sees them twice; one that had
-//! not (the usual case for a restart: what sat in its socket buffer is
-//! gone) sees them once. Over UDP nothing is sent twice, and a receiver
-//! that is down loses what is sent to it until the ICMP error tells us
-//! (RFC 5426: UDP has no delivery guarantee).
+//! sender can see. The thread looks at the connection before every write
+//! and every quarter second while idle. When the receiver closed it in
+//! order (a FIN, with or without TLS close_notify) and nothing we wrote is
+//! unacknowledged (`SIOCOUTQ` is 0), the receiver read everything: Linux
+//! answers with a reset, not a FIN, when a socket is closed with data
+//! unread or data arrives after the close. Then nothing is sent again. In
+//! every other case (a reset, a failed write, bytes unacknowledged, a
+//! receiver that took nothing for [`transport::WRITE_STALL`]), the thread
+//! cannot know what was read, and sends again, on the new connection, the
+//! messages it wrote during the [`REPLAY`] (2 s) before it noticed: a
+//! receiver that had read them sees them twice. They are counted as
+//! `resent`. Over UDP nothing is sent twice, and a receiver that is down
+//! loses what is sent to it until the ICMP error tells us (RFC 5426: UDP
+//! has no delivery guarantee).
 //!
 //! - [`message`]: building RFC 5424 messages (pure)
 //! - [`target`]: URLs and settings
@@ -41,7 +45,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use target::{Target, TargetConfig, Transport};
-use transport::Conn;
+use transport::{Conn, State};
 
 /// Messages written this long before a broken connection was noticed are
 /// sent again on the next one.
@@ -447,9 +451,15 @@ impl Worker {
                     break;
                 }
             }
-            if conn.as_mut().is_some_and(Conn::closed) {
+            let state = conn.as_mut().map_or(State::Open, Conn::state);
+            if state != State::Open {
                 self.lose(&mut conn);
-                broke_at = Some(now);
+                // After an orderly close that took everything, nothing is
+                // sent again.
+                broke_at = (state == State::Broken).then_some(now);
+                if state == State::Drained {
+                    recent.clear();
+                }
                 next_try = now;
                 self.say(4, "the receiver closed the connection; reconnecting");
                 down = Some("closed by the receiver".into());

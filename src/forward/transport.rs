@@ -6,6 +6,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,16 @@ pub fn tls_config(f: &TlsFiles) -> Result<Arc<ClientConfig>, String> {
     ServerName::try_from(f.server_name.clone())
         .map_err(|e| format!("server name {:?}: {e}", f.server_name))?;
     Ok(Arc::new(cfg))
+}
+
+/// What [`Conn::state`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Open,
+    /// Closed in order after reading everything that was written.
+    Drained,
+    /// Reset, failed, or closed with data unaccounted for.
+    Broken,
 }
 
 /// An open connection.
@@ -166,38 +177,64 @@ impl Conn {
 
     /// Whether the receiver has closed or reset the connection, looked at
     /// without blocking. Syslog receivers never send anything, so data
-    /// (for TLS: a close_notify alert, a session ticket) is read and
-    /// anything but more data or "nothing yet" counts as closed.
-    pub fn closed(&mut self) -> bool {
+    /// (for TLS: a session ticket) is read and dropped.
+    pub fn state(&mut self) -> State {
         let mut buf = [0u8; 512];
-        match self {
-            Conn::Udp(s) => matches!(s.take_error(), Ok(Some(_)) | Err(_)),
+        let (sock, r) = match self {
+            Conn::Udp(s) => {
+                return match s.take_error() {
+                    Ok(None) => State::Open,
+                    _ => State::Broken,
+                }
+            }
             Conn::Tcp(s) => {
                 if s.set_nonblocking(true).is_err() {
-                    return true;
+                    return State::Broken;
                 }
                 let r = loop {
                     match s.read(&mut buf) {
-                        Ok(0) => break true,
+                        Ok(0) => break Ok(()),
                         Ok(_) => continue,
-                        Err(e) => break e.kind() != io::ErrorKind::WouldBlock,
+                        Err(e) => break Err(e),
                     }
                 };
-                r || s.set_nonblocking(false).is_err()
+                (&*s, r)
             }
             Conn::Tls(s) => {
                 if s.sock.set_nonblocking(true).is_err() {
-                    return true;
+                    return State::Broken;
                 }
                 let r = loop {
                     match s.read(&mut buf) {
-                        Ok(0) => break true,
+                        Ok(0) => break Ok(()),
                         Ok(_) => continue,
-                        Err(e) => break e.kind() != io::ErrorKind::WouldBlock,
+                        // A TCP close without close_notify: as orderly as
+                        // a FIN for what we need to know (we only write).
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break Ok(()),
+                        Err(e) => break Err(e),
                     }
                 };
-                r || s.sock.set_nonblocking(false).is_err()
+                (&s.sock, r)
             }
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if sock.set_nonblocking(false).is_err() {
+                    State::Broken
+                } else {
+                    State::Open
+                }
+            }
+            // An orderly close (FIN, or TLS close_notify then FIN). Linux
+            // sends a reset instead when the closing side leaves data
+            // unread, and data that arrives after the close is answered
+            // with a reset too: so with nothing unacknowledged on our side,
+            // the receiver read everything we wrote.
+            Ok(()) => match crate::sys::tcp_unacked(sock.as_fd()) {
+                Ok(0) => State::Drained,
+                _ => State::Broken,
+            },
+            Err(_) => State::Broken,
         }
     }
 
