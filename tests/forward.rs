@@ -708,7 +708,11 @@ fn udplogger_writes_every_line_while_its_target_reads_nothing() {
     let sink = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("syslog+tcp://{}?queue=16", sink.local_addr().unwrap());
     let dir = Dir::new();
-    let (d, addr) = start_udplogger(&dir, &["--forward", &url]);
+    let prom = dir.join("udplogger.prom");
+    let (d, addr) = start_udplogger(
+        &dir,
+        &["--forward", &url, "--metrics", prom.to_str().unwrap()],
+    );
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     const N: usize = 30_000;
     for i in 0..N {
@@ -736,6 +740,15 @@ fn udplogger_writes_every_line_while_its_target_reads_nothing() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no forward summary\n{}", r.dump()));
     assert!(dropped > 0, "{}", r.dump());
+    // The same count in the metrics, per target.
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    let name = url.split('?').next().unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "watchdog_udplogger_forward_dropped_total{{target=\"{name}\"}} {dropped}"
+        )),
+        "{metrics}"
+    );
     drop(sink);
 }
 

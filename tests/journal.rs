@@ -26,7 +26,9 @@ impl Journald {
         if !nix::unistd::geteuid().is_root() || !Path::new(JOURNALD).exists() {
             return None;
         }
-        let ns = format!("wdtest{}", std::process::id());
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ns = format!("wdtest{}x{n}", std::process::id());
         let child = Command::new(JOURNALD)
             .arg(&ns)
             .stdin(Stdio::null())
@@ -51,6 +53,8 @@ impl Journald {
                 &format!("--namespace={}", self.ns),
                 "-o",
                 "json",
+                // Long fields too (otherwise printed as null).
+                "--all",
                 "--no-pager",
                 "SYSLOG_IDENTIFIER=watchdog",
             ])
@@ -179,4 +183,27 @@ fn journalctl_reads_the_message_catalog() {
         String::from_utf8_lossy(&list.stderr)
     );
     assert_eq!(text.lines().count(), 23, "{text}");
+}
+
+/// An entry larger than a datagram goes through a sealed memfd, and the
+/// real journald takes it whole.
+#[test]
+fn a_large_entry_reaches_journald_through_a_memfd() {
+    let Some(j) = Journald::start() else {
+        eprintln!("SKIPPED: needs root and {JOURNALD} to run a private journald");
+        return;
+    };
+    let big = "x".repeat(600 * 1024);
+    let mut fields = watchdog::journal::base_fields(5, "a large entry");
+    fields.push(("WATCHDOG_BIG".into(), big.clone().into_bytes()));
+    fields.push(("WATCHDOG_LINES".into(), b"one\ntwo".to_vec()));
+    let conn = watchdog::journal::Journal::connect(&j.socket()).unwrap();
+    conn.send(&fields).unwrap();
+    let e = wait_until("the large entry", || {
+        j.entries()
+            .into_iter()
+            .find(|v| v["MESSAGE"] == "a large entry")
+    });
+    assert_eq!(e["WATCHDOG_BIG"].as_str().map(str::len), Some(big.len()));
+    assert_eq!(e["WATCHDOG_LINES"], "one\ntwo");
 }
