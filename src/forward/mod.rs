@@ -461,8 +461,13 @@ impl Worker {
                     recent.clear();
                 }
                 next_try = now;
-                self.say(4, "the receiver closed the connection; reconnecting");
-                down = Some("closed by the receiver".into());
+                let why = if stream {
+                    "closed by the receiver"
+                } else {
+                    "refused by the receiver (ICMP port unreachable)"
+                };
+                self.say(4, &format!("{why}; reconnecting"));
+                down = Some(why.into());
             }
             if pending.is_empty() && untold == 0 {
                 continue;
@@ -539,9 +544,12 @@ impl Worker {
                         pending.clear();
                     }
                 }
-                Err(e) => {
-                    // The batch stays pending and goes first on the next
-                    // connection.
+                Err((done, e)) => {
+                    // What was surely sent (UDP datagrams before the
+                    // failing one) is done; the rest stays pending and
+                    // goes first on the next connection.
+                    pending.drain(..done.min(pending.len()));
+                    self.shared.sent.fetch_add(done as u64, Ordering::Relaxed);
                     self.lose(&mut conn);
                     broke_at = Some(now);
                     next_try = now;
@@ -618,6 +626,28 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         assert_eq!(f.stats()[0].sent, 100);
+    }
+
+    #[test]
+    fn udp_sends_one_message_per_datagram_unframed() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t = target::parse(
+            &format!("syslog+udp://{}", rx.local_addr().unwrap()),
+            &Default::default(),
+        )
+        .unwrap();
+        let mut f = Forwarder::start(&[t], &notice(), quiet).unwrap();
+        for i in 0..10 {
+            f.send(format!("<13>1 - - - - - - m{i}").as_bytes());
+        }
+        let mut buf = [0u8; 2048];
+        for i in 0..10 {
+            let n = rx.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], format!("<13>1 - - - - - - m{i}").as_bytes());
+        }
+        assert!(f.finish(Instant::now() + Duration::from_secs(10)));
+        assert_eq!(f.stats()[0].sent, 10);
     }
 
     #[test]

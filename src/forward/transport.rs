@@ -146,8 +146,14 @@ impl Conn {
 
     /// Sends messages: one datagram each over UDP, octet-counted frames
     /// written at once over TCP and TLS. An error means the connection is
-    /// gone; what was written of the batch is unknown.
-    pub fn send(&mut self, batch: &[Arc<[u8]>], scratch: &mut Vec<u8>) -> io::Result<()> {
+    /// gone; it comes with how many messages were surely sent (over UDP,
+    /// the datagrams before the failing one; over TCP and TLS, none: what
+    /// was written of the batch is unknown).
+    pub fn send(
+        &mut self,
+        batch: &[Arc<[u8]>],
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), (usize, io::Error)> {
         let frame = |scratch: &mut Vec<u8>| {
             scratch.clear();
             for m in batch {
@@ -158,19 +164,20 @@ impl Conn {
         };
         match self {
             Conn::Udp(s) => {
-                for m in batch {
-                    s.send(m)?;
+                for (i, m) in batch.iter().enumerate() {
+                    s.send(m).map_err(|e| (i, e))?;
                 }
                 Ok(())
             }
             Conn::Tcp(s) => {
                 frame(scratch);
-                s.write_all(scratch)
+                s.write_all(scratch).map_err(|e| (0, e))
             }
             Conn::Tls(s) => {
                 frame(scratch);
-                s.write_all(scratch)?;
-                s.flush()
+                s.write_all(scratch)
+                    .and_then(|()| s.flush())
+                    .map_err(|e| (0, e))
             }
         }
     }
