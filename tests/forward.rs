@@ -792,4 +792,25 @@ fn bad_forward_urls_are_usage_errors() {
     );
     assert_ne!(r.code, 0, "{}", r.dump());
     assert!(r.stderr.contains("unknown scheme"), "{}", r.dump());
+    // TLS files are read at start: a missing one stops it, named.
+    let r = crate::util::run_in(
+        dir.path(),
+        &[
+            "udplogger",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            "logs",
+            "--forward",
+            "syslog+tls://127.0.0.1:6514?ca=/nonexistent/ca.pem",
+        ],
+        None,
+    );
+    assert_ne!(r.code, 0, "{}", r.dump());
+    assert!(
+        r.stderr
+            .contains("/nonexistent/ca.pem: cannot read the CA file"),
+        "{}",
+        r.dump()
+    );
 }
