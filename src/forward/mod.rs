@@ -13,7 +13,8 @@
 //!
 //! When a message can arrive twice: TCP and TLS have no acknowledgement a
 //! sender can see. The thread looks at the connection before every write
-//! and every quarter second while idle. When the receiver closed it in
+//! and, while messages it wrote in the last [`REPLAY`] could still be sent
+//! again, every quarter second. When the receiver closed it in
 //! order (a FIN, with or without TLS close_notify) and nothing we wrote is
 //! unacknowledged (`SIOCOUTQ` is 0), the receiver read everything: Linux
 //! answers with a reset, not a FIN, when a socket is closed with data
@@ -50,8 +51,11 @@ use transport::{Conn, State};
 /// Messages written this long before a broken connection was noticed are
 /// sent again on the next one.
 pub const REPLAY: Duration = Duration::from_secs(2);
-/// How often an idle connection is looked at.
+/// How often an idle connection is looked at while messages written to it
+/// are recent enough to be sent again.
 const HEALTH: Duration = Duration::from_millis(250);
+/// The longest sleep of an idle target's thread otherwise.
+const IDLE: Duration = Duration::from_secs(3600);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Messages written per system call, at most.
@@ -424,7 +428,16 @@ impl Worker {
         let stream = self.target.transport != Transport::Udp;
         loop {
             if pending.is_empty() && stop.is_none() {
-                match self.rx.recv_timeout(HEALTH) {
+                // The connection is watched while messages written to it
+                // could still be sent again; after that a break is noticed
+                // before the next write, and an idle target costs no
+                // wake-ups.
+                let now = Instant::now();
+                while recent.front().is_some_and(|(t, _)| *t + REPLAY < now) {
+                    recent.pop_front();
+                }
+                let wait = if recent.is_empty() { IDLE } else { HEALTH };
+                match self.rx.recv_timeout(wait) {
                     Ok(Msg::Data(m)) => {
                         self.shared.queued.fetch_sub(1, Ordering::Relaxed);
                         pending.push_back(m);
