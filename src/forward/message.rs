@@ -124,12 +124,39 @@ fn escape_bytes(out: &mut Vec<u8>, v: &[u8], sd: bool) {
     }
 }
 
+/// Decimal digits of `n`, without allocating (this runs once per line
+/// received when udplogger forwards).
+fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        // A digit: `n % 10` is below 10.
+        d[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&d[i..]);
+}
+
 /// One SD-ELEMENT under construction.
 pub struct Sd<'a> {
     out: &'a mut Vec<u8>,
 }
 
 impl Sd<'_> {
+    /// A parameter whose value is a number.
+    pub fn num(&mut self, name: &str, value: u64) -> &mut Self {
+        self.out.push(b' ');
+        sd_name(self.out, name);
+        self.out.extend_from_slice(b"=\"");
+        push_num(self.out, value);
+        self.out.push(b'"');
+        self
+    }
+
     pub fn param(&mut self, name: &str, value: &[u8]) -> &mut Self {
         self.out.push(b' ');
         sd_name(self.out, name);
@@ -154,8 +181,10 @@ impl Builder {
         self.buf.clear();
         self.sd_open = false;
         self.has_sd = false;
-        let pri = u32::from(h.facility.min(23)) * 8 + u32::from(h.severity.min(7));
-        self.buf.extend_from_slice(format!("<{pri}>1 ").as_bytes());
+        let pri = u64::from(h.facility.min(23)) * 8 + u64::from(h.severity.min(7));
+        self.buf.push(b'<');
+        push_num(&mut self.buf, pri);
+        self.buf.extend_from_slice(b">1 ");
         token(&mut self.buf, h.timestamp, 64);
         self.buf.push(b' ');
         token(&mut self.buf, h.hostname, 255);
@@ -247,7 +276,7 @@ mod tests {
         b.start(&header());
         b.element(SD_EVENT)
             .param("comm", b"kworker/0:1 x")
-            .param("pid", b"42");
+            .num("pid", 42);
         let m = b.finish(b"hung task");
         assert_eq!(
             std::str::from_utf8(m).unwrap(),

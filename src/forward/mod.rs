@@ -60,6 +60,11 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Messages written per system call, at most.
 const BATCH: usize = 256;
+/// With fewer than [`BATCH`] messages waiting, the thread lets more gather
+/// this long before it writes: one write and no wake-up of this thread per
+/// message under load (a producer's send only wakes a thread that waits
+/// on the queue), for a millisecond of latency.
+const COALESCE: Duration = Duration::from_millis(1);
 
 /// Builds the notice a target gets about `count` messages it did not get.
 pub type NoticeFn = Arc<dyn Fn(&str, u64) -> Vec<u8> + Send + Sync>;
@@ -446,6 +451,9 @@ impl Worker {
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => stop = Some(Instant::now()),
                 }
+            }
+            if !pending.is_empty() && pending.len() < BATCH && stop.is_none() {
+                std::thread::sleep(COALESCE);
             }
             while stop.is_none() && pending.len() < BATCH {
                 match self.rx.try_recv() {

@@ -56,7 +56,7 @@ fn marker_message(b: &mut Builder, stamp: &str, host: Option<&str>, m: &Marker) 
         .param("about", m.about.as_bytes());
     for (k, v) in m.fields() {
         match v {
-            Value::Num(n) => sd.param(k, n.to_string().as_bytes()),
+            Value::Num(n) => sd.num(k, n),
             Value::Str(s) => sd.param(k, s.as_bytes()),
         };
     }
@@ -106,7 +106,7 @@ impl UdpForward {
             self.fwd.drop_one();
             return;
         }
-        let host = self.hostname(source).into_owned();
+        let host = self.hostname(source);
         let (addr, port) = split_source(source);
         let b = &mut self.b;
         b.start(&Header {
@@ -122,8 +122,7 @@ impl UdpForward {
         sd.param("addr", addr.as_bytes())
             .param("port", port.as_bytes());
         if let Some((_, seq, ts)) = meta {
-            sd.param("seq", seq.to_string().as_bytes())
-                .param("ts_usec", ts.to_string().as_bytes());
+            sd.num("seq", seq).num("ts_usec", ts);
         }
         for d in dict {
             sd.param("dict", d);
