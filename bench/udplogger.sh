@@ -7,8 +7,12 @@
 # across datagrams (assembly), then sustained rates. Reports lines sent,
 # lines found intact on disk, loss, receiver CPU seconds per million lines
 # and peak RSS. Needs root for apt-get and SO_RCVBUFFORCE; takes about a
-# minute. Usage: [KEEP=1] bench/udplogger.sh [RATE ...] (default rates:
-# 1000000 1600000). CPU is read from /proc/PID/task/*/schedstat.
+# minute. Usage: [KEEP=1] [TOOLS="watchdog watchdog-fwd"] bench/udplogger.sh
+# [RATE ...] (default rates: 1000000 1600000). CPU is read from
+# /proc/PID/task/*/schedstat (all threads, the forward thread included).
+# `watchdog-fwd` is watchdog udplogger forwarding every line to one TCP
+# target (a socat sink on loopback that discards what it reads); its stop
+# summary (messages sent and dropped for the target) is printed at the end.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,6 +22,8 @@ RATES=(${RATES[*]})
 SUSTAIN_SECS=2
 PORT=16661
 
+# shellcheck disable=SC2206
+TOOLS=(${TOOLS:-watchdog watchdog-fwd socat rsyslog})
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need socat || ! need rsyslogd; then
     apt-get install -y socat rsyslog >/dev/null 2>&1 ||
@@ -27,8 +33,8 @@ fi
 if need systemctl; then systemctl stop rsyslog 2>/dev/null || true; fi
 
 cargo build --release --quiet --bin watchdog --example udpload
-BIN=target/release/watchdog
-LOAD=target/release/examples/udpload
+BIN=${CARGO_TARGET_DIR:-target}/release/watchdog
+LOAD=${CARGO_TARGET_DIR:-target}/release/examples/udpload
 WORK=$(mktemp -d /tmp/udplogger-bench.XXXXXX)
 # KEEP=1 keeps the receivers' files for a look afterwards.
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"' EXIT
@@ -44,6 +50,14 @@ start_receiver() { # tool -> sets RPID, FILES
     case $tool in
     watchdog)
         "$BIN" udplogger --listen "127.0.0.1:$PORT" --dir "$dir/logs" --utc 2>"$dir/stderr" &
+        RPID=$!
+        FILES="$dir/logs"
+        ;;
+    watchdog-fwd)
+        socat -u "TCP-LISTEN:$((PORT + 100)),bind=127.0.0.1,reuseaddr" OPEN:/dev/null 2>"$dir/sink.stderr" &
+        sleep 0.3
+        "$BIN" udplogger --listen "127.0.0.1:$PORT" --dir "$dir/logs" --utc \
+            --forward "syslog+tcp://127.0.0.1:$((PORT + 100))" 2>"$dir/stderr" &
         RPID=$!
         FILES="$dir/logs"
         ;;
@@ -92,7 +106,7 @@ scenario() { # tool name args... : runs one load, measures the receiver
     SC_CPU+=("$((after - before))")
 }
 
-for tool in watchdog socat rsyslog; do
+for tool in "${TOOLS[@]}"; do
     SC_NAMES=() SC_TAGS=() SC_SENT=() SC_RATE=() SC_CPU=()
     start_receiver "$tool"
     scenario "$tool" "burst 20x5000" --senders 20 --lines 5000 --per-datagram 10
@@ -119,5 +133,8 @@ echo "watchdog udplogger vs socat vs rsyslog imudp, loopback, $(nproc) CPUs, $(u
 printf '%-9s %-22s %9s %9s %7s %10s %8s %9s\n' tool scenario sent on-disk loss% "cpu-s/M" "rss-kB" "sent/s"
 printf '%s\n' "${ROWS[@]}"
 echo
-grep -h "receive buffer\|stopped" "$WORK/watchdog/stderr" || true
-grep -h "kernel_drop" "$WORK"/watchdog/logs/*.log | head -5 || true
+for w in watchdog watchdog-fwd; do
+    [ -f "$WORK/$w/stderr" ] || continue
+    grep -h "receive buffer\|stopped\|forward to" "$WORK/$w/stderr" || true
+    grep -h "kernel_drop" "$WORK/$w"/logs/*.log | head -5 || true
+done

@@ -38,6 +38,7 @@ for want in \
     /usr/share/bash-completion/completions/watchdog-evidence \
     /usr/share/zsh/site-functions/_watchdog-evidence \
     /usr/share/fish/vendor_completions.d/watchdog-evidence.fish \
+    /usr/lib/systemd/catalog/watchdog-evidence.catalog \
     /var/lib/watchdog; do
     if ! grep -q "^$want\(\.gz\)\?$" <<<"$list"; then
         echo "MISSING from the RPM: $want" >&2

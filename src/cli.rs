@@ -171,6 +171,11 @@ pub struct RunCliArgs {
     /// Validate the configuration (rules included) and exit
     #[arg(long)]
     pub check_config: bool,
+    /// Also send every event and action to this syslog receiver:
+    /// syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT or
+    /// syslog+tls://HOST:PORT?ca=FILE (repeatable; replaces run.forward)
+    #[arg(long, value_name = "URL")]
+    pub forward: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,7 +289,21 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
         }
         Command::Udplogger(args) => run_udplogger(&cli, args),
         Command::Run(args) => {
-            let config = load_config(&cli)?;
+            let mut config = load_config(&cli)?;
+            if !args.forward.is_empty() {
+                let list: Vec<crate::forward::TargetConfig> = args
+                    .forward
+                    .iter()
+                    .map(|u| crate::forward::TargetConfig::Url(u.clone()))
+                    .collect();
+                if let Some(e) = crate::forward::target::validate(&list, "--forward")
+                    .into_iter()
+                    .next()
+                {
+                    return Err(MainError::Usage(format!("{}: {}", e.path, e.message)));
+                }
+                config.run.forward = list;
+            }
             if args.check_config {
                 println!(
                     "{}: OK ({} rules)",

@@ -150,6 +150,9 @@ struct Daemon {
     engine: Engine,
     triggers: Triggers,
     rec: Recorder,
+    /// Syslog targets (`run.forward`); empty when there are none.
+    forward: crate::forward::Forwarder,
+    fwd_msg: crate::forward::message::Builder,
     /// Where events go, for messages.
     log_target: String,
     kmsg: Option<Kmsg>,
@@ -185,9 +188,28 @@ impl Daemon {
         let target = args.events.clone().unwrap_or_else(|| cfg.event_log.clone());
         let log = EventLog::new(&target, cfg.event_log_max_bytes, cfg.event_log_keep);
         let log_target = log.describe();
-        let rec = Recorder::start(log, cfg.record_queue, waker)
+        let journal = {
+            use crate::run::settings::JournalMode;
+            let socket = host.path(paths::JOURNAL_SOCKET);
+            match cfg.journal {
+                JournalMode::Off => None,
+                JournalMode::On => Some(socket),
+                JournalMode::Auto => socket.exists().then_some(socket),
+            }
+        };
+        let rec = Recorder::start(log, cfg.record_queue, waker, journal)
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
         let incidents = Incidents::new(settings.incidents, host.read_value(paths::BOOT_ID).ok());
+        let targets = cfg
+            .forward
+            .iter()
+            .map(crate::forward::TargetConfig::compile)
+            .collect::<Result<Vec<_>, _>>()?;
+        let forward = crate::forward::Forwarder::start(
+            &targets,
+            &crate::forward::run_notice(host.hostname()),
+            say,
+        )?;
         let now = Instant::now();
         let notifier = Notifier::from_env();
         let next_ping = notifier.watchdog_interval.map(|i| now + i);
@@ -208,6 +230,8 @@ impl Daemon {
                 exec: exec::Runner::default(),
             },
             rec,
+            forward,
+            fwd_msg: crate::forward::message::Builder::default(),
             log_target,
             engine: Engine::new(settings.rules),
             proc: ProcPoller::new(&host, cfg.proc.clone()),
@@ -516,17 +540,31 @@ impl Daemon {
         }
     }
 
-    /// Queues an event's summary line and its JSON line (and the line for
-    /// its incident's bundle).
+    /// Queues an event's summary (journal) and its JSON line (event log),
+    /// the line for its incident's bundle, and hands it to the forward
+    /// targets; none of it blocks.
     fn record(&mut self, ev: &Event, json: String) {
         let (prio, text) = summary(ev);
-        self.tell(prio, text);
-        if let Some(id) = &ev.incident {
+        if !self.forward.is_empty() {
+            if self.forward.has_room() {
+                let m = crate::forward::event_message(&mut self.fwd_msg, ev, &json, prio, &text);
+                self.forward.send(&m);
+            } else {
+                self.forward.drop_one();
+            }
+        }
+        // A bundle lists its actions on their own (`IncidentJob::Action`).
+        if let (Some(id), false) = (&ev.incident, matches!(ev.body, Body::Action(_))) {
             self.rec.send(Job::Incident(IncidentJob::Event {
                 id: id.clone(),
                 json: json.clone(),
             }));
         }
+        self.rec.send(Job::Entry {
+            prio,
+            text,
+            json: json.clone(),
+        });
         self.rec.send(Job::Line(json));
     }
 
@@ -563,8 +601,8 @@ impl Daemon {
         self.log_action(rule, action, outcome, incident);
     }
 
-    /// The `action` event of an outcome, to the event log and the journal
-    /// (its incident's bundle records actions in its own list).
+    /// The `action` event of an outcome, to the event log, the journal and
+    /// the forward targets (its incident's bundle lists actions apart).
     fn log_action(&mut self, rule: &str, action: &str, outcome: Outcome, incident: Option<String>) {
         self.actions_taken += 1;
         *self
@@ -587,9 +625,8 @@ impl Daemon {
                 dry_run: self.args.dry_run,
             }),
         };
-        let (prio, text) = summary(&ev);
-        self.tell(prio, text);
-        self.rec.send(Job::Line(ev.to_json()));
+        let json = ev.to_json();
+        self.record(&ev, json);
     }
 
     /// Results the writer thread sent back (saved snapshots).
@@ -638,9 +675,11 @@ impl Daemon {
             .suppressed()
             .map(|(rule, n)| (rule.to_string(), n))
             .collect();
+        let mut text = self.metrics.render();
+        text.push_str(&self.forward.metrics("watchdog_forward"));
         let job = Job::Metrics {
             path: PathBuf::from(&self.cfg.metrics_file),
-            text: self.metrics.render(),
+            text,
         };
         self.rec.send(job);
     }
@@ -789,6 +828,10 @@ impl Daemon {
         self.write_metrics(Instant::now());
         let lost_before = self.rec.lost_lines;
         let finished = self.rec.finish(deadline) && evidence_done;
+        self.forward.finish(deadline);
+        for line in self.forward.summary() {
+            say(6, &line);
+        }
         // The writers are done (or left behind): the last words go to
         // stderr directly.
         if !finished {

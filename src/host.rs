@@ -87,6 +87,8 @@ pub mod paths {
     pub const ATOP_LOG: &str = "var/log/atop";
     pub const PCP_LOG: &str = "var/log/pcp/pmlogger";
     pub const SYSTEMD_UNITS_ENABLED: &str = "etc/systemd/system";
+    /// The journal's native socket (systemd).
+    pub const JOURNAL_SOCKET: &str = "run/systemd/journal/socket";
 }
 
 /// Largest file watchdog reads whole. /proc and /sys values are a few bytes;

@@ -23,6 +23,22 @@ pub fn kernel_log_buffer_size() -> io::Result<u64> {
     }
 }
 
+/// Bytes written to a TCP socket that the peer has not acknowledged yet
+/// (`SIOCOUTQ`, which is `TIOCOUTQ` on Linux). The forwarder uses it to
+/// tell whether a receiver that closed had taken everything.
+pub fn tcp_unacked(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int through the pointer, which points to
+    // a live, aligned c_int; the descriptor is borrowed, so it is open.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(u64::from(n.unsigned_abs()))
+    }
+}
+
 /// Room for one `SO_RXQ_OVFL` control message (a `u32`), in `u64` words so
 /// the buffer has the alignment `cmsghdr` needs.
 const CMSG_WORDS: usize = 4;

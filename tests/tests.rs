@@ -8,7 +8,9 @@ mod util;
 
 mod check;
 mod faults;
+mod forward;
 mod incidents;
+mod journal;
 mod layout;
 mod metrics;
 mod regression;

@@ -30,8 +30,17 @@ use crate::triggers::snapshot::Frozen;
 pub enum Job {
     /// A line of the event log (an event or an action, as JSON).
     Line(String),
-    /// A one-line summary for stderr, with its journald priority.
+    /// A one-line message for the journal (native, or stderr), with its
+    /// priority.
     Say(u8, String),
+    /// An event's summary with its priority and JSON: natively, one
+    /// journal entry with `MESSAGE_ID` and `WATCHDOG_*` fields; on stderr,
+    /// the summary line only.
+    Entry {
+        prio: u8,
+        text: String,
+        json: String,
+    },
     /// The kmsg position, written with fsync of the file and its directory.
     Position { path: PathBuf, pos: Position },
     /// The Prometheus textfile, replaced atomically.
@@ -146,7 +155,16 @@ impl Recorder {
     /// Starts the writer threads with room for `capacity` jobs each.
     /// `waker` is written to whenever a writer has something to report
     /// back, so the loop's poll wakes up for it.
-    pub fn start(log: EventLog, capacity: usize, waker: UnixStream) -> io::Result<Recorder> {
+    ///
+    /// With `journal` (the native socket's path), messages and events go
+    /// to the journal natively, and to stderr only while it cannot be
+    /// reached; without, to stderr.
+    pub fn start(
+        log: EventLog,
+        capacity: usize,
+        waker: UnixStream,
+        journal: Option<PathBuf>,
+    ) -> io::Result<Recorder> {
         let (done_tx, done) = mpsc::channel();
         let report = Reporter {
             done: done_tx,
@@ -167,8 +185,29 @@ impl Recorder {
             Job::Incident(j) => evidence.incident(j),
             _ => {}
         })?;
-        let journal = Lane::start("record-journal", capacity, |job| {
-            if let Job::Say(prio, text) = job {
+        let mut sink = journal.map(JournalSink::new);
+        let journal = Lane::start("record-journal", capacity, move |job| {
+            let (prio, text, fields) = match job {
+                Job::Say(prio, text) => {
+                    let f = sink
+                        .is_some()
+                        .then(|| crate::journal::base_fields(prio, &text));
+                    (prio, text, f)
+                }
+                Job::Entry { prio, text, json } => {
+                    let f = sink
+                        .is_some()
+                        .then(|| crate::journal::event_fields(prio, &text, &json));
+                    (prio, text, f)
+                }
+                _ => return,
+            };
+            // The journal natively, or stderr: never both.
+            let sent = match (sink.as_mut(), fields) {
+                (Some(j), Some(f)) => j.send(&f),
+                _ => false,
+            };
+            if !sent {
                 say(prio, &text);
             }
         })?;
@@ -188,7 +227,7 @@ impl Recorder {
     /// full (or the writer is gone); the job is dropped and counted.
     pub fn send(&mut self, job: Job) -> bool {
         match job {
-            Job::Say(..) => {
+            Job::Say(..) | Job::Entry { .. } => {
                 if self.pending_said > 0 {
                     let note = Job::Say(
                         4,
@@ -302,6 +341,67 @@ struct Disk {
     report: Reporter,
 }
 
+/// The journal's socket, connected lazily and again after a failure.
+struct JournalSink {
+    path: PathBuf,
+    conn: Option<crate::journal::Journal>,
+    /// When to try connecting again after a failure.
+    retry: Instant,
+    /// The last failure was said on stderr (said once per outage).
+    told: bool,
+}
+
+/// How long a journal that cannot be reached is left alone.
+const JOURNAL_RETRY: Duration = Duration::from_secs(10);
+
+impl JournalSink {
+    fn new(path: PathBuf) -> JournalSink {
+        JournalSink {
+            path,
+            conn: None,
+            retry: Instant::now(),
+            told: false,
+        }
+    }
+
+    /// Sends one entry; false when it could not (the caller then writes
+    /// the line to stderr instead: never both).
+    fn send(&mut self, fields: &[(String, Vec<u8>)]) -> bool {
+        if self.conn.is_none() && Instant::now() >= self.retry {
+            match crate::journal::Journal::connect(&self.path) {
+                Ok(j) => {
+                    self.conn = Some(j);
+                    self.told = false;
+                }
+                Err(e) => self.failed(&e),
+            }
+        }
+        let Some(j) = &self.conn else { return false };
+        match j.send(fields) {
+            Ok(()) => true,
+            Err(e) => {
+                self.conn = None;
+                self.failed(&e);
+                false
+            }
+        }
+    }
+
+    fn failed(&mut self, e: &io::Error) {
+        self.retry = Instant::now() + JOURNAL_RETRY;
+        if !self.told {
+            self.told = true;
+            say(
+                4,
+                &format!(
+                    "the journal at {} cannot be reached ({e}): messages go to stderr until it can",
+                    self.path.display()
+                ),
+            );
+        }
+    }
+}
+
 impl Disk {
     fn handle(&mut self, job: Job) {
         match job {
@@ -327,7 +427,7 @@ impl Disk {
                 }
             }
             Job::Reopen => self.log.reopen(),
-            Job::Say(..) | Job::Snapshot { .. } | Job::Incident(_) => {}
+            Job::Say(..) | Job::Entry { .. } | Job::Snapshot { .. } | Job::Incident(_) => {}
         }
     }
 }
@@ -354,7 +454,7 @@ mod tests {
         let (_r, w) = UnixStream::pair().unwrap();
         w.set_nonblocking(true).unwrap();
         let log = EventLog::new(fifo.to_str().unwrap(), 1 << 20, 1);
-        let mut rec = Recorder::start(log, 4, w).unwrap();
+        let mut rec = Recorder::start(log, 4, w, None).unwrap();
         // The writer blocks opening the FIFO (nobody reads it); one job is
         // in its hands, four in the queue, the rest dropped.
         let mut queued = 0;
@@ -405,7 +505,7 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let (_r, w) = UnixStream::pair().unwrap();
         let log = EventLog::new(fifo.to_str().unwrap(), 1 << 20, 1);
-        let mut rec = Recorder::start(log, 2, w).unwrap();
+        let mut rec = Recorder::start(log, 2, w, None).unwrap();
         rec.send(line(1));
         assert!(!rec.finish(Instant::now() + Duration::from_millis(200)));
     }

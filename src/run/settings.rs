@@ -34,6 +34,26 @@ pub struct RunConfig {
     pub kdump_check: KdumpSchedule,
     pub incidents: crate::incident::IncidentsConfig,
     pub rules: Vec<crate::engine::RuleConfig>,
+    /// Syslog receivers every event and action is also sent to (RFC 5424;
+    /// see [`crate::forward`]).
+    pub forward: Vec<crate::forward::TargetConfig>,
+    /// Where the one-line summaries go: the journal's native socket or
+    /// stderr (see [`JournalMode`]).
+    pub journal: JournalMode,
+}
+
+/// `run.journal`: how events reach the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalMode {
+    /// Native when the journal's socket exists, stderr otherwise.
+    #[default]
+    Auto,
+    /// Native always; while the socket cannot be reached, stderr.
+    On,
+    /// stderr only (`<N>` priority prefixes, which journald reads when it
+    /// runs the service).
+    Off,
 }
 
 impl Default for RunConfig {
@@ -56,6 +76,8 @@ impl Default for RunConfig {
             kdump_check: KdumpSchedule::default(),
             incidents: crate::incident::IncidentsConfig::default(),
             rules: default_rules(),
+            forward: Vec::new(),
+            journal: JournalMode::Auto,
         }
     }
 }
@@ -169,6 +191,10 @@ impl RunConfig {
             .compile(&p.path("incidents"))
             .map_err(|e| p.extend(e))
             .ok();
+        p.extend(crate::forward::target::validate(
+            &self.forward,
+            &p.path("forward"),
+        ));
         let rules =
             crate::engine::compile_rules(&self.rules, &p.path("rules"), self.allow_destructive)
                 .map_err(|e| p.extend(e))

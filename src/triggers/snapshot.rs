@@ -60,7 +60,6 @@ impl Snapshots {
             max_bytes: self.max_bytes,
         })
     }
-
 }
 
 impl Frozen {

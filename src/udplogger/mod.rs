@@ -876,8 +876,18 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
         "watchdog udplogger: writing to {}",
         settings.output.dir.display()
     );
+    let forward = if settings.forward.is_empty() {
+        None
+    } else {
+        Some(crate::forward::udplogger::UdpForward::start(
+            &settings.forward,
+            |_, text| eprintln!("watchdog udplogger: {text}"),
+        )?)
+    };
     let settings = Arc::new(settings);
-    let shared = Mutex::new(Shared::new(&settings));
+    let mut first = Shared::new(&settings);
+    first.out.forward = forward;
+    let shared = Mutex::new(first);
     let result: Result<(), String> = std::thread::scope(|scope| {
         let mut handles = Vec::new();
         let mut own = None;
@@ -919,6 +929,13 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
         std::thread::sleep(Duration::from_millis(300));
         sh.out.flush(&stamp, now + Duration::from_secs(3600));
     }
+    if let Some(mut f) = sh.out.forward.take() {
+        // What is queued for the targets gets a few seconds, not more.
+        for line in f.finish(Instant::now() + Duration::from_secs(5)) {
+            eprintln!("watchdog udplogger: {line}");
+        }
+        sh.out.forward = Some(f);
+    }
     write_metrics(&settings, &sh);
     let s = sh.stats;
     let o = sh.out.stats;
@@ -931,7 +948,11 @@ pub fn run(settings: Settings, clock: &dyn Clock) -> Result<Stats, String> {
 
 fn write_metrics(settings: &Settings, sh: &Shared) {
     if let Some(p) = &settings.metrics_file {
-        if let Err(e) = crate::metrics::write_atomic(p, &sh.metrics()) {
+        let mut text = sh.metrics();
+        if let Some(f) = &sh.out.forward {
+            text.push_str(&f.metrics());
+        }
+        if let Err(e) = crate::metrics::write_atomic(p, &text) {
             eprintln!(
                 "watchdog udplogger: cannot write metrics to {}: {e}",
                 p.display()

@@ -120,6 +120,8 @@ pub struct Output {
     /// Computed at the first write, when the sockets are open.
     max_open: Option<usize>,
     pub stats: OutputStats,
+    /// Syslog targets every line and marker is also sent to (non-blocking).
+    pub forward: Option<crate::forward::udplogger::UdpForward>,
 }
 
 /// Source column of marker lines: never a sender, which always has a port.
@@ -138,6 +140,7 @@ impl Output {
             next_tick: None,
             max_open: None,
             stats: OutputStats::default(),
+            forward: None,
         }
     }
 
@@ -262,6 +265,16 @@ impl Output {
         dict: &[&[u8]],
         now: Instant,
     ) {
+        if let Some(f) = self.forward.as_mut() {
+            f.line(
+                &stamp.text,
+                name,
+                source,
+                text,
+                meta.map(|m| (m.level, m.seq, m.ts_usec)),
+                dict,
+            );
+        }
         self.set_key(stamp, Some(name));
         let json = self.cfg.json;
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -327,6 +340,9 @@ impl Output {
     /// `m.about` (a sender, a socket, a file). `sender` routes it in the
     /// per-sender layout.
     pub fn marker(&mut self, stamp: &Stamp, sender: Option<&str>, m: &Marker, now: Instant) {
+        if let Some(f) = self.forward.as_mut() {
+            f.marker(&stamp.text, sender, m);
+        }
         self.set_key(stamp, sender);
         let json = self.cfg.json;
         let Some(i) = self.target(now) else { return };

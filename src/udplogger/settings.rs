@@ -125,6 +125,8 @@ pub struct UdpLoggerConfig {
     pub event_log_max_bytes: u64,
     pub event_log_keep: u32,
     pub last_words_lines: usize,
+    /// Syslog receivers every line and marker is also sent to.
+    pub forward: Vec<crate::forward::TargetConfig>,
 }
 
 impl Default for UdpLoggerConfig {
@@ -158,6 +160,7 @@ impl Default for UdpLoggerConfig {
             event_log_max_bytes: 16 << 20,
             event_log_keep: 4,
             last_words_lines: 200,
+            forward: Vec::new(),
         }
     }
 }
@@ -195,6 +198,8 @@ pub struct Settings {
     pub event_log_max_bytes: u64,
     pub event_log_keep: u32,
     pub last_words_lines: usize,
+    /// Syslog targets (`udplogger.forward`, `--forward`).
+    pub forward: Vec<crate::forward::Target>,
 }
 
 /// The command-line options of `watchdog udplogger`; each one given
@@ -215,6 +220,11 @@ pub struct UdpLoggerArgs {
     /// Accept only senders in this network (CIDR; repeatable)
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
+    /// Also send every line and marker to this syslog receiver:
+    /// syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT or
+    /// syslog+tls://HOST:PORT?ca=FILE (repeatable; replaces udplogger.forward)
+    #[arg(long, value_name = "URL")]
+    pub forward: Vec<String>,
     /// How to read datagrams
     #[arg(long, value_enum)]
     pub input: Option<InputFormat>,
@@ -279,6 +289,13 @@ impl UdpLoggerConfig {
         }
         if !args.allow.is_empty() {
             self.allow.clone_from(&args.allow);
+        }
+        if !args.forward.is_empty() {
+            self.forward = args
+                .forward
+                .iter()
+                .map(|u| crate::forward::TargetConfig::Url(u.clone()))
+                .collect();
         }
         if let Some(i) = args.input {
             self.input = i;
@@ -351,6 +368,13 @@ impl UdpLoggerConfig {
         }
         if self.dir.is_empty() {
             p.at("dir", "must name a directory");
+        }
+        let mut forward = Vec::with_capacity(self.forward.len());
+        for (i, t) in self.forward.iter().enumerate() {
+            match t.compile() {
+                Ok(t) => forward.push(t),
+                Err(e) => p.at(&format!("forward[{i}]"), e),
+            }
         }
         let file_mode = self.file_mode();
         if file_mode.is_none() {
@@ -454,6 +478,7 @@ impl UdpLoggerConfig {
             event_log_max_bytes: self.event_log_max_bytes,
             event_log_keep: self.event_log_keep,
             last_words_lines: self.last_words_lines,
+            forward,
         })
     }
 }
