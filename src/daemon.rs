@@ -123,6 +123,14 @@ pub fn summary(ev: &Event) -> (u8, String) {
                 None => format!("{} kernel messages lost before they could be read", l.count),
             },
         ),
+        Body::PreviousBoot(p) => (
+            if p.cause == "clean_shutdown" || p.cause == "reboot" {
+                5
+            } else {
+                2
+            },
+            format!("previous boot ended: {}: {}", p.cause, p.summary),
+        ),
         Body::Action(a) => (
             if a.ok { 5 } else { 3 },
             format!(
@@ -163,6 +171,8 @@ struct Daemon {
     hung_reported: u64,
     events_seen: u64,
     actions_taken: u64,
+    /// `run`'s stop stamp for the previous-boot report, written at SIGTERM.
+    boot_stop: Option<crate::lastboot::record::StateWrite>,
 }
 
 impl Daemon {
@@ -226,6 +236,7 @@ impl Daemon {
             hung_reported: 0,
             events_seen: 0,
             actions_taken: 0,
+            boot_stop: None,
         })
     }
 
@@ -330,6 +341,37 @@ impl Daemon {
             self.events_seen,
             self.actions_taken
         ));
+    }
+
+    /// What ended the previous boot, once per boot id: the
+    /// `previous_boot` event goes through the pipeline (rules may act on
+    /// it), the incidents of that boot straight to the record stage (they
+    /// are history: no rule acts on them). Returns the report, whose
+    /// `evidence_files` an incident bundle can hold.
+    fn previous_boot(&mut self) -> Option<crate::lastboot::Report> {
+        let start = match crate::lastboot::run_start(&self.host, &self.cfg.state_file) {
+            Ok(s) => s,
+            Err(e) => {
+                self.tell(4, e);
+                return None;
+            }
+        };
+        for w in &start.writes {
+            self.rec.send(Job::State(w.clone()));
+        }
+        self.boot_stop = Some(start.stop());
+        let report = start.report?;
+        self.accept(report.event(self.hostname.clone()), Instant::now());
+        for (ev, json) in report
+            .incidents
+            .iter()
+            .zip(report.json_lines(self.hostname.clone()).into_iter().skip(1))
+        {
+            let (prio, text) = summary(ev);
+            self.tell(prio.max(5), format!("previous boot: {text}"));
+            self.rec.send(Job::Line(json));
+        }
+        Some(report)
     }
 
     // --- collect ---------------------------------------------------------
@@ -666,6 +708,9 @@ impl Daemon {
             t.cleanup();
         }
         self.write_metrics(Instant::now());
+        if let Some(w) = self.boot_stop.take() {
+            self.rec.send(Job::State(w));
+        }
         let lost_before = self.rec.lost_lines;
         let finished = self.rec.finish(WRITER_PATIENCE);
         // The writers are done (or left behind): the last words go to
@@ -717,6 +762,9 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
     }
     d.protect_self();
     d.open_kmsg();
+    // Integrator: `_last_boot.evidence_files` (unless the cause is clean)
+    // are what an incident bundle for the previous boot should hold.
+    let _last_boot = d.previous_boot();
     d.setup_tracefs();
     let msg = format!(
         "events go to {}; {} rules",

@@ -17,6 +17,7 @@ pub mod events;
 pub mod host;
 pub mod incident;
 pub mod kernel;
+pub mod lastboot;
 pub mod marker;
 pub mod metrics;
 pub mod notify;

@@ -36,6 +36,9 @@ pub enum Job {
     Snapshot { rule: String, frozen: Frozen },
     /// Close the event log so the next line reopens it (SIGHUP, logrotate).
     Reopen,
+    /// A state file of the previous-boot report (`run`'s start and stop
+    /// stamp, the boots reported), replaced atomically.
+    State(crate::lastboot::record::StateWrite),
 }
 
 /// What the writer reports back to the loop.
@@ -309,6 +312,11 @@ impl Writer {
             Job::Reopen => {
                 if let Some(l) = self.log.as_mut() {
                     l.reopen();
+                }
+            }
+            Job::State(w) => {
+                if let Err(e) = w.save() {
+                    say(4, &format!("cannot write {}: {e}", w.path.display()));
                 }
             }
         }

@@ -1,0 +1,2 @@
+//! Tests of the classifier and the sources on literal kernel text.
+
