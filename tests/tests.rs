@@ -4,6 +4,7 @@ mod util;
 
 mod check;
 mod incidents;
+mod lastboot;
 mod layout;
 mod metrics;
 mod regression;

@@ -71,8 +71,8 @@ pub fn is_persistent(host: &Host) -> bool {
         .ok()
         .and_then(|c| {
             c.lines()
-                .filter_map(|l| l.trim().strip_prefix("Storage="))
-                .last()
+                .rev()
+                .find_map(|l| l.trim().strip_prefix("Storage="))
                 .map(|v| v.trim().to_string())
         })
         .unwrap_or_default();
@@ -92,60 +92,70 @@ pub struct Output {
 /// `timeout`. The reader runs on its own thread so that a child that
 /// stops writing cannot hold the caller past the deadline.
 pub fn run_capped(mut cmd: Command, timeout: Duration, cap: usize) -> Result<Output, String> {
+    use std::os::unix::process::CommandExt;
+    use std::sync::{Arc, Mutex};
     let name = cmd.get_program().to_string_lossy().into_owned();
+    // Its own process group, so that a deadline ends whatever it started.
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("{name}: {e}"))?;
-    let Some(mut stdout) = child.stdout.take() else {
+    let kill = |child: &mut std::process::Child| {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = child.kill();
         let _ = child.wait();
+    };
+    let Some(mut stdout) = child.stdout.take() else {
+        kill(&mut child);
         return Err(format!("{name}: no output pipe"));
     };
+    // What the reader has so far: taken as it is at the deadline.
+    let shared = Arc::new(Mutex::new((Vec::<u8>::new(), false)));
     let (tx, rx) = mpsc::channel();
-    let reader = std::thread::Builder::new()
+    let sink = Arc::clone(&shared);
+    std::thread::Builder::new()
         .name("lastboot-journal".into())
         .spawn(move || {
-            let mut keep: Vec<u8> = Vec::new();
-            let mut cut = false;
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 match stdout.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
+                        let Ok(mut g) = sink.lock() else { break };
+                        let (keep, cut) = &mut *g;
                         keep.extend_from_slice(&buf[..n]);
                         // Keep the tail: the end of a boot is what tells.
+                        // Trimmed at twice the cap, so that a long output
+                        // costs one move per `cap` bytes, not per read.
                         if keep.len() > cap.saturating_mul(2) {
                             let drop = keep.len() - cap;
                             keep.drain(..drop);
-                            cut = true;
+                            *cut = true;
                         }
                     }
                 }
             }
-            if keep.len() > cap {
-                let drop = keep.len() - cap;
-                keep.drain(..drop);
-                cut = true;
-            }
-            let _ = tx.send((keep, cut));
+            let _ = tx.send(());
         })
         .map_err(|e| format!("{name}: {e}"))?;
-    let (got, timed_out) = match rx.recv_timeout(timeout) {
-        Ok(r) => (Some(r), false),
-        Err(_) => {
-            let _ = child.kill();
-            (rx.recv_timeout(Duration::from_secs(2)).ok(), true)
-        }
+    let timed_out = rx.recv_timeout(timeout).is_err();
+    kill(&mut child);
+    let (mut bytes, mut cut) = match shared.lock() {
+        Ok(mut g) => std::mem::take(&mut *g),
+        Err(_) => (Vec::new(), false),
     };
-    let _ = child.kill();
-    let _ = child.wait();
-    if got.is_some() {
-        let _ = reader.join();
+    if bytes.len() > cap {
+        bytes.drain(..bytes.len() - cap);
+        cut = true;
     }
-    let (bytes, cut) = got.unwrap_or_default();
     Ok(Output {
         bytes,
         cut,
@@ -260,11 +270,11 @@ pub const SYSLOG_TAIL: u64 = 16 << 20;
 /// `boot_start` (this boot's start, when known), from the last kernel
 /// `Linux version` line among them. `time_of` gives a line's wall time
 /// as a comparable instant.
-pub fn previous_boot_lines<'a>(
-    text: &'a str,
+pub fn previous_boot_lines(
+    text: &str,
     boot_start: Option<chrono::NaiveDateTime>,
     time_of: impl Fn(&str) -> Option<chrono::NaiveDateTime>,
-) -> Vec<&'a str> {
+) -> Vec<&str> {
     let mut lines: Vec<&str> = text.lines().collect();
     if let Some(start) = boot_start {
         if let Some(cut) = lines
@@ -307,7 +317,10 @@ mod tests {
 {"MESSAGE":"Reached target System Reboot.","_BOOT_ID":"b1"}
 {"MESSAGE":[74,111,117,114,110,97,108,32,115,116,111,112,112,101,100],"_BOOT_ID":"b1"}"#;
         assert_eq!(tail_end(tail), (Some(End::Reboot), Some("b1".into())));
-        assert_eq!(entry(tail.lines().nth(2).unwrap()).unwrap().0, "Journal stopped");
+        assert_eq!(
+            entry(tail.lines().nth(2).unwrap()).unwrap().0,
+            "Journal stopped"
+        );
         assert_eq!(tail_end("not json\n"), (None, None));
     }
 
@@ -321,12 +334,22 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(10));
         assert_eq!(out.bytes, b"start\n");
         let mut c = Command::new("sh");
-        c.args(["-c", "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done"]);
+        c.args([
+            "-c",
+            "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done",
+        ]);
         let out = run_capped(c, Duration::from_secs(20), 100).unwrap();
         assert!(out.cut && !out.timed_out);
         assert_eq!(out.bytes.len(), 100);
-        assert!(String::from_utf8(out.bytes).unwrap().ends_with("line2999\n"));
-        assert!(run_capped(Command::new("/nonexistent/journalctl"), Duration::from_secs(1), 10).is_err());
+        assert!(String::from_utf8(out.bytes)
+            .unwrap()
+            .ends_with("line2999\n"));
+        assert!(run_capped(
+            Command::new("/nonexistent/journalctl"),
+            Duration::from_secs(1),
+            10
+        )
+        .is_err());
     }
 
     #[test]

@@ -65,7 +65,10 @@ pub fn find(host: &Host, newer: Option<SystemTime>) -> (Vec<DumpDir>, Vec<String
         ));
         return (Vec::new(), notes);
     }
-    let rel = path.trim_start_matches('/').trim_end_matches('/').to_string();
+    let rel = path
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .to_string();
     let Ok(names) = host.list_dir(&rel) else {
         return (Vec::new(), notes);
     };

@@ -495,14 +495,19 @@ fn mount_pstore(host: &Host) -> Option<String> {
         return None;
     }
     let fs = host.read(paths::FILESYSTEMS).unwrap_or_default();
-    if !fs.lines().any(|l| l.split_whitespace().last() == Some("pstore")) {
+    if !fs
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("pstore"))
+    {
         return None;
     }
     match nix::mount::mount(
         Some("pstore"),
         &host.path(paths::PSTORE),
         Some("pstore"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC,
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
         None::<&str>,
     ) {
         Ok(()) => Some(format!("mounted pstore at {target}")),
@@ -594,9 +599,11 @@ pub fn analyze(host: &Host, opts: &Options) -> Report {
         }
         parsed.push(p);
     }
-    report
-        .incidents
-        .sort_by(|a, b| a.kernel_time.unwrap_or(0.0).total_cmp(&b.kernel_time.unwrap_or(0.0)));
+    report.incidents.sort_by(|a, b| {
+        a.kernel_time
+            .unwrap_or(0.0)
+            .total_cmp(&b.kernel_time.unwrap_or(0.0))
+    });
     report.last_kernel_time = parsed
         .iter()
         .filter_map(|p| p.last_kernel_time)
@@ -679,9 +686,9 @@ pub fn classify(f: &Facts) -> (Cause, String) {
             _ => None,
         })
     };
-    let crash_sysrq = f.incidents.iter().any(|e| {
-        matches!(&e.body, Body::Sysrq(s) if s.command.to_ascii_lowercase().contains("crash"))
-    });
+    let crash_sysrq = f.incidents.iter().any(
+        |e| matches!(&e.body, Body::Sysrq(s) if s.command.to_ascii_lowercase().contains("crash")),
+    );
     if let Some(reason) = summary_of("panic") {
         let class = panic_class(&reason);
         if class == Cause::Panic {
@@ -798,7 +805,10 @@ pub fn at_start(host: &Host, state_dir: &Path, opts: &Options) -> Start {
     let reported = record::load::<Reported>(&state_dir.join(record::REPORTED)).unwrap_or_default();
     let now = chrono::Utc::now();
     let started = rr.started(&this_boot, &now.to_rfc3339());
-    let mut writes = vec![StateWrite::new(state_dir.join(record::RUN_RECORD), &started)];
+    let mut writes = vec![StateWrite::new(
+        state_dir.join(record::RUN_RECORD),
+        &started,
+    )];
     let report = if reported.contains(&this_boot) {
         None
     } else {

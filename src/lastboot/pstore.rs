@@ -207,7 +207,10 @@ mod tests {
     #[test]
     fn headers_of_every_reason() {
         assert_eq!(parse_header("Panic#1 Part1"), Some(("Panic".into(), 1, 1)));
-        assert_eq!(parse_header("Oops#3 Part12\r"), Some(("Oops".into(), 3, 12)));
+        assert_eq!(
+            parse_header("Oops#3 Part12\r"),
+            Some(("Oops".into(), 3, 12))
+        );
         assert_eq!(
             parse_header("Emergency#1 Part2"),
             Some(("Emergency".into(), 1, 2))

@@ -183,6 +183,9 @@ mod tests {
         assert_eq!(load::<Reported>(&p).unwrap(), r);
         std::fs::write(&p, "{").unwrap();
         assert!(load::<Reported>(&p).unwrap_err().contains("x.json"));
-        assert_eq!(load::<Reported>(&d.path().join("none")).unwrap(), Reported::default());
+        assert_eq!(
+            load::<Reported>(&d.path().join("none")).unwrap(),
+            Reported::default()
+        );
     }
 }
