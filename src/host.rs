@@ -70,6 +70,7 @@ pub mod paths {
     /// The persistent journal (its presence makes Storage=auto persistent).
     pub const JOURNAL_DIR: &str = "var/log/journal";
     pub const JOURNALD_CONF: &str = "etc/systemd/journald.conf";
+    pub const VAR_LOG: &str = "var/log";
     pub const VAR_LOG_MESSAGES: &str = "var/log/messages";
     pub const VAR_LOG_KERN: &str = "var/log/kern.log";
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::util::{copy_tree, fixture, repo, run_in, Dir, Run};
 
 /// Every check ID of DESIGN.md, in report order.
-const IDS: [&str; 20] = [
+const IDS: [&str; 22] = [
     "kdump-reserved",
     "kdump-loaded",
     "kdump-size",
@@ -29,6 +29,8 @@ const IDS: [&str; 20] = [
     "ftrace-snapshot",
     "kprobe-events",
     "panic-settings",
+    "pstore",
+    "persistent-journal",
 ];
 
 /// Runs `check --format json` on a fixture from the repository root, so
@@ -98,6 +100,8 @@ fn default_rhel9_install_warns_about_the_usual_suspects() {
             ("cmdline-quiet", "warning"),
             ("remote-console", "warning"),
             ("hung-task-warnings", "warning"),
+            ("pstore", "warning"),
+            ("persistent-journal", "unknown"),
         ],
     );
 }
@@ -123,6 +127,8 @@ fn neglected_host_is_critical() {
             ("dentry-overflow", "critical"),
             ("tracefs", "info"),
             ("panic-settings", "info"),
+            ("pstore", "warning"),
+            ("persistent-journal", "unknown"),
         ],
     );
 }
@@ -139,6 +145,8 @@ fn old_rhel6_kernel_near_208_days() {
             ("ftrace-snapshot", "warning"),
             ("log-buf-size", "unknown"),
             ("panic-settings", "info"),
+            ("pstore", "warning"),
+            ("persistent-journal", "unknown"),
         ],
     );
 }
@@ -152,6 +160,8 @@ fn host_without_tracefs() {
             ("tracefs", "warning"),
             ("ftrace-snapshot", "warning"),
             ("kprobe-events", "warning"),
+            ("pstore", "warning"),
+            ("persistent-journal", "unknown"),
         ],
     );
 }
@@ -325,7 +335,7 @@ fn text_is_worst_first_and_aligned() {
             after + l[after..].find(|c: char| c != ' ').unwrap()
         })
         .collect();
-    assert_eq!(lines.len(), 20);
+    assert_eq!(lines.len(), 22);
     assert!(
         starts.iter().all(|&s| s == starts[0]),
         "{starts:?}\n{}",

@@ -10,6 +10,7 @@ mod baseline;
 mod hung_task;
 mod kdump;
 mod kernel_log;
+mod lastboot;
 mod memory;
 pub mod metrics;
 mod misc;
@@ -292,14 +293,24 @@ pub const CHECKS: &[CheckDef] = &[
         about: "panic, panic_on_oops, hung_task_panic, softlockup_panic",
         run: misc::panic_settings,
     },
+    CheckDef {
+        id: "pstore",
+        about: "a persistent pstore backend keeps a panic's last messages",
+        run: lastboot::pstore,
+    },
+    CheckDef {
+        id: "persistent-journal",
+        about: "the kernel log of the previous boot survives a reboot",
+        run: lastboot::persistent_journal,
+    },
 ];
 
 /// The ID of findings reporting a change since a baseline.
 pub const DRIFT_ID: &str = "baseline-drift";
 
 /// All check IDs, in report order.
-pub const CHECK_IDS: [&str; 20] = {
-    let mut ids = [""; 20];
+pub const CHECK_IDS: [&str; 22] = {
+    let mut ids = [""; 22];
     let mut i = 0;
     while i < CHECKS.len() {
         ids[i] = CHECKS[i].id;
