@@ -172,7 +172,7 @@ struct Daemon {
     events_seen: u64,
     actions_taken: u64,
     /// `run`'s stop stamp for the previous-boot report, written at SIGTERM.
-    boot_stop: Option<crate::lastboot::record::StateWrite>,
+    boot_stop: Option<crate::lastboot::Stopper>,
 }
 
 impl Daemon {
@@ -359,7 +359,7 @@ impl Daemon {
         for w in &start.writes {
             self.rec.send(Job::State(w.clone()));
         }
-        self.boot_stop = Some(start.stop());
+        self.boot_stop = Some(start.stopper());
         let report = start.report?;
         self.accept(report.event(self.hostname.clone()), Instant::now());
         for (ev, json) in report
@@ -708,8 +708,8 @@ impl Daemon {
             t.cleanup();
         }
         self.write_metrics(Instant::now());
-        if let Some(w) = self.boot_stop.take() {
-            self.rec.send(Job::State(w));
+        if let Some(s) = self.boot_stop.take() {
+            self.rec.send(Job::State(s.write()));
         }
         let lost_before = self.rec.lost_lines;
         let finished = self.rec.finish(WRITER_PATIENCE);

@@ -232,6 +232,7 @@ fn run_once(dir: &Dir) -> Run {
         &["run", "--root", "root", "--config", "config.yaml"],
     );
     d.wait_stderr("events go to");
+    std::thread::sleep(std::time::Duration::from_millis(100));
     d.stop()
 }
 
@@ -273,7 +274,14 @@ fn run_reports_the_previous_boot_once_per_boot_id() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("state/boot-record.json")).unwrap())
             .unwrap();
     assert_eq!(rec["current"]["boot_id"], THIS_BOOT);
-    assert!(rec["current"]["stopped"].is_string(), "{rec}");
+    let (started, stopped) = (
+        rec["current"]["started"].as_str().unwrap(),
+        rec["current"]["stopped"].as_str().unwrap(),
+    );
+    assert!(
+        stopped > started,
+        "stopped when it stopped, not at start: {rec}"
+    );
 
     // A restart in the same boot says nothing new.
     run_once(&dir);

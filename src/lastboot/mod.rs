@@ -788,8 +788,25 @@ pub struct Start {
 }
 
 impl Start {
-    /// The state write for a stop on SIGTERM/SIGINT.
-    pub fn stop(&self) -> StateWrite {
+    /// What stamps `run`'s stop, kept until SIGTERM.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            record: self.record.clone(),
+            state_dir: self.state_dir.clone(),
+        }
+    }
+}
+
+/// Writes `run`'s stop into its record ([`Stopper::write`] at SIGTERM).
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    record: RunRecord,
+    state_dir: PathBuf,
+}
+
+impl Stopper {
+    /// The state write for a stop now.
+    pub fn write(&self) -> StateWrite {
         StateWrite::new(
             self.state_dir.join(record::RUN_RECORD),
             &self.record.stopped(&chrono::Utc::now().to_rfc3339()),
