@@ -762,8 +762,8 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
     }
     d.protect_self();
     d.open_kmsg();
-    // Integrator: `_last_boot.evidence_files` (unless the cause is clean)
-    // are what an incident bundle for the previous boot should hold.
+    // Integrator: unless `_last_boot.cause.is_clean()`, an incident bundle
+    // for the previous boot holds `evidence_files` and `captured`.
     let _last_boot = d.previous_boot();
     d.setup_tracefs();
     let msg = format!(

@@ -167,8 +167,8 @@ mod tests {
         assert_eq!(f.status, Status::Warning);
         let f = run(&[("var/log/messages", "")], persistent_journal);
         assert_eq!(f.status, Status::Ok);
+        assert!(f.summary.contains("/var/log/messages"));
         let f = run(&[("var/log/btmp", "")], persistent_journal);
         assert_eq!(f.status, Status::Warning);
-        assert!(f.summary.contains("/var/log/messages"));
     }
 }

@@ -334,9 +334,15 @@ impl Gather<'_> {
                 self.file(f, true);
             }
             self.dump_reasons.push(d.reason.clone());
+            // Dumps at an orderly end (ramoops.max_reason or
+            // printk.always_kmsg_dump): `Restart`, `Halt`, `Poweroff`
+            // before 5.8, one `Shutdown` since, its text telling which.
             match d.reason.as_str() {
                 "Restart" => self.end = Some(End::Reboot),
                 "Halt" | "Poweroff" => self.end = Some(End::Poweroff),
+                "Shutdown" => {
+                    self.end = Some(journal::last_end(&d.text).unwrap_or(End::Poweroff));
+                }
                 _ => {}
             }
             let name = d.files.first().map_or(String::new(), |f| self.abs(f));

@@ -132,6 +132,20 @@ fn a_pstore_dump_made_at_restart_means_reboot() {
         r.evidence_files,
         [root.join("sys/fs/pstore/dmesg-ramoops-0")]
     );
+    // Since 5.8 one reason for all three; the last line tells which.
+    let dump = root.join("sys/fs/pstore/dmesg-ramoops-0");
+    std::fs::write(
+        &dump,
+        "Shutdown#1 Part1\n<0>[   10.619678] reboot: Restarting system\n",
+    )
+    .unwrap();
+    assert_eq!(
+        analyze(&Host::new(root), &Options::default()).cause,
+        Cause::Reboot
+    );
+    std::fs::write(&dump, "Shutdown#1 Part1\n<0>[   10.6] reboot: Power down\n").unwrap();
+    let r = analyze(&Host::new(root), &Options::default());
+    assert_eq!(r.cause, Cause::CleanShutdown);
 }
 
 #[test]

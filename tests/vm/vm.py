@@ -778,8 +778,8 @@ SCENARIOS = {
     "sigkill": (a_sigkill, "busybox `sleep 1000` killed with SIGKILL by `wdhelper kill 9 PID` (comm wd-killer); the same tracefs instance as sigsegv"),
     "sysrq": (a_sysrq, "echo t, w, m > /proc/sysrq-trigger"),
     "hang": (None, "a scenario that never ends (sleeps forever)"),
-    "prevboot-panic": (a_prevboot_panic, "ramoops (memmap=1M$0x8000000, mem_size=1M, record_size=64K, console_size=128K); kernel.hung_task_panic=1, hung_task_timeout_secs=2, fsfreeze + `wdhelper write` (comm wd-writer); panic=-1 resets the guest, QEMU keeps its RAM; the second boot runs watchdog run and watchdog last-boot"),
-    "prevboot-reboot": (a_prevboot_reboot, "the same ramoops setup; watchdog run started and stopped, then reboot -f; the second boot runs watchdog run and watchdog last-boot"),
+    "prevboot-panic": (a_prevboot_panic, "ramoops (memmap=1M$0x8000000, mem_size=1M, record_size=64K, console_size=128K, max_reason=4); kernel.hung_task_panic=1, hung_task_timeout_secs=2, fsfreeze + `wdhelper write` (comm wd-writer); panic=-1 resets the guest, QEMU keeps its RAM; the second boot runs watchdog run and watchdog last-boot"),
+    "prevboot-reboot": (a_prevboot_reboot, "the same ramoops setup (max_reason=4: a dump at an orderly reboot too, headed Shutdown#1); watchdog run started and stopped, then reboot -f; the second boot runs watchdog run and watchdog last-boot"),
     "netconsole": (a_netconsole, "e1000 + user networking, modprobe netconsole netconsole=+6665@10.0.2.15/eth0,PORT@10.0.2.2/ (extended), 20 lines written to /dev/kmsg, SysRq t; console on -serial udp:127.0.0.1:PORT"),
 }
 
