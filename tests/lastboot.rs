@@ -88,6 +88,12 @@ fn each_fixture_root_gives_its_cause() {
             1,
             "dmesg-ramoops-0",
         ),
+        (
+            "ramoops-real-6.1-hung-task-panic",
+            "hung_task_panic",
+            1,
+            "dmesg-ramoops-0",
+        ),
         ("kdump-oom-panic", "oom_panic", 1, "vmcore-dmesg.txt"),
         (
             "pstore-console-sysrq-crash",
@@ -149,6 +155,26 @@ fn hung_task_panic_names_the_panic_line_and_the_task() {
         .as_str()
         .unwrap()
         .ends_with("dmesg-ramoops-1"));
+}
+
+/// The record a real Debian 6.1 kernel left in ramoops (tests/vm,
+/// prevboot-panic boot): the hung task and the panic it caused.
+#[test]
+fn a_real_ramoops_record_of_a_hung_task_panic() {
+    let dir = Dir::new();
+    host(&dir, "ramoops-real-6.1-hung-task-panic");
+    let events = lines(&last_boot(&dir, "json").expect_code(1));
+    assert_eq!(
+        events[0]["summary"],
+        "Kernel panic - not syncing: hung_task: blocked tasks"
+    );
+    assert_eq!(events[0]["last_kernel_time"], 14.128656);
+    let hung: Vec<&Value> = events.iter().filter(|e| e["kind"] == "hung_task").collect();
+    assert_eq!(hung.len(), 1);
+    assert_eq!(
+        (hung[0]["comm"].as_str(), hung[0]["pid"].as_u64()),
+        (Some("wd-writer"), Some(123))
+    );
 }
 
 #[test]
