@@ -109,6 +109,7 @@ fn each_fixture_root_gives_its_cause() {
             "var/log/messages",
         ),
         ("journal-reboot", "reboot", 0, "journalctl -k -b -1"),
+        ("ramoops-real-6.1-reboot", "reboot", 0, "dmesg-ramoops-0"),
     ] {
         let dir = Dir::new();
         host(&dir, name);
