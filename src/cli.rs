@@ -99,6 +99,28 @@ input is unpacked. Formats and kernel versions: docs/scan.md.",
         after_help = "Each line written: `<receive time, RFC 3339 with microseconds> <source> <text>`, source being a.b.c.d:port or [v6addr]:port. Lines whose source is `udplogger` are the receiver's own markers (sequence gaps, kernel drops, cut lines, lines dropped while the disk was full). SIGHUP reopens the files (logrotate); SIGTERM writes unfinished lines and exits 0."
     )]
     Udplogger(UdpLoggerArgs),
+    /// What ended the previous boot: pstore records, kdump's
+    /// vmcore-dmesg.txt, the journal or /var/log/messages, and `run`'s own
+    /// record, classified (panic, oops, hung_task_panic, ..., clean_shutdown,
+    /// reboot, no_evidence)
+    #[command(
+        after_help = "The same analysis `watchdog run` makes once per boot at start (see docs/last-boot.md). --format json prints the JSON lines `run` writes: the previous_boot event, then the incidents of that boot marked \"previous_boot\": true.\n\nExit status: 0 the previous boot ended cleanly (clean_shutdown, reboot), 1 it crashed or left no evidence, 3 nothing could be read."
+    )]
+    LastBoot(LastBootArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LastBootArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// `watchdog run`'s state directory (default: the directory of
+    /// run.state_file, under --root)
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Do not run journalctl
+    #[arg(long)]
+    pub no_journal: bool,
 }
 
 #[derive(Debug, Args)]
@@ -288,6 +310,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Udplogger(args) => run_udplogger(&cli, args),
+        Command::LastBoot(args) => run_last_boot(&cli, args),
         Command::Run(args) => {
             let mut config = load_config(&cli)?;
             if !args.forward.is_empty() {
@@ -377,6 +400,36 @@ fn run_scan(args: &ScanArgs) -> Result<ExitCode, MainError> {
     } else {
         ExitCode::from(3)
     })
+}
+
+fn run_last_boot(cli: &Cli, args: &LastBootArgs) -> Result<ExitCode, MainError> {
+    let host = host(cli)?;
+    let state_dir = match &args.state_dir {
+        Some(d) => d.clone(),
+        None => {
+            let run = load_config(cli)?.run;
+            let file = host.path(&run.state_file);
+            file.parent().map(|p| p.to_path_buf()).unwrap_or(file)
+        }
+    };
+    let opts = crate::lastboot::Options {
+        state_dir: Some(state_dir),
+        journal: !args.no_journal,
+        ..Default::default()
+    };
+    let report = crate::lastboot::analyze(&host, &opts);
+    let text = match args.format {
+        Format::Text => report.text(),
+        Format::Json => {
+            let mut s = report.json_lines(host.hostname()).join("\n");
+            s.push('\n');
+            s
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 fn run_check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, MainError> {

@@ -128,6 +128,14 @@ pub fn summary(ev: &Event) -> (u8, String) {
                 None => format!("{} kernel messages lost before they could be read", l.count),
             },
         ),
+        Body::PreviousBoot(p) => (
+            if p.cause == "clean_shutdown" || p.cause == "reboot" {
+                5
+            } else {
+                2
+            },
+            format!("previous boot ended: {}: {}", p.cause, p.summary),
+        ),
         Body::Action(a) => (
             if a.ok { 5 } else { 3 },
             format!(
@@ -172,6 +180,8 @@ struct Daemon {
     hung_reported: u64,
     events_seen: u64,
     actions_taken: u64,
+    /// `run`'s stop stamp for the previous-boot report, written at SIGTERM.
+    boot_stop: Option<crate::lastboot::Stopper>,
 }
 
 impl Daemon {
@@ -258,6 +268,7 @@ impl Daemon {
             hung_reported: 0,
             events_seen: 0,
             actions_taken: 0,
+            boot_stop: None,
         })
     }
 
@@ -366,6 +377,66 @@ impl Daemon {
         ));
     }
 
+    /// What ended the previous boot, once per boot id: the
+    /// `previous_boot` event goes through the pipeline (rules may act on
+    /// it), the incidents of that boot straight to the record stage (they
+    /// are history: no rule acts on them). Returns the report, whose
+    /// `evidence_files` an incident bundle can hold.
+    fn previous_boot(&mut self) -> Option<crate::lastboot::Report> {
+        let start = match crate::lastboot::run_start(&self.host, &self.cfg.state_file) {
+            Ok(s) => s,
+            Err(e) => {
+                self.tell(4, e);
+                return None;
+            }
+        };
+        for w in &start.writes {
+            self.rec.send(Job::State(w.clone()));
+        }
+        self.boot_stop = Some(start.stopper());
+        let report = start.report?;
+        let now = Instant::now();
+        let mut ev = report.event(self.hostname.clone());
+        if !report.cause.is_clean() && report.readable {
+            // Its own bundle: copies of the evidence (pstore records,
+            // vmcore-dmesg.txt; never a vmcore) and what the journal said.
+            // (Nothing readable at all: the event says so, a bundle would
+            // hold nothing.)
+            let placed = self.incidents.open_now("previous_boot", now);
+            ev.incident = placed.and_then(|p| self.open_bundle(p));
+            if let Some(id) = &ev.incident {
+                for (i, src) in report.evidence_files.iter().enumerate() {
+                    let base = src
+                        .file_name()
+                        .map_or_else(|| format!("file-{i}"), |n| n.to_string_lossy().into_owned());
+                    self.rec.send(Job::Incident(IncidentJob::Copy {
+                        id: id.clone(),
+                        src: src.clone(),
+                        name: format!("previous-boot/{base}"),
+                    }));
+                }
+                for (name, text) in &report.captured {
+                    self.rec.send(Job::Incident(IncidentJob::File {
+                        id: id.clone(),
+                        name: format!("previous-boot/{name}"),
+                        text: text.clone(),
+                    }));
+                }
+            }
+        }
+        self.accept(ev, now);
+        for (ev, json) in report
+            .incidents
+            .iter()
+            .zip(report.json_lines(self.hostname.clone()).into_iter().skip(1))
+        {
+            let (prio, text) = summary(ev);
+            self.tell(prio.max(5), format!("previous boot: {text}"));
+            self.rec.send(Job::Line(json));
+        }
+        Some(report)
+    }
+
     // --- collect ---------------------------------------------------------
 
     /// Every collector that is due hands over what it read.
@@ -458,7 +529,9 @@ impl Daemon {
         }
         let decisions = self.engine.decide(&ev, now);
         let mut ev = ev;
-        ev.incident = self.place(&ev, &decisions, now);
+        if ev.incident.is_none() {
+            ev.incident = self.place(&ev, &decisions, now);
+        }
         let json = ev.to_json();
         let mut outcomes = Vec::new();
         for d in &decisions {
@@ -507,7 +580,13 @@ impl Daemon {
     /// The incident an event belongs to, opening one (and asking the
     /// evidence lane for its bundle) when a rule that opens incidents fired.
     fn place(&mut self, ev: &Event, decisions: &[Decision], now: Instant) -> Option<String> {
-        match self.incidents.place(ev, decisions, now)? {
+        let placed = self.incidents.place(ev, decisions, now)?;
+        self.open_bundle(placed)
+    }
+
+    /// Asks the evidence lane for the bundle of a newly opened incident.
+    fn open_bundle(&mut self, placed: Placed) -> Option<String> {
+        match placed {
             Placed::Join(id) => Some(id),
             Placed::Open {
                 id,
@@ -826,6 +905,9 @@ impl Daemon {
         let evidence_done = self.rec.finish_evidence(deadline);
         self.writer_results();
         self.write_metrics(Instant::now());
+        if let Some(s) = self.boot_stop.take() {
+            self.rec.send(Job::State(s.write()));
+        }
         let lost_before = self.rec.lost_lines;
         let finished = self.rec.finish(deadline) && evidence_done;
         self.forward.finish(deadline);
@@ -884,6 +966,9 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
     }
     d.protect_self();
     d.open_kmsg();
+    // Integrator: unless `_last_boot.cause.is_clean()`, an incident bundle
+    // for the previous boot holds `evidence_files` and `captured`.
+    let _last_boot = d.previous_boot();
     d.setup_tracefs();
     let msg = format!(
         "events go to {}; {} rules",

@@ -100,6 +100,7 @@ pub enum Body {
     DentryPressure(DentryPressure),
     Lost(Lost),
     Action(Action),
+    PreviousBoot(PreviousBoot),
 }
 
 impl Body {
@@ -118,6 +119,7 @@ impl Body {
             Body::DentryPressure(_) => &DENTRY_PRESSURE,
             Body::Lost(_) => &LOST,
             Body::Action(_) => &ACTION,
+            Body::PreviousBoot(_) => &PREVIOUS_BOOT,
         }
     }
 
@@ -148,6 +150,7 @@ impl Body {
                 _ => None,
             },
             Body::Action(b) => b.field(name),
+            Body::PreviousBoot(b) => b.field(name),
         }
     }
 
@@ -272,6 +275,25 @@ pub struct Action {
     pub dry_run: bool,
 }
 
+/// What ended the previous boot (`watchdog run` at start, `watchdog
+/// last-boot`; see docs/last-boot.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreviousBoot {
+    /// `panic`, `oops`, `hung_task_panic`, `oom_panic`,
+    /// `soft_lockup_panic`, `hard_lockup`, `mce`, `sysrq_crash`,
+    /// `clean_shutdown`, `reboot` or `no_evidence`.
+    pub cause: String,
+    /// The panic reason, or the last meaningful line, or why nothing is
+    /// known.
+    pub summary: String,
+    /// The previous boot's id, when a source named it.
+    pub boot_id: Option<String>,
+    /// The last kernel timestamp (seconds since that boot) seen.
+    pub last_kernel_time: Option<f64>,
+    /// The files (and commands) read, separated by `, `.
+    pub sources: String,
+}
+
 impl HungTask {
     fn field(&self, name: &str) -> Option<FieldValue<'_>> {
         Some(match name {
@@ -344,6 +366,19 @@ impl DentryPressure {
             "reason" => self.reason.as_deref().into(),
             "total_scan" => self.total_scan.into(),
             "shrinker" => self.shrinker.as_deref().into(),
+            _ => return None,
+        })
+    }
+}
+
+impl PreviousBoot {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "cause" => self.cause.as_str().into(),
+            "summary" => self.summary.as_str().into(),
+            "boot_id" => self.boot_id.as_deref().into(),
+            "last_kernel_time" => self.last_kernel_time.into(),
+            "sources" => self.sources.as_str().into(),
             _ => return None,
         })
     }
@@ -537,6 +572,17 @@ const ACTION: KindSchema = KindSchema {
     )
 };
 
+const PREVIOUS_BOOT: KindSchema = kind(
+    "previous_boot",
+    &[
+        req("cause", Str),
+        req("summary", Str),
+        opt("boot_id", Str),
+        opt("last_kernel_time", Float),
+        req("sources", Str),
+    ],
+);
+
 /// Every kind with its fields, in the order of the table in docs/contracts.md.
 pub const SCHEMA: &[KindSchema] = &[
     HUNG_TASK,
@@ -550,6 +596,7 @@ pub const SCHEMA: &[KindSchema] = &[
     DENTRY_PRESSURE,
     LOST,
     ACTION,
+    PREVIOUS_BOOT,
 ];
 
 /// The kind of this name.
@@ -626,6 +673,7 @@ enum BodyRef<'a> {
     DentryPressure(&'a DentryPressure),
     Lost(&'a Lost),
     Action(&'a Action),
+    PreviousBoot(&'a PreviousBoot),
 }
 
 #[derive(Serialize)]
@@ -655,6 +703,7 @@ impl Serialize for Event {
             Body::DentryPressure(b) => BodyRef::DentryPressure(b),
             Body::Lost(b) => BodyRef::Lost(b),
             Body::Action(b) => BodyRef::Action(b),
+            Body::PreviousBoot(b) => BodyRef::PreviousBoot(b),
         };
         Wire {
             kind: self.body.kind(),
@@ -831,6 +880,13 @@ mod tests {
                 detail: "wrote".into(),
                 dry_run: false,
             }),
+            Body::PreviousBoot(PreviousBoot {
+                cause: "hung_task_panic".into(),
+                summary: "Kernel panic - not syncing: hung_task: blocked tasks".into(),
+                boot_id: o("0f4c3e1d-7a44-4d6e-9b1e-2f1d0c7e9a11"),
+                last_kernel_time: full.then_some(245.88),
+                sources: "/sys/fs/pstore/dmesg-ramoops-0".into(),
+            }),
         ];
         let time = WallTime {
             local: NaiveDateTime::parse_from_str("2024-03-01 10:00:00.5", "%Y-%m-%d %H:%M:%S%.f")
@@ -866,6 +922,7 @@ mod tests {
             Body::DentryPressure(_) => 8,
             Body::Lost(_) => 9,
             Body::Action(_) => 10,
+            Body::PreviousBoot(_) => 11,
         }
     }
 

@@ -89,6 +89,22 @@ pub mod paths {
     pub const SYSTEMD_UNITS_ENABLED: &str = "etc/systemd/system";
     /// The journal's native socket (systemd).
     pub const JOURNAL_SOCKET: &str = "run/systemd/journal/socket";
+    /// The pstore file system (records of earlier boots' crashes).
+    pub const PSTORE: &str = "sys/fs/pstore";
+    /// The registered pstore backend (`ramoops`, `efi_pstore`, `erst`).
+    pub const PSTORE_BACKEND: &str = "sys/module/pstore/parameters/backend";
+    pub const RAMOOPS_MEM_SIZE: &str = "sys/module/ramoops/parameters/mem_size";
+    pub const EFI_PSTORE_MODULE: &str = "sys/module/efi_pstore";
+    pub const EFI_FIRMWARE: &str = "sys/firmware/efi";
+    pub const ACPI_ERST: &str = "sys/firmware/acpi/tables/ERST";
+    /// Where systemd-pstore archives pstore records.
+    pub const SYSTEMD_PSTORE: &str = "var/lib/systemd/pstore";
+    /// The persistent journal (its presence makes Storage=auto persistent).
+    pub const JOURNAL_DIR: &str = "var/log/journal";
+    pub const JOURNALD_CONF: &str = "etc/systemd/journald.conf";
+    pub const VAR_LOG: &str = "var/log";
+    pub const VAR_LOG_MESSAGES: &str = "var/log/messages";
+    pub const VAR_LOG_KERN: &str = "var/log/kern.log";
 }
 
 /// Largest file watchdog reads whole. /proc and /sys values are a few bytes;

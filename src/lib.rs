@@ -25,6 +25,7 @@ pub mod host;
 pub mod incident;
 pub mod journal;
 mod kernel;
+mod lastboot;
 mod marker;
 mod metrics;
 mod notify;

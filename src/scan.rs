@@ -497,6 +497,7 @@ pub fn describe(e: &Event) -> String {
             d.nr_unused, d.vfs_cache_pressure, d.headroom
         ),
         Body::Action(a) => format!("{} {}: {}", a.rule, a.action, a.detail),
+        Body::PreviousBoot(p) => format!("{}: {}", p.cause, p.summary),
     }
 }
 

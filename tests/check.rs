@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::util::{copy_tree, fixture, repo, run_env, run_in, Dir, Run};
 
 /// Every check ID of docs/contracts.md, in report order.
-const IDS: [&str; 27] = [
+const IDS: [&str; 29] = [
     "kdump-reserved",
     "kdump-loaded",
     "kdump-size",
@@ -36,6 +36,8 @@ const IDS: [&str; 27] = [
     "hardware-watchdog",
     "tainted",
     "sysstat",
+    "pstore",
+    "persistent-journal",
 ];
 
 /// Runs `check --format json` on a fixture from the repository root, so
@@ -110,6 +112,8 @@ fn default_rhel9_install_warns_about_the_usual_suspects() {
             ("nmi-panic", "warning"),
             ("kdump-target", "info"),
             ("sysstat", "info"),
+            ("pstore", "warning"),
+            ("persistent-journal", "unknown"),
         ],
     );
 }
@@ -138,6 +142,8 @@ fn neglected_host_is_critical() {
             ("nmi-panic", "info"),
             ("tainted", "info"),
             ("sysstat", "info"),
+            ("pstore", "warning"),
+            ("persistent-journal", "unknown"),
         ],
     );
 }
@@ -160,6 +166,8 @@ fn old_rhel6_kernel_near_208_days() {
             ("kdump-target", "info"),
             ("panic-settings", "info"),
             ("sysstat", "info"),
+            ("pstore", "warning"),
+            ("persistent-journal", "unknown"),
         ],
     );
 }
@@ -176,6 +184,8 @@ fn host_without_tracefs() {
             ("hung-task-timeout", "warning"),
             ("hardware-watchdog", "warning"),
             ("kdump-target", "info"),
+            ("pstore", "warning"),
+            ("persistent-journal", "warning"),
         ],
     );
 }
@@ -198,6 +208,8 @@ fn kdump_broken_after_an_update() {
             ("panic-settings", "info"),
             ("nmi-panic", "info"),
             ("sysstat", "info"),
+            ("pstore", "warning"),
+            ("persistent-journal", "warning"),
         ],
     );
 }

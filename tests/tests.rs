@@ -11,6 +11,7 @@ mod faults;
 mod forward;
 mod incidents;
 mod journal;
+mod lastboot;
 mod layout;
 mod metrics;
 mod regression;

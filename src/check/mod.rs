@@ -12,6 +12,7 @@ mod hung_task;
 mod kdump;
 mod kdump_target;
 mod kernel_log;
+mod lastboot;
 mod memory;
 pub mod metrics;
 mod misc;
@@ -330,6 +331,16 @@ pub const CHECKS: &[CheckDef] = &[
         id: "sysstat",
         about: "a resource history is kept (sysstat/sar, atop or PCP)",
         run: misc::sysstat,
+    },
+    CheckDef {
+        id: "pstore",
+        about: "a persistent pstore backend keeps a panic's last messages",
+        run: lastboot::pstore,
+    },
+    CheckDef {
+        id: "persistent-journal",
+        about: "the kernel log of the previous boot survives a reboot",
+        run: lastboot::persistent_journal,
     },
 ];
 

@@ -37,6 +37,19 @@ pub enum IncidentJob {
     },
     /// Kernel records for `kmsg.txt` (the answer to a SysRq), one per line.
     Kmsg { id: String, text: String },
+    /// A copy of a file (the previous boot's pstore record, its
+    /// vmcore-dmesg.txt), bounded by the bundle's cap; the original stays.
+    Copy {
+        id: String,
+        src: PathBuf,
+        name: String,
+    },
+    /// A file made of text the loop has (the journal of the previous boot).
+    File {
+        id: String,
+        name: String,
+        text: String,
+    },
     /// Something that could not be collected, and why.
     Missing {
         id: String,
@@ -136,6 +149,27 @@ impl Evidence {
                 detail,
             } => self.with(&id, |b| b.add_action(&rule, &action, ok, &detail)),
             IncidentJob::Kmsg { id, text } => self.with(&id, |b| b.append_kmsg(&text)),
+            IncidentJob::Copy { id, src, name } => {
+                let cap = self
+                    .open
+                    .get(&id)
+                    .map_or(0, |o| o.settings.max_bundle_bytes);
+                let read = std::fs::File::open(&src).and_then(|f| {
+                    let mut v = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::Read::take(f, cap), &mut v)?;
+                    Ok(v)
+                });
+                self.with(&id, |b| match read {
+                    Ok(bytes) => b.add_file(&name, &bytes),
+                    Err(e) => {
+                        b.not_collected(&src.display().to_string(), &e.to_string());
+                        Ok(())
+                    }
+                })
+            }
+            IncidentJob::File { id, name, text } => {
+                self.with(&id, |b| b.add_file(&name, text.as_bytes()))
+            }
             IncidentJob::Missing { id, what, why } => self.with(&id, |b| {
                 b.not_collected(&what, &why);
                 Ok(())

@@ -120,6 +120,17 @@ impl Incidents {
             .filter(|d| d.incident)
             .map(|d| d.cooldown)
             .max()?;
+        Some(self.open(kind, now, cooldown))
+    }
+
+    /// Opens an incident that no rule decided on (the end of the previous
+    /// boot): it closes at the next [`Incidents::due`].
+    pub fn open_now(&mut self, kind: &'static str, now: Instant) -> Option<Placed> {
+        self.settings.as_ref()?;
+        Some(self.open(kind, now, std::time::Duration::ZERO))
+    }
+
+    fn open(&mut self, kind: &'static str, now: Instant, cooldown: std::time::Duration) -> Placed {
         let opened_at = Utc::now();
         let id = crate::incident::new_id(self.boot_id.as_deref(), opened_at);
         self.open.push(Tracked {
@@ -128,12 +139,12 @@ impl Incidents {
             until: now + cooldown,
             readback: None,
         });
-        Some(Placed::Open {
+        Placed::Open {
             id,
             kind,
             opened_at,
             lookback: self.lookback.text(),
-        })
+        }
     }
 
     /// A SysRq was written for this incident: read the kernel's answer

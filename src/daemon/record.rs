@@ -57,6 +57,9 @@ pub enum Job {
     Incident(IncidentJob),
     /// Close the event log so the next line reopens it (SIGHUP, logrotate).
     Reopen,
+    /// A state file of the previous-boot report (`run`'s start and stop
+    /// stamp, the boots reported), replaced atomically.
+    State(crate::lastboot::record::StateWrite),
 }
 
 /// Stack of a writer thread: the deepest work is the `check` run of an
@@ -263,7 +266,7 @@ impl Recorder {
                 }
                 ok
             }
-            Job::Position { .. } | Job::Metrics { .. } | Job::Reopen => {
+            Job::Position { .. } | Job::Metrics { .. } | Job::Reopen | Job::State(_) => {
                 let ok = self.disk.try_send(job);
                 if !ok {
                     self.lost_other += 1;
@@ -427,6 +430,12 @@ impl Disk {
                 }
             }
             Job::Reopen => self.log.reopen(),
+            Job::State(w) => {
+                if let Err(e) = w.save() {
+                    self.report
+                        .note(4, format!("cannot write {}: {e}", w.path.display()));
+                }
+            }
             Job::Say(..) | Job::Entry { .. } | Job::Snapshot { .. } | Job::Incident(_) => {}
         }
     }

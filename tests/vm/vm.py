@@ -45,7 +45,7 @@ WD_BIN = []  # the static watchdog under test, set by main()
 RECORDING = []  # non-empty with --record: guests do not start watchdog run
 
 # Modules the scenarios load; their dependencies come from modules.dep.
-ROOT_MODULES = ["ext4", "crc32c_generic", "brd", "configfs", "netconsole", "e1000"]
+ROOT_MODULES = ["ext4", "crc32c_generic", "brd", "configfs", "netconsole", "e1000", "ramoops"]
 
 MARKER = re.compile(rb"@@WD-(INIT|BEGIN|END|DONE)([^@]*)@@")
 
@@ -347,7 +347,7 @@ class Udplogger:
 
 class Boot:
     def __init__(self, name, scenarios, mem="256M", append="", kdump=False, net=False,
-                 udp_console=False, timeout=None):
+                 udp_console=False, timeout=None, reboot=False):
         self.name = name
         self.scenarios = scenarios
         self.mem = mem
@@ -356,6 +356,9 @@ class Boot:
         self.net = net
         self.udp_console = udp_console
         self.timeout = timeout
+        # Let the guest reset once (no -no-reboot): QEMU keeps its RAM, so
+        # a ramoops region survives into the second boot.
+        self.reboot = reboot
 
 
 class BootResult:
@@ -408,7 +411,8 @@ def boot(k, b, outdir):
     res.cmdline = " ".join(append)
     cmd = [
         "qemu-system-x86_64", "-accel", accel(), "-smp", "1", "-m", b.mem,
-        "-display", "none", "-monitor", "none", "-no-reboot",
+        "-display", "none", "-monitor", "none",
+    ] + ([] if b.reboot else ["-no-reboot"]) + [
         "-kernel", k.image,
         "-initrd", k.initramfs_kdump if b.kdump else k.initramfs,
         "-append", res.cmdline,
@@ -576,6 +580,10 @@ def a_check(res, out, f):
     status_is(doc, "hardware-watchdog", "ok")
     need(findings(doc)["hardware-watchdog"]["values"].get("devices") == [],
          "hardware-watchdog values: %r" % findings(doc)["hardware-watchdog"]["values"])
+    # No pstore backend before ramoops is loaded (SeaBIOS: no EFI, no
+    # ERST); /var/log holds neither a journal nor a syslog file.
+    status_is(doc, "pstore", "warning")
+    status_is(doc, "persistent-journal", "warning")
     # A real kernel has every file the checks read.
     unknown = [f["id"] for f in doc.get("findings", []) if f["status"] == "unknown"]
     need(not unknown, "unknown findings on a real kernel: %s" % unknown)
@@ -583,7 +591,7 @@ def a_check(res, out, f):
     exit_is(out, doc, 2)
     return ("kdump-loaded critical; sysrq-trigger, tracefs, kprobe-events, ftrace-snapshot, remote-console, "
             "log-buf-size, printk-time, kdump-target, hardware-watchdog ok; cmdline-quiet, hung-task-timeout, "
-            "hung-task-warnings, console-loglevel warning; no unknown; %d findings; exit 2"
+            "hung-task-warnings, console-loglevel, pstore, persistent-journal warning; no unknown; %d findings; exit 2"
             % len(doc.get("findings", [])))
 
 
@@ -772,6 +780,50 @@ def udplogger_check(res, gaps):
         len(lines), len(marks), panic)
 
 
+def prevboot_events(res, name):
+    out = {}
+    for what in ("lastboot", "run"):
+        raw = res.files.get("%s.%s.json%s" % (name, what, "" if what == "lastboot" else "l"))
+        need(raw is not None, "no %s output of the second boot" % what)
+        out[what] = [json.loads(l) for l in raw.decode("utf-8", "replace").splitlines() if l.strip()]
+    return out
+
+
+def a_prevboot_panic(res, out, f):
+    ev = prevboot_events(res, "prevboot_panic")
+    need(f.get("pid"), "the writer's pid is not in the pstore records")
+    pid = int(f["pid"])
+    want_summary = "Kernel panic - not syncing: hung_task: blocked tasks"
+    for who, events in ev.items():
+        pb = [e for e in events if e.get("kind") == "previous_boot"]
+        need(len(pb) == 1, "%s: %d previous_boot events" % (who, len(pb)))
+        need(pb[0].get("cause") == "hung_task_panic", "%s: cause %r (%s)" % (who, pb[0].get("cause"), pb[0].get("summary")))
+        need(pb[0].get("summary") == want_summary, "%s: summary %r" % (who, pb[0].get("summary")))
+        need("dmesg-ramoops" in pb[0].get("sources", ""), "%s: sources %r" % (who, pb[0].get("sources")))
+        hung = [e for e in events if e.get("kind") == "hung_task" and e.get("previous_boot") is True]
+        need(any(e.get("comm") == "wd-writer" and e.get("pid") == pid for e in hung),
+             "%s: no hung_task wd-writer pid %d marked previous_boot: %s" % (who, pid, hung))
+    need(re.search(r"^exit=1$", out, re.M), "watchdog last-boot did not exit 1")
+    txt = text(res, "prevboot_panic", "lastboot.txt")
+    need(txt.startswith("previous boot: hung_task_panic\n  " + want_summary), "last-boot text: %r" % txt[:200])
+    need("wd-writer[%d]" % pid in txt, "last-boot text does not name wd-writer[%d]" % pid)
+    return "after the reset: run and last-boot say hung_task_panic, %r, hung task wd-writer[%d]; pstore: %s" % (
+        want_summary, pid, sorted(n for n in res.files if n.startswith("dmesg-") or n.startswith("console-")))
+
+
+def a_prevboot_reboot(res, out, f):
+    ev = prevboot_events(res, "prevboot_reboot")
+    for who, events in ev.items():
+        pb = [e for e in events if e.get("kind") == "previous_boot"]
+        need(len(pb) == 1, "%s: %d previous_boot events" % (who, len(pb)))
+        need(pb[0].get("cause") in ("reboot", "clean_shutdown"), "%s: a clean reboot reported as %r (%s)" % (
+            who, pb[0].get("cause"), pb[0].get("summary")))
+        crash = [e for e in events if e.get("kind") in ("panic", "oops", "hung_task")]
+        need(not crash, "%s: incidents in a clean boot: %s" % (who, crash))
+    need(re.search(r"^exit=0$", out, re.M), "watchdog last-boot did not exit 0")
+    return "after `reboot -f`: run and last-boot say %s, no incident" % ev["lastboot"][0].get("cause")
+
+
 # name -> (assert, how it is provoked: recorded into fixture headers)
 SCENARIOS = {
     "check": (a_check, "watchdog check --format json with tracefs mounted, no crashkernel="),
@@ -787,6 +839,8 @@ SCENARIOS = {
     "sigkill": (a_sigkill, "busybox `sleep 1000` killed with SIGKILL by `wdhelper kill 9 PID` (comm wd-killer); the same tracefs instance as sigsegv"),
     "sysrq": (a_sysrq, "echo t, w, m > /proc/sysrq-trigger"),
     "hang": (None, "a scenario that never ends (sleeps forever)"),
+    "prevboot-panic": (a_prevboot_panic, "ramoops (memmap=1M$0x8000000, mem_size=1M, record_size=64K, console_size=128K, max_reason=4); kernel.hung_task_panic=1, hung_task_timeout_secs=2, fsfreeze + `wdhelper write` (comm wd-writer); panic=-1 resets the guest, QEMU keeps its RAM; the second boot runs watchdog run and watchdog last-boot"),
+    "prevboot-reboot": (a_prevboot_reboot, "the same ramoops setup (max_reason=4: a dump at an orderly reboot too, headed Shutdown#1); watchdog run started and stopped, then reboot -f; the second boot runs watchdog run and watchdog last-boot"),
     "netconsole": (a_netconsole, "e1000 + user networking, modprobe netconsole netconsole=+6665@10.0.2.15/eth0,PORT@10.0.2.2/ (extended), 20 lines written to /dev/kmsg, SysRq t; console on -serial udp:127.0.0.1:PORT"),
 }
 
@@ -806,6 +860,8 @@ BOOTS = [
     # Ends with SysRq c (kdump off, panic=-1): the panic reaches the
     # host only over netconsole, where udplogger must report it.
     Boot("netconsole", ["netconsole"], net=True, udp_console=True, append="wd.crash=1"),
+    Boot("prevboot-panic", ["prevboot-panic"], append="memmap=1M$0x8000000", reboot=True, timeout=240),
+    Boot("prevboot-reboot", ["prevboot-reboot"], append="memmap=1M$0x8000000", reboot=True, timeout=240),
 ]
 
 # Run only when named (--only hang): proves a stuck guest fails its boot at
