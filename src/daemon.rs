@@ -103,8 +103,6 @@ pub fn summary(ev: &Event) -> (u8, String) {
             ),
         ),
         Body::RcuStall(s) => (3, format!("RCU stall: {}", s.summary)),
-        Body::Oops(s) => (2, format!("oops: {}", s.summary)),
-        Body::Panic(s) => (0, format!("panic: {}", s.summary)),
         Body::Sysrq(s) => (6, format!("SysRq: {}", s.command)),
         Body::DentryPressure(d) => (
             4,
@@ -134,6 +132,9 @@ pub fn summary(ev: &Event) -> (u8, String) {
                 a.detail
             ),
         ),
+        other => other
+            .headline()
+            .unwrap_or_else(|| (5, other.kind().to_string())),
     }
 }
 

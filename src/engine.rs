@@ -193,7 +193,12 @@ impl Cond {
             Cond::Lt(n) => order(n) == Some(Ordering::Less),
             Cond::Lte(n) => matches!(order(n), Some(Ordering::Less | Ordering::Equal)),
             Cond::In(list) => list.iter().any(|w| w.equals(v)),
-            Cond::Contains(s) => matches!(v, FieldValue::Str(x) if x.contains(s.as_str())),
+            Cond::Contains(s) => match v {
+                FieldValue::Str(x) => x.contains(s.as_str()),
+                // A frame list contains S when one of its frames does.
+                FieldValue::List(l) => l.iter().any(|f| f.contains(s.as_str())),
+                _ => false,
+            },
         }
     }
 }
@@ -347,7 +352,7 @@ fn compile_cond(
                 }
             },
             "contains" => match (field.map(|f| (f.name, f.ty)), val.as_str()) {
-                (Some((name, ty)), _) if ty != FieldType::Str => {
+                (Some((name, ty)), _) if !matches!(ty, FieldType::Str | FieldType::List) => {
                     err(format!(
                         "contains looks for text; {name} is {}",
                         ty.describe()
@@ -777,6 +782,8 @@ mod tests {
             blocked_secs: Some(120),
             blocker_comm: None,
             blocker_pid: None,
+            blocker_lock: None,
+            frames: Vec::new(),
             unreported: None,
         }))
     }
@@ -867,8 +874,8 @@ mod tests {
         assert_eq!(
             e,
             [
-                "run.rules[1].where.signal: oom_kill has no field \"signal\" (fields: pid, comm, memcg, total_vm_kb, anon_rss_kb, file_rss_kb, shmem_rss_kb, uid, oom_score_adj, constraint, trigger_comm, trigger_pid; on every event: kind, time, kernel_time, source, host, line)",
-                "run.rules[2].where.pidd: hung_task has no field \"pidd\" (fields: comm, pid, blocked_secs, blocker_comm, blocker_pid, unreported; on every event: kind, time, kernel_time, source, host, line)",
+                "run.rules[1].where.signal: oom_kill has no field \"signal\" (fields: pid, comm, memcg, total_vm_kb, anon_rss_kb, file_rss_kb, shmem_rss_kb, uid, oom_score_adj, constraint, trigger_comm, trigger_pid, task_memcg, oom_memcg; on every event: kind, time, kernel_time, source, host, line)",
+                "run.rules[2].where.pidd: hung_task has no field \"pidd\" (fields: comm, pid, blocked_secs, blocker_comm, blocker_pid, blocker_lock, frames, unreported; on every event: kind, time, kernel_time, source, host, line)",
             ]
         );
         // The common fields are there for every kind.
@@ -899,7 +906,12 @@ mod tests {
             "{}",
             e[1]
         );
-        assert!(e[1].ends_with(", lost)"), "action is not offered: {}", e[1]);
+        assert!(e[1].ends_with(", pattern)"), "{}", e[1]);
+        assert!(
+            !e[1].contains(" action,"),
+            "action is not offered: {}",
+            e[1]
+        );
     }
 
     #[test]
@@ -1105,6 +1117,7 @@ mod tests {
                         FieldType::Int => "integer",
                         FieldType::Float => "number",
                         FieldType::Bool => "bool",
+                        FieldType::List => "list",
                     };
                     let null = if f.nullable { "?" } else { "" };
                     format!("`{}` {ty}{null}", f.name)

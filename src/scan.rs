@@ -461,7 +461,7 @@ pub fn describe(e: &Event) -> String {
             }
             s
         }
-        Body::RcuStall(x) | Body::Oops(x) | Body::Panic(x) => x.summary.clone(),
+        Body::RcuStall(x) => x.summary.clone(),
         Body::Sysrq(s) => s.command.clone(),
         Body::Lost(l) => format!("{} messages lost", l.count),
         Body::DentryPressure(d) => format!(
@@ -469,6 +469,9 @@ pub fn describe(e: &Event) -> String {
             d.nr_unused, d.vfs_cache_pressure, d.headroom
         ),
         Body::Action(a) => format!("{} {}: {}", a.rule, a.action, a.detail),
+        other => other
+            .headline()
+            .map_or_else(|| other.kind().to_string(), |(_, s)| s),
     }
 }
 

@@ -118,6 +118,8 @@ impl ProcPoller {
                         blocked_secs: None,
                         blocker_comm: None,
                         blocker_pid: None,
+                        blocker_lock: None,
+                        frames: Vec::new(),
                         unreported: Some(unreported),
                     })));
                 }

@@ -218,7 +218,9 @@ fn stream_takes_kmsg_reads() {
 }
 
 #[test]
-fn separate_bug_reports_are_separate_oopses() {
+fn separate_bug_reports_are_separate_reports() {
+    // A BUG the kernel went on from is a `bug`; one that reached die()
+    // (`Oops: ... [1]`) is an `oops` (issue 15).
     let ev = parse(
         "BUG: scheduling while atomic: kworker/0:1/12/0x00000002\n\
          CPU: 0 PID: 12 Comm: kworker/0:1 Not tainted 3.10.0-1160.el7.x86_64 #1\n\
@@ -226,7 +228,15 @@ fn separate_bug_reports_are_separate_oopses() {
          Unable to handle kernel NULL pointer dereference at 0000000000000000 RIP: \n\
          Oops: 0000 [1] SMP \n",
     );
-    assert_eq!(kinds(&ev), ["oops", "oops", "oops"]);
+    assert_eq!(kinds(&ev), ["bug", "bug", "oops"]);
+    let Body::Bug(b) = &ev[0].body else { panic!() };
+    assert_eq!(
+        (b.cpu, b.pid, b.comm.as_deref(), b.tainted.as_deref()),
+        (Some(0), Some(12), Some("kworker/0:1"), Some(""))
+    );
+    assert_eq!(b.kernel_release.as_deref(), Some("3.10.0-1160.el7.x86_64"));
+    let Body::Bug(b2) = &ev[1].body else { panic!() };
+    assert_eq!(b.signature, b2.signature, "same bug, same signature");
 }
 
 #[test]
