@@ -650,3 +650,51 @@ fn an_event_log_that_blocks_never_delays_sysrq() {
         g.stderr()
     );
 }
+
+/// The kinds of issue 15 through `watchdog run` (fixture root, the kmsg
+/// FIFO): each fixture's messages as /dev/kmsg records give the events
+/// `scan` gives for the file.
+#[test]
+fn new_kinds_reach_the_event_log() {
+    let mut g = Guard::new("");
+    g.start(&[]);
+    let mut seq = 0;
+    let mut want = Vec::new();
+    for name in [
+        "warning-3.10-rhel7-and-5.14-rhel9.log",
+        "hard-lockup-3.10-warn-4.x-and-6.x.log",
+        "fs-error-ext4-xfs-btrfs-3.10-to-6.x.log",
+        "io-error-storm-3.10-4.18-and-6.x.log",
+        "netdev-timeout-3.10-and-6.6.log",
+        "mce-edac-3.10-and-5.x.log",
+    ] {
+        // With the fixture's own kernel times: bursts are told apart by them.
+        let mut text = String::new();
+        for (ts, msg) in crate::scan::messages(name) {
+            seq += 1;
+            text.push_str(&format!("4,{seq},{},-;{msg}\n", (ts * 1e6).round() as u64));
+        }
+        write_fifo(&g.dir.join("root/dev/kmsg"), text.as_bytes());
+        let text = std::fs::read_to_string(fixture("kernel-logs").join(name)).unwrap();
+        for l in text.lines().filter_map(|l| l.strip_prefix("#> ")) {
+            let v: Value = serde_json::from_str(l).unwrap();
+            want.push(v["kind"].as_str().unwrap().to_string());
+        }
+    }
+    let n = want.len();
+    g.wait_for("every event", |g| {
+        g.kinds().iter().filter(|k| *k != "action").count() >= n
+    });
+    let got: Vec<String> = g.kinds().into_iter().filter(|k| k != "action").collect();
+    let mut sorted_got = got.clone();
+    sorted_got.sort();
+    want.sort();
+    assert_eq!(sorted_got, want, "{}", g.stderr());
+    let ev = g.events();
+    let io: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "io_error").collect();
+    assert_eq!(io[0]["count"], 5, "a storm is one event with a count");
+    let w = ev.iter().find(|e| e["kind"] == "warning").unwrap();
+    assert_eq!(w["source"], "kmsg");
+    assert_eq!(w["comm"], "kswapd0");
+    assert_eq!(w["frames"][0], "xfs_vm_releasepage+0xcb/0x100 [xfs]");
+}
