@@ -78,6 +78,47 @@ pub const DEFAULT_RULES_YAML: &str = "\
   kind: dentry_pressure
   cooldown_secs: 3600
   actions: [log]
+- name: oops-evidence
+  kind: oops
+  cooldown_secs: 300
+  actions: [{sysrq: l}, ftrace_snapshot, kdump_check]
+- name: panic-record
+  kind: panic
+  actions: [log]
+- name: bug-evidence
+  kind: bug
+  cooldown_secs: 600
+  actions: [{sysrq: l}, ftrace_snapshot]
+- name: warning-snapshot
+  kind: warning
+  cooldown_secs: 3600
+  actions: [ftrace_snapshot]
+- name: hard-lockup-backtraces
+  kind: hard_lockup
+  cooldown_secs: 300
+  actions: [{sysrq: l}, ftrace_snapshot]
+- name: rcu-stall-backtraces
+  kind: rcu_stall
+  cooldown_secs: 300
+  actions: [{sysrq: l}]
+- name: fs-error-blocked-tasks
+  kind: fs_error
+  cooldown_secs: 600
+  actions: [{sysrq: w}, ftrace_snapshot]
+- name: io-error-storm
+  kind: io_error
+  where: {count: {gte: 10}}
+  cooldown_secs: 600
+  actions: [{sysrq: w}, ftrace_snapshot]
+- name: memory-pressure-evidence
+  kind: pressure
+  where: {resource: memory, scope: full}
+  cooldown_secs: 300
+  actions: [{sysrq: m}, ftrace_snapshot]
+- name: lost-messages
+  kind: lost
+  cooldown_secs: 3600
+  actions: [log]
 ";
 
 fn default_rules() -> Vec<crate::engine::RuleConfig> {
@@ -167,7 +208,7 @@ mod tests {
 
     #[test]
     fn default_rules_parse() {
-        assert_eq!(default_rules().len(), 4);
+        assert_eq!(default_rules().len(), 14);
         assert!(crate::engine::compile_rules(&default_rules(), "run.rules", false).is_ok());
     }
 
