@@ -224,7 +224,7 @@ fn host(cli: &Cli) -> Result<Host, MainError> {
 pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
     match &cli.command {
         Command::Check(args) => run_check(&cli, args),
-        Command::Scan(args) => run_scan(args),
+        Command::Scan(args) => run_scan(&cli, args),
         Command::Incidents(cmd) => {
             let run = load_config(&cli)?.run;
             let settings = run.incidents.compile("run.incidents").map_err(|errors| {
@@ -295,8 +295,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
     }
 }
 
-fn run_scan(args: &ScanArgs) -> Result<ExitCode, MainError> {
-    let opts = args.options().map_err(MainError::Usage)?;
+fn run_scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, MainError> {
+    let mut opts = args.options().map_err(MainError::Usage)?;
+    // Only the `patterns:` section applies to scan.
+    opts.patterns = std::sync::Arc::new(load_config(cli)?.site_patterns());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let report = match crate::scan::scan(&opts, &mut out) {

@@ -25,7 +25,7 @@ use crate::collectors::kmsg::{Drained, Kmsg, Start};
 use crate::collectors::proc::ProcPoller;
 use crate::collectors::tracefs::Tracefs;
 use crate::config::Config;
-use crate::engine::{compile_rules, Action, Engine};
+use crate::engine::{compile_rules_with, Action, Engine};
 use crate::eventlog::EventLog;
 use crate::events::{self, Body, Event, WallTime};
 use crate::host::{paths, Host};
@@ -164,6 +164,8 @@ struct Daemon {
     hung_reported: u64,
     events_seen: u64,
     actions_taken: u64,
+    /// Site patterns (`patterns:`), handed to the kmsg parser.
+    patterns: std::sync::Arc<crate::patterns::SitePatterns>,
 }
 
 impl Daemon {
@@ -171,7 +173,14 @@ impl Daemon {
     /// writer thread so its results wake the poll.
     fn new(host: Host, config: Config, args: RunArgs, waker: UnixStream) -> Result<Daemon, String> {
         let cfg = config.run.clone();
-        let rules = compile_rules(&cfg.rules, "run.rules", cfg.allow_destructive).map_err(|e| {
+        let patterns = std::sync::Arc::new(config.site_patterns());
+        let rules = compile_rules_with(
+            &cfg.rules,
+            "run.rules",
+            cfg.allow_destructive,
+            &patterns.fields(),
+        )
+        .map_err(|e| {
             e.iter()
                 .map(|e| format!("{}: {}", e.path, e.message))
                 .collect::<Vec<_>>()
@@ -227,6 +236,7 @@ impl Daemon {
             hung_reported: 0,
             events_seen: 0,
             actions_taken: 0,
+            patterns,
         })
     }
 
@@ -271,6 +281,8 @@ impl Daemon {
                     self.host.path(paths::KMSG).display()
                 );
                 self.tell(6, msg);
+                let mut k = k;
+                k.set_patterns(self.patterns.clone());
                 self.kmsg = Some(k);
             }
             Err(e) => {
@@ -554,8 +566,17 @@ impl Daemon {
         };
         self.notifier.send("RELOADING=1");
         match Config::load(&path) {
-            Ok(c) => match compile_rules(&c.run.rules, "run.rules", c.run.allow_destructive) {
+            Ok(c) => match compile_rules_with(
+                &c.run.rules,
+                "run.rules",
+                c.run.allow_destructive,
+                &c.site_patterns().fields(),
+            ) {
                 Ok(rules) => {
+                    self.patterns = std::sync::Arc::new(c.site_patterns());
+                    if let Some(k) = self.kmsg.as_mut() {
+                        k.set_patterns(self.patterns.clone());
+                    }
                     let kept = self.engine.reload(rules);
                     self.triggers.allow_destructive = c.run.allow_destructive;
                     self.triggers.snapshots.keep = c.run.tracefs.snapshot_keep;

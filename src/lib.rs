@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod notify;
 pub mod output;
 pub mod parse;
+pub mod patterns;
 pub mod run;
 pub mod scan;
 pub mod sys;

@@ -90,6 +90,8 @@ pub struct ScanOptions {
     pub kinds: Vec<String>,
     /// Year for syslog timestamps (default: from the file's mtime).
     pub year: Option<i32>,
+    /// Site patterns (`patterns:` of `--config`).
+    pub patterns: std::sync::Arc<crate::patterns::SitePatterns>,
 }
 
 /// The command-line options of `watchdog scan` (it has no section in the
@@ -138,6 +140,7 @@ impl ScanArgs {
             summary: self.summary,
             since: self.since.as_deref().map(Since::parse).transpose()?,
             kinds: self.kind.clone(),
+            patterns: Default::default(),
             year: self.year,
         })
     }
@@ -289,6 +292,7 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
             (None, None) => Framer::with_reference(chrono::Local::now().date_naive()),
         };
         let mut parser = Parser::new(source);
+        parser.set_patterns(opts.patterns.clone());
         let mut line_no = 0u64;
         // Incidents are emitted when they end, so an event can come after
         // one from a later line; this puts them back in file order.

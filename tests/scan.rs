@@ -317,17 +317,20 @@ const NEW_KINDS: &[&str] = &[
     "oom-no-killable-3.10-and-6.x.log",
 ];
 
-/// `(kernel seconds, text)` of each line of a dmesg or syslog fixture.
-pub fn messages(name: &str) -> Vec<(f64, String)> {
+/// `(kernel microseconds, text)` of each line of a dmesg or syslog
+/// fixture.
+pub fn messages(name: &str) -> Vec<(u64, String)> {
     let mut out = Vec::new();
-    let mut clock = 1.0;
+    let mut clock = 1_000_000;
     for l in body(name).lines() {
         let text = l.split_once(" kernel: ").map_or(l, |(_, t)| t);
         if let Some(rest) = text.strip_prefix('[') {
             let (ts, t) = rest.split_once("] ").unwrap();
-            out.push((ts.trim().parse().unwrap(), t.to_string()));
+            let (s, us) = ts.trim().split_once('.').unwrap();
+            let usec = s.parse::<u64>().unwrap() * 1_000_000 + us.parse::<u64>().unwrap();
+            out.push((usec, t.to_string()));
         } else {
-            clock += 0.001;
+            clock += 1000;
             out.push((clock, text.to_string()));
         }
     }
@@ -353,12 +356,10 @@ fn new_kinds_parse_alike_in_kmsg_syslog_and_journal_framings() {
         let mut kmsg = String::new();
         let mut syslog = String::new();
         let mut journal = String::new();
-        for (i, (ts, text)) in msgs.iter().enumerate() {
-            let usec = (ts * 1e6).round() as u64;
+        for (i, (usec, text)) in msgs.iter().enumerate() {
+            let ts = format!("{}.{:06}", usec / 1_000_000, usec % 1_000_000);
             kmsg.push_str(&format!("4,{},{usec},-;{text}\n", i + 1));
-            syslog.push_str(&format!(
-                "Mar  1 10:00:00 db01 kernel: [{ts:12.6}] {text}\n"
-            ));
+            syslog.push_str(&format!("Mar  1 10:00:00 db01 kernel: [{ts:>12}] {text}\n"));
             journal.push_str(
                 &serde_json::json!({
                     "MESSAGE": text,

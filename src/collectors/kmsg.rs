@@ -125,6 +125,11 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// Site patterns for the parser ([`Parser::set_patterns`]).
+    pub fn set_patterns(&mut self, p: std::sync::Arc<crate::patterns::SitePatterns>) {
+        self.parser.set_patterns(p);
+    }
+
     pub fn new(start: &Start) -> Reader {
         let mut parser = Parser::new("kmsg");
         let mut skip_through = None;
@@ -284,6 +289,11 @@ impl Kmsg {
     /// "readable"; read on the timer instead).
     pub fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
         self.pollable.then(|| self.file.as_fd())
+    }
+
+    /// Site patterns for this source's parser.
+    pub fn set_patterns(&mut self, p: std::sync::Arc<crate::patterns::SitePatterns>) {
+        self.reader.set_patterns(p);
     }
 
     pub fn reader(&self) -> &Reader {

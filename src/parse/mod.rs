@@ -43,7 +43,7 @@ pub const MAX_SOURCES: usize = 1024;
 const RCU_SAME_STALL_SECS: f64 = 5.0;
 /// I/O errors on one disk within this many seconds of the first are one
 /// `io_error` event with a count: a failing disk prints thousands.
-pub const IO_BURST_SECS: f64 = 10.0;
+pub const IO_BURST_SECS: i64 = 10;
 
 /// Where and when a line was logged.
 #[derive(Debug, Clone, Default)]
@@ -121,7 +121,7 @@ struct IoBurst {
 #[derive(Debug)]
 enum Open {
     /// The report, where it was, and whether its `Call Trace:` began.
-    Hung(HungTask, Stamp, bool),
+    Hung(Box<HungTask>, Stamp, bool),
     Oom(Box<OomAcc>),
     Crash(Box<CrashAcc>),
     /// A report already emitted whose remaining lines (stack, registers) are
@@ -161,6 +161,8 @@ pub struct Parser {
     source: String,
     states: HashMap<String, State>,
     tick: u64,
+    /// Site patterns (`patterns:`), matched against every kernel message.
+    patterns: Option<std::sync::Arc<crate::patterns::SitePatterns>>,
 }
 
 impl Parser {
@@ -171,7 +173,20 @@ impl Parser {
             source: source.into(),
             states: HashMap::new(),
             tick: 0,
+            patterns: None,
         }
+    }
+
+    /// Matches these site patterns against every kernel message from now
+    /// on; each match is a `pattern` event.
+    pub fn set_patterns(&mut self, patterns: std::sync::Arc<crate::patterns::SitePatterns>) {
+        self.patterns = (!patterns.is_empty()).then_some(patterns);
+    }
+
+    /// Whether site patterns are set (a prefilter must then let every
+    /// line through to them).
+    pub fn has_patterns(&self) -> bool {
+        self.patterns.is_some()
     }
 
     pub fn source(&self) -> &str {
@@ -223,6 +238,7 @@ impl Parser {
             source,
             states,
             tick,
+            patterns,
         } = self;
         let Some(st) = states.get_mut(key) else {
             return out;
@@ -289,6 +305,11 @@ impl Parser {
         }
         let m = classify(&rec.text);
         step(st, m, rec, line, &mut ctx);
+        if let Some(p) = patterns {
+            for body in p.matches(rec.text.trim_end(), rec.level) {
+                ctx.emit(&stamp(), Body::Pattern(body));
+            }
+        }
         out
     }
 
@@ -409,7 +430,7 @@ impl Ctx<'_> {
 fn close(st: &mut State, ctx: &mut Ctx) {
     st.lines = 0;
     match st.open.take() {
-        Some(Open::Hung(h, at, _)) => ctx.emit(&at, Body::HungTask(h)),
+        Some(Open::Hung(h, at, _)) => ctx.emit(&at, Body::HungTask(*h)),
         Some(Open::Crash(c)) => emit_crash(*c, ctx),
         Some(Open::Oom(acc)) => {
             if let Some((pid, comm, at)) = acc.chosen.clone() {
@@ -593,12 +614,11 @@ fn io_error(
 ) {
     if let Some(b) = &mut st.io {
         let within = match (b.at.kernel_time, rec.kernel_time) {
-            (Some(a), Some(t)) => t - a < IO_BURST_SECS && t >= a,
+            (Some(a), Some(t)) => t - a < IO_BURST_SECS as f64 && t >= a,
             _ => match (b.at.time, rec.wall_time) {
                 (Some(a), Some(t)) => {
                     let d = t.comparable() - a.comparable();
-                    d >= chrono::TimeDelta::zero()
-                        && d < chrono::TimeDelta::seconds(IO_BURST_SECS as i64)
+                    d >= chrono::TimeDelta::zero() && d < chrono::TimeDelta::seconds(IO_BURST_SECS)
                 }
                 _ => true,
             },
@@ -705,6 +725,15 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
             return;
         }
     }
+    if let Some(Open::Crash(c)) = &mut st.open {
+        if crash_step(c, &m, rec) {
+            st.lines += 1;
+            if matches!(m, Msg::EndTrace) || st.lines > MAX_INCIDENT_LINES {
+                close(st, ctx);
+            }
+            return;
+        }
+    }
     match (&mut st.open, &m) {
         (
             Some(Open::Hung(h, _, _)),
@@ -734,15 +763,6 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
                 close(st, ctx);
             }
             return;
-        }
-        (Some(Open::Crash(c)), _) => {
-            if crash_step(c, &m, rec) {
-                st.lines += 1;
-                if matches!(m, Msg::EndTrace) || st.lines > MAX_INCIDENT_LINES {
-                    close(st, ctx);
-                }
-                return;
-            }
         }
         (Some(Open::Absorb(Absorb::Rcu, at)), Msg::RcuStall(_)) => {
             let same = match (*at, rec.kernel_time) {
@@ -774,7 +794,7 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
         Msg::HungTask { comm, pid, secs } => {
             close(st, ctx);
             st.open = Some(Open::Hung(
-                HungTask {
+                Box::new(HungTask {
                     comm: Some(comm),
                     pid: Some(pid),
                     blocked_secs: secs,
@@ -783,7 +803,7 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
                     blocker_lock: None,
                     frames: Vec::new(),
                     unreported: None,
-                },
+                }),
                 stamp(),
                 false,
             ));

@@ -908,7 +908,7 @@ fn ext_fs(t: &str) -> Option<Msg> {
         _ => "ext2",
     };
     if let Some(r) = rest.strip_prefix("error (device ") {
-        let dev = r.split(|c| c == ')' || c == ':').next().map(str::to_string);
+        let dev = r.split([')', ':']).next().map(str::to_string);
         return Some(Msg::FsError {
             fs,
             device: dev,

@@ -145,6 +145,16 @@ impl RunConfig {
     /// Every problem in the section at YAML path `path`, in document
     /// order, the rules' included.
     pub fn validate(&self, path: &str) -> Vec<ConfigError> {
+        self.validate_with(path, &[])
+    }
+
+    /// [`validate`](Self::validate), with the site patterns' names and
+    /// captures that rules on `kind: pattern` may name.
+    pub fn validate_with(
+        &self,
+        path: &str,
+        patterns: &[(String, Vec<String>)],
+    ) -> Vec<ConfigError> {
         let mut p = Problems::new(path);
         for (name, v) in [
             ("event_log", &self.event_log),
@@ -193,9 +203,12 @@ impl RunConfig {
         if let Err(e) = self.incidents.compile(&p.path("incidents")) {
             p.extend(e);
         }
-        if let Err(e) =
-            crate::engine::compile_rules(&self.rules, &p.path("rules"), self.allow_destructive)
-        {
+        if let Err(e) = crate::engine::compile_rules_with(
+            &self.rules,
+            &p.path("rules"),
+            self.allow_destructive,
+            patterns,
+        ) {
             p.extend(e);
         }
         p.into_errors()
