@@ -164,6 +164,8 @@ struct Daemon {
     hung_reported: u64,
     events_seen: u64,
     actions_taken: u64,
+    /// The armed PSI triggers (`run.psi`).
+    psi: Option<crate::collectors::psi::Psi>,
     /// Site patterns (`patterns:`), handed to the kmsg parser.
     patterns: std::sync::Arc<crate::patterns::SitePatterns>,
 }
@@ -236,6 +238,7 @@ impl Daemon {
             hung_reported: 0,
             events_seen: 0,
             actions_taken: 0,
+            psi: None,
             patterns,
         })
     }
@@ -265,6 +268,24 @@ impl Daemon {
     /// with the events, so that a blocked journal cannot block the loop.
     fn tell(&mut self, prio: u8, msg: String) {
         self.rec.send(Job::Say(prio, msg));
+    }
+
+    /// Arms the PSI triggers; a kernel without PSI is one message.
+    fn setup_psi(&mut self) {
+        if !self.cfg.psi.enabled {
+            return;
+        }
+        match crate::collectors::psi::Psi::open(&self.host, &self.cfg.psi) {
+            Ok((p, problems)) => {
+                for m in problems {
+                    self.tell(4, m);
+                }
+                let msg = format!("pressure triggers armed: {}", p.describe());
+                self.tell(6, msg);
+                self.psi = Some(p);
+            }
+            Err(m) => self.tell(4, m),
+        }
     }
 
     fn open_kmsg(&mut self) {
@@ -356,6 +377,9 @@ impl Daemon {
         self.drain_kmsg(now, &mut out);
         if let Some(t) = self.tracefs.as_mut() {
             t.drain(now, &mut out);
+        }
+        if let Some(p) = self.psi.as_mut() {
+            p.drain(&mut out);
         }
         if now >= self.next_proc {
             self.next_proc = now + Duration::from_secs(self.cfg.proc.interval_secs);
@@ -740,6 +764,7 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
     d.protect_self();
     d.open_kmsg();
     d.setup_tracefs();
+    d.setup_psi();
     let msg = format!(
         "events go to {}; {} rules",
         d.log_target,
@@ -763,6 +788,9 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
             }
             if let Some(fd) = d.tracefs.as_ref().and_then(|t| t.poll_fd()) {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            for fd in d.psi.iter().flat_map(|p| p.poll_fds()) {
+                fds.push(PollFd::new(fd, PollFlags::POLLPRI));
             }
             let _ = nix::poll::poll(
                 &mut fds,

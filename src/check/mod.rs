@@ -14,6 +14,7 @@ mod memory;
 pub mod metrics;
 mod misc;
 mod plan;
+mod psi;
 mod render;
 pub mod settings;
 mod sysrq;
@@ -268,6 +269,11 @@ pub const CHECKS: &[CheckDef] = &[
         run: memory::dentry_overflow,
     },
     CheckDef {
+        id: "psi",
+        about: "pressure stall information (PSI) is on, for pressure events",
+        run: psi::psi,
+    },
+    CheckDef {
         id: "uptime-208-days",
         about: "no RHEL 6 kernel near its 208.5-day uptime crash",
         run: misc::uptime_208_days,
@@ -298,8 +304,8 @@ pub const CHECKS: &[CheckDef] = &[
 pub const DRIFT_ID: &str = "baseline-drift";
 
 /// All check IDs, in report order.
-pub const CHECK_IDS: [&str; 20] = {
-    let mut ids = [""; 20];
+pub const CHECK_IDS: [&str; 21] = {
+    let mut ids = [""; 21];
     let mut i = 0;
     while i < CHECKS.len() {
         ids[i] = CHECKS[i].id;

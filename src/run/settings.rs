@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::collectors::settings::{KmsgStart, ProcConfig, TracefsConfig};
+use crate::collectors::settings::{KmsgStart, ProcConfig, PsiConfig, TracefsConfig};
 use crate::error::{ConfigError, Problems};
 
 /// Settings of `watchdog run`, the always-on guard.
@@ -31,6 +31,7 @@ pub struct RunConfig {
     pub record_queue: usize,
     pub tracefs: TracefsConfig,
     pub proc: ProcConfig,
+    pub psi: PsiConfig,
     pub kdump_check: KdumpSchedule,
     pub incidents: crate::incident::IncidentsConfig,
     pub rules: Vec<crate::engine::RuleConfig>,
@@ -53,6 +54,7 @@ impl Default for RunConfig {
             record_queue: 1024,
             tracefs: TracefsConfig::default(),
             proc: ProcConfig::default(),
+            psi: PsiConfig::default(),
             kdump_check: KdumpSchedule::default(),
             incidents: crate::incident::IncidentsConfig::default(),
             rules: default_rules(),
@@ -194,6 +196,7 @@ impl RunConfig {
             p.at("metrics_file", e);
         }
         p.extend(self.proc.validate(&p.path("proc")));
+        p.extend(self.psi.validate(&p.path("psi")));
         if self.kdump_check.interval_hours == 0 {
             p.at(
                 "kdump_check.interval_hours",
