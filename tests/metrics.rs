@@ -125,7 +125,7 @@ fn check_metrics_parse() {
         m.keys()
             .filter(|k| k.starts_with("watchdog_check_status"))
             .count(),
-        20
+        21
     );
 }
 
