@@ -159,6 +159,59 @@ pub struct ScanReport {
 /// Reads one line into `buf` (without the newline), keeping at most
 /// `MAX_LINE + 1` bytes of it so that the framer can see it was cut. Returns
 /// the bytes consumed, 0 at end of input.
+/// The [`crate::parse::PREFILTER`] automaton, built once.
+fn prefilter() -> Option<&'static aho_corasick::AhoCorasick> {
+    static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    AC.get_or_init(|| {
+        aho_corasick::AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(crate::parse::PREFILTER)
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Skips whole lines that hold none of the prefilter's words, searching
+/// the reader's buffer as one block (a line is framed only when it
+/// matters). Stops at the start of the first line that holds one, or at
+/// a line longer than the buffer (left for [`read_line_bounded`]).
+/// Returns the lines and bytes skipped.
+pub fn skip_ordinary<R: BufRead>(
+    r: &mut R,
+    ac: &aho_corasick::AhoCorasick,
+) -> io::Result<(u64, u64)> {
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok((lines, bytes));
+        }
+        // Only whole lines are looked at: a word cut by the buffer's end
+        // is found once the line is whole.
+        let Some(last_nl) = memchr::memrchr(b'\n', avail) else {
+            return Ok((lines, bytes));
+        };
+        let whole = &avail[..=last_nl];
+        let (upto, found) = match ac.find(whole) {
+            Some(m) => (
+                memchr::memrchr(b'\n', &whole[..m.start()]).map_or(0, |i| i + 1),
+                true,
+            ),
+            None => (whole.len(), false),
+        };
+        lines += memchr::memchr_iter(b'\n', &whole[..upto]).count() as u64;
+        bytes += upto as u64;
+        r.consume(upto);
+        if found || upto == 0 {
+            return Ok((lines, bytes));
+        }
+    }
+}
+
 pub fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.clear();
     let mut total = 0;
@@ -293,11 +346,33 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
         };
         let mut parser = Parser::new(source);
         parser.set_patterns(opts.patterns.clone());
+        // Site patterns may match any line; numbered records (kmsg dumps,
+        // extended netconsole) must all be seen for their gaps to mean
+        // lost messages. Otherwise ordinary lines are skipped unframed
+        // while no incident is open.
+        let mut filter = if parser.has_patterns() {
+            None
+        } else {
+            prefilter()
+        };
+        let mut format_known = false;
         let mut line_no = 0u64;
         // Incidents are emitted when they end, so an event can come after
         // one from a later line; this puts them back in file order.
         let mut held: Vec<Event> = Vec::new();
         loop {
+            if let Some(ac) = filter.filter(|_| format_known && parser.is_idle()) {
+                match skip_ordinary(&mut r, ac) {
+                    Ok((lines, bytes)) => {
+                        line_no += lines;
+                        report.bytes += bytes;
+                    }
+                    Err(e) => {
+                        report.errors.push(format!("{}: {e}", path.display()));
+                        break;
+                    }
+                }
+            }
             let n = match read_line_bounded(&mut r, &mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -309,6 +384,12 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
             report.bytes += n as u64;
             line_no += 1;
             let rec = framer.frame(&buf);
+            if !format_known && !rec.ignore {
+                format_known = true;
+                if rec.seq.is_some() {
+                    filter = None;
+                }
+            }
             let ev = parser.push_at(&rec, Some(line_no));
             if !ev.is_empty() {
                 held.extend(ev.into_iter().filter(|e| wanted(opts, e)));

@@ -29,6 +29,53 @@ use crate::events::{
     OomKill, SignalDeath, SoftLockup, Summary, Sysrq, WallTime, MAX_FRAMES,
 };
 
+/// Words of which every line that can start a report, or change the
+/// parser's state while no incident is open, holds at least one (a test
+/// holds [`msg::classify`] to it). A reader with an idle parser
+/// ([`Parser::is_idle`]) skips, without framing them, the lines that hold
+/// none: most of an ordinary log.
+pub const PREFILTER: &[&str] = &[
+    "INFO: ",
+    "Internal error",
+    "I/O error",
+    "BUG",
+    "Oops",
+    "Out of memory",
+    "Out of Memory",
+    "Kernel panic",
+    "Killed process",
+    "Memory cgroup out of memory",
+    "oom-kill",
+    "sysrq",
+    "SysRq",
+    "printk messages dropped",
+    "fatal signal",
+    "general protection",
+    "Unable to handle kernel",
+    "segfault at",
+    "]: unhandled ",
+    "] trap ",
+    "invalid opcode",
+    "WARNING: ",
+    "hard LOCKUP",
+    "-fs error",
+    "-fs (",
+    "EDAC ",
+    "XFS (",
+    "BTRFS",
+    "Hardware Error",
+    "Machine check",
+    " error, dev ",
+    "NETDEV WATCHDOG",
+    "page allocation failure",
+    "no killable processes",
+    // Not kernel text, but the log's own word on lost messages and
+    // restarts: journald, udplogger markers, journal boot lines.
+    "Missed ",
+    "udplogger",
+    "-- ",
+];
+
 /// Lines an open incident may run before it is closed anyway (a stack
 /// trace, the Mem-Info of a large NUMA box). The OOM task table's rows do
 /// not count: a host has as many as it has processes.
@@ -181,6 +228,16 @@ impl Parser {
     /// on; each match is a `pattern` event.
     pub fn set_patterns(&mut self, patterns: std::sync::Arc<crate::patterns::SitePatterns>) {
         self.patterns = (!patterns.is_empty()).then_some(patterns);
+    }
+
+    /// Whether no incident is being assembled: then only a line holding
+    /// one of [`PREFILTER`]'s words can change anything, and a reader may
+    /// skip the others unframed. (An I/O burst being counted needs only
+    /// I/O error lines, which hold those words.)
+    pub fn is_idle(&self) -> bool {
+        self.states
+            .values()
+            .all(|s| s.open.is_none() && s.pending_fatal.is_none())
     }
 
     /// Whether site patterns are set (a prefilter must then let every

@@ -256,3 +256,56 @@ fn bare_fatal_signal_takes_the_task_from_the_next_line() {
     assert_eq!((d.comm.as_str(), d.pid, d.signal), ("abrt me", Some(90), 6));
     assert_eq!(ev[1].kernel_time, Some(2.0));
 }
+
+/// Every fixture line that starts a report (or is the log's own word on
+/// lost lines) holds a [`PREFILTER`] word, so `scan` may skip the others.
+#[test]
+fn every_report_line_of_the_fixtures_holds_a_prefilter_word() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel-logs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "log") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut fr = Framer::with_year(Some(2024));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let rec = fr.frame(line.as_bytes());
+            let m = classify(&rec.text);
+            let inside_only = matches!(
+                m,
+                Msg::Other
+                    | Msg::TaskLine { .. }
+                    | Msg::CallTrace
+                    | Msg::Rip(_)
+                    | Msg::EndTrace
+                    | Msg::MemcgHint
+                    | Msg::OomTableHeader { .. }
+                    | Msg::HungBlocker { .. }
+                    | Msg::Boot
+            );
+            if inside_only && rec.lost.is_none() {
+                continue;
+            }
+            checked += 1;
+            assert!(
+                PREFILTER.iter().any(|w| line.contains(w)),
+                "{}: {line:?} ({m:?}) holds no prefilter word",
+                path.display()
+            );
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}
+
+#[test]
+fn an_idle_parser_is_one_without_an_open_incident() {
+    let mut fr = Framer::new();
+    let mut p = Parser::new("t");
+    assert!(p.is_idle());
+    p.push(&fr.frame(b"INFO: task a:1 blocked for more than 120 seconds."));
+    assert!(!p.is_idle(), "a hung task report takes its stack lines");
+    p.flush();
+    assert!(p.is_idle());
+}
