@@ -3,7 +3,10 @@
 # tests/vm/cache/ (git-ignored). Never installs them on the host.
 #
 # Picks the newest linux-image-6.1.0-N-amd64 and linux-image-6.12.N+deb12-amd64
-# the configured APT sources offer; override with WD_VM_PACKAGES="pkg pkg".
+# the configured APT sources offer, and from Debian's archive Debian 11's
+# newest linux-image-5.10.0-N-amd64 (bullseye) and the newest kernel of
+# unstable (sid), through a private APT configuration under cache/apt that
+# leaves the host's sources alone. Override with WD_VM_PACKAGES="pkg pkg".
 # Needs: apt-get, dpkg-deb (and `apt-get update` done once).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,6 +40,22 @@ newest() {
     apt-cache search --names-only "$1" | cut -d' ' -f1 | sort -V | tail -n 1
 }
 
+# Debian 11 and unstable: their own package lists in cache/apt, so the
+# host's /etc/apt is neither read for them nor changed. Debian's archive
+# keyring (debian-archive-keyring) signs both.
+private="$cache/apt"
+mkdir -p "$private/lists/partial" "$private/archives/partial"
+cat > "$private/sources.list" <<'SRC'
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bullseye-security main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main
+SRC
+# Options that point apt-get/apt-cache at the private sources and lists.
+popts="-o Dir::Etc::sourcelist=$private/sources.list -o Dir::Etc::sourceparts=/nonexistent -o Dir::State::Lists=$private/lists -o Dir::Cache=$private"
+pnewest() {
+    apt-cache $popts search --names-only "$1" | cut -d' ' -f1 | sort -V | tail -n 1
+}
+
 if [ -n "${WD_VM_PACKAGES:-}" ]; then
     pkgs=$WD_VM_PACKAGES
 else
@@ -44,16 +63,32 @@ else
     p612=$(newest '^linux-image-6\.12\.[0-9]+\+deb[0-9]+-amd64$')
     [ -n "$p61" ] || { echo "fetch: no linux-image-6.1.0-*-amd64 in the APT lists (apt-get update?)" >&2; exit 1; }
     [ -n "$p612" ] || { echo "fetch: no linux-image-6.12.*-amd64 in the APT lists (apt-get update?)" >&2; exit 1; }
-    pkgs="$p61 $p612"
+    if [ ! -f "$private/updated" ] || [ -n "$(find "$private/updated" -mtime +1)" ]; then
+        echo "fetch: apt-get update (bullseye, sid; private lists in ${private#$here/})"
+        timeout 900 apt-get $popts update -qq
+        touch "$private/updated"
+    fi
+    p510=$(pnewest '^linux-image-5\.10\.0-[0-9]+-amd64$')
+    # sid names its kernel linux-image-MAJOR.MINOR.PATCH+debNN-amd64.
+    psid=$(pnewest '^linux-image-[0-9]+\.[0-9]+\.[0-9]+\+deb[0-9]+-amd64$')
+    [ -n "$p510" ] || { echo "fetch: no linux-image-5.10.0-*-amd64 in bullseye" >&2; exit 1; }
+    [ -n "$psid" ] || { echo "fetch: no linux-image-*-amd64 in sid" >&2; exit 1; }
+    pkgs="$p510 $p61 $p612 $psid"
 fi
 
 : > "$cache/selected.tmp"
 for pkg in $pkgs; do
-    version=$(apt-cache policy "$pkg" | sed -n 's/^ *Candidate: //p')
+    # Packages of the host's sources, or else of the private ones.
+    opts=""
+    version=$(apt-cache policy "$pkg" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+    if [ -z "$version" ] || [ "$version" = "(none)" ]; then
+        opts=$popts
+        version=$(apt-cache $opts policy "$pkg" | sed -n 's/^ *Candidate: //p')
+    fi
     deb=$(ls "$cache/debs/${pkg}_"*.deb 2>/dev/null | head -n 1 || true)
     if [ -z "$deb" ]; then
         echo "fetch: apt-get download $pkg ($version)"
-        (cd "$cache/debs" && timeout 900 apt-get download -q "$pkg")
+        (cd "$cache/debs" && timeout 900 apt-get $opts download -q "$pkg")
         deb=$(ls "$cache/debs/${pkg}_"*.deb | head -n 1)
     fi
     # The package name carries the kernel release: linux-image-RELEASE.
