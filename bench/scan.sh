@@ -16,8 +16,14 @@ size_mb=${1:-200}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-cargo build --release --quiet
-bin=target/release/watchdog
+# WATCHDOG_BIN: a release binary already built (the VM suite's static
+# musl build will do); else this builds one.
+if [ -n "${WATCHDOG_BIN:-}" ]; then
+    bin=$WATCHDOG_BIN
+else
+    cargo build --release --quiet
+    bin=target/release/watchdog
+fi
 
 gen() { # $1 = dmesg|syslog
     python3 - "$1" "$size_mb" <<'PY'
