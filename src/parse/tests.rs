@@ -309,3 +309,31 @@ fn an_idle_parser_is_one_without_an_open_incident() {
     p.flush();
     assert!(p.is_idle());
 }
+
+#[test]
+fn signature_ignores_cpu_pid_and_addresses_but_not_the_stack() {
+    let report = |cpu: u32, pid: u32, caller: &str| {
+        parse(&format!(
+            "WARNING: CPU: {cpu} PID: {pid} at net/core/dev.c:3214 skb_warn_bad_offload+0x88/0x110\n\
+             CPU: {cpu} PID: {pid} Comm: swapper/{cpu} Not tainted 5.14.0-362.el9.x86_64 #1\n\
+             RIP: 0010:skb_warn_bad_offload+0x88/0x110\n\
+             Call Trace:\n \
+             <IRQ>\n \
+             ? __warn+0x81/0x110\n \
+             [<ffffffff8f781340>] {caller}+0x13f/0x150\n\
+             ---[ end trace 7c3e0a2c1d52f87b ]---\n"
+        ))
+    };
+    let sig = |ev: &[Event]| match &ev[0].body {
+        Body::Warning(c) => (c.signature.clone(), c.frames.clone(), c.rip.clone()),
+        b => panic!("{b:?}"),
+    };
+    let a = sig(&report(2, 0, "__skb_gso_segment"));
+    let b = sig(&report(7, 4242, "__skb_gso_segment"));
+    let c = sig(&report(2, 0, "validate_xmit_skb"));
+    assert_eq!(a.0, b.0);
+    assert_ne!(a.0, c.0);
+    assert_eq!(a.1, ["__skb_gso_segment+0x13f/0x150"]);
+    assert_eq!(a.2.as_deref(), Some("skb_warn_bad_offload+0x88/0x110"));
+    assert_eq!(a.0.len(), 16);
+}
