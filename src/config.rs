@@ -31,8 +31,8 @@ pub struct Config {
     pub check: CheckConfig,
     pub run: RunConfig,
     pub udplogger: UdpLoggerConfig,
-    /// Site patterns ([`crate::patterns`]): `run`, `scan` and udplogger's
-    /// detection report their matches as `pattern` events.
+    /// Site patterns ([`crate::patterns`]): `run` and `scan` report their
+    /// matches as `pattern` events.
     pub patterns: Vec<PatternConfig>,
 }
 
