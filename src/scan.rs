@@ -190,20 +190,22 @@ pub fn skip_ordinary<R: BufRead>(
         if avail.is_empty() {
             return Ok((lines, bytes));
         }
-        // Only whole lines are looked at: a word cut by the buffer's end
-        // is found once the line is whole.
-        let Some(last_nl) = memchr::memrchr(b'\n', avail) else {
-            return Ok((lines, bytes));
-        };
-        let whole = &avail[..=last_nl];
-        let (upto, found) = match ac.find(whole) {
+        // The first word found starts a line to read; before it, whole
+        // lines are skipped. With none, everything up to the last newline
+        // goes (a word cut by the buffer's end is found once the line is
+        // whole).
+        let (upto, found) = match ac.find(avail) {
             Some(m) => (
-                memchr::memrchr(b'\n', &whole[..m.start()]).map_or(0, |i| i + 1),
+                memchr::memrchr(b'\n', &avail[..m.start()]).map_or(0, |i| i + 1),
                 true,
             ),
-            None => (whole.len(), false),
+            None => match memchr::memrchr(b'\n', avail) {
+                Some(i) => (i + 1, false),
+                // One line longer than the buffer: read_line_bounded's.
+                None => (0, false),
+            },
         };
-        lines += memchr::memchr_iter(b'\n', &whole[..upto]).count() as u64;
+        lines += memchr::memchr_iter(b'\n', &avail[..upto]).count() as u64;
         bytes += upto as u64;
         r.consume(upto);
         if found || upto == 0 {

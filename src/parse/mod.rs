@@ -59,7 +59,7 @@ pub const PREFILTER: &[&str] = &[
     "WARNING: ",
     "hard LOCKUP",
     "-fs error",
-    "-fs (",
+    "Remounting filesystem read-only",
     "EDAC ",
     "XFS (",
     "BTRFS",

@@ -69,7 +69,8 @@ else
         touch "$private/updated"
     fi
     p510=$(pnewest '^linux-image-5\.10\.0-[0-9]+-amd64$')
-    # sid names its kernel linux-image-MAJOR.MINOR.PATCH+debNN-amd64.
+    # sid names its kernel linux-image-MAJOR.MINOR.PATCH+debNN-amd64 (its
+    # image and modules are in linux-binary-* and linux-modules-*: below).
     psid=$(pnewest '^linux-image-[0-9]+\.[0-9]+\.[0-9]+\+deb[0-9]+-amd64$')
     [ -n "$p510" ] || { echo "fetch: no linux-image-5.10.0-*-amd64 in bullseye" >&2; exit 1; }
     [ -n "$psid" ] || { echo "fetch: no linux-image-*-amd64 in sid" >&2; exit 1; }
@@ -85,22 +86,47 @@ for pkg in $pkgs; do
         opts=$popts
         version=$(apt-cache $opts policy "$pkg" | sed -n 's/^ *Candidate: //p')
     fi
-    deb=$(ls "$cache/debs/${pkg}_"*.deb 2>/dev/null | head -n 1 || true)
-    if [ -z "$deb" ]; then
-        echo "fetch: apt-get download $pkg ($version)"
-        (cd "$cache/debs" && timeout 900 apt-get $opts download -q "$pkg")
-        deb=$(ls "$cache/debs/${pkg}_"*.deb | head -n 1)
-    fi
     # The package name carries the kernel release: linux-image-RELEASE.
     release=${pkg#linux-image-}
+    # Newer Debian (sid, 2026) splits the kernel: linux-image-R is a
+    # shell over linux-binary-R (the image) and linux-modules-R.
+    parts=$pkg
+    for extra in "linux-binary-$release" "linux-modules-$release"; do
+        v=$(apt-cache $opts policy "$extra" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+        if [ -n "$v" ] && [ "$v" != "(none)" ]; then
+            parts="$parts $extra"
+        fi
+    done
     dest="$cache/kernels/$release"
-    if [ ! -f "$dest/.extracted" ]; then
-        echo "fetch: unpacking $(basename "$deb")"
+    if [ "$(cat "$dest/.extracted" 2>/dev/null)" != "$parts" ]; then
         rm -rf "$dest"
         mkdir -p "$dest"
-        dpkg-deb -x "$deb" "$dest/root"
+        for part in $parts; do
+            deb=$(ls "$cache/debs/${part}_"*.deb 2>/dev/null | head -n 1 || true)
+            if [ -z "$deb" ]; then
+                echo "fetch: apt-get download $part ($version)"
+                (cd "$cache/debs" && timeout 900 apt-get $opts download -q "$part")
+                deb=$(ls "$cache/debs/${part}_"*.deb | head -n 1)
+            fi
+            echo "fetch: unpacking $(basename "$deb")"
+            dpkg-deb -x "$deb" "$dest/root"
+        done
+        # vm.py looks in /lib/modules and /boot (merged-/usr packages may
+        # ship /usr/lib/modules, or the image elsewhere).
+        if [ ! -d "$dest/root/lib/modules" ] && [ -d "$dest/root/usr/lib/modules" ]; then
+            mkdir -p "$dest/root/lib"
+            mv "$dest/root/usr/lib/modules" "$dest/root/lib/modules"
+        fi
+        if [ ! -f "$dest/root/boot/vmlinuz-$release" ]; then
+            img=$(find "$dest/root" -name "vmlinuz-$release" -type f | head -n 1)
+            if [ -n "$img" ]; then
+                mkdir -p "$dest/root/boot"
+                cp "$img" "$dest/root/boot/vmlinuz-$release"
+            fi
+        fi
+        deb=$(ls "$cache/debs/${pkg}_"*.deb | head -n 1)
         dpkg-deb -f "$deb" Package Version > "$dest/package"
-        touch "$dest/.extracted"
+        echo "$parts" > "$dest/.extracted"
     fi
     echo "$release" >> "$cache/selected.tmp"
     echo "fetch: $release ready in ${dest#$here/}"
