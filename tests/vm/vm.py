@@ -737,7 +737,7 @@ SCENARIOS = {
     "sigsegv": (a_sigsegv, "`wdhelper segv` (comm wd-segv) loads from NULL, twice: first with the defaults (debug.exception-trace=1), then with kernel.print-fatal-signals=1; a tracefs instance records signal_generate, signal_deliver, sched_process_exit and a kprobe p:wdtest/do_exit do_exit code=$arg1:s32"),
     "sigkill": (a_sigkill, "busybox `sleep 1000` killed with SIGKILL by `wdhelper kill 9 PID` (comm wd-killer); the same tracefs instance as sigsegv"),
     "sysrq": (a_sysrq, "echo t, w, m > /proc/sysrq-trigger"),
-    "psi": (a_psi, "`wdhelper hog` (comm wd-hog) in cgroup v2 /wdpsi with memory.high=24M (throttled: memory stall) and memory.max=32M (memcg OOM kill), psi=1; watchdog run with its default PSI trigger"),
+    "psi": (a_psi, "`wdhelper hog` (comm wd-hog) in cgroup v2 /wdpsi with memory.high=28M (throttled: memory stall) and memory.max=32M (memcg OOM kill), psi=1; watchdog run with its default PSI trigger"),
     "hang": (None, "a scenario that never ends (sleeps forever)"),
     "netconsole": (a_netconsole, "e1000 + user networking, modprobe netconsole netconsole=+6665@10.0.2.15/eth0,PORT@10.0.2.2/ (extended), 20 lines written to /dev/kmsg, SysRq t; console on -serial udp:127.0.0.1:PORT"),
 }
