@@ -789,6 +789,7 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
             if let Some(fd) = d.tracefs.as_ref().and_then(|t| t.poll_fd()) {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
+            let psi_at = fds.len();
             for fd in d.psi.iter().flat_map(|p| p.poll_fds()) {
                 fds.push(PollFd::new(fd, PollFlags::POLLPRI));
             }
@@ -796,6 +797,13 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
                 &mut fds,
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
             );
+            // A PSI trigger reports its POLLPRI once: keep what this poll saw.
+            let psi_seen: Vec<Option<PollFlags>> =
+                fds[psi_at..].iter().map(|f| f.revents()).collect();
+            drop(fds);
+            if let Some(p) = d.psi.as_mut() {
+                p.saw(&psi_seen);
+            }
         }
         let mut sink = [0u8; 64];
         while matches!(wake_r.read(&mut sink), Ok(n) if n > 0) {}

@@ -33,6 +33,10 @@ struct Armed {
 /// The armed triggers.
 pub struct Psi {
     armed: Vec<Armed>,
+    /// Triggers the loop's poll saw fire. A trigger's POLLPRI is reported
+    /// to one poll only (the kernel clears its event flag as it reports
+    /// it), so the loop hands over what it saw.
+    fired: Vec<bool>,
 }
 
 /// `(avg10, avg60)` of the `scope` line of a /proc/pressure file
@@ -116,7 +120,8 @@ impl Psi {
                 problems.join("; ")
             ));
         }
-        Ok((Psi { armed }, problems))
+        let fired = vec![false; armed.len()];
+        Ok((Psi { armed, fired }, problems))
     }
 
     /// The descriptors to poll for POLLPRI.
@@ -138,23 +143,34 @@ impl Psi {
             .join(", ")
     }
 
-    /// One `pressure` event per trigger that fired since the last call
-    /// (a zero-timeout poll of our own descriptors: the loop's poll only
-    /// woke us).
+    /// What the loop's poll returned for [`poll_fds`](Self::poll_fds), in
+    /// that order: which triggers fired.
+    pub fn saw(&mut self, revents: &[Option<PollFlags>]) {
+        for (f, r) in self.fired.iter_mut().zip(revents) {
+            *f |= r.is_some_and(|r| r.contains(PollFlags::POLLPRI));
+        }
+    }
+
+    /// One `pressure` event per trigger that fired since the last call:
+    /// those the loop saw ([`saw`](Self::saw)) and those a zero-timeout
+    /// poll of our own finds now.
     pub fn drain(&mut self, out: &mut Vec<Event>) {
-        let fired: Vec<bool> = {
+        let now: Vec<bool> = {
             let mut fds: Vec<PollFd> = self
                 .armed
                 .iter()
                 .map(|a| PollFd::new(a.file.as_fd(), PollFlags::POLLPRI))
                 .collect();
             if nix::poll::poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) <= 0 {
-                return;
+                vec![false; fds.len()]
+            } else {
+                fds.iter()
+                    .map(|f| f.revents().is_some_and(|r| r.contains(PollFlags::POLLPRI)))
+                    .collect()
             }
-            fds.iter()
-                .map(|f| f.revents().is_some_and(|r| r.contains(PollFlags::POLLPRI)))
-                .collect()
         };
+        let fired: Vec<bool> = self.fired.iter().zip(now).map(|(a, b)| *a || b).collect();
+        self.fired.iter_mut().for_each(|f| *f = false);
         for (a, fired) in self.armed.iter_mut().zip(fired) {
             if !fired {
                 continue;
@@ -236,5 +252,24 @@ mod tests {
         let mut out = Vec::new();
         psi.drain(&mut out);
         assert!(out.is_empty(), "a regular file never signals POLLPRI");
+        // What the loop's poll saw is reported once, with the averages.
+        psi.saw(&[Some(PollFlags::POLLPRI)]);
+        psi.drain(&mut out);
+        assert_eq!(out.len(), 1);
+        let Body::Pressure(p) = &out[0].body else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (
+                p.resource.as_str(),
+                p.scope.as_str(),
+                p.stall_us,
+                p.window_us,
+                p.avg10
+            ),
+            ("memory", "full", 100_000, 1_000_000, Some(0.0))
+        );
+        psi.drain(&mut out);
+        assert_eq!(out.len(), 1, "no second event without a second firing");
     }
 }
