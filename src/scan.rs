@@ -163,7 +163,11 @@ pub struct ScanReport {
 fn prefilter() -> Option<&'static aho_corasick::AhoCorasick> {
     static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
     AC.get_or_init(|| {
+        // Leftmost-first lets the crate use its SIMD (Teddy) searcher for
+        // a few dozen words; any match will do, so the semantics do not
+        // matter here.
         aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
             .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(crate::parse::PREFILTER)
             .ok()
@@ -737,5 +741,36 @@ mod tests {
             Ok(Since::Wall(_, true))
         ));
         assert!(Since::parse("yesterday").is_err());
+    }
+}
+#[cfg(test)]
+mod prefilter_tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_lines_are_skipped_and_counted() {
+        let ac = prefilter().expect("the prefilter builds");
+        let mut text = String::new();
+        for i in 0..10_000 {
+            text.push_str(&format!(
+                "[{i:>5}.000000] usb 1-1: new high-speed USB device\n"
+            ));
+        }
+        text.push_str("[10000.000000] BUG: soft lockup - CPU#1 stuck for 22s! [a:1]\nrest\n");
+        // As scan does: skip, then read one line (a candidate, or the line
+        // cut by the buffer's end).
+        let mut r = io::BufReader::with_capacity(4096, text.as_bytes());
+        let (mut skipped, mut read) = (0, 0);
+        let mut buf = Vec::new();
+        let found = loop {
+            skipped += skip_ordinary(&mut r, ac).unwrap().0;
+            read_line_bounded(&mut r, &mut buf).unwrap();
+            read += 1;
+            if buf.windows(4).any(|w| w == b"BUG:") {
+                break skipped + read;
+            }
+        };
+        assert_eq!(found, 10_001, "the BUG line is line 10001");
+        assert!(read < 200, "most lines skipped unframed: {read} read");
     }
 }
