@@ -117,16 +117,14 @@ for pkg in $pkgs; do
             mkdir -p "$dest/root/lib"
             mv "$dest/root/usr/lib/modules" "$dest/root/lib/modules"
         fi
-        if [ ! -f "$dest/root/boot/vmlinuz-$release" ]; then
-            img=$(find "$dest/root" -name "vmlinuz-$release" -type f | head -n 1)
-            if [ -n "$img" ]; then
-                mkdir -p "$dest/root/boot"
-                cp "$img" "$dest/root/boot/vmlinuz-$release"
-            fi
-        fi
         deb=$(ls "$cache/debs/${pkg}_"*.deb | head -n 1)
         dpkg-deb -f "$deb" Package Version > "$dest/package"
         echo "$parts" > "$dest/.extracted"
+    fi
+    # sid's linux-binary-R ships the image as /usr/lib/modules/R/vmlinuz.
+    if [ ! -f "$dest/root/boot/vmlinuz-$release" ] && [ -f "$dest/root/lib/modules/$release/vmlinuz" ]; then
+        mkdir -p "$dest/root/boot"
+        cp "$dest/root/lib/modules/$release/vmlinuz" "$dest/root/boot/vmlinuz-$release"
     fi
     echo "$release" >> "$cache/selected.tmp"
     echo "fetch: $release ready in ${dest#$here/}"
