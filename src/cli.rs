@@ -296,7 +296,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
             let _ = out.flush();
             Ok(ExitCode::from(r.exit_code))
         }
-        Command::Scan(args) => run_scan(args),
+        Command::Scan(args) => run_scan(&cli, args),
         Command::Incidents(cmd) => {
             let run = load_config(&cli)?.run;
             let settings = run.incidents.compile("run.incidents").map_err(|errors| {
@@ -382,8 +382,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, MainError> {
     }
 }
 
-fn run_scan(args: &ScanArgs) -> Result<ExitCode, MainError> {
-    let opts = args.options().map_err(MainError::Usage)?;
+fn run_scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, MainError> {
+    let mut opts = args.options().map_err(MainError::Usage)?;
+    // Only the `patterns:` section applies to scan.
+    opts.patterns = std::sync::Arc::new(load_config(cli)?.site_patterns());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let report = match crate::scan::scan(&opts, &mut out) {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::CheckConfig;
 use crate::error::{ConfigError, ConfigErrors};
+use crate::patterns::{PatternConfig, SitePatterns};
 use crate::run::settings::RunConfig;
 use crate::udplogger::settings::UdpLoggerConfig;
 
@@ -30,6 +31,9 @@ pub struct Config {
     pub check: CheckConfig,
     pub run: RunConfig,
     pub udplogger: UdpLoggerConfig,
+    /// Site patterns ([`crate::patterns`]): `run` and `scan` report their
+    /// matches as `pattern` events.
+    pub patterns: Vec<PatternConfig>,
 }
 
 impl Config {
@@ -86,14 +90,23 @@ impl Config {
     }
 
     /// Every semantic problem, each with its YAML path: each section's
-    /// own validation, in a fixed order (check, udplogger, run).
+    /// own validation, in a fixed order (check, udplogger, patterns, run;
+    /// the rules are checked against the patterns' captures).
     pub fn validate(&self) -> Vec<ConfigError> {
         let mut errs = self.check.validate("check");
         if let Err(e) = self.udplogger.compile("udplogger") {
             errs.extend(e);
         }
-        errs.extend(self.run.validate("run"));
+        let (patterns, e) = crate::patterns::compile_all(&self.patterns, "patterns");
+        errs.extend(e);
+        errs.extend(self.run.validate_with("run", &patterns.fields()));
         errs
+    }
+
+    /// The compiled site patterns (none when they do not compile: a
+    /// loaded configuration has been validated already).
+    pub fn site_patterns(&self) -> SitePatterns {
+        crate::patterns::compile(&self.patterns, "patterns").unwrap_or_default()
     }
 }
 

@@ -108,8 +108,6 @@ pub fn summary(ev: &Event) -> (u8, String) {
             ),
         ),
         Body::RcuStall(s) => (3, format!("RCU stall: {}", s.summary)),
-        Body::Oops(s) => (2, format!("oops: {}", s.summary)),
-        Body::Panic(s) => (0, format!("panic: {}", s.summary)),
         Body::Sysrq(s) => (6, format!("SysRq: {}", s.command)),
         Body::DentryPressure(d) => (
             4,
@@ -147,6 +145,9 @@ pub fn summary(ev: &Event) -> (u8, String) {
                 a.detail
             ),
         ),
+        other => other
+            .headline()
+            .unwrap_or_else(|| (5, other.kind().to_string())),
     }
 }
 
@@ -182,6 +183,10 @@ struct Daemon {
     actions_taken: u64,
     /// `run`'s stop stamp for the previous-boot report, written at SIGTERM.
     boot_stop: Option<crate::lastboot::Stopper>,
+    /// The armed PSI triggers (`run.psi`).
+    psi: Option<crate::collectors::psi::Psi>,
+    /// Site patterns (`patterns:`), handed to the kmsg parser.
+    patterns: std::sync::Arc<crate::patterns::SitePatterns>,
 }
 
 impl Daemon {
@@ -189,7 +194,8 @@ impl Daemon {
     /// writer thread so its results wake the poll.
     fn new(host: Host, config: Config, args: RunArgs, waker: UnixStream) -> Result<Daemon, String> {
         let cfg = config.run.clone();
-        let settings = cfg.compile("run").map_err(|e| {
+        let patterns = std::sync::Arc::new(config.site_patterns());
+        let settings = cfg.compile("run", &patterns.fields()).map_err(|e| {
             e.iter()
                 .map(|e| format!("{}: {}", e.path, e.message))
                 .collect::<Vec<_>>()
@@ -269,6 +275,8 @@ impl Daemon {
             events_seen: 0,
             actions_taken: 0,
             boot_stop: None,
+            psi: None,
+            patterns,
         })
     }
 
@@ -299,6 +307,24 @@ impl Daemon {
         self.rec.send(Job::Say(prio, msg));
     }
 
+    /// Arms the PSI triggers; a kernel without PSI is one message.
+    fn setup_psi(&mut self) {
+        if !self.cfg.psi.enabled {
+            return;
+        }
+        match crate::collectors::psi::Psi::open(&self.host, &self.cfg.psi) {
+            Ok((p, problems)) => {
+                for m in problems {
+                    self.tell(4, m);
+                }
+                let msg = format!("pressure triggers armed: {}", p.describe());
+                self.tell(6, msg);
+                self.psi = Some(p);
+            }
+            Err(m) => self.tell(4, m),
+        }
+    }
+
     fn open_kmsg(&mut self) {
         let state = PathBuf::from(&self.cfg.state_file);
         match Kmsg::open(&self.host, state, self.cfg.kmsg_start) {
@@ -315,6 +341,7 @@ impl Daemon {
                 self.tell(6, msg);
                 let mut k = k;
                 k.reader_mut().keep_text = self.incidents.enabled();
+                k.set_patterns(self.patterns.clone());
                 self.kmsg = Some(k);
             }
             Err(e) => {
@@ -448,6 +475,9 @@ impl Daemon {
         self.drain_kmsg(now, &mut out);
         if let Some(t) = self.tracefs.as_mut() {
             t.drain(now, &mut out);
+        }
+        if let Some(p) = self.psi.as_mut() {
+            p.drain(&mut out);
         }
         if now >= self.next_proc {
             self.next_proc = now + Duration::from_secs(self.cfg.proc.interval_secs);
@@ -774,8 +804,12 @@ impl Daemon {
         };
         self.notifier.send("RELOADING=1");
         match Config::load(&path) {
-            Ok(c) => match c.run.compile("run") {
+            Ok(c) => match c.run.compile("run", &c.site_patterns().fields()) {
                 Ok(settings) => {
+                    self.patterns = std::sync::Arc::new(c.site_patterns());
+                    if let Some(k) = self.kmsg.as_mut() {
+                        k.set_patterns(self.patterns.clone());
+                    }
                     let kept = self.engine.reload(settings.rules);
                     self.triggers.allow_destructive = c.run.allow_destructive;
                     self.triggers.snapshots.keep = c.run.tracefs.snapshot_keep;
@@ -970,6 +1004,7 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
     // for the previous boot holds `evidence_files` and `captured`.
     let _last_boot = d.previous_boot();
     d.setup_tracefs();
+    d.setup_psi();
     let msg = format!(
         "events go to {}; {} rules",
         d.log_target,
@@ -994,10 +1029,21 @@ pub fn run(host: Host, config: Config, args: RunArgs) -> Result<(), String> {
             if let Some(fd) = d.tracefs.as_ref().and_then(|t| t.poll_fd()) {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
+            let psi_at = fds.len();
+            for fd in d.psi.iter().flat_map(|p| p.poll_fds()) {
+                fds.push(PollFd::new(fd, PollFlags::POLLPRI));
+            }
             let _ = nix::poll::poll(
                 &mut fds,
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
             );
+            // A PSI trigger reports its POLLPRI once: keep what this poll saw.
+            let psi_seen: Vec<Option<PollFlags>> =
+                fds[psi_at..].iter().map(|f| f.revents()).collect();
+            drop(fds);
+            if let Some(p) = d.psi.as_mut() {
+                p.saw(&psi_seen);
+            }
         }
         let mut sink = [0u8; 64];
         while matches!(wake_r.read(&mut sink), Ok(n) if n > 0) {}

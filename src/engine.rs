@@ -11,7 +11,7 @@
 //! from the [`Event`] itself, never its JSON.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -201,7 +201,12 @@ impl Cond {
             Cond::Lt(n) => order(n) == Some(Ordering::Less),
             Cond::Lte(n) => matches!(order(n), Some(Ordering::Less | Ordering::Equal)),
             Cond::In(list) => list.iter().any(|w| w.equals(v)),
-            Cond::Contains(s) => matches!(v, FieldValue::Str(x) if x.contains(s.as_str())),
+            Cond::Contains(s) => match v {
+                FieldValue::Str(x) => x.contains(s.as_str()),
+                // A frame list contains S when one of its frames does.
+                FieldValue::List(l) => l.iter().any(|f| f.contains(s.as_str())),
+                _ => false,
+            },
         }
     }
 }
@@ -356,7 +361,7 @@ fn compile_cond(
                 }
             },
             "contains" => match (field.map(|f| (f.name, f.ty)), val.as_str()) {
-                (Some((name, ty)), _) if ty != FieldType::Str => {
+                (Some((name, ty)), _) if !matches!(ty, FieldType::Str | FieldType::List) => {
                     err(format!(
                         "contains looks for text; {name} is {}",
                         ty.describe()
@@ -502,13 +507,100 @@ fn default_exec_timeout() -> u64 {
     30
 }
 
-/// Compiles rules, collecting every error with its YAML path under
-/// `prefix` (e.g. `run.rules`). The one place rules are checked: `run`,
-/// its SIGHUP reload and `config check` all come here.
+/// [`compile_rules_with`] without site patterns (tests).
+#[cfg(test)]
 pub fn compile_rules(
     rules: &[RuleConfig],
     prefix: &str,
     allow_destructive: bool,
+) -> Result<Vec<Rule>, Vec<ConfigError>> {
+    compile_rules_with(rules, prefix, allow_destructive, &[])
+}
+
+/// A capture name as a `&'static str`, as schema field names are. Each
+/// distinct name is allocated once for the life of the process, so
+/// reloads do not grow memory.
+fn intern(name: &str) -> &'static str {
+    use std::sync::Mutex;
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = match NAMES.lock() {
+        Ok(n) => n,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(n) = names.get(name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(n);
+    n
+}
+
+/// The capture fields a rule on `kind: pattern` may name: those of the
+/// pattern its `where: {pattern: NAME}` names. Errors (an unknown
+/// pattern, captures without a pattern named) go to `errs`.
+fn pattern_fields(
+    r: &RuleConfig,
+    path: &str,
+    patterns: &[(String, Vec<String>)],
+    errs: &mut Vec<ConfigError>,
+) -> Vec<Field> {
+    let named = r.conditions.get("pattern").and_then(|v| match v {
+        serde_yaml::Value::String(s) => Some(s.as_str()),
+        serde_yaml::Value::Mapping(m) => m
+            .get(serde_yaml::Value::from("eq"))
+            .and_then(serde_yaml::Value::as_str),
+        _ => None,
+    });
+    let others = r.conditions.keys().any(|k| {
+        k != "pattern"
+            && crate::events::kind_schema("pattern").is_some_and(|s| s.field(k).is_none())
+    });
+    let Some(name) = named else {
+        if others {
+            errs.push(ConfigError {
+                path: format!("{path}.where"),
+                message: "name the pattern (where: {pattern: NAME}) to use its captures".into(),
+            });
+        }
+        return Vec::new();
+    };
+    match patterns.iter().find(|(n, _)| n == name) {
+        Some((_, caps)) => caps
+            .iter()
+            .map(|c| Field {
+                name: intern(c),
+                ty: FieldType::Str,
+                nullable: true,
+            })
+            .collect(),
+        None => {
+            let known: Vec<&str> = patterns.iter().map(|(n, _)| n.as_str()).collect();
+            errs.push(ConfigError {
+                path: format!("{path}.where.pattern"),
+                message: format!(
+                    "no site pattern named {name:?} (patterns: {})",
+                    if known.is_empty() {
+                        "none configured".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            });
+            Vec::new()
+        }
+    }
+}
+
+/// Compiles rules, collecting every error with its YAML path under
+/// `prefix` (e.g. `run.rules`), with the site patterns' names and capture
+/// names (`patterns:`), which rules on `kind: pattern` may name. The one
+/// place rules are checked: `config check`, `run` and its SIGHUP reload
+/// all come here through `RunConfig::compile`.
+pub fn compile_rules_with(
+    rules: &[RuleConfig],
+    prefix: &str,
+    allow_destructive: bool,
+    patterns: &[(String, Vec<String>)],
 ) -> Result<Vec<Rule>, Vec<ConfigError>> {
     let mut errs = Vec::new();
     let mut out = Vec::new();
@@ -561,10 +653,44 @@ pub fn compile_rules(
             );
         }
         let mut conditions = Vec::new();
+        let on_pattern = kind.is_some_and(|k| k.name == "pattern");
+        let before = errs.len();
+        let captures = if on_pattern {
+            pattern_fields(r, &path, patterns, &mut errs)
+        } else {
+            Vec::new()
+        };
+        // The pattern could not be told: its fields were reported at once.
+        let pattern_unknown = errs.len() > before;
         for (name, v) in &r.conditions {
             let p = format!("{path}.where.{name}");
-            let field = kind.map(|k| (k, k.field(name)));
+            let field = kind.map(|k| {
+                (
+                    k,
+                    k.field(name)
+                        .or_else(|| captures.iter().find(|f| f.name == name)),
+                )
+            });
             if let Some((k, None)) = field {
+                if pattern_unknown {
+                    continue;
+                }
+                if on_pattern {
+                    let caps: Vec<&str> = captures.iter().map(|f| f.name).collect();
+                    errs.push(ConfigError {
+                        path: p,
+                        message: format!(
+                            "the pattern has no capture {name:?} (captures: {}; on every event: {})",
+                            if caps.is_empty() { "none".into() } else { caps.join(", ") },
+                            crate::events::COMMON_FIELDS
+                                .iter()
+                                .map(|f| f.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    });
+                    continue;
+                }
                 errs.push(ConfigError {
                     path: p,
                     message: unknown_field(k, name),
@@ -793,6 +919,8 @@ mod tests {
             blocked_secs: Some(120),
             blocker_comm: None,
             blocker_pid: None,
+            blocker_lock: None,
+            frames: Vec::new(),
             unreported: None,
         }))
     }
@@ -883,8 +1011,8 @@ mod tests {
         assert_eq!(
             e,
             [
-                "run.rules[1].where.signal: oom_kill has no field \"signal\" (fields: pid, comm, memcg, total_vm_kb, anon_rss_kb, file_rss_kb, shmem_rss_kb, uid, oom_score_adj, constraint, trigger_comm, trigger_pid; on every event: kind, time, kernel_time, source, host, line, incident)",
-                "run.rules[2].where.pidd: hung_task has no field \"pidd\" (fields: comm, pid, blocked_secs, blocker_comm, blocker_pid, unreported; on every event: kind, time, kernel_time, source, host, line, incident)",
+                "run.rules[1].where.signal: oom_kill has no field \"signal\" (fields: pid, comm, memcg, total_vm_kb, anon_rss_kb, file_rss_kb, shmem_rss_kb, uid, oom_score_adj, constraint, trigger_comm, trigger_pid, task_memcg, oom_memcg; on every event: kind, time, kernel_time, source, host, line, incident)",
+                "run.rules[2].where.pidd: hung_task has no field \"pidd\" (fields: comm, pid, blocked_secs, blocker_comm, blocker_pid, blocker_lock, frames, unreported; on every event: kind, time, kernel_time, source, host, line, incident)",
             ]
         );
         // The common fields are there for every kind.
@@ -915,6 +1043,7 @@ mod tests {
             "{}",
             e[1]
         );
+        assert!(e[1].ends_with(", pattern, previous_boot)"), "{}", e[1]);
         assert!(
             !e[1].contains(" action,") && !e[1].contains(" action)"),
             "action is not offered: {}",
@@ -1127,6 +1256,7 @@ mod tests {
                         FieldType::Int => "integer",
                         FieldType::Float => "number",
                         FieldType::Bool => "bool",
+                        FieldType::List => "list",
                     };
                     let null = if f.nullable { "?" } else { "" };
                     format!("`{}` {ty}{null}", f.name)

@@ -94,12 +94,23 @@ pub enum Body {
     SignalDeath(SignalDeath),
     SoftLockup(SoftLockup),
     RcuStall(Summary),
-    Oops(Summary),
-    Panic(Summary),
+    Oops(Crash),
+    Panic(Crash),
     Sysrq(Sysrq),
     DentryPressure(DentryPressure),
     Lost(Lost),
     Action(Action),
+    Warning(Crash),
+    Bug(Crash),
+    HardLockup(Crash),
+    Mce(Mce),
+    FsError(FsError),
+    IoError(IoError),
+    NetdevTimeout(NetdevTimeout),
+    AllocFailure(AllocFailure),
+    OomNoKillable(Summary),
+    Pressure(Pressure),
+    Pattern(Pattern),
     PreviousBoot(PreviousBoot),
 }
 
@@ -119,6 +130,17 @@ impl Body {
             Body::DentryPressure(_) => &DENTRY_PRESSURE,
             Body::Lost(_) => &LOST,
             Body::Action(_) => &ACTION,
+            Body::Warning(_) => &WARNING,
+            Body::Bug(_) => &BUG,
+            Body::HardLockup(_) => &HARD_LOCKUP,
+            Body::Mce(_) => &MCE,
+            Body::FsError(_) => &FS_ERROR,
+            Body::IoError(_) => &IO_ERROR,
+            Body::NetdevTimeout(_) => &NETDEV_TIMEOUT,
+            Body::AllocFailure(_) => &ALLOC_FAILURE,
+            Body::OomNoKillable(_) => &OOM_NO_KILLABLE,
+            Body::Pressure(_) => &PRESSURE,
+            Body::Pattern(_) => &PATTERN,
             Body::PreviousBoot(_) => &PREVIOUS_BOOT,
         }
     }
@@ -139,9 +161,21 @@ impl Body {
             Body::OomKill(b) => b.field(name),
             Body::SignalDeath(b) => b.field(name),
             Body::SoftLockup(b) => b.field(name),
-            Body::RcuStall(b) | Body::Oops(b) | Body::Panic(b) => {
+            Body::RcuStall(b) | Body::OomNoKillable(b) => {
                 (name == "summary").then(|| b.summary.as_str().into())
             }
+            Body::Oops(b)
+            | Body::Panic(b)
+            | Body::Warning(b)
+            | Body::Bug(b)
+            | Body::HardLockup(b) => b.field(name),
+            Body::Mce(b) => b.field(name),
+            Body::FsError(b) => b.field(name),
+            Body::IoError(b) => b.field(name),
+            Body::NetdevTimeout(b) => b.field(name),
+            Body::AllocFailure(b) => b.field(name),
+            Body::Pressure(b) => b.field(name),
+            Body::Pattern(b) => b.field(name),
             Body::Sysrq(b) => (name == "command").then(|| b.command.as_str().into()),
             Body::DentryPressure(b) => b.field(name),
             Body::Lost(b) => match name {
@@ -154,6 +188,115 @@ impl Body {
         }
     }
 
+    /// A journald priority and one line for the kinds of kernel reports
+    /// with a stack and the one-line reports (oops, panic, warning, bug,
+    /// hard_lockup, mce, fs_error, io_error, netdev_timeout,
+    /// alloc_failure, oom_no_killable, pressure, pattern); `None` for the
+    /// others, which `run` and `scan` word themselves.
+    pub fn headline(&self) -> Option<(u8, String)> {
+        let crash = |what: &str, c: &Crash| {
+            let mut s = format!("{what}: {}", c.summary);
+            if let Some(comm) = &c.comm {
+                s.push_str(&format!(" [{comm}"));
+                if let Some(p) = c.pid {
+                    s.push_str(&format!(" pid {p}"));
+                }
+                s.push(']');
+            }
+            if let Some(f) = c.frames.first().or(c.rip.as_ref()) {
+                s.push_str(&format!(" at {f}"));
+            }
+            s
+        };
+        let opt = |v: &Option<String>| v.as_deref().unwrap_or("?").to_string();
+        Some(match self {
+            Body::Oops(c) => (2, crash("oops", c)),
+            Body::Panic(c) => (0, crash("panic", c)),
+            Body::Bug(c) => (3, crash("bug", c)),
+            Body::Warning(c) => (4, crash("warning", c)),
+            Body::HardLockup(c) => (
+                2,
+                format!(
+                    "hard lockup on CPU {}",
+                    c.cpu.map_or("?".into(), |n| n.to_string())
+                ),
+            ),
+            Body::Mce(m) => (
+                match m.corrected {
+                    Some(true) => 4,
+                    _ => 2,
+                },
+                format!("machine check: {}", m.summary),
+            ),
+            Body::FsError(f) => (
+                if f.read_only { 2 } else { 3 },
+                format!(
+                    "{} error on {}{}",
+                    opt(&f.fs),
+                    opt(&f.device),
+                    if f.read_only {
+                        " (read-only / shut down)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            Body::IoError(e) => (
+                3,
+                format!(
+                    "{} I/O error(s) on {}{}{}",
+                    e.count,
+                    opt(&e.device),
+                    e.op.as_ref().map_or(String::new(), |o| format!(", {o}")),
+                    e.sector.map_or(String::new(), |s| format!(", sector {s}"))
+                ),
+            ),
+            Body::NetdevTimeout(n) => (
+                3,
+                format!(
+                    "transmit timeout on {} ({}) queue {}",
+                    opt(&n.interface),
+                    opt(&n.driver),
+                    n.queue.map_or("?".into(), |q| q.to_string())
+                ),
+            ),
+            Body::AllocFailure(a) => (
+                4,
+                format!(
+                    "page allocation failure in {}: order {} mode {}",
+                    opt(&a.comm),
+                    a.order.map_or("?".into(), |o| o.to_string()),
+                    opt(&a.mode)
+                ),
+            ),
+            Body::OomNoKillable(s) => (0, s.summary.clone()),
+            Body::Pressure(p) => (
+                4,
+                format!(
+                    "{} pressure ({}): {} us stalled in {} us{}",
+                    p.resource,
+                    p.scope,
+                    p.stall_us,
+                    p.window_us,
+                    p.avg10
+                        .map_or(String::new(), |a| format!(", avg10 {a:.2}%"))
+                ),
+            ),
+            Body::Pattern(p) => (
+                5,
+                format!(
+                    "pattern {}{}",
+                    p.pattern,
+                    p.captures
+                        .iter()
+                        .filter_map(|(k, v)| v.as_ref().map(|v| format!(" {k}={v}")))
+                        .collect::<String>()
+                ),
+            ),
+            _ => return None,
+        })
+    }
+
     /// The task the event is about, for summaries (`comm`, `pid`).
     pub fn task(&self) -> Option<(&str, Option<u32>)> {
         match self {
@@ -161,6 +304,12 @@ impl Body {
             Body::OomKill(o) => o.comm.as_deref().map(|c| (c, o.pid)),
             Body::SignalDeath(s) => Some((s.comm.as_str(), s.pid)),
             Body::SoftLockup(s) => s.comm.as_deref().map(|c| (c, s.pid)),
+            Body::Oops(c)
+            | Body::Panic(c)
+            | Body::Warning(c)
+            | Body::Bug(c)
+            | Body::HardLockup(c) => c.comm.as_deref().map(|n| (n, c.pid)),
+            Body::AllocFailure(a) => a.comm.as_deref().map(|c| (c, None)),
             _ => None,
         }
     }
@@ -177,6 +326,12 @@ pub struct HungTask {
     /// `... is blocked on a mutex likely owned by task comm:pid`).
     pub blocker_comm: Option<String>,
     pub blocker_pid: Option<u32>,
+    /// What it waits on: `mutex`, `semaphore`, `rw-semaphore` (since
+    /// Linux 6.14).
+    pub blocker_lock: Option<String>,
+    /// The top frames of its stack (`symbol+off/len`), scheduler frames
+    /// left out, at most [`MAX_FRAMES`].
+    pub frames: Vec<String>,
     /// Hung tasks the kernel detected without reporting them (its
     /// hung_task_warnings ran out), since the previous reading (on new
     /// kernels that have /proc/sys/kernel/hung_task_detect_count).
@@ -203,6 +358,11 @@ pub struct OomKill {
     /// The task whose allocation invoked the OOM killer.
     pub trigger_comm: Option<String>,
     pub trigger_pid: Option<u32>,
+    /// The victim's memory cgroup path, `task_memcg=` (since Linux 4.19).
+    pub task_memcg: Option<String>,
+    /// The cgroup whose limit was hit, `oom_memcg=` (since Linux 4.19;
+    /// memcg kills only).
+    pub oom_memcg: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -231,6 +391,123 @@ pub struct SoftLockup {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     pub summary: String,
+}
+
+/// Frames kept from a stack trace: enough to tell bugs apart, small
+/// enough for a JSON line.
+pub const MAX_FRAMES: usize = 8;
+
+/// A kernel report with the task and stack it printed: `oops`, `bug`,
+/// `warning`, `panic`, `hard_lockup`. Fields are `null` when the text
+/// lacked them (a panic line alone, a truncated log).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Crash {
+    /// The report's first line (`WARNING: CPU: 1 PID: 2 at fs/x.c:5 f+0x1/0x2`).
+    pub summary: String,
+    pub cpu: Option<u32>,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    /// The taint flags after `Tainted: ` (`G        W  O`, spaces kept
+    /// as printed), `""` for `Not tainted`.
+    pub tainted: Option<String>,
+    pub kernel_release: Option<String>,
+    /// The faulting function, `symbol+off/len` (x86 `RIP:`, arm64 `pc :`).
+    pub rip: Option<String>,
+    /// Top call frames, `symbol+off/len`, no addresses, at most
+    /// [`MAX_FRAMES`].
+    pub frames: Vec<String>,
+    /// 16 hex digits: a hash over the summary (numbers taken out) and the
+    /// frames' symbols, equal for the same bug on any host or boot.
+    pub signature: String,
+}
+
+/// A machine check or an EDAC error count (arch/x86/kernel/cpu/mce,
+/// drivers/edac).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mce {
+    pub cpu: Option<u32>,
+    pub bank: Option<u32>,
+    /// `true` for corrected errors (CE), `false` for uncorrected (UE),
+    /// `null` when the text does not say.
+    pub corrected: Option<bool>,
+    pub summary: String,
+}
+
+/// A filesystem error: ext4/ext3/ext2, xfs, btrfs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FsError {
+    pub fs: Option<String>,
+    pub device: Option<String>,
+    /// The kernel remounted it read-only or shut it down.
+    pub read_only: bool,
+    pub summary: String,
+}
+
+/// Block-layer and buffer I/O errors. A burst on one device is one event
+/// with its `count`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IoError {
+    pub device: Option<String>,
+    /// The first failing sector of the burst.
+    pub sector: Option<u64>,
+    /// `READ`, `WRITE`, `FLUSH`, … as the kernel named it.
+    pub op: Option<String>,
+    pub count: u64,
+}
+
+/// net/sched/sch_generic.c dev_watchdog: a transmit queue stuck.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetdevTimeout {
+    pub interface: Option<String>,
+    pub driver: Option<String>,
+    pub queue: Option<u32>,
+}
+
+/// mm/page_alloc.c warn_alloc: `comm: page allocation failure: order:N,
+/// mode:0x...(GFP_...)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AllocFailure {
+    pub comm: Option<String>,
+    pub order: Option<u32>,
+    /// The GFP mask as printed (`0x480020(GFP_ATOMIC)`).
+    pub mode: Option<String>,
+}
+
+/// A PSI trigger fired (/proc/pressure/*).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pressure {
+    /// `memory`, `io` or `cpu`.
+    pub resource: String,
+    /// `some` (at least one task stalled) or `full` (all non-idle tasks).
+    pub scope: String,
+    /// The trigger's threshold: this much stall within `window_us`.
+    pub stall_us: u64,
+    pub window_us: u64,
+    /// The kernel's running averages (percent) when the trigger fired.
+    pub avg10: Option<f64>,
+    pub avg60: Option<f64>,
+}
+
+/// A site pattern matched (`patterns:` in the configuration): its name
+/// and its named captures, as fields of the event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pattern {
+    pub pattern: String,
+    /// Capture name and the text it matched (`None`: an optional group
+    /// that did not take part).
+    pub captures: Vec<(String, Option<String>)>,
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1 + self.captures.len()))?;
+        m.serialize_entry("pattern", &self.pattern)?;
+        for (k, v) in &self.captures {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -302,6 +579,8 @@ impl HungTask {
             "blocked_secs" => self.blocked_secs.into(),
             "blocker_comm" => self.blocker_comm.as_deref().into(),
             "blocker_pid" => self.blocker_pid.into(),
+            "blocker_lock" => self.blocker_lock.as_deref().into(),
+            "frames" => FieldValue::List(&self.frames),
             "unreported" => self.unreported.into(),
             _ => return None,
         })
@@ -323,8 +602,113 @@ impl OomKill {
             "constraint" => self.constraint.as_deref().into(),
             "trigger_comm" => self.trigger_comm.as_deref().into(),
             "trigger_pid" => self.trigger_pid.into(),
+            "task_memcg" => self.task_memcg.as_deref().into(),
+            "oom_memcg" => self.oom_memcg.as_deref().into(),
             _ => return None,
         })
+    }
+}
+
+impl Crash {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "summary" => self.summary.as_str().into(),
+            "cpu" => self.cpu.into(),
+            "pid" => self.pid.into(),
+            "comm" => self.comm.as_deref().into(),
+            "tainted" => self.tainted.as_deref().into(),
+            "kernel_release" => self.kernel_release.as_deref().into(),
+            "rip" => self.rip.as_deref().into(),
+            "frames" => FieldValue::List(&self.frames),
+            "signature" => self.signature.as_str().into(),
+            _ => return None,
+        })
+    }
+}
+
+impl Mce {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "cpu" => self.cpu.into(),
+            "bank" => self.bank.into(),
+            "corrected" => self.corrected.into(),
+            "summary" => self.summary.as_str().into(),
+            _ => return None,
+        })
+    }
+}
+
+impl FsError {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "fs" => self.fs.as_deref().into(),
+            "device" => self.device.as_deref().into(),
+            "read_only" => self.read_only.into(),
+            "summary" => self.summary.as_str().into(),
+            _ => return None,
+        })
+    }
+}
+
+impl IoError {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "device" => self.device.as_deref().into(),
+            "sector" => self.sector.into(),
+            "op" => self.op.as_deref().into(),
+            "count" => self.count.into(),
+            _ => return None,
+        })
+    }
+}
+
+impl NetdevTimeout {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "interface" => self.interface.as_deref().into(),
+            "driver" => self.driver.as_deref().into(),
+            "queue" => self.queue.into(),
+            _ => return None,
+        })
+    }
+}
+
+impl AllocFailure {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "comm" => self.comm.as_deref().into(),
+            "order" => self.order.into(),
+            "mode" => self.mode.as_deref().into(),
+            _ => return None,
+        })
+    }
+}
+
+impl Pressure {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "resource" => self.resource.as_str().into(),
+            "scope" => self.scope.as_str().into(),
+            "stall_us" => self.stall_us.into(),
+            "window_us" => self.window_us.into(),
+            "avg10" => self.avg10.into(),
+            "avg60" => self.avg60.into(),
+            _ => return None,
+        })
+    }
+}
+
+impl Pattern {
+    /// `pattern`, or a capture of the pattern (`null` when its group did
+    /// not take part; `None` when the pattern has no such capture).
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        if name == "pattern" {
+            return Some(self.pattern.as_str().into());
+        }
+        self.captures
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_deref().into())
     }
 }
 
@@ -406,6 +790,8 @@ pub enum FieldType {
     Int,
     Float,
     Bool,
+    /// A list of strings (stack frames); never null, empty when unknown.
+    List,
 }
 
 impl FieldType {
@@ -416,6 +802,7 @@ impl FieldType {
             FieldType::Int => "an integer",
             FieldType::Float => "a number",
             FieldType::Bool => "true or false",
+            FieldType::List => "a list of strings",
         }
     }
 }
@@ -476,7 +863,7 @@ const fn kind(name: &'static str, fields: &'static [Field]) -> KindSchema {
 }
 
 // Bare type names keep the table below one field per short line.
-use FieldType::{Bool, Float, Int, Str};
+use FieldType::{Bool, Float, Int, List, Str};
 
 /// Fields every event has, first in its JSON. `line` appears only in
 /// `scan` output (the line number in the scanned file).
@@ -498,6 +885,8 @@ const HUNG_TASK: KindSchema = kind(
         opt("blocked_secs", Int),
         opt("blocker_comm", Str),
         opt("blocker_pid", Int),
+        opt("blocker_lock", Str),
+        req("frames", List),
         opt("unreported", Int),
     ],
 );
@@ -516,6 +905,8 @@ const OOM_KILL: KindSchema = kind(
         opt("constraint", Str),
         opt("trigger_comm", Str),
         opt("trigger_pid", Int),
+        opt("task_memcg", Str),
+        opt("oom_memcg", Str),
     ],
 );
 const SIGNAL_DEATH: KindSchema = kind(
@@ -542,8 +933,74 @@ const SOFT_LOCKUP: KindSchema = kind(
 );
 const SUMMARY: &[Field] = &[req("summary", Str)];
 const RCU_STALL: KindSchema = kind("rcu_stall", SUMMARY);
-const OOPS: KindSchema = kind("oops", SUMMARY);
-const PANIC: KindSchema = kind("panic", SUMMARY);
+/// oops, panic, warning, bug, hard_lockup.
+const CRASH: &[Field] = &[
+    req("summary", Str),
+    opt("cpu", Int),
+    opt("pid", Int),
+    opt("comm", Str),
+    opt("tainted", Str),
+    opt("kernel_release", Str),
+    opt("rip", Str),
+    req("frames", List),
+    req("signature", Str),
+];
+const OOPS: KindSchema = kind("oops", CRASH);
+const PANIC: KindSchema = kind("panic", CRASH);
+const WARNING: KindSchema = kind("warning", CRASH);
+const BUG: KindSchema = kind("bug", CRASH);
+const HARD_LOCKUP: KindSchema = kind("hard_lockup", CRASH);
+const MCE: KindSchema = kind(
+    "mce",
+    &[
+        opt("cpu", Int),
+        opt("bank", Int),
+        opt("corrected", Bool),
+        req("summary", Str),
+    ],
+);
+const FS_ERROR: KindSchema = kind(
+    "fs_error",
+    &[
+        opt("fs", Str),
+        opt("device", Str),
+        req("read_only", Bool),
+        req("summary", Str),
+    ],
+);
+const IO_ERROR: KindSchema = kind(
+    "io_error",
+    &[
+        opt("device", Str),
+        opt("sector", Int),
+        opt("op", Str),
+        req("count", Int),
+    ],
+);
+const NETDEV_TIMEOUT: KindSchema = kind(
+    "netdev_timeout",
+    &[opt("interface", Str), opt("driver", Str), opt("queue", Int)],
+);
+const ALLOC_FAILURE: KindSchema = kind(
+    "alloc_failure",
+    &[opt("comm", Str), opt("order", Int), opt("mode", Str)],
+);
+const OOM_NO_KILLABLE: KindSchema = kind("oom_no_killable", SUMMARY);
+const PRESSURE: KindSchema = kind(
+    "pressure",
+    &[
+        req("resource", Str),
+        req("scope", Str),
+        req("stall_us", Int),
+        req("window_us", Int),
+        opt("avg10", Float),
+        opt("avg60", Float),
+    ],
+);
+/// Site patterns: `pattern` and, per pattern, its named captures (text,
+/// nullable), which rules may name once they say which pattern
+/// (`where: {pattern: NAME}`).
+const PATTERN: KindSchema = kind("pattern", &[req("pattern", Str)]);
 const SYSRQ: KindSchema = kind("sysrq", &[req("command", Str)]);
 const DENTRY_PRESSURE: KindSchema = kind(
     "dentry_pressure",
@@ -596,6 +1053,17 @@ pub const SCHEMA: &[KindSchema] = &[
     DENTRY_PRESSURE,
     LOST,
     ACTION,
+    WARNING,
+    BUG,
+    HARD_LOCKUP,
+    MCE,
+    FS_ERROR,
+    IO_ERROR,
+    NETDEV_TIMEOUT,
+    ALLOC_FAILURE,
+    OOM_NO_KILLABLE,
+    PRESSURE,
+    PATTERN,
     PREVIOUS_BOOT,
 ];
 
@@ -622,6 +1090,8 @@ pub enum FieldValue<'a> {
     Int(i128),
     Float(f64),
     Bool(bool),
+    /// Stack frames.
+    List(&'a [String]),
     /// The event did not carry this field (JSON `null`, or left out).
     Null,
 }
@@ -669,6 +1139,14 @@ enum BodyRef<'a> {
     SignalDeath(&'a SignalDeath),
     SoftLockup(&'a SoftLockup),
     Summary(&'a Summary),
+    Crash(&'a Crash),
+    Mce(&'a Mce),
+    FsError(&'a FsError),
+    IoError(&'a IoError),
+    NetdevTimeout(&'a NetdevTimeout),
+    AllocFailure(&'a AllocFailure),
+    Pressure(&'a Pressure),
+    Pattern(&'a Pattern),
     Sysrq(&'a Sysrq),
     DentryPressure(&'a DentryPressure),
     Lost(&'a Lost),
@@ -698,7 +1176,19 @@ impl Serialize for Event {
             Body::OomKill(b) => BodyRef::OomKill(b),
             Body::SignalDeath(b) => BodyRef::SignalDeath(b),
             Body::SoftLockup(b) => BodyRef::SoftLockup(b),
-            Body::RcuStall(b) | Body::Oops(b) | Body::Panic(b) => BodyRef::Summary(b),
+            Body::RcuStall(b) | Body::OomNoKillable(b) => BodyRef::Summary(b),
+            Body::Oops(b)
+            | Body::Panic(b)
+            | Body::Warning(b)
+            | Body::Bug(b)
+            | Body::HardLockup(b) => BodyRef::Crash(b),
+            Body::Mce(b) => BodyRef::Mce(b),
+            Body::FsError(b) => BodyRef::FsError(b),
+            Body::IoError(b) => BodyRef::IoError(b),
+            Body::NetdevTimeout(b) => BodyRef::NetdevTimeout(b),
+            Body::AllocFailure(b) => BodyRef::AllocFailure(b),
+            Body::Pressure(b) => BodyRef::Pressure(b),
+            Body::Pattern(b) => BodyRef::Pattern(b),
             Body::Sysrq(b) => BodyRef::Sysrq(b),
             Body::DentryPressure(b) => BodyRef::DentryPressure(b),
             Body::Lost(b) => BodyRef::Lost(b),
@@ -815,6 +1305,17 @@ mod tests {
         let summary = || Summary {
             summary: "BUG: unable to handle page fault".into(),
         };
+        let crash = || Crash {
+            summary: "BUG: unable to handle page fault".into(),
+            cpu: n(1),
+            pid: n(2),
+            comm: o("insmod"),
+            tainted: o("G           O"),
+            kernel_release: o("6.1.0-18-amd64"),
+            rip: o("f+0x1/0x10 [m]"),
+            frames: vec!["do_one_initcall+0x41/0x200".into()],
+            signature: "0123456789abcdef".into(),
+        };
         let bodies = vec![
             Body::HungTask(HungTask {
                 comm: o("fsfreeze writer"),
@@ -822,6 +1323,8 @@ mod tests {
                 blocked_secs: full.then_some(120),
                 blocker_comm: o("jbd2/sda1-8"),
                 blocker_pid: n(301),
+                blocker_lock: o("mutex"),
+                frames: vec!["schedule+0x3d/0xb0".into()],
                 unreported: full.then_some(2),
             }),
             Body::OomKill(OomKill {
@@ -837,6 +1340,8 @@ mod tests {
                 constraint: o("CONSTRAINT_MEMCG"),
                 trigger_comm: o("java"),
                 trigger_pid: n(77),
+                task_memcg: o("/system.slice/hog.service"),
+                oom_memcg: o("/system.slice/hog.service"),
             }),
             Body::SignalDeath(SignalDeath {
                 pid: n(200),
@@ -855,8 +1360,8 @@ mod tests {
                 pid: n(5),
             }),
             Body::RcuStall(summary()),
-            Body::Oops(summary()),
-            Body::Panic(summary()),
+            Body::Oops(crash()),
+            Body::Panic(crash()),
             Body::Sysrq(Sysrq {
                 command: "Show State".into(),
             }),
@@ -879,6 +1384,52 @@ mod tests {
                 ok: true,
                 detail: "wrote".into(),
                 dry_run: false,
+            }),
+            Body::Warning(crash()),
+            Body::Bug(crash()),
+            Body::HardLockup(crash()),
+            Body::Mce(Mce {
+                cpu: n(0),
+                bank: n(4),
+                corrected: full.then_some(true),
+                summary: "mce: [Hardware Error]: Machine check events logged".into(),
+            }),
+            Body::FsError(FsError {
+                fs: o("ext4"),
+                device: o("sda1"),
+                read_only: true,
+                summary: "EXT4-fs error (device sda1)".into(),
+            }),
+            Body::IoError(IoError {
+                device: o("sda"),
+                sector: full.then_some(2048),
+                op: o("READ"),
+                count: 12,
+            }),
+            Body::NetdevTimeout(NetdevTimeout {
+                interface: o("eth0"),
+                driver: o("e1000e"),
+                queue: n(0),
+            }),
+            Body::AllocFailure(AllocFailure {
+                comm: o("kworker/0:1"),
+                order: n(3),
+                mode: o("0x40c20(GFP_KERNEL|__GFP_COMP)"),
+            }),
+            Body::OomNoKillable(Summary {
+                summary: "Out of memory and no killable processes...".into(),
+            }),
+            Body::Pressure(Pressure {
+                resource: "memory".into(),
+                scope: "full".into(),
+                stall_us: 100_000,
+                window_us: 1_000_000,
+                avg10: full.then_some(12.5),
+                avg60: full.then_some(3.25),
+            }),
+            Body::Pattern(Pattern {
+                pattern: "multipath-fail".into(),
+                captures: Vec::new(),
             }),
             Body::PreviousBoot(PreviousBoot {
                 cause: "hung_task_panic".into(),
@@ -922,7 +1473,18 @@ mod tests {
             Body::DentryPressure(_) => 8,
             Body::Lost(_) => 9,
             Body::Action(_) => 10,
-            Body::PreviousBoot(_) => 11,
+            Body::Warning(_) => 11,
+            Body::Bug(_) => 12,
+            Body::HardLockup(_) => 13,
+            Body::Mce(_) => 14,
+            Body::FsError(_) => 15,
+            Body::IoError(_) => 16,
+            Body::NetdevTimeout(_) => 17,
+            Body::AllocFailure(_) => 18,
+            Body::OomNoKillable(_) => 19,
+            Body::Pressure(_) => 20,
+            Body::Pattern(_) => 21,
+            Body::PreviousBoot(_) => 22,
         }
     }
 
@@ -960,6 +1522,7 @@ mod tests {
             FieldValue::Int(n) => serde_json::from_str(&n.to_string()).unwrap(),
             FieldValue::Float(x) => x.into(),
             FieldValue::Bool(b) => b.into(),
+            FieldValue::List(l) => l.to_vec().into(),
             FieldValue::Null => serde_json::Value::Null,
         }
     }
@@ -1025,7 +1588,8 @@ mod tests {
                         (FieldValue::Str(_), FieldType::Str)
                         | (FieldValue::Int(_), FieldType::Int)
                         | (FieldValue::Float(_), FieldType::Float)
-                        | (FieldValue::Bool(_), FieldType::Bool) => {
+                        | (FieldValue::Bool(_), FieldType::Bool)
+                        | (FieldValue::List(_), FieldType::List) => {
                             assert!(full || !f.nullable, "{what}: nullable yet set")
                         }
                         _ => panic!("{what}: declared {:?}", f.ty),
@@ -1036,6 +1600,29 @@ mod tests {
                 assert_eq!(ev.field("no_such_field"), None);
             }
         }
+    }
+
+    #[test]
+    fn pattern_captures_are_fields() {
+        let e = Event {
+            time: None,
+            kernel_time: Some(1.0),
+            source: "kmsg".into(),
+            host: None,
+            line: None,
+            incident: None,
+            body: Body::Pattern(Pattern {
+                pattern: "mpath".into(),
+                captures: vec![("map".into(), Some("mpatha".into())), ("path".into(), None)],
+            }),
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"kind":"pattern","time":null,"kernel_time":1.0,"source":"kmsg","host":null,"pattern":"mpath","map":"mpatha","path":null}"#
+        );
+        assert_eq!(e.field("map"), Some(FieldValue::from("mpatha")));
+        assert_eq!(e.field("path"), Some(FieldValue::Null));
+        assert_eq!(e.field("other"), None);
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod metrics;
 mod notify;
 mod output;
 mod parse;
+mod patterns;
 mod run;
 mod scan;
 mod sys;

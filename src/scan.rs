@@ -90,6 +90,8 @@ pub struct ScanOptions {
     pub kinds: Vec<String>,
     /// Year for syslog timestamps (default: from the file's mtime).
     pub year: Option<i32>,
+    /// Site patterns (`patterns:` of `--config`).
+    pub patterns: std::sync::Arc<crate::patterns::SitePatterns>,
 }
 
 /// The command-line options of `watchdog scan` (it has no section in the
@@ -138,6 +140,7 @@ impl ScanArgs {
             summary: self.summary,
             since: self.since.as_deref().map(Since::parse).transpose()?,
             kinds: self.kind.clone(),
+            patterns: Default::default(),
             year: self.year,
         })
     }
@@ -156,6 +159,65 @@ pub struct ScanReport {
 /// Reads one line into `buf` (without the newline), keeping at most
 /// `MAX_LINE + 1` bytes of it so that the framer can see it was cut. Returns
 /// the bytes consumed, 0 at end of input.
+/// The [`crate::parse::PREFILTER`] automaton, built once.
+fn prefilter() -> Option<&'static aho_corasick::AhoCorasick> {
+    static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    AC.get_or_init(|| {
+        // Leftmost-first lets the crate use its SIMD (Teddy) searcher for
+        // a few dozen words; any match will do, so the semantics do not
+        // matter here.
+        aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(crate::parse::PREFILTER)
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Skips whole lines that hold none of the prefilter's words, searching
+/// the reader's buffer as one block (a line is framed only when it
+/// matters). Stops at the start of the first line that holds one, or at
+/// a line longer than the buffer (left for [`read_line_bounded`]).
+/// Returns the lines and bytes skipped.
+pub fn skip_ordinary<R: BufRead>(
+    r: &mut R,
+    ac: &aho_corasick::AhoCorasick,
+) -> io::Result<(u64, u64)> {
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok((lines, bytes));
+        }
+        // The first word found starts a line to read; before it, whole
+        // lines are skipped. With none, everything up to the last newline
+        // goes (a word cut by the buffer's end is found once the line is
+        // whole).
+        let (upto, found) = match ac.find(avail) {
+            Some(m) => (
+                memchr::memrchr(b'\n', &avail[..m.start()]).map_or(0, |i| i + 1),
+                true,
+            ),
+            None => match memchr::memrchr(b'\n', avail) {
+                Some(i) => (i + 1, false),
+                // One line longer than the buffer: read_line_bounded's.
+                None => (0, false),
+            },
+        };
+        lines += memchr::memchr_iter(b'\n', &avail[..upto]).count() as u64;
+        bytes += upto as u64;
+        r.consume(upto);
+        if found || upto == 0 {
+            return Ok((lines, bytes));
+        }
+    }
+}
+
 pub fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.clear();
     let mut total = 0;
@@ -289,11 +351,34 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
             (None, None) => Framer::with_reference(chrono::Local::now().date_naive()),
         };
         let mut parser = Parser::new(source);
+        parser.set_patterns(opts.patterns.clone());
+        // Site patterns may match any line; numbered records (kmsg dumps,
+        // extended netconsole) must all be seen for their gaps to mean
+        // lost messages. Otherwise ordinary lines are skipped unframed
+        // while no incident is open.
+        let mut filter = if parser.has_patterns() {
+            None
+        } else {
+            prefilter()
+        };
+        let mut format_known = false;
         let mut line_no = 0u64;
         // Incidents are emitted when they end, so an event can come after
         // one from a later line; this puts them back in file order.
         let mut held: Vec<Event> = Vec::new();
         loop {
+            if let Some(ac) = filter.filter(|_| format_known && parser.is_idle()) {
+                match skip_ordinary(&mut r, ac) {
+                    Ok((lines, bytes)) => {
+                        line_no += lines;
+                        report.bytes += bytes;
+                    }
+                    Err(e) => {
+                        report.errors.push(format!("{}: {e}", path.display()));
+                        break;
+                    }
+                }
+            }
             let n = match read_line_bounded(&mut r, &mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -305,6 +390,12 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
             report.bytes += n as u64;
             line_no += 1;
             let rec = framer.frame(&buf);
+            if !format_known && !rec.ignore {
+                format_known = true;
+                if rec.seq.is_some() {
+                    filter = None;
+                }
+            }
             let ev = parser.push_at(&rec, Some(line_no));
             if !ev.is_empty() {
                 held.extend(ev.into_iter().filter(|e| wanted(opts, e)));
@@ -489,7 +580,7 @@ pub fn describe(e: &Event) -> String {
             }
             s
         }
-        Body::RcuStall(x) | Body::Oops(x) | Body::Panic(x) => x.summary.clone(),
+        Body::RcuStall(x) => x.summary.clone(),
         Body::Sysrq(s) => s.command.clone(),
         Body::Lost(l) => format!("{} messages lost", l.count),
         Body::DentryPressure(d) => format!(
@@ -498,6 +589,9 @@ pub fn describe(e: &Event) -> String {
         ),
         Body::Action(a) => format!("{} {}: {}", a.rule, a.action, a.detail),
         Body::PreviousBoot(p) => format!("{}: {}", p.cause, p.summary),
+        other => other
+            .headline()
+            .map_or_else(|| other.kind().to_string(), |(_, s)| s),
     }
 }
 
@@ -683,5 +777,36 @@ mod tests {
             Ok(Since::Wall(_, true))
         ));
         assert!(Since::parse("yesterday").is_err());
+    }
+}
+#[cfg(test)]
+mod prefilter_tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_lines_are_skipped_and_counted() {
+        let ac = prefilter().expect("the prefilter builds");
+        let mut text = String::new();
+        for i in 0..10_000 {
+            text.push_str(&format!(
+                "[{i:>5}.000000] usb 1-1: new high-speed USB device\n"
+            ));
+        }
+        text.push_str("[10000.000000] BUG: soft lockup - CPU#1 stuck for 22s! [a:1]\nrest\n");
+        // As scan does: skip, then read one line (a candidate, or the line
+        // cut by the buffer's end).
+        let mut r = io::BufReader::with_capacity(4096, text.as_bytes());
+        let (mut skipped, mut read) = (0, 0);
+        let mut buf = Vec::new();
+        let found = loop {
+            skipped += skip_ordinary(&mut r, ac).unwrap().0;
+            read_line_bounded(&mut r, &mut buf).unwrap();
+            read += 1;
+            if buf.windows(4).any(|w| w == b"BUG:") {
+                break skipped + read;
+            }
+        };
+        assert_eq!(found, 10_001, "the BUG line is line 10001");
+        assert!(read < 200, "most lines skipped unframed: {read} read");
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::util::{copy_tree, fixture, repo, run_env, run_in, Dir, Run};
 
 /// Every check ID of docs/contracts.md, in report order.
-const IDS: [&str; 29] = [
+const IDS: [&str; 30] = [
     "kdump-reserved",
     "kdump-loaded",
     "kdump-size",
@@ -27,6 +27,7 @@ const IDS: [&str; 29] = [
     "oom-score-adj",
     "vfs-cache-pressure",
     "dentry-overflow",
+    "psi",
     "uptime-208-days",
     "tracefs",
     "ftrace-snapshot",
@@ -186,6 +187,8 @@ fn host_without_tracefs() {
             ("kdump-target", "info"),
             ("pstore", "warning"),
             ("persistent-journal", "warning"),
+            // RHEL 8: PSI built in, off until psi=1.
+            ("psi", "info"),
         ],
     );
 }

@@ -125,7 +125,7 @@ fn check_metrics_parse() {
         m.keys()
             .filter(|k| k.starts_with("watchdog_check_status"))
             .count(),
-        29
+        30
     );
     // The fleet fields, from the fixture's os-release, boot_id and uptime.
     let info = m

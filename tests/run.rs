@@ -530,8 +530,9 @@ fn metrics_file_counts_events_and_actions() {
     g.dir.write("config.yaml", cfg);
     g.start(&[]);
     g.kmsg(&[(1, HUNG), (5, "later")]);
+    // The hung task's two, and the default `lost-messages` rule's log.
     g.wait_for("actions", |g| {
-        g.kinds().iter().filter(|k| *k == "action").count() == 2
+        g.kinds().iter().filter(|k| *k == "action").count() == 3
     });
     // A second hung task inside the rule's cooldown: matched, swallowed.
     g.kmsg(&[(6, "INFO: task other:77 blocked for more than 2 seconds.")]);
@@ -560,6 +561,10 @@ fn metrics_file_counts_events_and_actions() {
         m["watchdog_actions_total{rule=\"hung-task-evidence\",action=\"ftrace_snapshot\",result=\"failed\"}"],
         1.0
     );
+    assert_eq!(
+        m["watchdog_actions_total{rule=\"lost-messages\",action=\"log\",result=\"ok\"}"],
+        1.0
+    );
 }
 
 #[test]
@@ -580,7 +585,7 @@ fn bad_config_exits_unknown_with_every_error() {
     }
     let ok = d.run(&["run", "--check-config"]).expect_code(0);
     assert!(
-        ok.stdout.contains("embedded configuration: OK (4 rules)"),
+        ok.stdout.contains("embedded configuration: OK (14 rules)"),
         "{}",
         ok.dump()
     );
@@ -835,4 +840,113 @@ fn bundles(dir: &Path) -> Vec<PathBuf> {
 fn manifest(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap_or_default())
         .unwrap_or(Value::Null)
+}
+
+/// The kinds of issue 15 through `watchdog run` (fixture root, the kmsg
+/// FIFO): each fixture's messages as /dev/kmsg records give the events
+/// `scan` gives for the file.
+#[test]
+fn new_kinds_reach_the_event_log() {
+    let mut g = Guard::new("");
+    g.start(&[]);
+    let mut seq = 0;
+    let mut want = Vec::new();
+    for name in [
+        "warning-3.10-rhel7-and-5.14-rhel9.log",
+        "hard-lockup-3.10-warn-4.x-and-6.x.log",
+        "fs-error-ext4-xfs-btrfs-3.10-to-6.x.log",
+        "io-error-storm-3.10-4.18-and-6.x.log",
+        "netdev-timeout-3.10-and-6.6.log",
+        "mce-edac-3.10-and-5.x.log",
+    ] {
+        // With the fixture's own kernel times: bursts are told apart by them.
+        let mut text = String::new();
+        for (usec, msg) in crate::scan::messages(name) {
+            seq += 1;
+            text.push_str(&format!("4,{seq},{usec},-;{msg}\n"));
+        }
+        write_fifo(&g.dir.join("root/dev/kmsg"), text.as_bytes());
+        let text = std::fs::read_to_string(fixture("kernel-logs").join(name)).unwrap();
+        for l in text.lines().filter_map(|l| l.strip_prefix("#> ")) {
+            let v: Value = serde_json::from_str(l).unwrap();
+            want.push(v["kind"].as_str().unwrap().to_string());
+        }
+    }
+    let n = want.len();
+    // (A fixture root also reports how its previous boot ended.)
+    let reported = |k: &String| k != "action" && k != "previous_boot";
+    g.wait_for("every event", |g| {
+        g.kinds().iter().filter(|k| reported(k)).count() >= n
+    });
+    let got: Vec<String> = g.kinds().into_iter().filter(|k| reported(k)).collect();
+    let mut sorted_got = got.clone();
+    sorted_got.sort();
+    want.sort();
+    assert_eq!(sorted_got, want, "{}", g.stderr());
+    let ev = g.events();
+    let io: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "io_error").collect();
+    assert_eq!(io[0]["count"], 5, "a storm is one event with a count");
+    let w = ev.iter().find(|e| e["kind"] == "warning").unwrap();
+    assert_eq!(w["source"], "kmsg");
+    assert_eq!(w["comm"], "kswapd0");
+    assert_eq!(w["frames"][0], "xfs_vm_releasepage+0xcb/0x100 [xfs]");
+}
+
+/// Issue 15 acceptance: two site patterns, a rule on one of them that
+/// names a capture; only the matching message of that pattern fires it.
+#[test]
+fn site_patterns_are_events_and_rules_see_their_captures() {
+    let mut g = Guard::new(
+        r#"  rules:
+    - name: mpath-evidence
+      kind: pattern
+      where: {pattern: mpath-fail, path: {contains: "8:"}}
+      actions: [{sysrq: w}]
+patterns:
+  - name: mpath-fail
+    regex: 'multipath: (?:\d+:\d+: )?Failing path (?P<path>\S+)\.'
+    max_level: 4
+  - name: nic-link-down
+    regex: '^(?P<driver>\S+) \S+ (?P<iface>\S+): NIC Link is Down'
+"#,
+    );
+    g.start(&[]);
+    g.kmsg(&[
+        (1, "i40e 0000:3b:00.0 ens1f0: NIC Link is Down"),
+        (2, "device-mapper: multipath: 253:3: Failing path 65:32."),
+        (3, "device-mapper: multipath: 253:3: Failing path 8:32."),
+    ]);
+    g.wait_for("sysrq w", |g| g.sysrq() == "w");
+    g.wait_for("three patterns", |g| {
+        g.kinds().iter().filter(|k| *k == "pattern").count() == 3
+    });
+    let ev = g.events();
+    let pats: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "pattern").collect();
+    assert_eq!(pats[0]["pattern"], "nic-link-down");
+    assert_eq!(pats[0]["driver"], "i40e");
+    assert_eq!(pats[0]["iface"], "ens1f0");
+    assert_eq!(pats[1]["pattern"], "mpath-fail");
+    assert_eq!(pats[1]["path"], "65:32");
+    assert_eq!(pats[2]["path"], "8:32");
+    let actions: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "action").collect();
+    assert_eq!(actions.len(), 1, "only the 8: path fires: {actions:?}");
+    assert_eq!(actions[0]["rule"], "mpath-evidence");
+}
+
+#[test]
+fn a_rule_naming_an_unknown_capture_or_pattern_is_a_config_error() {
+    let dir = Dir::new();
+    dir.write(
+        "c.yaml",
+        "run:\n  rules:\n    - {name: a, kind: pattern, where: {pattern: mpath-fail, port: x}, actions: [log]}\n    - {name: b, kind: pattern, where: {pattern: nope}, actions: [log]}\n    - {name: c, kind: pattern, where: {path: x}, actions: [log]}\npatterns:\n  - {name: mpath-fail, regex: 'Failing path (?P<path>\\S+)'}\n  - {name: bad, regex: '(?P<x'}\n",
+    );
+    let r = dir.run(&["config", "check", "c.yaml"]).expect_code(3);
+    for want in [
+        "patterns[1].regex:",
+        "run.rules[0].where.port: the pattern has no capture \"port\" (captures: path;",
+        "run.rules[1].where.pattern: no site pattern named \"nope\"",
+        "run.rules[2].where: name the pattern",
+    ] {
+        assert!(r.stderr.contains(want), "{want}\n{}", r.dump());
+    }
 }

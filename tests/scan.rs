@@ -302,3 +302,85 @@ fn a_100_mb_line_is_read_in_bounded_memory() {
     );
     assert_eq!(events(&stdout).len(), 1, "{stdout}");
 }
+
+/// The fixtures of the kinds of issue 15, each of at least two kernel
+/// generations.
+const NEW_KINDS: &[&str] = &[
+    "warning-3.10-rhel7-and-5.14-rhel9.log",
+    "bug-scheduling-while-atomic-3.10-and-6.1.log",
+    "hard-lockup-3.10-warn-4.x-and-6.x.log",
+    "mce-edac-3.10-and-5.x.log",
+    "fs-error-ext4-xfs-btrfs-3.10-to-6.x.log",
+    "io-error-storm-3.10-4.18-and-6.x.log",
+    "netdev-timeout-3.10-and-6.6.log",
+    "alloc-failure-2.6.32-3.10-and-5.14.log",
+    "oom-no-killable-3.10-and-6.x.log",
+];
+
+/// `(kernel microseconds, text)` of each line of a dmesg or syslog
+/// fixture.
+pub fn messages(name: &str) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut clock = 1_000_000;
+    for l in body(name).lines() {
+        let text = l.split_once(" kernel: ").map_or(l, |(_, t)| t);
+        if let Some(rest) = text.strip_prefix('[') {
+            let (ts, t) = rest.split_once("] ").unwrap();
+            let (s, us) = ts.trim().split_once('.').unwrap();
+            let usec = s.parse::<u64>().unwrap() * 1_000_000 + us.parse::<u64>().unwrap();
+            out.push((usec, t.to_string()));
+        } else {
+            clock += 1000;
+            out.push((clock, text.to_string()));
+        }
+    }
+    out
+}
+
+/// The fields of the event's own kind (common fields dropped).
+fn own_fields(e: &Value) -> Value {
+    let mut e = e.clone();
+    let m = e.as_object_mut().unwrap();
+    for k in ["time", "kernel_time", "source", "host", "line"] {
+        m.remove(k);
+    }
+    e
+}
+
+#[test]
+fn new_kinds_parse_alike_in_kmsg_syslog_and_journal_framings() {
+    for name in NEW_KINDS {
+        let f = load(&fixture("kernel-logs").join(name));
+        let want: Vec<Value> = f.expected.iter().map(own_fields).collect();
+        let msgs = messages(name);
+        let mut kmsg = String::new();
+        let mut syslog = String::new();
+        let mut journal = String::new();
+        for (i, (usec, text)) in msgs.iter().enumerate() {
+            let ts = format!("{}.{:06}", usec / 1_000_000, usec % 1_000_000);
+            kmsg.push_str(&format!("4,{},{usec},-;{text}\n", i + 1));
+            syslog.push_str(&format!("Mar  1 10:00:00 db01 kernel: [{ts:>12}] {text}\n"));
+            journal.push_str(
+                &serde_json::json!({
+                    "MESSAGE": text,
+                    "__REALTIME_TIMESTAMP": (1_700_000_000_000_000u64 + usec).to_string(),
+                    "_SOURCE_MONOTONIC_TIMESTAMP": usec.to_string(),
+                    "_HOSTNAME": "db01",
+                    "_TRANSPORT": "kernel",
+                    "PRIORITY": "4",
+                })
+                .to_string(),
+            );
+            journal.push('\n');
+        }
+        for (framing, text) in [("kmsg", kmsg), ("syslog", syslog), ("journal", journal)] {
+            let dir = Dir::new();
+            dir.write("in.log", &text);
+            let r = dir
+                .run(&["scan", "--year", "2024", "in.log"])
+                .expect_code(0);
+            let got: Vec<Value> = events(&r.stdout).iter().map(own_fields).collect();
+            assert_eq!(got, want, "{name} as {framing}:\n{}", r.dump());
+        }
+    }
+}

@@ -17,6 +17,7 @@ mod memory;
 pub mod metrics;
 mod misc;
 mod plan;
+mod psi;
 pub mod remedy;
 mod render;
 pub mod settings;
@@ -286,6 +287,11 @@ pub const CHECKS: &[CheckDef] = &[
         id: "dentry-overflow",
         about: "the dentry shrinker is far from overflowing",
         run: memory::dentry_overflow,
+    },
+    CheckDef {
+        id: "psi",
+        about: "pressure stall information (PSI) is on, for pressure events",
+        run: psi::psi,
     },
     CheckDef {
         id: "uptime-208-days",

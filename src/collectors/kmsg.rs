@@ -136,6 +136,11 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// Site patterns for the parser ([`Parser::set_patterns`]).
+    pub fn set_patterns(&mut self, p: std::sync::Arc<crate::patterns::SitePatterns>) {
+        self.parser.set_patterns(p);
+    }
+
     pub fn new(start: &Start) -> Reader {
         let mut parser = Parser::new("kmsg");
         let mut skip_through = None;
@@ -346,6 +351,11 @@ impl Kmsg {
         self.pollable.then(|| self.file.as_fd())
     }
 
+    /// Site patterns for this source's parser.
+    pub fn set_patterns(&mut self, p: std::sync::Arc<crate::patterns::SitePatterns>) {
+        self.reader.set_patterns(p);
+    }
+
     pub fn reader(&self) -> &Reader {
         &self.reader
     }
@@ -437,8 +447,14 @@ impl Kmsg {
 }
 
 fn open_nonblocking(path: &PathBuf) -> io::Result<File> {
+    use std::os::unix::fs::FileTypeExt;
+    // A FIFO standing in for /dev/kmsg (tests, a replay) is opened for
+    // writing too: it then never reads as ended when a writer leaves, so
+    // it needs no reopening (and no spare descriptor for that).
+    let fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
     std::fs::OpenOptions::new()
         .read(true)
+        .write(fifo)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
 }

@@ -20,6 +20,10 @@ pub struct ProcPoller {
     headroom_alarm: bool,
     growth_alarm: bool,
     last_oom_kill: Option<u64>,
+    /// Kills the counter showed last round that the log had not reported
+    /// yet: the counter moves before the kernel prints the kill, so a
+    /// kill is only "unreported" when a whole round passed without it.
+    owed_oom: u64,
     last_hung: Option<u64>,
 }
 
@@ -58,6 +62,7 @@ impl ProcPoller {
             headroom_alarm: false,
             growth_alarm: false,
             last_oom_kill: None,
+            owed_oom: 0,
             last_hung: None,
         };
         p.last_oom_kill = p.oom_kill();
@@ -100,10 +105,15 @@ impl ProcPoller {
         };
         if let Some(n) = self.oom_kill() {
             if let Some(prev) = self.last_oom_kill {
-                let unreported = n.saturating_sub(prev).saturating_sub(oom_reported);
+                // Reports first settle what was owed, then this round's.
+                let settled = self.owed_oom.min(oom_reported);
+                let unreported = self.owed_oom - settled;
                 for _ in 0..unreported.min(16) {
                     out.push(event(Body::OomKill(OomKill::default())));
                 }
+                self.owed_oom = n
+                    .saturating_sub(prev)
+                    .saturating_sub(oom_reported - settled);
             }
             self.last_oom_kill = Some(n);
         }
@@ -119,6 +129,8 @@ impl ProcPoller {
                         blocked_secs: None,
                         blocker_comm: None,
                         blocker_pid: None,
+                        blocker_lock: None,
+                        frames: Vec::new(),
                         unreported: Some(unreported),
                     })));
                 }
@@ -262,10 +274,17 @@ mod tests {
         set(&d, "1 1 45 0 0 0", "100", 8);
         let mut out = Vec::new();
         p.poll(Instant::now(), 1, 0, &mut out);
+        // Not yet: the log may still be printing them (the counter moves
+        // first; the VM suite's psi scenario caught that race).
+        assert!(out.is_empty());
+        // A round later one of the two has been reported; one never was.
+        p.poll(Instant::now(), 1, 0, &mut out);
         assert_eq!(
             out.iter().filter(|e| e.body.kind() == "oom_kill").count(),
-            2
+            1
         );
+        p.poll(Instant::now(), 0, 0, &mut out);
+        assert_eq!(out.len(), 1, "said once");
         assert_eq!(vmstat_oom_kill("oom_kill 3\n"), Some(3));
         assert_eq!(vmstat_oom_kill("oom_kill_x 3\n"), None);
     }

@@ -124,6 +124,87 @@ impl ProcConfig {
     }
 }
 
+/// `run.psi`: the pressure-stall triggers armed in /proc/pressure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PsiConfig {
+    pub enabled: bool,
+    pub triggers: Vec<PsiTrigger>,
+}
+
+/// One trigger: wake when tasks stalled on `resource` for `stall_ms`
+/// within `window_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PsiTrigger {
+    /// `memory`, `io` or `cpu`.
+    pub resource: String,
+    /// `some` or `full` (`full` for cpu needs Linux 5.13+).
+    pub scope: String,
+    pub stall_ms: u64,
+    pub window_ms: u64,
+}
+
+impl Default for PsiConfig {
+    fn default() -> Self {
+        PsiConfig {
+            enabled: true,
+            triggers: vec![
+                PsiTrigger {
+                    resource: "memory".into(),
+                    scope: "full".into(),
+                    stall_ms: 100,
+                    window_ms: 1000,
+                },
+                PsiTrigger {
+                    resource: "io".into(),
+                    scope: "full".into(),
+                    stall_ms: 1000,
+                    window_ms: 5000,
+                },
+            ],
+        }
+    }
+}
+
+impl PsiConfig {
+    /// Every problem in the section at YAML path `path`.
+    pub fn validate(&self, path: &str) -> Vec<ConfigError> {
+        let mut p = Problems::new(path);
+        for (i, t) in self.triggers.iter().enumerate() {
+            if !matches!(t.resource.as_str(), "memory" | "io" | "cpu") {
+                p.at(
+                    &format!("triggers[{i}].resource"),
+                    format!("must be memory, io or cpu, found {:?}", t.resource),
+                );
+            }
+            if !matches!(t.scope.as_str(), "some" | "full") {
+                p.at(
+                    &format!("triggers[{i}].scope"),
+                    format!("must be some or full, found {:?}", t.scope),
+                );
+            }
+            // kernel/sched/psi.c psi_trigger_create: 500 ms to 10 s.
+            if !(500..=10_000).contains(&t.window_ms) {
+                p.at(
+                    &format!("triggers[{i}].window_ms"),
+                    format!("the kernel takes 500..10000, found {}", t.window_ms),
+                );
+            }
+            if t.stall_ms == 0 || t.stall_ms > t.window_ms {
+                p.at(
+                    &format!("triggers[{i}].stall_ms"),
+                    format!(
+                        "must be 1..window_ms ({}), found {}",
+                        t.window_ms, t.stall_ms
+                    ),
+                );
+            }
+        }
+        p.into_errors()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +213,29 @@ mod tests {
     fn defaults_are_valid() {
         assert!(TracefsConfig::default().validate("t").is_empty());
         assert!(ProcConfig::default().validate("p").is_empty());
+        assert!(PsiConfig::default().validate("s").is_empty());
+    }
+
+    #[test]
+    fn psi_errors_name_their_trigger() {
+        let c = PsiConfig {
+            enabled: true,
+            triggers: vec![PsiTrigger {
+                resource: "disk".into(),
+                scope: "all".into(),
+                stall_ms: 3000,
+                window_ms: 20_000,
+            }],
+        };
+        let paths: Vec<String> = c.validate("run.psi").into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "run.psi.triggers[0].resource",
+                "run.psi.triggers[0].scope",
+                "run.psi.triggers[0].window_ms"
+            ]
+        );
     }
 
     #[test]

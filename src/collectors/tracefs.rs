@@ -464,6 +464,8 @@ impl Tracefs {
                     constraint: None,
                     trigger_comm: None,
                     trigger_pid: None,
+                    task_memcg: None,
+                    oom_memcg: None,
                 })));
             }
             "mm_shrink_slab_start" => {

@@ -232,6 +232,8 @@ mod tests {
                 blocked_secs: Some(2),
                 blocker_comm: None,
                 blocker_pid: None,
+                blocker_lock: None,
+                frames: Vec::new(),
                 unreported: None,
             }),
         }

@@ -25,8 +25,56 @@ pub use frame::{Framer, Record};
 use msg::{classify, Killed, Msg};
 
 use crate::events::{
-    Body, Event, HungTask, Lost, OomKill, SignalDeath, SoftLockup, Summary, Sysrq, WallTime,
+    AllocFailure, Body, Crash, Event, FsError, HungTask, IoError, Lost, Mce, NetdevTimeout,
+    OomKill, SignalDeath, SoftLockup, Summary, Sysrq, WallTime, MAX_FRAMES,
 };
+
+/// Words of which every line that can start a report, or change the
+/// parser's state while no incident is open, holds at least one (a test
+/// holds [`msg::classify`] to it). A reader with an idle parser
+/// ([`Parser::is_idle`]) skips, without framing them, the lines that hold
+/// none: most of an ordinary log.
+pub const PREFILTER: &[&str] = &[
+    "INFO: ",
+    "Internal error",
+    "I/O error",
+    "BUG",
+    "Oops",
+    "Out of memory",
+    "Out of Memory",
+    "Kernel panic",
+    "Killed process",
+    "Memory cgroup out of memory",
+    "oom-kill",
+    "sysrq",
+    "SysRq",
+    "printk messages dropped",
+    "fatal signal",
+    "general protection",
+    "Unable to handle kernel",
+    "segfault at",
+    "]: unhandled ",
+    "] trap ",
+    "invalid opcode",
+    "WARNING: ",
+    "hard LOCKUP",
+    "-fs error",
+    "Remounting filesystem read-only",
+    "EDAC ",
+    "XFS (",
+    "BTRFS",
+    "Hardware Error",
+    "Machine check",
+    " error, dev ",
+    "NETDEV WATCHDOG",
+    "page allocation failure",
+    "no killable processes",
+    // Not kernel text, but the log's own word on lost messages and
+    // restarts: journald, udplogger markers, journal boot lines.
+    "Missed ",
+    "udplogger",
+    "-- ",
+];
 
 /// Lines an open incident may run before it is closed anyway (a stack
 /// trace, the Mem-Info of a large NUMA box). The OOM task table's rows do
@@ -40,6 +88,9 @@ pub const MAX_SOURCES: usize = 1024;
 /// Two RCU stall reports this close (kernel seconds) are one stall seen by
 /// two CPUs, not two stalls.
 const RCU_SAME_STALL_SECS: f64 = 5.0;
+/// I/O errors on one disk within this many seconds of the first are one
+/// `io_error` event with a count: a failing disk prints thousands.
+pub const IO_BURST_SECS: i64 = 10;
 
 /// Where and when a line was logged.
 #[derive(Debug, Clone, Default)]
@@ -72,25 +123,58 @@ struct OomAcc {
     chosen: Option<(u32, String, Stamp)>,
     /// Column indexes of uid and oom_score_adj, and the column count.
     table: Option<(Option<usize>, Option<usize>, usize)>,
+    task_memcg: Option<String>,
+    oom_memcg: Option<String>,
     rows: HashMap<u32, (Option<u32>, Option<i32>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Absorb {
-    Oops,
     Rcu,
     SoftLockup,
+}
+
+/// Which kind a kernel report with a task and a stack becomes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CrashKind {
+    Oops,
+    Bug,
+    Warning,
     Panic,
+    HardLockup,
+}
+
+/// An oops, BUG, WARNING, panic or hard lockup being read: its first line
+/// is the summary, the lines after it give the task, RIP and frames.
+#[derive(Debug)]
+struct CrashAcc {
+    kind: CrashKind,
+    crash: Crash,
+    at: Stamp,
+    /// die()'s `[#N]`, once seen: a die line with another number is a
+    /// second oops.
+    die_no: Option<u32>,
+    /// Inside `Call Trace:`.
+    in_trace: bool,
+}
+
+/// An I/O error burst on one disk.
+#[derive(Debug)]
+struct IoBurst {
+    ev: IoError,
+    at: Stamp,
 }
 
 #[derive(Debug)]
 enum Open {
-    Hung(HungTask, Stamp),
+    /// The report, where it was, and whether its `Call Trace:` began.
+    Hung(Box<HungTask>, Stamp, bool),
     Oom(Box<OomAcc>),
+    Crash(Box<CrashAcc>),
     /// A report already emitted whose remaining lines (stack, registers) are
     /// swallowed so that a repeated header inside it is no second event.
-    /// Holds the kernel time it started at and, for an oops, its `[#N]`.
-    Absorb(Absorb, Option<f64>, Option<u32>),
+    /// Holds the kernel time it started at.
+    Absorb(Absorb, Option<f64>),
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +190,9 @@ struct State {
     /// A bare `potentially unexpected fatal signal N.` waiting for the
     /// `CPU: .. PID: .. Comm: ..` line that names its task.
     pending_fatal: Option<(u8, Stamp, u64)>,
+    /// The I/O error burst being counted (kept apart from `open`: a
+    /// storm goes on while other reports come and go).
+    io: Option<IoBurst>,
 }
 
 /// Records within which the task line must follow a bare fatal-signal line.
@@ -121,6 +208,8 @@ pub struct Parser {
     source: String,
     states: HashMap<String, State>,
     tick: u64,
+    /// Site patterns (`patterns:`), matched against every kernel message.
+    patterns: Option<std::sync::Arc<crate::patterns::SitePatterns>>,
 }
 
 impl Parser {
@@ -131,7 +220,44 @@ impl Parser {
             source: source.into(),
             states: HashMap::new(),
             tick: 0,
+            patterns: None,
         }
+    }
+
+    /// Matches these site patterns against every kernel message from now
+    /// on; each match is a `pattern` event.
+    pub fn set_patterns(&mut self, patterns: std::sync::Arc<crate::patterns::SitePatterns>) {
+        self.patterns = (!patterns.is_empty()).then_some(patterns);
+    }
+
+    /// Whether no incident is being assembled: then only a line holding
+    /// one of [`PREFILTER`]'s words can change anything, and a reader may
+    /// skip the others unframed. (An I/O burst being counted needs only
+    /// I/O error lines, which hold those words.)
+    pub fn is_idle(&self) -> bool {
+        self.states
+            .values()
+            .all(|s| s.open.is_none() && s.pending_fatal.is_none())
+    }
+
+    /// The kind of a panic or oops report being assembled, if any: its
+    /// event comes when the report ends, but a reader keeping "last words"
+    /// wants to know at its first line.
+    pub fn fatal_open(&self) -> Option<&'static str> {
+        self.states.values().find_map(|s| match &s.open {
+            Some(Open::Crash(c)) => match c.kind {
+                CrashKind::Panic => Some("panic"),
+                CrashKind::Oops => Some("oops"),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+
+    /// Whether site patterns are set (a prefilter must then let every
+    /// line through to them).
+    pub fn has_patterns(&self) -> bool {
+        self.patterns.is_some()
     }
 
     /// Feeds one record; returns the events it completed (often none).
@@ -147,13 +273,12 @@ impl Parser {
                 // One sender rebooted (a udplogger `reset` marker).
                 let Parser { source, states, .. } = self;
                 if let Some(st) = states.get_mut(host) {
-                    close(
-                        st,
-                        &mut Ctx {
-                            source,
-                            out: &mut out,
-                        },
-                    );
+                    let mut ctx = Ctx {
+                        source,
+                        out: &mut out,
+                    };
+                    close(st, &mut ctx);
+                    close_burst(st, &mut ctx);
                     st.last_seq = None;
                 }
                 return out;
@@ -180,6 +305,7 @@ impl Parser {
             source,
             states,
             tick,
+            patterns,
         } = self;
         let Some(st) = states.get_mut(key) else {
             return out;
@@ -246,6 +372,11 @@ impl Parser {
         }
         let m = classify(&rec.text);
         step(st, m, rec, line, &mut ctx);
+        if let Some(p) = patterns {
+            for body in p.matches(rec.text.trim_end(), rec.level) {
+                ctx.emit(&stamp(), Body::Pattern(body));
+            }
+        }
         out
     }
 
@@ -256,17 +387,16 @@ impl Parser {
         let Parser { source, states, .. } = self;
         let mut open: Vec<(&String, &mut State)> = states
             .iter_mut()
-            .filter(|(_, s)| s.open.is_some())
+            .filter(|(_, s)| s.open.is_some() || s.io.is_some())
             .collect();
         open.sort_by(|a, b| a.0.cmp(b.0));
         for (_, st) in open {
-            close(
-                st,
-                &mut Ctx {
-                    source,
-                    out: &mut out,
-                },
-            );
+            let mut ctx = Ctx {
+                source,
+                out: &mut out,
+            };
+            close(st, &mut ctx);
+            close_burst(st, &mut ctx);
         }
         out
     }
@@ -277,11 +407,16 @@ impl Parser {
     pub fn pending_line(&self) -> Option<u64> {
         self.states
             .values()
-            .filter_map(|s| match &s.open {
-                Some(Open::Hung(_, at)) => at.line,
-                Some(Open::Oom(acc)) => acc.chosen.as_ref().and_then(|c| c.2.line),
-                _ => None,
+            .flat_map(|s| {
+                let open = match &s.open {
+                    Some(Open::Hung(_, at, _)) => at.line,
+                    Some(Open::Oom(acc)) => acc.chosen.as_ref().and_then(|c| c.2.line),
+                    Some(Open::Crash(c)) => c.at.line,
+                    _ => None,
+                };
+                [open, s.io.as_ref().and_then(|b| b.at.line)]
             })
+            .flatten()
             .min()
     }
 
@@ -300,13 +435,12 @@ impl Parser {
             return;
         };
         if let Some(mut st) = self.states.remove(&oldest) {
-            close(
-                &mut st,
-                &mut Ctx {
-                    source: &self.source,
-                    out,
-                },
-            );
+            let mut ctx = Ctx {
+                source: &self.source,
+                out,
+            };
+            close(&mut st, &mut ctx);
+            close_burst(&mut st, &mut ctx);
         }
     }
 }
@@ -334,7 +468,8 @@ impl Ctx<'_> {
 fn close(st: &mut State, ctx: &mut Ctx) {
     st.lines = 0;
     match st.open.take() {
-        Some(Open::Hung(h, at)) => ctx.emit(&at, Body::HungTask(h)),
+        Some(Open::Hung(h, at, _)) => ctx.emit(&at, Body::HungTask(*h)),
+        Some(Open::Crash(c)) => emit_crash(*c, ctx),
         Some(Open::Oom(acc)) => {
             if let Some((pid, comm, at)) = acc.chosen.clone() {
                 // The kernel chose a victim but its kill line never came
@@ -349,6 +484,212 @@ fn close(st: &mut State, ctx: &mut Ctx) {
         }
         Some(Open::Absorb(..)) | None => {}
     }
+}
+
+/// Emits the I/O error burst being counted, if any.
+fn close_burst(st: &mut State, ctx: &mut Ctx) {
+    if let Some(b) = st.io.take() {
+        ctx.emit(&b.at, Body::IoError(b.ev));
+    }
+}
+
+fn emit_crash(c: CrashAcc, ctx: &mut Ctx) {
+    let mut crash = c.crash;
+    crash.signature = signature(&crash.summary, &crash.frames);
+    let body = match c.kind {
+        CrashKind::Oops => Body::Oops(crash),
+        CrashKind::Bug => Body::Bug(crash),
+        CrashKind::Warning => Body::Warning(crash),
+        CrashKind::Panic => Body::Panic(crash),
+        CrashKind::HardLockup => Body::HardLockup(crash),
+    };
+    ctx.emit(&c.at, body);
+}
+
+/// A stable hash (FNV-1a, 64 bits) over the summary with its numbers
+/// taken out (CPU, PID, addresses, line numbers differ between hosts and
+/// builds) and the frames' symbols without offsets.
+pub fn signature(summary: &str, frames: &[String]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |b: u8| {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    let mut in_num = false;
+    for word in summary.split_whitespace() {
+        // Hex words (addresses, status registers) are noise.
+        let bare = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+        let hexish = bare.len() >= 8 && bare.bytes().all(|b| b.is_ascii_hexdigit());
+        if hexish {
+            continue;
+        }
+        for b in word.bytes() {
+            if b.is_ascii_digit() {
+                in_num = true;
+                continue;
+            }
+            if in_num {
+                feed(b'#');
+                in_num = false;
+            }
+            feed(b);
+        }
+        feed(b' ');
+    }
+    for f in frames {
+        feed(b'|');
+        let sym = f.split('+').next().unwrap_or(f);
+        sym.bytes().for_each(&mut feed);
+    }
+    format!("{h:016x}")
+}
+
+/// Frames that only say how the report was printed, not where the bug is.
+fn reporting_frame(f: &str) -> bool {
+    const SKIP: &[&str] = &[
+        "dump_stack",
+        "dump_stack_lvl",
+        "dump_backtrace",
+        "show_stack",
+        "__warn",
+        "warn_slowpath_fmt",
+        "warn_slowpath_null",
+        "warn_slowpath_common",
+        "report_bug",
+        "handle_bug",
+        "exc_invalid_op",
+        "asm_exc_invalid_op",
+        "do_error_trap",
+        "do_invalid_op",
+        "invalid_op",
+        "panic",
+        "__schedule",
+        "schedule",
+        "schedule_timeout",
+        "schedule_preempt_disabled",
+        "io_schedule",
+        "io_schedule_timeout",
+        "__switch_to",
+        "__switch_to_asm",
+        "ret_from_fork",
+        "ret_from_fork_asm",
+    ];
+    let sym = f.split('+').next().unwrap_or(f);
+    let sym = sym.split('.').next().unwrap_or(sym);
+    SKIP.contains(&sym)
+}
+
+/// Adds a call-trace line's frame to `frames` (bounded).
+fn push_frame(frames: &mut Vec<String>, text: &str) {
+    if frames.len() >= MAX_FRAMES {
+        return;
+    }
+    if let Some(f) = msg::frame(text) {
+        if !reporting_frame(&f) {
+            frames.push(f);
+        }
+    }
+}
+
+fn new_crash(kind: CrashKind, summary: String, rec: &Record, line: Option<u64>) -> Box<CrashAcc> {
+    let (cpu, pid) = if kind == CrashKind::Warning {
+        // `WARNING: CPU: 1 PID: 2 at ...` (4.x+).
+        let cpu = summary
+            .find("CPU: ")
+            .and_then(|i| summary[i + 5..].split(' ').next()?.parse().ok());
+        let pid = summary
+            .find(" PID: ")
+            .and_then(|i| summary[i + 6..].split(' ').next()?.parse().ok());
+        (cpu, pid)
+    } else {
+        (None, None)
+    };
+    let die_no = if kind == CrashKind::Oops {
+        oops_number(&summary)
+    } else {
+        None
+    };
+    Box::new(CrashAcc {
+        kind,
+        crash: Crash {
+            summary,
+            cpu,
+            pid,
+            ..Crash::default()
+        },
+        at: Stamp::of(rec, line),
+        die_no,
+        in_trace: false,
+    })
+}
+
+/// Whether two device names are one disk (`sda` and its `sda1`,
+/// `nvme0n1` and `nvme0n1p2`).
+fn same_disk(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    match long.strip_prefix(short) {
+        Some("") => true,
+        Some(rest) => {
+            let rest = rest.strip_prefix('p').unwrap_or(rest);
+            !rest.is_empty()
+                && rest.bytes().all(|c| c.is_ascii_digit())
+                && short.ends_with(|c: char| c.is_ascii_alphabetic() || short.starts_with("nvme"))
+        }
+        None => false,
+    }
+}
+
+/// One I/O error line: counted into the burst of its disk, or the start of
+/// a new burst (the previous one is emitted).
+fn io_error(
+    st: &mut State,
+    device: String,
+    sector: Option<u64>,
+    op: Option<String>,
+    rec: &Record,
+    line: Option<u64>,
+    ctx: &mut Ctx,
+) {
+    if let Some(b) = &mut st.io {
+        let within = match (b.at.kernel_time, rec.kernel_time) {
+            (Some(a), Some(t)) => t - a < IO_BURST_SECS as f64 && t >= a,
+            _ => match (b.at.time, rec.wall_time) {
+                (Some(a), Some(t)) => {
+                    let d = t.comparable() - a.comparable();
+                    d >= chrono::TimeDelta::zero() && d < chrono::TimeDelta::seconds(IO_BURST_SECS)
+                }
+                _ => true,
+            },
+        };
+        let same =
+            b.ev.device
+                .as_deref()
+                .is_some_and(|d| same_disk(d, &device));
+        if within && same {
+            b.ev.count += 1;
+            // The whole disk names the burst better than one partition.
+            if b.ev.device.as_ref().is_some_and(|d| device.len() < d.len()) {
+                b.ev.device = Some(device);
+            }
+            if b.ev.sector.is_none() {
+                b.ev.sector = sector;
+            }
+            if b.ev.op.is_none() {
+                b.ev.op = op;
+            }
+            return;
+        }
+    }
+    close_burst(st, ctx);
+    st.io = Some(IoBurst {
+        ev: IoError {
+            device: Some(device),
+            sector,
+            op,
+            count: 1,
+        },
+        at: Stamp::of(rec, line),
+    });
 }
 
 fn emit_oom(acc: &OomAcc, k: Killed, at: &Stamp, ctx: &mut Ctx) {
@@ -370,6 +711,8 @@ fn emit_oom(acc: &OomAcc, k: Killed, at: &Stamp, ctx: &mut Ctx) {
         constraint: acc.constraint.clone(),
         trigger_comm: acc.trigger_comm.clone(),
         trigger_pid: acc.trigger_pid,
+        task_memcg: acc.task_memcg.clone(),
+        oom_memcg: acc.oom_memcg.clone(),
     };
     ctx.emit(at, Body::OomKill(ev));
 }
@@ -384,6 +727,8 @@ fn new_oom(trigger_comm: Option<String>) -> Box<OomAcc> {
         chosen: None,
         table: None,
         rows: HashMap::new(),
+        task_memcg: None,
+        oom_memcg: None,
     })
 }
 
@@ -418,38 +763,46 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
             return;
         }
     }
+    if let Some(Open::Crash(c)) = &mut st.open {
+        if crash_step(c, &m, rec) {
+            st.lines += 1;
+            if matches!(m, Msg::EndTrace) || st.lines > MAX_INCIDENT_LINES {
+                close(st, ctx);
+            }
+            return;
+        }
+    }
     match (&mut st.open, &m) {
         (
-            Some(Open::Hung(h, _)),
+            Some(Open::Hung(h, _, _)),
             Msg::HungBlocker {
                 pid,
                 owner_comm,
                 owner_pid,
+                lock,
             },
         ) => {
             if Some(*pid) == h.pid && h.blocker_pid.is_none() {
                 h.blocker_comm = Some(owner_comm.clone());
                 h.blocker_pid = Some(*owner_pid);
+                h.blocker_lock.clone_from(lock);
             }
             return;
         }
-        // die()'s line after the fault's first line (`BUG: unable to
-        // handle ...` then `Oops: 0000 [#1] SMP`) is the same oops; a new
-        // `BUG:` or `kernel BUG at` is another report.
-        (Some(Open::Absorb(Absorb::Oops, _, no)), Msg::Oops(text)) if is_die_line(text) => {
-            let this = oops_number(text);
-            if this.is_none() || no.is_none() || this == *no {
-                if no.is_none() {
-                    *no = this;
-                }
-                return;
-            }
-        }
-        (Some(Open::Absorb(Absorb::Oops, _, _)), Msg::EndTrace) => {
-            close(st, ctx);
+        (Some(Open::Hung(_, _, in_trace)), Msg::CallTrace) => {
+            *in_trace = true;
+            st.lines += 1;
             return;
         }
-        (Some(Open::Absorb(Absorb::Rcu, at, _)), Msg::RcuStall(_)) => {
+        (Some(Open::Hung(h, _, true)), Msg::Other) => {
+            push_frame(&mut h.frames, &rec.text);
+            st.lines += 1;
+            if st.lines > MAX_INCIDENT_LINES {
+                close(st, ctx);
+            }
+            return;
+        }
+        (Some(Open::Absorb(Absorb::Rcu, at)), Msg::RcuStall(_)) => {
             let same = match (*at, rec.kernel_time) {
                 (Some(a), Some(b)) => (b - a).abs() < RCU_SAME_STALL_SECS,
                 _ => st.lines < 50,
@@ -466,7 +819,9 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
         | Msg::MemcgHint
         | Msg::EndTrace
         | Msg::HungBlocker { .. }
-        | Msg::OomTableHeader { .. } => {
+        | Msg::OomTableHeader { .. }
+        | Msg::CallTrace
+        | Msg::Rip(_) => {
             if st.open.is_some() {
                 st.lines += 1;
                 if st.lines > MAX_INCIDENT_LINES {
@@ -477,15 +832,18 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
         Msg::HungTask { comm, pid, secs } => {
             close(st, ctx);
             st.open = Some(Open::Hung(
-                HungTask {
+                Box::new(HungTask {
                     comm: Some(comm),
                     pid: Some(pid),
                     blocked_secs: secs,
                     blocker_comm: None,
                     blocker_pid: None,
+                    blocker_lock: None,
+                    frames: Vec::new(),
                     unreported: None,
-                },
+                }),
                 stamp(),
+                false,
             ));
         }
         Msg::OomInvoked { comm } => {
@@ -520,23 +878,131 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
                     pid,
                 }),
             );
-            st.open = Some(Open::Absorb(Absorb::SoftLockup, rec.kernel_time, None));
+            st.open = Some(Open::Absorb(Absorb::SoftLockup, rec.kernel_time));
         }
         Msg::RcuStall(summary) => {
             close(st, ctx);
             ctx.emit(&stamp(), Body::RcuStall(Summary { summary }));
-            st.open = Some(Open::Absorb(Absorb::Rcu, rec.kernel_time, None));
+            st.open = Some(Open::Absorb(Absorb::Rcu, rec.kernel_time));
         }
         Msg::Oops(summary) => {
             close(st, ctx);
-            let no = oops_number(&summary);
-            ctx.emit(&stamp(), Body::Oops(Summary { summary }));
-            st.open = Some(Open::Absorb(Absorb::Oops, rec.kernel_time, no));
+            st.open = Some(Open::Crash(new_crash(CrashKind::Oops, summary, rec, line)));
+        }
+        Msg::Bug(summary) => {
+            close(st, ctx);
+            st.open = Some(Open::Crash(new_crash(CrashKind::Bug, summary, rec, line)));
+        }
+        Msg::Warning(summary) => {
+            close(st, ctx);
+            st.open = Some(Open::Crash(new_crash(
+                CrashKind::Warning,
+                summary,
+                rec,
+                line,
+            )));
+        }
+        Msg::HardLockup(cpu) => {
+            close(st, ctx);
+            let mut c = new_crash(
+                CrashKind::HardLockup,
+                rec.text.trim().to_string(),
+                rec,
+                line,
+            );
+            c.crash.cpu = cpu;
+            st.open = Some(Open::Crash(c));
         }
         Msg::Panic(summary) => {
             close(st, ctx);
-            ctx.emit(&stamp(), Body::Panic(Summary { summary }));
-            st.open = Some(Open::Absorb(Absorb::Panic, rec.kernel_time, None));
+            // RHEL 7's hardlockup_panic and a global OOM with nothing to
+            // kill say what happened in the panic line itself.
+            if let Some(Msg::HardLockup(cpu)) = msg::classify_panic_reason(&summary) {
+                let mut c = new_crash(CrashKind::HardLockup, summary.clone(), rec, line);
+                c.crash.cpu = cpu;
+                emit_crash(*c, ctx);
+            } else if summary.contains("Out of memory and no killable processes") {
+                ctx.emit(
+                    &stamp(),
+                    Body::OomNoKillable(Summary {
+                        summary: summary.clone(),
+                    }),
+                );
+            }
+            st.open = Some(Open::Crash(new_crash(CrashKind::Panic, summary, rec, line)));
+        }
+        Msg::OomNoKillable => {
+            close(st, ctx);
+            ctx.emit(
+                &stamp(),
+                Body::OomNoKillable(Summary {
+                    summary: rec.text.trim().to_string(),
+                }),
+            );
+        }
+        Msg::AllocFailure { comm, order, mode } => {
+            close(st, ctx);
+            ctx.emit(
+                &stamp(),
+                Body::AllocFailure(AllocFailure {
+                    comm: Some(comm),
+                    order,
+                    mode,
+                }),
+            );
+        }
+        // One-line reports: the open incident (a WARN around a NETDEV
+        // WATCHDOG line, an oops in the middle of an I/O storm) goes on.
+        Msg::Mce {
+            cpu,
+            bank,
+            corrected,
+        } => {
+            incident_line(st, ctx);
+            ctx.emit(
+                &stamp(),
+                Body::Mce(Mce {
+                    cpu,
+                    bank,
+                    corrected,
+                    summary: rec.text.trim().to_string(),
+                }),
+            );
+        }
+        Msg::FsError {
+            fs,
+            device,
+            read_only,
+        } => {
+            incident_line(st, ctx);
+            ctx.emit(
+                &stamp(),
+                Body::FsError(FsError {
+                    fs: Some(fs.to_string()),
+                    device,
+                    read_only,
+                    summary: rec.text.trim().to_string(),
+                }),
+            );
+        }
+        Msg::NetdevTimeout {
+            interface,
+            driver,
+            queue,
+        } => {
+            incident_line(st, ctx);
+            ctx.emit(
+                &stamp(),
+                Body::NetdevTimeout(NetdevTimeout {
+                    interface,
+                    driver,
+                    queue,
+                }),
+            );
+        }
+        Msg::IoError { device, sector, op } => {
+            incident_line(st, ctx);
+            io_error(st, device, sector, op, rec, line, ctx);
         }
         Msg::Sysrq(command) => {
             close(st, ctx);
@@ -553,7 +1019,78 @@ fn step(st: &mut State, m: Msg, rec: &Record, line: Option<u64>, ctx: &mut Ctx) 
         Msg::FatalSignal(signal) => st.pending_fatal = Some((signal, stamp(), st.used)),
         Msg::Boot => {
             close(st, ctx);
+            close_burst(st, ctx);
         }
+    }
+}
+
+/// Counts a line against the open incident's length limit.
+fn incident_line(st: &mut State, ctx: &mut Ctx) {
+    if st.open.is_some() {
+        st.lines += 1;
+        if st.lines > MAX_INCIDENT_LINES {
+            close(st, ctx);
+        }
+    }
+}
+
+/// A message inside an open crash report. True when it belonged to it
+/// (the task line, RIP, frames, die()'s line of the same oops).
+fn crash_step(c: &mut CrashAcc, m: &Msg, rec: &Record) -> bool {
+    match m {
+        Msg::TaskLine { pid, comm } => {
+            if c.crash.comm.is_none() {
+                let (cpu, tainted, release) = msg::task_detail(rec.text.trim());
+                c.crash.pid = c.crash.pid.or(Some(*pid));
+                c.crash.comm = Some(comm.clone());
+                c.crash.cpu = c.crash.cpu.or(cpu);
+                c.crash.tainted = tainted;
+                c.crash.kernel_release = release;
+            }
+            true
+        }
+        Msg::Rip(r) => {
+            if c.crash.rip.is_none() {
+                c.crash.rip = Some(r.clone());
+            }
+            true
+        }
+        Msg::CallTrace => {
+            c.in_trace = true;
+            true
+        }
+        Msg::Other => {
+            if c.in_trace {
+                push_frame(&mut c.crash.frames, &rec.text);
+            }
+            true
+        }
+        Msg::EndTrace | Msg::MemcgHint => true,
+        // die()'s line after the fault's first line (`BUG: unable to
+        // handle ...` then `Oops: 0000 [#1] SMP`) is the same oops; a new
+        // `BUG:` or `kernel BUG at` is another report. A BUG that reaches
+        // die() is an oops.
+        Msg::Oops(text)
+            if is_die_line(text) && matches!(c.kind, CrashKind::Oops | CrashKind::Bug) =>
+        {
+            let this = oops_number(text);
+            if this.is_none() || c.die_no.is_none() || this == c.die_no {
+                if c.die_no.is_none() {
+                    c.die_no = this;
+                }
+                c.kind = CrashKind::Oops;
+                return true;
+            }
+            false
+        }
+        // 3.x printed a hard lockup with WARN(): `WARNING: at
+        // kernel/watchdog.c:...` then `Watchdog detected hard LOCKUP on cpu N`.
+        Msg::HardLockup(cpu) if c.kind == CrashKind::Warning && c.crash.frames.is_empty() => {
+            c.kind = CrashKind::HardLockup;
+            c.crash.cpu = cpu.or(c.crash.cpu);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -625,10 +1162,14 @@ fn oom_step(acc: &mut OomAcc, m: &Msg, rec: &Record, line: Option<u64>, lines: &
             pid,
             uid,
             memcg,
+            task_memcg,
+            oom_memcg,
         } => {
             if acc.named.is_some() {
                 return false;
             }
+            acc.task_memcg.clone_from(task_memcg);
+            acc.oom_memcg.clone_from(oom_memcg);
             acc.constraint.clone_from(constraint);
             acc.memcg |= *memcg;
             acc.named = Some((comm.clone(), *pid, *uid));

@@ -23,6 +23,8 @@ pub enum Msg {
         pid: u32,
         owner_comm: String,
         owner_pid: u32,
+        /// `mutex`, `semaphore`, `rw-semaphore`.
+        lock: Option<String>,
     },
     /// mm/oom_kill.c dump_header: `comm invoked oom-killer: gfp_mask=...`
     /// (2.6.18: `oom-killer: gfp_mask=...` without the name).
@@ -48,6 +50,8 @@ pub enum Msg {
         pid: Option<u32>,
         uid: Option<u32>,
         memcg: bool,
+        task_memcg: Option<String>,
+        oom_memcg: Option<String>,
     },
     /// `Out of memory: Kill process N (comm) score S or sacrifice child`
     /// and its older (`kill process ... or a child`) and memcg forms.
@@ -84,6 +88,51 @@ pub enum Msg {
     FatalSignal(u8),
     /// `Linux version ...`: the kernel (re)booted.
     Boot,
+    /// lib/bug.c, kernel/panic.c __warn: `WARNING: CPU: 1 PID: 2 at
+    /// fs/x.c:12 f+0x1/0x2` (4.x+), `WARNING: at fs/x.c:12 f()` (2.6, 3.x).
+    Warning(String),
+    /// A `BUG: ...` that is not an oops's first line (`scheduling while
+    /// atomic`, `sleeping function called from invalid context`, `Bad
+    /// page state`, KASAN, …): the kernel went on.
+    Bug(String),
+    /// kernel/watchdog_hld.c, kernel/watchdog.c: `Watchdog detected hard
+    /// LOCKUP on cpu N` (with `NMI watchdog: `, `watchdog: `, `watchdog:
+    /// CPUn: ` prefixes, or inside a 3.x WARN or a panic).
+    HardLockup(Option<u32>),
+    /// A machine check or EDAC count.
+    Mce {
+        cpu: Option<u32>,
+        bank: Option<u32>,
+        corrected: Option<bool>,
+    },
+    FsError {
+        fs: &'static str,
+        device: Option<String>,
+        read_only: bool,
+    },
+    IoError {
+        device: String,
+        sector: Option<u64>,
+        op: Option<String>,
+    },
+    NetdevTimeout {
+        interface: Option<String>,
+        driver: Option<String>,
+        queue: Option<u32>,
+    },
+    AllocFailure {
+        comm: String,
+        order: Option<u32>,
+        mode: Option<String>,
+    },
+    /// mm/oom_kill.c: `Out of memory and no killable processes...`
+    /// (a panic before 5.x-ish for global OOMs, a warning for memcg).
+    OomNoKillable,
+    /// `Call Trace:` (x86) / `Call trace:` (arm64): frames follow.
+    CallTrace,
+    /// x86 `RIP: 0010:f+0x1/0x2 [m]` (4.x+) or `RIP: 0010:[<..>]  [<..>]
+    /// f+0x1/0x2` (3.x); arm64 `pc : f+0x1/0x2`.
+    Rip(String),
     Other,
 }
 
@@ -109,26 +158,40 @@ pub fn classify(text: &str) -> Msg {
         return Msg::Other;
     };
     let r = match b0 {
-        b'I' => info(t).or_else(|| {
-            // arm64 die(): `Internal error: Oops: 96000005 [#1] SMP`.
-            t.starts_with("Internal error: ")
-                .then(|| Msg::Oops(t.into()))
-        }),
-        b'B' => bug(t),
+        b'I' => info(t)
+            .or_else(|| {
+                // arm64 die(): `Internal error: Oops: 96000005 [#1] SMP`.
+                t.starts_with("Internal error: ")
+                    .then(|| Msg::Oops(t.into()))
+            })
+            .or_else(|| blk_error(t))
+            // 2.6/3.x x86 show_fault_oops: `IP: [<ffffffff8100>] f+0x1/0x2`.
+            .or_else(|| t.strip_prefix("IP: ").and_then(rip).map(Msg::Rip)),
+        b'B' => bug(t).or_else(|| btrfs(t)).or_else(|| buffer_io(t)),
         b'O' => out_of_memory(t),
+        b'W' => warning(t).or_else(|| hard_lockup(t)),
+        b'E' => ext_fs(t).or_else(|| edac(t)),
+        b'X' => xfs(t),
+        b'R' => t.strip_prefix("RIP: ").and_then(rip).map(Msg::Rip),
+        b'm' => mce(t),
+        b'n' => t.strip_prefix("nmi_watchdog: ").and_then(hard_lockup),
         b'K' => kernel_k(t),
         b'M' => memcg_line(t),
         b'o' => oom_lower(t),
-        b'w' | b'N' => watchdog_prefixed(t),
+        b'w' | b'N' => watchdog_prefixed(t).or_else(|| netdev_timeout(t)),
+        b'[' if t.starts_with("[Hardware Error]: ") => mce(t),
         b'r' => t.strip_prefix("rcu: ").and_then(info),
         b'S' | b's' => sysrq(t),
         b'*' => lost(t),
         b'p' => t
             .strip_prefix("potentially unexpected fatal signal ")
             .and_then(|n| n.trim_end_matches('.').parse().ok())
-            .map(Msg::FatalSignal),
+            .map(Msg::FatalSignal)
+            .or_else(|| blk_error(t))
+            .or_else(|| t.strip_prefix("pc : ").and_then(rip).map(Msg::Rip)),
         b'-' => t.starts_with("---[ end trace").then_some(Msg::EndTrace),
-        b'C' => task_line(t),
+        b'C' => task_line(t)
+            .or_else(|| (t == "Call Trace:" || t == "Call trace:").then_some(Msg::CallTrace)),
         b'P' => task_line(t),
         b'L' => t.starts_with("Linux version ").then_some(Msg::Boot),
         b'g' => t
@@ -140,6 +203,8 @@ pub fn classify(text: &str) -> Msg {
         b'T' => t.starts_with("Task in /").then_some(Msg::MemcgHint),
         b't' => t.strip_prefix("traps: ").and_then(signal_line),
         b'[' => oom_table_header(t),
+        b'b' => blk_error(t),
+        b'e' => blk_error(t),
         b'k' => t.starts_with("kernel BUG at ").then(|| Msg::Oops(t.into())),
         b'i' => t
             .starts_with("invalid opcode: ")
@@ -153,6 +218,9 @@ pub fn classify(text: &str) -> Msg {
         return m;
     }
     if let Some(m) = invoked(t) {
+        return m;
+    }
+    if let Some(m) = rare(t) {
         return m;
     }
     // A console drop marker can be glued to the end of a half-printed line.
@@ -190,10 +258,17 @@ fn info(t: &str) -> Option<Msg> {
                 let by = after.find(" by task ")? + " by task ".len();
                 let owner = strip_role(after[by..].trim_end().trim_end_matches('.'));
                 let (owner_comm, owner_pid) = comm_pid(owner, ':')?;
+                let lock = after
+                    .strip_prefix(marker)
+                    .map(|l| l.trim_start_matches("an ").trim_start_matches("a "))
+                    .and_then(|l| l.split([' ', ',']).next())
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string);
                 return Some(Msg::HungBlocker {
                     pid,
                     owner_comm,
                     owner_pid,
+                    lock,
                 });
             }
         }
@@ -233,7 +308,18 @@ fn bug(t: &str) -> Option<Msg> {
     if rest.starts_with("soft lockup") {
         return soft_lockup(rest);
     }
-    Some(Msg::Oops(t.to_string()))
+    // The first line of a fault that die() will report as an oops
+    // (arch/x86/mm/fault.c show_fault_oops, 2.6 to 6.x wordings).
+    const FAULTS: &[&str] = &[
+        "unable to handle kernel",
+        "unable to handle page fault",
+        "kernel NULL pointer dereference",
+        "Bad page map",
+    ];
+    if FAULTS.iter().any(|f| rest.starts_with(f)) {
+        return Some(Msg::Oops(t.to_string()));
+    }
+    Some(Msg::Bug(t.to_string()))
 }
 
 /// kernel/watchdog.c: `BUG: soft lockup - CPU#1 stuck for 22s! [comm:1234]`
@@ -277,6 +363,10 @@ fn kernel_k(t: &str) -> Option<Msg> {
     if t.starts_with("Kernel panic - not syncing") {
         return Some(Msg::Panic(t.to_string()));
     }
+    if t.starts_with("Kernel BUG at ") {
+        // RHEL 5/6 era spelling of BUG() (arch/x86/kernel/traps.c).
+        return Some(Msg::Oops(t.to_string()));
+    }
     let k = t.strip_prefix("Killed process ")?;
     killed(k, false).map(Msg::OomKilled)
 }
@@ -291,6 +381,9 @@ fn out_of_memory(t: &str) -> Option<Msg> {
     }
     if t.starts_with("Oops") {
         return Some(Msg::Oops(t.to_string()));
+    }
+    if t.starts_with("Out of memory and no killable processes") {
+        return Some(Msg::OomNoKillable);
     }
     None
 }
@@ -366,12 +459,21 @@ fn oom_constraint(rest: &str) -> Msg {
         }
         None => (None, None, None),
     };
+    // Cgroup paths hold no commas (kernfs names may, but the kernel
+    // prints them as they are; a comma cuts the path there).
+    let path = |key: &str| {
+        let i = rest.find(key)? + key.len();
+        let v = rest[i..].split(',').next()?;
+        (!v.is_empty()).then(|| v.to_string())
+    };
     Msg::OomConstraint {
         constraint,
         comm,
         pid: pid.and_then(|v| u32::try_from(v).ok()),
         uid: uid.and_then(|v| u32::try_from(v).ok()),
         memcg,
+        task_memcg: path(",task_memcg="),
+        oom_memcg: path(",oom_memcg="),
     }
 }
 
@@ -623,6 +725,351 @@ fn bracket_pid(s: &str) -> Option<(String, u32)> {
     Some((comm.to_string(), pid))
 }
 
+/// Messages that do not start a line with a fixed word: a device or a
+/// task name comes first.
+fn rare(t: &str) -> Option<Msg> {
+    if let Some(at) = t.find(": page allocation failure") {
+        return Some(alloc_failure(&t[..at], &t[at..]));
+    }
+    if t.contains("NETDEV WATCHDOG: ") {
+        return netdev_timeout(t);
+    }
+    if t.contains("Watchdog detected hard LOCKUP") {
+        return hard_lockup(t);
+    }
+    if t.contains(" error, dev ") {
+        return blk_error(t);
+    }
+    None
+}
+
+/// The first run of decimal digits in `s`.
+fn first_num<T: std::str::FromStr>(s: &str) -> Option<T> {
+    let start = s.find(|c: char| c.is_ascii_digit())?;
+    let d = &s[start..];
+    let end = d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len());
+    d[..end].parse().ok()
+}
+
+/// The decimal number right after `key` in `s`.
+fn num_after<T: std::str::FromStr>(s: &str, key: &str) -> Option<T> {
+    let d = &s[s.find(key)? + key.len()..];
+    let end = d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len());
+    d[..end].parse().ok()
+}
+
+/// What a panic line names as its cause, when it is a kind of its own
+/// (`Kernel panic - not syncing: Watchdog detected hard LOCKUP on cpu 3`).
+pub fn classify_panic_reason(t: &str) -> Option<Msg> {
+    hard_lockup(t)
+}
+
+fn warning(t: &str) -> Option<Msg> {
+    t.starts_with("WARNING: ")
+        .then(|| Msg::Warning(t.to_string()))
+}
+
+/// `Watchdog detected hard LOCKUP on cpu 3` anywhere in the line.
+fn hard_lockup(t: &str) -> Option<Msg> {
+    let at = t.find("Watchdog detected hard LOCKUP on cpu")?;
+    Some(Msg::HardLockup(num_after(
+        &t[at..],
+        "Watchdog detected hard LOCKUP on cpu ",
+    )))
+}
+
+/// What a `CPU: 1 PID: 2 Comm: x Tainted: G   W  O  4.18.0 #1` line says
+/// beyond its task (cpu, taint, release). 2.6's `Pid: 1, comm: x Not
+/// tainted 2.6.32 #1` has no cpu.
+pub fn task_detail(t: &str) -> (Option<u32>, Option<String>, Option<String>) {
+    let cpu = t.strip_prefix("CPU: ").and_then(first_num);
+    let (tainted, after) = if let Some(i) = t.find(" Not tainted ") {
+        (Some(String::new()), &t[i + " Not tainted ".len()..])
+    } else if let Some(i) = t.find(" Tainted: ") {
+        let rest = &t[i + " Tainted: ".len()..];
+        // Flags are letters and spaces (one column per flag, 4.x+), then
+        // two spaces or one before the release, which starts with a digit.
+        let end = rest
+            .char_indices()
+            .find(|&(j, c)| c.is_ascii_digit() && j > 0 && rest.as_bytes()[j - 1] == b' ')
+            .map_or(rest.len(), |(j, _)| j);
+        (Some(rest[..end].trim_end().to_string()), &rest[end..])
+    } else {
+        (None, "")
+    };
+    let release = after
+        .split_whitespace()
+        .next()
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        .map(str::to_string);
+    (cpu, tainted, release)
+}
+
+/// The function of a RIP/pc line: `0010:f+0x1/0x2 [m]`, `0010:[<ffff>]
+/// [<ffff>] f+0x1/0x2 [m]` → `f+0x1/0x2 [m]`; `f+0x1/0x2` (arm64).
+fn rip(r: &str) -> Option<String> {
+    let r = r.trim();
+    let r = r.rsplit("] ").next().unwrap_or(r);
+    let r = match r.split_once(':') {
+        Some((seg, f)) if seg.len() == 4 && seg.bytes().all(|b| b.is_ascii_hexdigit()) => f,
+        _ => r,
+    };
+    let r = r.trim();
+    if r.is_empty() || r.starts_with("0x") && !r.contains('+') {
+        return None;
+    }
+    Some(r.to_string())
+}
+
+/// A call-trace line: ` f+0x1/0x2 [m]`, ` [<ffffffff81000000>] f+0x1/0x2`
+/// (3.x), ` ? f+0x1/0x2` (unreliable: `None`), `<IRQ>` markers (`None`).
+pub fn frame(t: &str) -> Option<String> {
+    let mut f = t.trim();
+    // 3.x `[<ffffffff8100>] f+0x1/0x2`, 2.6 `[<ffffffff8100>] ? f+..`
+    while let Some(rest) = f.strip_prefix("[<") {
+        f = rest.split_once(">]").map_or("", |(_, r)| r).trim_start();
+    }
+    if f.starts_with('?') || f.starts_with('<') {
+        return None;
+    }
+    let (sym, _) = f.split_once('+')?;
+    if sym.is_empty() || sym.contains(' ') || !f.contains("/0x") {
+        return None;
+    }
+    // arm64 prints `f+0x1/0x2` alone, x86 may add ` [module]`.
+    let end = f
+        .find(" [")
+        .map_or(f.len(), |i| f[i..].find(']').map_or(f.len(), |j| i + j + 1));
+    Some(f[..end].to_string())
+}
+
+/// arch/x86/kernel/cpu/mce/core.c print_mce: `mce: [Hardware Error]: CPU
+/// 0: Machine Check Exception: 5 Bank 4: b200000000070f0f` (3.x without
+/// `mce: `), and `Machine check events logged` (corrected, mce_notify_irq).
+fn mce(t: &str) -> Option<Msg> {
+    let rest = t.strip_prefix("mce: ").unwrap_or(t);
+    let rest = rest.strip_prefix("[Hardware Error]: ").unwrap_or(rest);
+    if rest.starts_with("Machine check events logged") {
+        return Some(Msg::Mce {
+            cpu: None,
+            bank: None,
+            corrected: Some(true),
+        });
+    }
+    let cpu_part = rest.strip_prefix("CPU ")?;
+    let (cpu, after) = cpu_part.split_once(": ")?;
+    if !after.starts_with("Machine Check") {
+        return None;
+    }
+    let bank = num_after(after, "Bank ");
+    // MCi_STATUS bit 61 (UC): uncorrected.
+    let corrected = after
+        .find("Bank ")
+        .and_then(|i| after[i..].split_once(": "))
+        .and_then(|(_, st)| u64::from_str_radix(st.split_whitespace().next()?, 16).ok())
+        .map(|st| st & (1 << 61) == 0);
+    Some(Msg::Mce {
+        cpu: cpu.parse().ok(),
+        bank,
+        corrected,
+    })
+}
+
+/// drivers/edac/edac_mc.c: `EDAC MC0: 1 CE memory read error on ...`
+/// (3.x+), `EDAC MC0: CE page 0x1, offset 0x0, ...` (2.6); `UE` likewise.
+fn edac(t: &str) -> Option<Msg> {
+    let rest = t.strip_prefix("EDAC ")?;
+    let (_, after) = rest.split_once(": ")?;
+    let words: Vec<&str> = after.split_whitespace().take(2).collect();
+    let corrected = match words.as_slice() {
+        [n, "CE", ..] | [n, "UE", ..] if n.parse::<u64>().is_ok() => words[1] == "CE",
+        ["CE", ..] => true,
+        ["UE", ..] => false,
+        _ => return None,
+    };
+    Some(Msg::Mce {
+        cpu: None,
+        bank: None,
+        corrected: Some(corrected),
+    })
+}
+
+/// `EXT4-fs error (device sda1): ...`, `EXT4-fs (sda1): Remounting
+/// filesystem read-only`, `EXT3-fs error (device ...)` (fs/ext4/super.c
+/// __ext4_error, ext4_handle_error; fs/ext3 on RHEL 6).
+fn ext_fs(t: &str) -> Option<Msg> {
+    let fs = ["EXT4", "EXT3", "EXT2"]
+        .into_iter()
+        .find(|f| t.starts_with(f) && t[f.len()..].starts_with("-fs "))?;
+    let rest = &t[fs.len() + 4..];
+    let fs = match fs {
+        "EXT4" => "ext4",
+        "EXT3" => "ext3",
+        _ => "ext2",
+    };
+    if let Some(r) = rest.strip_prefix("error (device ") {
+        let dev = r.split([')', ':']).next().map(str::to_string);
+        return Some(Msg::FsError {
+            fs,
+            device: dev,
+            read_only: false,
+        });
+    }
+    if let Some(r) = rest.strip_prefix('(') {
+        let (dev, msg) = r.split_once("): ")?;
+        if msg.starts_with("Remounting filesystem read-only") {
+            return Some(Msg::FsError {
+                fs,
+                device: Some(dev.to_string()),
+                read_only: true,
+            });
+        }
+    }
+    None
+}
+
+/// fs/xfs/xfs_message.c: `XFS (dm-0): <message>`; errors, corruption and
+/// shutdown only (`Corruption detected`, `metadata I/O error`, `Log I/O
+/// Error Detected. Shutting down filesystem`, `xfs_do_force_shutdown(0x2)
+/// called from line ...`, 6.x `Filesystem has been shut down due to ...`).
+fn xfs(t: &str) -> Option<Msg> {
+    let r = t.strip_prefix("XFS (")?;
+    let (dev, msg) = r.split_once("): ")?;
+    let read_only = msg.contains("Shutting down filesystem")
+        || msg.contains("shut down")
+        || msg.starts_with("xfs_do_force_shutdown");
+    let error = read_only
+        || msg.contains("Corruption")
+        || msg.contains("error")
+        || msg.contains("Error")
+        || msg.starts_with("Internal error");
+    error.then(|| Msg::FsError {
+        fs: "xfs",
+        device: Some(dev.to_string()),
+        read_only,
+    })
+}
+
+/// fs/btrfs/messages.c: `BTRFS error (device sda1): ...`, 5.x+ `BTRFS
+/// error (device sda1: state EA): ...`, 3.x/4.x `BTRFS: error (device
+/// sda1) in ...`, `BTRFS critical (device ...)`, `BTRFS info (device
+/// sda1): forced readonly`.
+fn btrfs(t: &str) -> Option<Msg> {
+    let r = t.strip_prefix("BTRFS")?;
+    let r = r.strip_prefix(':').unwrap_or(r).trim_start();
+    let (level, after) = r.split_once(" (device ")?;
+    let dev_end = after.find([')', ':']).unwrap_or(after.len());
+    let device = Some(after[..dev_end].to_string());
+    let read_only = after.contains("forced readonly");
+    if !(read_only || matches!(level, "error" | "critical" | "crit" | "emerg" | "alert")) {
+        return None;
+    }
+    Some(Msg::FsError {
+        fs: "btrfs",
+        device,
+        read_only,
+    })
+}
+
+/// block/blk-core.c (blk_update_request, print_req_error,
+/// blk_print_req_error) and 3.x end_request: `[prefix: ]I/O error, dev
+/// sda, sector 2048[ op 0x0:(READ) flags ...]` (also `critical medium
+/// error`, `timeout error`, …).
+fn blk_error(t: &str) -> Option<Msg> {
+    let rest = ["blk_update_request: ", "print_req_error: ", "end_request: "]
+        .iter()
+        .find_map(|p| t.strip_prefix(p))
+        .unwrap_or(t);
+    let at = rest.find(" error, dev ")?;
+    // `I/O`, `critical medium`, `timeout`: words, no punctuation.
+    if rest[..at].contains(':') || rest[..at].contains(',') {
+        return None;
+    }
+    let after = &rest[at + " error, dev ".len()..];
+    let (device, tail) = after.split_once(',').unwrap_or((after, ""));
+    let sector = num_after(tail, "sector ");
+    let op = tail
+        .find(":(")
+        .and_then(|i| tail[i + 2..].split_once(')').map(|(o, _)| o.to_string()));
+    Some(Msg::IoError {
+        device: device.trim().to_string(),
+        sector,
+        op,
+    })
+}
+
+/// fs/buffer.c: `Buffer I/O error on dev sda1, logical block 12, async
+/// page read` (4.x+), `Buffer I/O error on device sda1, logical block 12`
+/// (2.6/3.x), `..., lost async page write`.
+fn buffer_io(t: &str) -> Option<Msg> {
+    let r = t
+        .strip_prefix("Buffer I/O error on dev ")
+        .or_else(|| t.strip_prefix("Buffer I/O error on device "))?;
+    let (device, tail) = r.split_once(',').unwrap_or((r, ""));
+    let op = if tail.contains("write") {
+        Some("WRITE".to_string())
+    } else if tail.contains("read") {
+        Some("READ".to_string())
+    } else {
+        None
+    };
+    Some(Msg::IoError {
+        device: device.trim().to_string(),
+        sector: None,
+        op,
+    })
+}
+
+/// net/sched/sch_generic.c dev_watchdog: `NETDEV WATCHDOG: eth0 (e1000e):
+/// transmit queue 0 timed out` (2.6 to 6.1, in a WARN), and 6.2+'s
+/// netdev_crit form `e1000e 0000:00:19.0 eno1: NETDEV WATCHDOG: CPU: 1:
+/// transmit queue 0 timed out 5120 ms`.
+fn netdev_timeout(t: &str) -> Option<Msg> {
+    let at = t.find("NETDEV WATCHDOG: ")?;
+    let head = t[..at].trim_end().trim_end_matches(':');
+    let rest = &t[at + "NETDEV WATCHDOG: ".len()..];
+    let queue = num_after(rest, "transmit queue ");
+    if !rest.contains("transmit queue") {
+        return None;
+    }
+    let (interface, driver) = if head.is_empty() {
+        let (iface, after) = rest.split_once(' ')?;
+        let driver = after
+            .strip_prefix('(')
+            .and_then(|d| d.split_once("):"))
+            .map(|(d, _)| d.to_string());
+        (Some(iface.to_string()), driver)
+    } else {
+        let words: Vec<&str> = head.split_whitespace().collect();
+        let iface = words.last().map(|w| (*w).to_string());
+        let driver = (words.len() > 1).then(|| words[0].to_string());
+        (iface, driver)
+    };
+    Some(Msg::NetdevTimeout {
+        interface,
+        driver,
+        queue,
+    })
+}
+
+/// mm/page_alloc.c warn_alloc: `comm: page allocation failure: order:2,
+/// mode:0x4020(GFP_ATOMIC|__GFP_COMP), nodemask=(null)` (4.x+), `comm:
+/// page allocation failure: order:2, mode:0x4020` (3.x), `comm: page
+/// allocation failure. order:1, mode:0x20` (2.6).
+fn alloc_failure(comm: &str, tail: &str) -> Msg {
+    let order = num_after(tail, "order:");
+    let mode = tail.find("mode:").map(|i| {
+        let m = &tail[i + 5..];
+        let end = m.find(", ").unwrap_or(m.len());
+        m[..end].trim_end_matches(',').to_string()
+    });
+    Msg::AllocFailure {
+        comm: comm.to_string(),
+        order,
+        mode,
+    }
+}
+
 /// Signal name for events.
 pub fn name_of(sig: u8) -> String {
     signal_name(sig).to_string()
@@ -647,7 +1094,8 @@ mod tests {
             Msg::HungBlocker {
                 pid: 374,
                 owner_comm: "virtme-ng-init".into(),
-                owner_pid: 1
+                owner_pid: 1,
+                lock: Some("mutex".into())
             }
         );
     }
@@ -694,6 +1142,7 @@ mod tests {
                 pid,
                 owner_comm,
                 owner_pid,
+                ..
             } => (pid, owner_comm, owner_pid),
             m => panic!("{s}: {m:?}"),
         };

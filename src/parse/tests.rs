@@ -219,7 +219,9 @@ fn framer_and_parser_take_kmsg_reads() {
 }
 
 #[test]
-fn separate_bug_reports_are_separate_oopses() {
+fn separate_bug_reports_are_separate_reports() {
+    // A BUG the kernel went on from is a `bug`; one that reached die()
+    // (`Oops: ... [1]`) is an `oops` (issue 15).
     let ev = parse(
         "BUG: scheduling while atomic: kworker/0:1/12/0x00000002\n\
          CPU: 0 PID: 12 Comm: kworker/0:1 Not tainted 3.10.0-1160.el7.x86_64 #1\n\
@@ -227,7 +229,15 @@ fn separate_bug_reports_are_separate_oopses() {
          Unable to handle kernel NULL pointer dereference at 0000000000000000 RIP: \n\
          Oops: 0000 [1] SMP \n",
     );
-    assert_eq!(kinds(&ev), ["oops", "oops", "oops"]);
+    assert_eq!(kinds(&ev), ["bug", "bug", "oops"]);
+    let Body::Bug(b) = &ev[0].body else { panic!() };
+    assert_eq!(
+        (b.cpu, b.pid, b.comm.as_deref(), b.tainted.as_deref()),
+        (Some(0), Some(12), Some("kworker/0:1"), Some(""))
+    );
+    assert_eq!(b.kernel_release.as_deref(), Some("3.10.0-1160.el7.x86_64"));
+    let Body::Bug(b2) = &ev[1].body else { panic!() };
+    assert_eq!(b.signature, b2.signature, "same bug, same signature");
 }
 
 #[test]
@@ -246,4 +256,85 @@ fn bare_fatal_signal_takes_the_task_from_the_next_line() {
     };
     assert_eq!((d.comm.as_str(), d.pid, d.signal), ("abrt me", Some(90), 6));
     assert_eq!(ev[1].kernel_time, Some(2.0));
+}
+
+/// Every fixture line that starts a report (or is the log's own word on
+/// lost lines) holds a [`PREFILTER`] word, so `scan` may skip the others.
+#[test]
+fn every_report_line_of_the_fixtures_holds_a_prefilter_word() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel-logs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "log") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut fr = Framer::with_year(Some(2024));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let rec = fr.frame(line.as_bytes());
+            let m = classify(&rec.text);
+            let inside_only = matches!(
+                m,
+                Msg::Other
+                    | Msg::TaskLine { .. }
+                    | Msg::CallTrace
+                    | Msg::Rip(_)
+                    | Msg::EndTrace
+                    | Msg::MemcgHint
+                    | Msg::OomTableHeader { .. }
+                    | Msg::HungBlocker { .. }
+                    | Msg::Boot
+            );
+            if inside_only && rec.lost.is_none() {
+                continue;
+            }
+            checked += 1;
+            assert!(
+                PREFILTER.iter().any(|w| line.contains(w)),
+                "{}: {line:?} ({m:?}) holds no prefilter word",
+                path.display()
+            );
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}
+
+#[test]
+fn an_idle_parser_is_one_without_an_open_incident() {
+    let mut fr = Framer::new();
+    let mut p = Parser::new("t");
+    assert!(p.is_idle());
+    p.push(&fr.frame(b"INFO: task a:1 blocked for more than 120 seconds."));
+    assert!(!p.is_idle(), "a hung task report takes its stack lines");
+    p.flush();
+    assert!(p.is_idle());
+}
+
+#[test]
+fn signature_ignores_cpu_pid_and_addresses_but_not_the_stack() {
+    let report = |cpu: u32, pid: u32, caller: &str| {
+        parse(&format!(
+            "WARNING: CPU: {cpu} PID: {pid} at net/core/dev.c:3214 skb_warn_bad_offload+0x88/0x110\n\
+             CPU: {cpu} PID: {pid} Comm: swapper/{cpu} Not tainted 5.14.0-362.el9.x86_64 #1\n\
+             RIP: 0010:skb_warn_bad_offload+0x88/0x110\n\
+             Call Trace:\n \
+             <IRQ>\n \
+             ? __warn+0x81/0x110\n \
+             [<ffffffff8f781340>] {caller}+0x13f/0x150\n\
+             ---[ end trace 7c3e0a2c1d52f87b ]---\n"
+        ))
+    };
+    let sig = |ev: &[Event]| match &ev[0].body {
+        Body::Warning(c) => (c.signature.clone(), c.frames.clone(), c.rip.clone()),
+        b => panic!("{b:?}"),
+    };
+    let a = sig(&report(2, 0, "__skb_gso_segment"));
+    let b = sig(&report(7, 4242, "__skb_gso_segment"));
+    let c = sig(&report(2, 0, "validate_xmit_skb"));
+    assert_eq!(a.0, b.0);
+    assert_ne!(a.0, c.0);
+    assert_eq!(a.1, ["__skb_gso_segment+0x13f/0x150"]);
+    assert_eq!(a.2.as_deref(), Some("skb_warn_bad_offload+0x88/0x110"));
+    assert_eq!(a.0.len(), 16);
 }

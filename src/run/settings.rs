@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::collectors::settings::{KmsgStart, ProcConfig, TracefsConfig};
+use crate::collectors::settings::{KmsgStart, ProcConfig, PsiConfig, TracefsConfig};
 use crate::error::{ConfigError, Problems};
 
 /// Settings of `watchdog run`, the always-on guard.
@@ -31,6 +31,7 @@ pub struct RunConfig {
     pub record_queue: usize,
     pub tracefs: TracefsConfig,
     pub proc: ProcConfig,
+    pub psi: PsiConfig,
     pub kdump_check: KdumpSchedule,
     pub incidents: crate::incident::IncidentsConfig,
     pub rules: Vec<crate::engine::RuleConfig>,
@@ -73,6 +74,7 @@ impl Default for RunConfig {
             record_queue: 1024,
             tracefs: TracefsConfig::default(),
             proc: ProcConfig::default(),
+            psi: PsiConfig::default(),
             kdump_check: KdumpSchedule::default(),
             incidents: crate::incident::IncidentsConfig::default(),
             rules: default_rules(),
@@ -98,6 +100,47 @@ pub const DEFAULT_RULES_YAML: &str = "\
   actions: [{sysrq: l}]
 - name: dentry-pressure
   kind: dentry_pressure
+  cooldown_secs: 3600
+  actions: [log]
+- name: oops-evidence
+  kind: oops
+  cooldown_secs: 300
+  actions: [{sysrq: l}, ftrace_snapshot, kdump_check]
+- name: panic-record
+  kind: panic
+  actions: [log]
+- name: bug-evidence
+  kind: bug
+  cooldown_secs: 600
+  actions: [{sysrq: l}, ftrace_snapshot]
+- name: warning-snapshot
+  kind: warning
+  cooldown_secs: 3600
+  actions: [ftrace_snapshot]
+- name: hard-lockup-backtraces
+  kind: hard_lockup
+  cooldown_secs: 300
+  actions: [{sysrq: l}, ftrace_snapshot]
+- name: rcu-stall-backtraces
+  kind: rcu_stall
+  cooldown_secs: 300
+  actions: [{sysrq: l}]
+- name: fs-error-blocked-tasks
+  kind: fs_error
+  cooldown_secs: 600
+  actions: [{sysrq: w}, ftrace_snapshot]
+- name: io-error-storm
+  kind: io_error
+  where: {count: {gte: 10}}
+  cooldown_secs: 600
+  actions: [{sysrq: w}, ftrace_snapshot]
+- name: memory-pressure-evidence
+  kind: pressure
+  where: {resource: memory, scope: full}
+  cooldown_secs: 300
+  actions: [{sysrq: m}, ftrace_snapshot]
+- name: lost-messages
+  kind: lost
   cooldown_secs: 3600
   actions: [log]
 ";
@@ -136,11 +179,26 @@ impl RunConfig {
     /// Every problem in the section at YAML path `path`, in document
     /// order, the rules' included.
     pub fn validate(&self, path: &str) -> Vec<ConfigError> {
-        self.compile(path).err().unwrap_or_default()
+        self.validate_with(path, &[])
     }
 
-    /// The typed settings, or every problem with its YAML path.
-    pub fn compile(&self, path: &str) -> Result<RunSettings, Vec<ConfigError>> {
+    /// [`validate`](Self::validate), with the site patterns' names and
+    /// captures that rules on `kind: pattern` may name.
+    pub fn validate_with(
+        &self,
+        path: &str,
+        patterns: &[(String, Vec<String>)],
+    ) -> Vec<ConfigError> {
+        self.compile(path, patterns).err().unwrap_or_default()
+    }
+
+    /// The typed settings, or every problem with its YAML path; rules on
+    /// `kind: pattern` may name the captures of `patterns`.
+    pub fn compile(
+        &self,
+        path: &str,
+        patterns: &[(String, Vec<String>)],
+    ) -> Result<RunSettings, Vec<ConfigError>> {
         let mut p = Problems::new(path);
         for (name, v) in [
             ("event_log", &self.event_log),
@@ -180,6 +238,7 @@ impl RunConfig {
             p.at("metrics_file", e);
         }
         p.extend(self.proc.validate(&p.path("proc")));
+        p.extend(self.psi.validate(&p.path("psi")));
         if self.kdump_check.interval_hours == 0 {
             p.at(
                 "kdump_check.interval_hours",
@@ -195,10 +254,14 @@ impl RunConfig {
             &self.forward,
             &p.path("forward"),
         ));
-        let rules =
-            crate::engine::compile_rules(&self.rules, &p.path("rules"), self.allow_destructive)
-                .map_err(|e| p.extend(e))
-                .ok();
+        let rules = crate::engine::compile_rules_with(
+            &self.rules,
+            &p.path("rules"),
+            self.allow_destructive,
+            patterns,
+        )
+        .map_err(|e| p.extend(e))
+        .ok();
         let errors = p.into_errors();
         match (incidents, rules) {
             (Some(incidents), Some(rules)) if errors.is_empty() => Ok(RunSettings {
@@ -216,7 +279,7 @@ mod tests {
 
     #[test]
     fn default_rules_parse() {
-        assert_eq!(default_rules().len(), 4);
+        assert_eq!(default_rules().len(), 14);
         assert!(crate::engine::compile_rules(&default_rules(), "run.rules", false).is_ok());
     }
 

@@ -87,6 +87,8 @@ impl LastWords {
 pub struct Capture {
     pub stem: String,
     pub left: usize,
+    /// Its report is still being assembled (no second capture for it).
+    reporting: bool,
 }
 
 /// What one line produced.
@@ -198,7 +200,7 @@ impl Detector {
         text: &[u8],
         meta: Option<&Meta>,
         wall: WallTime,
-        stem_for: &dyn Fn(&Event) -> String,
+        stem_for: &dyn Fn(&str) -> String,
     ) -> Found {
         let mut found = Found::default();
         // One record reused line after line: its strings keep their
@@ -295,14 +297,20 @@ impl Detector {
         self.parser.flush()
     }
 
-    /// Keeps the line, feeds an open capture, opens one on a panic or an
-    /// oops.
-    fn after(&mut self, line: &[u8], stem_for: &dyn Fn(&Event) -> String, found: &mut Found) {
-        let trigger = found
+    /// Keeps the line, feeds an open capture, opens one at the first line
+    /// of a panic or an oops (its event comes when the report ends: a
+    /// capture that is full stays named for it).
+    fn after(&mut self, line: &[u8], stem_for: &dyn Fn(&str) -> String, found: &mut Found) {
+        let started = found
             .events
             .iter()
-            .find(|e| matches!(e.body, Body::Panic(_) | Body::Oops(_)));
-        match (&mut self.capture, trigger) {
+            .find_map(|e| match e.body {
+                Body::Panic(_) => Some("panic"),
+                Body::Oops(_) => Some("oops"),
+                _ => None,
+            })
+            .or_else(|| self.parser.fatal_open());
+        match (&mut self.capture, started) {
             (Some(c), _) if c.left > 0 => {
                 // A later trigger (the panic after an oops) belongs to the
                 // incident already being captured.
@@ -311,17 +319,20 @@ impl Detector {
                 b.push(b'\n');
                 found.last_words.push((c.stem.clone(), b));
             }
-            (_, Some(ev)) => {
-                let stem = stem_for(ev);
+            (Some(c), Some(_)) if c.reporting => {}
+            (_, Some(kind)) => {
+                let stem = stem_for(kind);
                 self.ring.push(line);
                 found.last_words.push((stem.clone(), self.ring.text()));
                 self.capture = Some(Capture {
                     stem,
                     left: self.follow,
+                    reporting: true,
                 });
                 return;
             }
-            _ => self.capture = None,
+            (Some(c), None) => c.reporting = false,
+            (None, None) => {}
         }
         self.ring.push(line);
     }
@@ -404,7 +415,7 @@ mod tests {
     #[test]
     fn a_panic_opens_one_capture_with_the_lines_before_and_after() {
         let mut d = Detector::new(3);
-        let stem = |e: &Event| format!("lw-{}", e.body.kind());
+        let stem = |k: &str| format!("lw-{k}");
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         let mut events = Vec::new();
         for l in [
@@ -464,8 +475,9 @@ mod tests {
             wall(),
             &|_| "x".into(),
         );
-        assert_eq!(f.events.len(), 1);
-        assert_eq!(f.events[0].kernel_time, Some(12.487423));
+        // The capture opens at the report's first line; the event comes
+        // when the report ends (here: the sender goes quiet).
+        assert!(f.events.is_empty());
         assert_eq!(
             f.last_words,
             [(
@@ -473,6 +485,11 @@ mod tests {
                 b"[   12.487423] Kernel panic - not syncing: Fatal exception\n".to_vec()
             )]
         );
+        assert_eq!(d.capture().map(|c| c.stem.as_str()), Some("x"));
+        let ev = d.flush();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].body.kind(), "panic");
+        assert_eq!(ev[0].kernel_time, Some(12.487423));
         let lost = d.lost("db1", 5, wall());
         assert_eq!(lost[0].body.kind(), "lost");
     }

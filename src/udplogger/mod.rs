@@ -381,12 +381,11 @@ impl Put<'_> {
         *self.undetected = true;
         let stamp = self.stamp;
         let name = self.name.as_str();
-        let stem_for = |e: &KernelEvent| {
+        let stem_for = |kind: &str| {
             format!(
-                "last-words/{}-{}-{}",
+                "last-words/{}-{}-{kind}",
                 compact_utc(stamp),
                 file_safe(name),
-                e.body.kind()
             )
         };
         let found = d.line(name, text, meta, wall_of(stamp), &stem_for);
@@ -778,8 +777,15 @@ fn flush_detector(sh: &mut Shared, s: &mut Sender) {
     s.undetected = false;
     if let Some(d) = s.detect.as_deref_mut() {
         let release = s.ext.release();
+        // A panic or oops that ends only now names the capture its first
+        // line opened.
+        let capture = d.capture().map(|c| c.stem.clone());
         for ev in d.flush() {
-            sh.event(&ev, None, release);
+            let lw = match ev.body {
+                EventBody::Panic(_) | EventBody::Oops(_) => capture.as_deref(),
+                _ => None,
+            };
+            sh.event(&ev, lw, release);
         }
     }
 }

@@ -695,6 +695,14 @@ def a_sysrq(res, out, f):
     return "SysRq t, w, m headers and dumps in the log"
 
 
+def a_psi(res, out, f):
+    need(f.get("pressure") == "yes", "no /proc/pressure in the guest (PSI off?)")
+    log_ = text(res, "psi", "kmsg")
+    pat = "Memory cgroup out of memory: Killed process %s (%s)" % (f.get("pid"), f.get("comm"))
+    need(pat in log_, "kernel log lacks %r" % pat)
+    return "kernel: %r" % pat
+
+
 NC_HEADER = re.compile(rb"^(\d+),(\d+),(\d+),([^,;]*)(?:,[^;]*)?;")
 
 
@@ -838,6 +846,7 @@ SCENARIOS = {
     "sigsegv": (a_sigsegv, "`wdhelper segv` (comm wd-segv) loads from NULL, twice: first with the defaults (debug.exception-trace=1), then with kernel.print-fatal-signals=1; a tracefs instance records signal_generate, signal_deliver, sched_process_exit and a kprobe p:wdtest/do_exit do_exit code=$arg1:s32"),
     "sigkill": (a_sigkill, "busybox `sleep 1000` killed with SIGKILL by `wdhelper kill 9 PID` (comm wd-killer); the same tracefs instance as sigsegv"),
     "sysrq": (a_sysrq, "echo t, w, m > /proc/sysrq-trigger"),
+    "psi": (a_psi, "`wdhelper hog` (comm wd-hog) in cgroup v2 /wdpsi with memory.high=28M (throttled: memory stall) and memory.max=32M (memcg OOM kill), psi=1; watchdog run with its default PSI trigger"),
     "hang": (None, "a scenario that never ends (sleeps forever)"),
     "prevboot-panic": (a_prevboot_panic, "ramoops (memmap=1M$0x8000000, mem_size=1M, record_size=64K, console_size=128K, max_reason=4); kernel.hung_task_panic=1, hung_task_timeout_secs=2, fsfreeze + `wdhelper write` (comm wd-writer); panic=-1 resets the guest, QEMU keeps its RAM; the second boot runs watchdog run and watchdog last-boot"),
     "prevboot-reboot": (a_prevboot_reboot, "the same ramoops setup (max_reason=4: a dump at an orderly reboot too, headed Shutdown#1); watchdog run started and stopped, then reboot -f; the second boot runs watchdog run and watchdog last-boot"),
@@ -857,6 +866,7 @@ BOOTS = [
     Boot("sigsegv", ["sigsegv"]),
     Boot("sigkill", ["sigkill"]),
     Boot("sysrq", ["sysrq"]),
+    Boot("psi", ["psi"], append="psi=1"),
     # Ends with SysRq c (kdump off, panic=-1): the panic reaches the
     # host only over netconsole, where udplogger must report it.
     Boot("netconsole", ["netconsole"], net=True, udp_console=True, append="wd.crash=1"),
@@ -881,9 +891,9 @@ def scan_expect(s, f):
         return [{"kind": "hung_task", "comm": f.get("comm"), "pid": int(f.get("pid", -1))},
                 {"kind": "sysrq", "command": "Show State"},
                 {"kind": "sysrq", "command": "Show Blocked State"}]
-    if s in ("oom", "oom-memcg"):
+    if s in ("oom", "oom-memcg", "psi"):
         return [{"kind": "oom_kill", "pid": int(f.get("pid", -1)), "comm": f.get("comm"),
-                 "memcg": s == "oom-memcg"}]
+                 "memcg": s != "oom"}]
     if s == "sigsegv":
         return [{"kind": "signal_death", "pid": int(f.get(p, -1)), "comm": "wd-segv", "signal": 11}
                 for p in ("pid", "pid2")]
@@ -897,14 +907,15 @@ def scan_expect(s, f):
 # Kinds no recording may yield: none of these happened in any of them (the
 # boot noise, register dumps of print-fatal-signals and SysRq dumps must not
 # look like one), and a SIGKILL leaves no kernel text to find.
-ABSENT = ["oops", "panic", "soft_lockup", "rcu_stall"]
+ABSENT = ["oops", "panic", "soft_lockup", "rcu_stall", "bug", "hard_lockup", "mce"]
 ABSENT_IN = {"sigkill": ["signal_death"]}
 
 
 def events_match(events, want, who):
     """Every wanted event is there, and (one event per incident, docs/contracts.md)
     of the kinds wanted nothing else: only hung tasks (re-reported each
-    detector interval while blocked) may come more than once; actions are
+    detector interval while blocked) and pressure (each trigger window
+    while the stall lasts) may come more than once; actions are
     not checked for strays."""
     def match(e, w):
         return all(e.get(key) == v for key, v in w.items())
@@ -917,7 +928,7 @@ def events_match(events, want, who):
         need(not stray, "%s: unexpected %s event(s): %s" % (
             who, kind, [{k_: e.get(k_) for k_ in ("pid", "comm", "command", "line", "kernel_time") if k_ in e}
                         for e in stray]))
-        need(kind == "hung_task" or len(got) == len(wanted),
+        need(kind in ("hung_task", "pressure") or len(got) == len(wanted),
              "%s: %d %s event(s), want %d" % (who, len(got), kind, len(wanted)))
 
 
@@ -973,6 +984,10 @@ def run_expect(s, f):
                  "sender_pid": pid("sender_pid"), "sender_comm": f.get("sender_comm")}]
     if s == "sysrq":
         return [{"kind": "sysrq", "command": c} for c in ("Show State", "Show Blocked State", "Show Memory")]
+    if s == "psi":
+        return [{"kind": "pressure", "resource": "memory", "scope": "full"},
+                {"kind": "oom_kill", "pid": pid(), "comm": f.get("comm"), "memcg": True},
+                {"kind": "action", "rule": "memory-pressure-evidence", "action": "sysrq m", "ok": True}]
     return None
 
 
@@ -1007,6 +1022,14 @@ def run_check(res, s, f):
         # context) is part of the kill: one event per incident.
         dup = [e for e in events if e.get("kind") == "signal_death" and e.get("pid") == int(f.get("pid", -1))]
         need(not dup, "watchdog run reported the OOM victim's SIGKILL as a second incident: %s" % dup)
+    if s == "psi":
+        # Issue 15: the pressure comes before the OOM kill.
+        kinds = [e.get("kind") for e in events]
+        first_p = kinds.index("pressure")
+        first_k = kinds.index("oom_kill")
+        need(first_p < first_k, "the pressure event came after the OOM kill: %s" % kinds)
+        p = events[first_p]
+        notes += "; pressure (memory full, avg10 %s) before the OOM kill" % p.get("avg10")
     if s in ("hung-task", "frozen-evidence"):
         # The kernel's own clock: from the hung-task warning to the SysRq-T
         # header that run's action produced. Issue: within one second.
