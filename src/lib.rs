@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod eventlog;
 pub mod events;
+pub mod fuzzing;
 pub mod host;
 pub mod incident;
 pub mod kernel;
