@@ -20,12 +20,161 @@ pub mod kmsg {
 }
 
 /// The `udplogger` receive path: the whole receiver (datagram in, log
-/// file out) and its pure parts.
+/// file out) behind [`udplogger::Harness`], and its pure parts.
 pub mod udplogger {
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::time::{Duration, Instant, SystemTime};
+
     pub use crate::udplogger::assemble::{Assembler, End};
-    pub use crate::udplogger::clock::{Period, Stamper, Zone};
-    pub use crate::udplogger::settings::{InputFormat, Layout, OutputFormat, UdpLoggerConfig};
-    pub use crate::udplogger::Receiver;
+    pub use crate::udplogger::settings::InputFormat;
+    use crate::udplogger::settings::{Layout, OutputFormat, UdpLoggerConfig};
+    use crate::udplogger::{clock, Receiver};
+
+    /// The real [`Receiver`] writing JSON lines under a directory, driven
+    /// the way `udplogger::run` drives it, with a clock of its own: each
+    /// call is one millisecond later. Kept here, compiled and tested with
+    /// the crate, so that a change of the receiver's interface shows up in
+    /// `cargo test` rather than only when the fuzzers are next built.
+    pub struct Harness {
+        rx: Receiver,
+        stamp: clock::Stamp,
+        t0: Instant,
+        step: u64,
+    }
+
+    /// What is left once everything was flushed: all zero when nothing
+    /// was held back or lost.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Leftover {
+        /// Bytes of unfinished lines and records still held.
+        pub buffered: usize,
+        /// Bytes of lines not yet written to a file.
+        pub unwritten: usize,
+        /// Lines dropped because a file could not be written.
+        pub dropped: u64,
+    }
+
+    impl Harness {
+        /// A receiver of `format` input with `max_line` bytes per line,
+        /// writing under `dir` (one file, or one directory per sender).
+        /// The memory cap is lifted: a harness decides itself when
+        /// unfinished lines are written ([`Harness::time_passes`]).
+        pub fn new(
+            dir: &Path,
+            format: InputFormat,
+            max_line: usize,
+            per_sender: bool,
+        ) -> Result<Harness, String> {
+            let cfg = UdpLoggerConfig {
+                dir: dir.display().to_string(),
+                input: format,
+                max_line_bytes: max_line,
+                output_format: OutputFormat::Json,
+                layout: if per_sender {
+                    Layout::PerSender
+                } else {
+                    Layout::Single
+                },
+                ..UdpLoggerConfig::default()
+            };
+            let mut settings = cfg.compile("udplogger").map_err(|e| {
+                e.iter()
+                    .map(|p| format!("{}: {}", p.path, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+            settings.max_buffered = usize::MAX / 2;
+            let stamp = clock::Stamper::new(clock::Zone::Utc, clock::Period::Daily)
+                .stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000));
+            Ok(Harness {
+                rx: Receiver::new(settings),
+                stamp,
+                t0: Instant::now(),
+                step: 0,
+            })
+        }
+
+        fn tick(&mut self) -> Instant {
+            self.step += 1;
+            self.t0 + Duration::from_millis(self.step)
+        }
+
+        /// One datagram from `from`.
+        pub fn datagram(&mut self, from: SocketAddr, data: &[u8]) {
+            let now = self.tick();
+            self.rx.datagram(from, data, &self.stamp, now);
+        }
+
+        /// The partial timeout passes: every unfinished line and record
+        /// of every sender is written as it is.
+        pub fn time_passes(&mut self) {
+            let now = self.tick();
+            self.rx.flush_partials(&self.stamp, now, true);
+        }
+
+        /// Shutdown: everything held is written; what could not be is
+        /// returned.
+        pub fn finish(&mut self) -> Leftover {
+            let now = self.tick();
+            self.rx.flush_partials(&self.stamp, now, true);
+            self.rx.out.flush(&self.stamp, now);
+            Leftover {
+                buffered: self.rx.buffered(),
+                unwritten: self.rx.out.held(),
+                dropped: self.rx.out.stats.dropped,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn harness_writes_json_lines_and_markers() {
+            let dir = tempfile::tempdir().unwrap();
+            let mut h = Harness::new(dir.path(), InputFormat::Auto, 64, false).unwrap();
+            let a: SocketAddr = "127.0.0.1:6665".parse().unwrap();
+            h.datagram(a, b"6,1,10,-;first\n");
+            h.datagram(a, b"6,3,30,-;third\n");
+            h.datagram("127.0.0.2:6665".parse().unwrap(), b"plain, unfinished");
+            h.time_passes();
+            let left = h.finish();
+            assert_eq!(
+                left,
+                Leftover {
+                    buffered: 0,
+                    unwritten: 0,
+                    dropped: 0
+                }
+            );
+            let file = std::fs::read_dir(dir.path())
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            let text = std::fs::read_to_string(file).unwrap();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let texts: Vec<&str> = lines
+                .iter()
+                .map(|l| l["text"].as_str().unwrap_or(""))
+                .collect();
+            assert_eq!(texts.len(), 4, "{text}");
+            assert_eq!(texts[0], "first");
+            assert_eq!(lines[1]["marker"], "gap");
+            assert_eq!(
+                (lines[1]["from"].as_u64(), lines[1]["to"].as_u64()),
+                (Some(2), Some(2))
+            );
+            assert_eq!(texts[2], "third");
+            assert_eq!(texts[3], "plain, unfinished");
+        }
+    }
 }
 
 /// Configuration from YAML text.

@@ -19,15 +19,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use watchdog::fuzzing::kernel::printk;
 use watchdog::fuzzing::kernel::Flag;
-use watchdog::fuzzing::udplogger::{
-    InputFormat, Layout, OutputFormat, Period, Receiver, Stamper, UdpLoggerConfig, Zone,
-};
+use watchdog::fuzzing::udplogger::{Harness, InputFormat, Leftover};
 
 const SENDERS: [&str; 4] = [
     "127.0.0.1:6665",
@@ -113,36 +110,17 @@ fuzz_target!(|data: &[u8]| {
     let dir = dir();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the log directory");
-    let mut cfg = UdpLoggerConfig {
-        dir: dir.display().to_string(),
-        input: format,
-        max_line_bytes: max,
-        output_format: OutputFormat::Json,
-        ..UdpLoggerConfig::default()
-    };
-    if flags & 4 != 0 {
-        cfg.layout = Layout::PerSender;
-    }
-    let mut settings = cfg.compile("udplogger").expect("valid settings");
-    // No memory-cap flushes: the model above does not know them.
-    settings.max_buffered = usize::MAX / 2;
-    let mut rx = Receiver::new(settings);
-    let stamp = Stamper::new(Zone::Utc, Period::Daily)
-        .stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000));
-    let t0 = Instant::now();
+    let mut rx = Harness::new(&dir, format, max, flags & 4 != 0).expect("valid settings");
     let alpha = alphabet();
     let mut sent: Vec<Sent> = (0..SENDERS.len()).map(|_| Sent::default()).collect();
 
     let mut rest = &data[2..];
-    let mut step = 0u64;
     while let Some((&c, r)) = rest.split_first() {
         rest = r;
-        step += 1;
-        let now = t0 + Duration::from_millis(step);
         let who = usize::from(c & 3);
         if (c >> 2) & 3 == 3 {
             // Time passes: every unfinished line and record is written.
-            rx.flush_partials(&stamp, now, true);
+            rx.time_passes();
             for s in &mut sent {
                 s.plain_held = 0;
             }
@@ -178,14 +156,15 @@ fuzz_target!(|data: &[u8]| {
         }
         s.bytes.extend_from_slice(&dgram);
         let addr: SocketAddr = SENDERS[who].parse().expect("an address");
-        rx.datagram(addr, &dgram, &stamp, now);
+        rx.datagram(addr, &dgram);
     }
-    let now = t0 + Duration::from_millis(step + 1);
-    rx.flush_partials(&stamp, now, true);
-    rx.out.flush(&stamp, now);
-    assert_eq!(rx.buffered(), 0, "held after the last flush");
-    assert_eq!(rx.out.held(), 0, "unwritten after the last flush");
-    assert_eq!(rx.out.stats.dropped, 0);
+    let left = rx.finish();
+    let clean = Leftover {
+        buffered: 0,
+        unwritten: 0,
+        dropped: 0,
+    };
+    assert_eq!(left, clean, "held or dropped after the last flush");
 
     let mut written: HashMap<String, Written> = HashMap::new();
     let mut paths = Vec::new();
