@@ -68,8 +68,9 @@ for t in "${targets[@]}"; do
     fi
     if [ "$found" -gt 0 ]; then
         failed=1
-        grep -E '^(==[0-9]+==|thread |SUMMARY|artifact_prefix|Test unit written|panicked)' "$logs/$t" | head -20 || true
-        tail -5 "$logs/$t"
+        # The panic and its message, the sanitizer's verdict, the input.
+        grep -A2 -m3 ' panicked at ' "$logs/$t" || true
+        grep -E '^(==[0-9]+==|SUMMARY|artifact_prefix)' "$logs/$t" | head -10 || true
     fi
     line=$(printf '%-22s %12s executions  %6s corpus  %s finding(s)' "$t" "${execs:-?}" "$corpus" "$found")
     echo "$line"
