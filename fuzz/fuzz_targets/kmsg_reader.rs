@@ -3,7 +3,8 @@
 //! (the kernel overwrote records) or EINTR, from a start position the
 //! input chooses. The reader must never handle a record at or before
 //! the position it resumed after, nor claim a sequence number it was not
-//! given; its events must match the schema.
+//! given; its events must match the schema; and on input shaped like the
+//! kernel's, every sequence number skipped is reported `lost`, exactly.
 #![no_main]
 
 use std::collections::VecDeque;
@@ -11,6 +12,7 @@ use std::io;
 
 use libfuzzer_sys::fuzz_target;
 use watchdog::fuzzing::kmsg::{Drained, Reader, RecordSource, Start};
+use watchdog::fuzzing::marker::MAX_GAP;
 use watchdog::fuzzing::parse::Framer;
 use watchdog_fuzz::check_event;
 
@@ -59,6 +61,11 @@ fuzz_target!(|data: &[u8]| {
             reads.push_back(Err(io::Error::from_raw_os_error(EINTR)));
         }
         all.extend_from_slice(chunk);
+        if chunk.is_empty() {
+            // A read of 0 bytes is end of file (a FIFO's writer left);
+            // /dev/kmsg never gives one.
+            continue;
+        }
         reads.push_back(Ok(chunk.to_vec()));
         // The device runs dry after each read: one drain per read, so the
         // first record handled can be checked.
@@ -67,11 +74,38 @@ fuzz_target!(|data: &[u8]| {
     // Sequence numbers in the input, as the framer reads them: a record
     // may be split across reads (a FIFO), so over the whole stream.
     let mut framer = Framer::new();
-    let given: Vec<u64> = all
+    // Only whole lines: an unfinished one waits for the rest.
+    let whole = all.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let recs: Vec<_> = all[..whole]
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
-        .filter_map(|l| framer.frame(l).seq)
+        .map(|l| framer.frame(l))
         .collect();
+    let given: Vec<u64> = recs.iter().filter_map(|r| r.seq).collect();
+    // When the input is what the kernel writes (kernel records only, in
+    // increasing order, no jump a log buffer could not have lost), every
+    // number skipped must come out as a `lost` event, counted exactly.
+    let kernel_like = recs.iter().filter(|r| !r.ignore).all(|r| {
+        r.seq.is_some() && r.host.is_none() && r.lost.is_none() && r.kernel && !r.boundary
+    }) && given
+        .windows(2)
+        .all(|w| w[0] < w[1] && w[1] - w[0] <= MAX_GAP + 1);
+    let mut expect_lost = 0u64;
+    let mut prev = match start {
+        Start::After(s) => Some(s),
+        _ => None,
+    };
+    for &q in &given {
+        if prev.is_some_and(|p| q <= p) {
+            continue;
+        }
+        if let Some(p) = prev {
+            if q - p <= MAX_GAP + 1 {
+                expect_lost += q - p - 1;
+            }
+        }
+        prev = Some(q);
+    }
     let mut src = Fake(reads);
     let mut reader = Reader::new(&start);
     let mut out = Vec::new();
@@ -96,7 +130,15 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(reader.last_seq, None, "resumed after {s}");
         }
     }
+    let mut lost = 0u64;
     for ev in &out {
         check_event(ev);
+        let v: serde_json::Value = serde_json::from_str(&ev.to_json()).expect("JSON");
+        if v["kind"] == "lost" {
+            lost += v["count"].as_u64().expect("a count");
+        }
+    }
+    if kernel_like {
+        assert_eq!(lost, expect_lost, "records lost vs reported");
     }
 });
