@@ -13,23 +13,39 @@ use watchdog::fuzzing::udplogger::{Assembler, End};
 
 /// True when `got` is `sent` with some `\r` removed that stood right
 /// before a `\n` or ended an unfinished line written at a flush (`flushed`:
-/// offsets in `sent` where one happened). Greedy is exact: only the last
-/// `\r` of a run may go.
+/// offsets in `sent` where one happened). Whether such a `\r` went depends
+/// on whether it was still held (not yet written as part of a cut line),
+/// so both ways are tried; failures are remembered, which keeps it linear.
 fn same_but_cr(sent: &[u8], got: &[u8], flushed: &[usize]) -> bool {
-    let (mut i, mut j) = (0, 0);
-    while i < sent.len() {
-        if j < got.len() && sent[i] == got[j] {
-            i += 1;
-            j += 1;
-        } else if sent[i] == b'\r'
-            && (sent.get(i + 1) == Some(&b'\n') || flushed.contains(&(i + 1)))
-        {
-            i += 1;
-        } else {
-            return false;
+    let skippable = |i: usize| {
+        sent[i] == b'\r' && (sent.get(i + 1) == Some(&b'\n') || flushed.contains(&(i + 1)))
+    };
+    let mut failed = std::collections::HashSet::new();
+    let mut stack = vec![(0usize, 0usize)];
+    while let Some((mut i, mut j)) = stack.pop() {
+        loop {
+            if i == sent.len() {
+                if j == got.len() {
+                    return true;
+                }
+                break;
+            }
+            if skippable(i) {
+                if !failed.insert((i, j)) {
+                    break;
+                }
+                // Try "it went" later; "it stayed" now.
+                stack.push((i + 1, j));
+            }
+            if j < got.len() && sent[i] == got[j] {
+                i += 1;
+                j += 1;
+            } else {
+                break;
+            }
         }
     }
-    j == got.len()
+    false
 }
 
 fuzz_target!(|data: &[u8]| {
