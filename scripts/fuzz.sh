@@ -46,8 +46,17 @@ else
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
 
-logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+# Scratch space, on a tmpfs when there is one: the udplogger_receiver
+# target writes and reads back its log files for every input.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    scratch=$(mktemp -d -p /dev/shm watchdog-fuzz.XXXXXX)
+else
+    scratch=$(mktemp -d)
+fi
+trap 'rm -rf "$scratch"' EXIT
+export TMPDIR=$scratch
+logs=$scratch/logs
+mkdir "$logs"
 summary=()
 failed=0
 for t in "${targets[@]}"; do
