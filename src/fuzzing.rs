@@ -47,8 +47,6 @@ pub mod udplogger {
     /// was held back or lost.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct Leftover {
-        /// Bytes of unfinished lines and records still held.
-        pub buffered: usize,
         /// Bytes of lines not yet written to a file.
         pub unwritten: usize,
         /// Lines dropped because a file could not be written.
@@ -113,14 +111,13 @@ pub mod udplogger {
             self.rx.flush_partials(&self.stamp, now, true);
         }
 
-        /// Shutdown: everything held is written; what could not be is
-        /// returned.
+        /// Shutdown: every unfinished line and record is written, then
+        /// the buffers; what could not be is returned.
         pub fn finish(&mut self) -> Leftover {
             let now = self.tick();
             self.rx.flush_partials(&self.stamp, now, true);
             self.rx.out.flush(&self.stamp, now);
             Leftover {
-                buffered: self.rx.buffered(),
                 unwritten: self.rx.out.held(),
                 dropped: self.rx.out.stats.dropped,
             }
@@ -144,7 +141,6 @@ pub mod udplogger {
             assert_eq!(
                 left,
                 Leftover {
-                    buffered: 0,
                     unwritten: 0,
                     dropped: 0
                 }

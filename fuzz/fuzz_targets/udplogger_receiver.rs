@@ -160,7 +160,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let left = rx.finish();
     let clean = Leftover {
-        buffered: 0,
         unwritten: 0,
         dropped: 0,
     };
