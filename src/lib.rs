@@ -21,6 +21,7 @@ mod error;
 mod eventlog;
 mod events;
 mod forward;
+pub mod fuzzing;
 pub mod host;
 pub mod incident;
 pub mod journal;

@@ -167,10 +167,12 @@ pub fn split_body(body: &[u8]) -> (&[u8], impl Iterator<Item = &[u8]>) {
         Some(i) => (&body[..i], &body[i + 1..]),
         None => (body, &b""[..]),
     };
+    // Emptiness is judged after the leading space goes: a line of one
+    // space is no dictionary entry either.
     let dict = rest
         .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| l.strip_prefix(b" ").unwrap_or(l));
+        .map(|l| l.strip_prefix(b" ").unwrap_or(l))
+        .filter(|l| !l.is_empty());
     (text, dict)
 }
 
@@ -256,6 +258,15 @@ mod tests {
         let (text, dict) = split_body(b"msg\ncpu=1\n\n taskname=sh\n");
         assert_eq!(text, b"msg");
         assert_eq!(dict.collect::<Vec<_>>(), [&b"cpu=1"[..], b"taskname=sh"]);
+    }
+
+    #[test]
+    fn fuzz_dictionary_line_of_one_space_is_no_entry() {
+        // Found by fuzz/fuzz_targets/printk_header.rs: `" "` came out as an
+        // empty dictionary entry (an empty `dict` member, a blank line).
+        let (text, dict) = split_body(b"msg\n \n SUBSYSTEM=net\n \n");
+        assert_eq!(text, b"msg");
+        assert_eq!(dict.collect::<Vec<_>>(), [&b"SUBSYSTEM=net"[..]]);
     }
 
     #[test]

@@ -134,7 +134,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn new(settings: &Settings) -> Shared {
+    pub(crate) fn new(settings: &Settings) -> Shared {
         Shared {
             out: Output::new(settings.output.clone()),
             stats: Stats::default(),

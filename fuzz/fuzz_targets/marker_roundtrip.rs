@@ -1,0 +1,139 @@
+//! udplogger's marker lines (src/marker.rs): written by `udplogger`, read
+//! back by `scan`. A marker built from the input, written in the text and
+//! the JSON form, must read back as the same marker (in the text form the
+//! strings as tokens, and without the reason, which is for people); any
+//! line or JSON object must be read without a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use watchdog::fuzzing::marker::{parse_json, parse_line, Body, Marker, SOURCE};
+
+const TIME: &str = "2026-11-22T04:10:32.271684Z";
+
+/// Reads what the marker is made of from the input.
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn byte(&mut self) -> u8 {
+        let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
+        self.0 = rest;
+        b
+    }
+
+    fn num(&mut self) -> u64 {
+        // Small numbers and extremes alike.
+        match self.byte() % 4 {
+            0 => u64::from(self.byte()),
+            1 => u64::MAX - u64::from(self.byte()),
+            _ => (0..8).fold(0, |n, _| n << 8 | u64::from(self.byte())),
+        }
+    }
+
+    fn string(&mut self) -> String {
+        let n = usize::from(self.byte() % 24).min(self.0.len());
+        let (s, rest) = self.0.split_at(n);
+        self.0 = rest;
+        String::from_utf8_lossy(s).into_owned()
+    }
+}
+
+/// A string the text form carries unchanged: one token, nothing escaped.
+fn token_safe(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode & 1 == 1 {
+        // Any line, any JSON object: read without a panic, and a line not
+        // in the `udplogger` column is never a marker.
+        let text = String::from_utf8_lossy(rest);
+        for line in text.lines() {
+            if let Some(p) = parse_line(line) {
+                assert_eq!(line.split(' ').nth(1), Some(SOURCE));
+                assert!(!p.kind.is_empty());
+            }
+        }
+        if let Ok(serde_json::Value::Object(obj)) = serde_json::from_str(&text) {
+            let _ = parse_json(&obj);
+        }
+        return;
+    }
+    let mut inp = Input(rest);
+    let about = inp.string();
+    let body = match inp.byte() % 7 {
+        0 => {
+            let (a, b) = (inp.num(), inp.num());
+            Body::Gap {
+                from: a.min(b),
+                to: a.max(b),
+            }
+        }
+        1 => Body::Reset {
+            last: inp.num(),
+            seq: inp.num(),
+        },
+        2 => Body::Incomplete {
+            seq: inp.num(),
+            got: inp.num(),
+            total: inp.num(),
+        },
+        3 => Body::Cut {
+            seq: (inp.byte() & 1 == 1).then(|| inp.num()),
+            kept: inp.num(),
+            total: (inp.byte() & 1 == 1).then(|| inp.num()),
+        },
+        4 => Body::KernelDrop { count: inp.num() },
+        5 => Body::WriteFailed {
+            count: inp.num(),
+            since: inp.string(),
+        },
+        _ => Body::Dropped { count: inp.num() },
+    };
+    let mut m = Marker::new(about, body);
+    if inp.byte() & 1 == 1 {
+        m = m.with_reason(inp.string());
+    }
+    let strings_clean = |m: &Marker| {
+        let since = match &m.body {
+            Body::WriteFailed { since, .. } => since.as_str(),
+            _ => "x",
+        };
+        [m.about.as_str(), since, m.reason.as_deref().unwrap_or("")]
+            .iter()
+            .all(|s| !s.chars().any(char::is_control))
+    };
+
+    // Text form: always one line, always read back as this kind.
+    let mut out = Vec::new();
+    m.write_text(&mut out, TIME);
+    assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+    assert_eq!(out.last(), Some(&b'\n'));
+    let line = std::str::from_utf8(&out[..out.len() - 1]).expect("a marker line is UTF-8");
+    let p = parse_line(line).unwrap_or_else(|| panic!("not read back: {line}"));
+    assert_eq!(p.time, TIME);
+    assert_eq!(p.kind, m.kind().name());
+    let since_safe = match &m.body {
+        Body::WriteFailed { since, .. } => token_safe(since),
+        _ => true,
+    };
+    if token_safe(&m.about) && since_safe {
+        let mut want = m.clone();
+        want.reason = None;
+        assert_eq!(p.marker, Some(want), "{line}");
+    }
+
+    // JSON form: one object per line, every member back as it was.
+    let mut out = Vec::new();
+    m.write_json(&mut out, TIME);
+    assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("a marker is JSON");
+    let obj = v.as_object().expect("a marker is an object");
+    let p = parse_json(obj).expect("a JSON marker reads back");
+    assert_eq!(p.kind, m.kind().name());
+    if strings_clean(&m) {
+        assert_eq!(p.marker, Some(m.clone()));
+    }
+});
