@@ -9,6 +9,12 @@ target=x86_64-unknown-linux-musl
 if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     rustup target add "$target"
 fi
+# ring (rustls's crypto) has C and assembly: musl-gcc builds it for musl
+# (.cargo/config.toml points cc at it).
+if ! command -v musl-gcc >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends musl-tools
+fi
 cargo build --release --locked --target "$target"
 bin="target/$target/release/watchdog"
 desc=$(file -b "$bin")

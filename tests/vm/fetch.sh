@@ -15,7 +15,7 @@ cache="$here/cache"
 # Host tools the suite needs: installed when missing and we are root.
 missing=""
 for t in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio \
-         depmod:kmod gcc:gcc xz:xz-utils mkfs.ext4:e2fsprogs zstd:zstd python3:python3; do
+         depmod:kmod gcc:gcc musl-gcc:musl-tools xz:xz-utils mkfs.ext4:e2fsprogs zstd:zstd python3:python3; do
     command -v "${t%%:*}" >/dev/null 2>&1 || PATH="$PATH:/sbin:/usr/sbin" command -v "${t%%:*}" >/dev/null 2>&1 \
         || missing="$missing ${t#*:}"
 done

@@ -1255,9 +1255,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(CACHE, "results"), help="where consoles and outputs go")
     args = ap.parse_args()
 
-    for tool in ["qemu-system-x86_64", "cpio", "depmod", "gcc", "xz", "mkfs.ext4", "busybox"]:
+    for tool in ["qemu-system-x86_64", "cpio", "depmod", "gcc", "musl-gcc", "xz", "mkfs.ext4", "busybox"]:
         if not shutil.which(tool):
-            sys.exit("vm: %s not found (apt-get install qemu-system-x86 busybox-static cpio kmod gcc libc6-dev xz-utils e2fsprogs)" % tool)
+            sys.exit("vm: %s not found (apt-get install qemu-system-x86 busybox-static cpio kmod gcc libc6-dev musl-tools xz-utils e2fsprogs)" % tool)
     ks = kernels()
     if args.kernel:
         ks = [k for k in ks if any(k.release == p or k.release.startswith(p + ".") or k.short == p for p in args.kernel)]
