@@ -386,6 +386,13 @@ impl ExtState {
         // than the oldest remembered record's; a sender that went quiet
         // and starts again further back in both number and time rebooted.
         let oldest = self.history.iter().flatten().map(|x| x.0).next();
+        if oldest.is_none() {
+            // Nothing of this stream was written yet, and this record is
+            // further back than the window reaches: no gap was ever
+            // written for it, so it cannot be a latecomer to drop. It
+            // starts the stream again (what is held is written first).
+            return Behind::Reset;
+        }
         if oldest.is_some_and(|o| ts > o.saturating_add(TS_SKEW_USEC))
             || (quiet && ts.saturating_add(TS_SKEW_USEC) < self.last_ts)
         {
@@ -1227,5 +1234,44 @@ mod tests {
             st.flush(64, &mut |e| check(e));
             proptest::prop_assert_eq!(st.pending(), 0);
         }
+    }
+
+    /// Found by the fuzzer (`udplogger_receiver`): the first record of a
+    /// stream is held by the window, then one numbered far before it
+    /// arrives with a later time. Nothing was written yet, so no gap marker
+    /// covers it: it was counted as late and written nowhere.
+    #[test]
+    fn a_record_far_behind_an_unwritten_stream_is_not_lost_silently() {
+        let mut st = ExtState::new(Window {
+            records: 512,
+            wait: Duration::from_millis(1000),
+        });
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        for (rec, at) in [
+            ("4,81353,1000,-;first".as_bytes(), t0),
+            (
+                "4,814,2000,-;far behind".as_bytes(),
+                t0 + Duration::from_millis(1),
+            ),
+        ] {
+            let (h, body) = crate::kernel::printk::parse(rec).unwrap();
+            st.feed(&h, body, 1024, at, &mut |e| out.push(format!("{e:?}")));
+        }
+        st.tick(t0 + Duration::from_secs(5), 1024, &mut |e| {
+            out.push(format!("{e:?}"))
+        });
+        st.flush(1024, &mut |e| out.push(format!("{e:?}")));
+        let all = out.join("\n");
+        assert_eq!(out.len(), 3, "{all}");
+        assert!(
+            out[0].starts_with("Record") && out[0].contains("seq: 81353"),
+            "{all}"
+        );
+        assert!(out[1].contains("Reset { last: 81353, seq: 814 }"), "{all}");
+        assert!(
+            out[2].starts_with("Record") && out[2].contains("seq: 814,"),
+            "written, not dropped: {all}"
+        );
     }
 }
