@@ -498,26 +498,7 @@ fn a_target_that_reads_nothing_never_delays_sysrq() {
 // --- watchdog udplogger ---------------------------------------------------
 
 fn start_udplogger(dir: &Dir, extra: &[&str]) -> (Daemon, std::net::SocketAddr) {
-    let logs = dir.join("logs");
-    let mut args = vec![
-        "udplogger",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-        logs.to_str().unwrap(),
-        "--utc",
-    ];
-    args.extend_from_slice(extra);
-    let mut d = Daemon::start(dir.path(), &args);
-    let err = d.wait_stderr("writing to");
-    let addr = err
-        .lines()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|r| r.split(',').next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    (d, addr)
+    crate::util::udplogger_on_loopback(dir, extra)
 }
 
 /// `(source, text)` of every line udplogger wrote (markers included).

@@ -4,7 +4,7 @@
 //! helpers here serve tests/faults.rs too.
 
 use std::io::Write;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -786,27 +786,8 @@ fn udplogger_line_torn_by_enospc_is_rolled_back() {
 
 /// `watchdog udplogger` on an ephemeral loopback port writing into
 /// `DIR/logs` (UTC file names); returns it and its address.
-fn start_udplogger(dir: &Dir, extra: &[&str]) -> (Daemon, SocketAddr) {
-    let logs = dir.join("logs");
-    let mut args = vec![
-        "udplogger",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-        logs.to_str().unwrap(),
-        "--utc",
-    ];
-    args.extend_from_slice(extra);
-    let mut d = Daemon::start(dir.path(), &args);
-    let err = d.wait_stderr("writing to");
-    let addr = err
-        .lines()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|r| r.split(',').next())
-        .unwrap_or_else(|| panic!("no listen address in {err}"))
-        .parse()
-        .unwrap();
-    (d, addr)
+fn start_udplogger(dir: &Dir, extra: &[&str]) -> (Daemon, std::net::SocketAddr) {
+    crate::util::udplogger_on_loopback(dir, extra)
 }
 
 /// The day file(s) of `DIR/logs`, concatenated.

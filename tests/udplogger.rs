@@ -10,28 +10,8 @@ use crate::util::{wait_until, Daemon, Dir};
 
 /// Starts the receiver on an ephemeral loopback port, writing into
 /// `DIR/logs`; returns it and its address.
-fn start(dir: &Dir, extra: &[&str]) -> (Daemon, SocketAddr) {
-    let logs = dir.join("logs");
-    let logs = logs.to_str().unwrap();
-    let mut args = vec![
-        "udplogger",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-        logs,
-        "--utc",
-    ];
-    args.extend_from_slice(extra);
-    let mut d = Daemon::start(dir.path(), &args);
-    let err = d.wait_stderr("writing to");
-    let addr = err
-        .lines()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|r| r.split(',').next())
-        .unwrap_or_else(|| panic!("no listen address in {err}"))
-        .parse()
-        .unwrap();
-    (d, addr)
+fn start(dir: &Dir, extra: &[&str]) -> (Daemon, std::net::SocketAddr) {
+    crate::util::udplogger_on_loopback(dir, extra)
 }
 
 fn sender() -> UdpSocket {

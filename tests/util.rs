@@ -286,3 +286,28 @@ pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `watchdog udplogger` on an ephemeral loopback port, writing into
+/// `DIR/logs` (UTC file names); returns it and the address it listens on.
+pub fn udplogger_on_loopback(dir: &Dir, extra: &[&str]) -> (Daemon, std::net::SocketAddr) {
+    let logs = dir.join("logs");
+    let mut args = vec![
+        "udplogger",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        logs.to_str().unwrap(),
+        "--utc",
+    ];
+    args.extend_from_slice(extra);
+    let mut d = Daemon::start(dir.path(), &args);
+    let err = d.wait_stderr("writing to");
+    let addr = err
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no listen address in {err}"))
+        .parse()
+        .unwrap();
+    (d, addr)
+}
