@@ -46,6 +46,9 @@ const KMSG_RETRY: Duration = Duration::from_secs(10);
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// While events wait to be reported as lost, retry this often.
 const LOST_RETRY: Duration = Duration::from_secs(1);
+/// How long a stop waits for the kernel's answer to a SysRq fired at the
+/// stop itself.
+const STOP_READBACK: Duration = Duration::from_secs(2);
 /// How long a stop waits for the writer to finish what is queued.
 const WRITER_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -925,6 +928,22 @@ impl Daemon {
         self.release_held(now, true);
         for f in self.triggers.exec.kill_all() {
             self.action_event(&f.rule, &f.label, f.outcome, None);
+        }
+        // A SysRq fired just now (for an event released by the stop) is
+        // still answering: its answer goes into the bundle before it
+        // closes, for a moment at the most.
+        let until = Instant::now() + STOP_READBACK;
+        while self.incidents.reading_back() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = Instant::now();
+            let mut out = Vec::new();
+            self.drain_kmsg(now, &mut out);
+            for ev in out {
+                self.accept(ev, now);
+            }
+            for j in self.incidents.due(now) {
+                self.rec.send(Job::Incident(j));
+            }
         }
         for j in self.incidents.close_all() {
             self.rec.send(Job::Incident(j));

@@ -189,6 +189,11 @@ impl Incidents {
         jobs
     }
 
+    /// Whether some incident is still reading a SysRq answer back.
+    pub fn reading_back(&self) -> bool {
+        self.open.iter().any(|t| t.readback.is_some())
+    }
+
     /// When [`Incidents::due`] has something to do next.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.open
