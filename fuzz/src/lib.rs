@@ -32,6 +32,8 @@ pub fn check_event(ev: &Event) {
             (Value::Number(n), FieldType::Int) => n.is_i64() || n.is_u64(),
             (Value::Number(_), FieldType::Float) => true,
             (Value::Bool(_), FieldType::Bool) => true,
+            // Lists (a crash's call frames) hold text.
+            (Value::Array(items), FieldType::List) => items.iter().all(Value::is_string),
             _ => false,
         };
         assert!(
