@@ -261,19 +261,22 @@ impl Recorder {
             }
             Job::Snapshot { .. } | Job::Incident(_) => {
                 let ok = self.evidence.try_send(job);
-                if !ok {
-                    self.lost_other += 1;
-                }
-                ok
+                self.count_other(ok)
             }
             Job::Position { .. } | Job::Metrics { .. } | Job::Reopen | Job::State(_) => {
                 let ok = self.disk.try_send(job);
-                if !ok {
-                    self.lost_other += 1;
-                }
-                ok
+                self.count_other(ok)
             }
         }
+    }
+
+    /// Counts a record other than an event-log line that found its queue
+    /// full; passes `ok` on.
+    fn count_other(&mut self, ok: bool) -> bool {
+        if !ok {
+            self.lost_other += 1;
+        }
+        ok
     }
 
     /// Event-log lines dropped and not yet reported.
