@@ -156,25 +156,6 @@ pub struct ScanReport {
     pub errors: Vec<String>,
 }
 
-/// Reads one line into `buf` (without the newline), keeping at most
-/// `MAX_LINE + 1` bytes of it so that the framer can see it was cut. Returns
-/// the bytes consumed, 0 at end of input.
-/// The [`crate::parse::PREFILTER`] automaton, built once.
-fn prefilter() -> Option<&'static aho_corasick::AhoCorasick> {
-    static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
-    AC.get_or_init(|| {
-        // Leftmost-first lets the crate use its SIMD (Teddy) searcher for
-        // a few dozen words; any match will do, so the semantics do not
-        // matter here.
-        aho_corasick::AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .build(crate::parse::PREFILTER)
-            .ok()
-    })
-    .as_ref()
-}
-
 /// Skips whole lines that hold none of the prefilter's words, searching
 /// the reader's buffer as one block (a line is framed only when it
 /// matters). Stops at the start of the first line that holds one, or at
@@ -218,6 +199,9 @@ pub fn skip_ordinary<R: BufRead>(
     }
 }
 
+/// Reads one line into `buf` (without the newline), keeping at most
+/// `MAX_LINE + 1` bytes of it so that the framer can see it was cut. Returns
+/// the bytes consumed, 0 at end of input.
 pub fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.clear();
     let mut total = 0;
@@ -359,7 +343,7 @@ pub fn scan(opts: &ScanOptions, out: &mut dyn Write) -> io::Result<ScanReport> {
         let mut filter = if parser.has_patterns() {
             None
         } else {
-            prefilter()
+            crate::parse::prefilter()
         };
         let mut format_known = false;
         let mut line_no = 0u64;
@@ -785,7 +769,7 @@ mod prefilter_tests {
 
     #[test]
     fn ordinary_lines_are_skipped_and_counted() {
-        let ac = prefilter().expect("the prefilter builds");
+        let ac = crate::parse::prefilter().expect("the prefilter builds");
         let mut text = String::new();
         for i in 0..10_000 {
             text.push_str(&format!(

@@ -2,6 +2,8 @@
 //! does not cover. Each block says why it is sound.
 #![allow(unsafe_code)]
 
+mod mem;
+
 use std::io;
 
 /// `SYSLOG_ACTION_SIZE_BUFFER` from include/linux/syslog.h.

@@ -76,6 +76,23 @@ pub const PREFILTER: &[&str] = &[
     "-- ",
 ];
 
+/// The [`PREFILTER`] automaton, built once (`None` only if the crate
+/// refused the words, which a test rules out).
+pub fn prefilter() -> Option<&'static aho_corasick::AhoCorasick> {
+    static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    AC.get_or_init(|| {
+        // Leftmost-first lets the crate use its SIMD (Teddy) searcher for
+        // a few dozen words; any match will do, so the semantics do not
+        // matter here.
+        aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(PREFILTER)
+            .ok()
+    })
+    .as_ref()
+}
+
 /// Lines an open incident may run before it is closed anyway (a stack
 /// trace, the Mem-Info of a large NUMA box). The OOM task table's rows do
 /// not count: a host has as many as it has processes.

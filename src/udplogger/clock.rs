@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Local, Timelike, Utc};
 
 pub trait Clock: Sync {
     fn wall(&self) -> SystemTime;
@@ -100,6 +100,9 @@ pub struct Stamp {
     pub text: String,
     /// File name stem of the period: `YYYY-MM-DD` or `YYYY-MM-DD-HH`.
     pub period: String,
+    /// `wall` in UTC to the microsecond, as detected events carry it
+    /// (converted once per batch, not once per line).
+    pub utc: chrono::NaiveDateTime,
 }
 
 /// Formats stamps, caching the period so the calendar is consulted once
@@ -137,13 +140,24 @@ impl Stamper {
                 name
             }
         };
-        Stamp { wall, text, period }
+        let utc = DateTime::<Utc>::from(wall);
+        // Microseconds, as the log lines show them.
+        let utc = utc
+            .with_nanosecond(utc.nanosecond() / 1000 * 1000)
+            .unwrap_or(utc)
+            .naive_utc();
+        Stamp {
+            wall,
+            text,
+            period,
+            utc,
+        }
     }
 }
 
 /// The period holding `t`: its start, end and file name stem.
 pub fn period_of(t: SystemTime, zone: Zone, period: Period) -> (SystemTime, SystemTime, String) {
-    use chrono::{Datelike, TimeZone, Timelike};
+    use chrono::{Datelike, TimeZone};
     fn naive_start<Tz: TimeZone>(dt: &DateTime<Tz>, period: Period) -> chrono::NaiveDateTime {
         let d = dt.date_naive();
         match period {

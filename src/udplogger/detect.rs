@@ -49,20 +49,29 @@ impl LastWords {
 
     /// Keeps one line (without its newline).
     pub fn push(&mut self, line: &[u8]) {
+        self.push_parts(&[], line);
+    }
+
+    /// Keeps one line given as a prefix and the rest (no copy joins
+    /// them first).
+    pub fn push_parts(&mut self, prefix: &[u8], rest: &[u8]) {
         if self.max == 0 {
             return;
         }
-        let line = &line[..line.len().min(RING_LINE_MAX)];
+        let prefix = &prefix[..prefix.len().min(RING_LINE_MAX)];
+        let rest = &rest[..rest.len().min(RING_LINE_MAX - prefix.len())];
+        let len = prefix.len() + rest.len();
         while self.lens.len() >= self.max
-            || (!self.lens.is_empty() && self.bytes.len() + line.len() + 1 > RING_BYTES_MAX)
+            || (!self.lens.is_empty() && self.bytes.len() + len + 1 > RING_BYTES_MAX)
         {
             if let Some(n) = self.lens.pop_front() {
                 self.bytes.drain(..n);
             }
         }
-        self.bytes.extend(line);
+        self.bytes.extend(prefix);
+        self.bytes.extend(rest);
         self.bytes.push_back(b'\n');
-        self.lens.push_back(line.len() + 1);
+        self.lens.push_back(len + 1);
     }
 
     /// The lines held, oldest first, each ending in a newline.
@@ -110,6 +119,9 @@ pub struct Detector {
     follow: usize,
     scratch: Vec<u8>,
     rec: Record,
+    /// Whether ordinary lines skip the parser while it is idle (off only
+    /// in the test that proves the skip changes nothing).
+    skip_ordinary: bool,
 }
 
 /// `text` as the record's text, invalid UTF-8 replaced as the framer does.
@@ -123,6 +135,13 @@ fn set_text(out: &mut String, text: &[u8]) {
 
 /// `[ 5309.104520] `: the kernel time as dmesg and the console print it.
 pub fn push_kernel_time(out: &mut Vec<u8>, ts_usec: u64) {
+    let mut b = [0u8; 32];
+    let n = kernel_time_into(&mut b, ts_usec);
+    out.extend_from_slice(&b[..n]);
+}
+
+/// [`push_kernel_time`] into `out` (24 bytes at most); returns the length.
+fn kernel_time_into(out: &mut [u8; 32], ts_usec: u64) -> usize {
     // By hand, not `write!`: this runs for every extended line.
     let mut digits = [0u8; 20];
     let mut n = 0;
@@ -136,18 +155,31 @@ pub fn push_kernel_time(out: &mut Vec<u8>, ts_usec: u64) {
             break;
         }
     }
-    out.push(b'[');
-    out.extend(std::iter::repeat_n(b' ', 5usize.saturating_sub(n)));
-    out.extend(digits[..n].iter().rev());
-    out.push(b'.');
+    let mut len = 0;
+    let mut put = |b: u8| {
+        out[len] = b;
+        len += 1;
+    };
+    put(b'[');
+    for _ in n..5 {
+        put(b' ');
+    }
+    for &d in digits[..n].iter().rev() {
+        put(d);
+    }
+    put(b'.');
     let mut us = ts_usec % 1_000_000;
     let mut frac = [b'0'; 6];
     for d in frac.iter_mut().rev() {
         *d = b'0' + (us % 10) as u8;
         us /= 10;
     }
-    out.extend_from_slice(&frac);
-    out.extend_from_slice(b"] ");
+    for d in frac {
+        put(d);
+    }
+    put(b']');
+    put(b' ');
+    len
 }
 
 /// `[ 12.345678] rest`: the console's timestamp and the text after it,
@@ -171,6 +203,11 @@ fn console_time(line: &[u8]) -> Option<(f64, &[u8])> {
     Some((inner.parse().ok()?, text))
 }
 
+/// True when `text` holds none of [`crate::parse::PREFILTER`]'s words.
+fn prefilter_skips(text: &[u8]) -> bool {
+    crate::parse::prefilter().is_some_and(|ac| !ac.is_match(text))
+}
+
 impl Detector {
     /// `lines`: how many lines before a panic or oops its file keeps (and
     /// how many after it, at most).
@@ -183,6 +220,7 @@ impl Detector {
             follow: lines,
             scratch: Vec::new(),
             rec: Record::default(),
+            skip_ordinary: true,
         }
     }
 
@@ -203,6 +241,31 @@ impl Detector {
         stem_for: &dyn Fn(&str) -> String,
     ) -> Found {
         let mut found = Found::default();
+        // Most of a log is ordinary lines: while no incident is open, a
+        // line without one of the prefilter's words cannot change the
+        // parser (the contract `scan` relies on too), so it only goes
+        // into the last-words ring, unframed.
+        if self.skip_ordinary && self.parser.is_idle() && prefilter_skips(text) {
+            if self.capture.is_none() {
+                // Only the ring wants it.
+                let mut time = [0u8; 32];
+                let n = match meta {
+                    Some(m) => kernel_time_into(&mut time, m.ts_usec),
+                    None => 0,
+                };
+                self.ring.push_parts(&time[..n], text);
+                return found;
+            }
+            self.scratch.clear();
+            if let Some(m) = meta {
+                push_kernel_time(&mut self.scratch, m.ts_usec);
+            }
+            self.scratch.extend_from_slice(text);
+            let line = std::mem::take(&mut self.scratch);
+            self.after(&line, stem_for, &mut found);
+            self.scratch = line;
+            return found;
+        }
         // One record reused line after line: its strings keep their
         // capacity (no allocation per line).
         let mut rec = std::mem::take(&mut self.rec);
@@ -492,5 +555,59 @@ mod tests {
         assert_eq!(ev[0].kernel_time, Some(12.487423));
         let lost = d.lost("db1", 5, wall());
         assert_eq!(lost[0].body.kind(), "lost");
+    }
+
+    /// The prefilter's skip is only a shortcut: over every kernel-log
+    /// fixture, fed as plain lines and as extended records, the events
+    /// and the last-words text are the same with it and without it.
+    #[test]
+    fn skipping_ordinary_lines_changes_no_event() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel-logs");
+        let mut files: Vec<std::path::PathBuf> = Vec::new();
+        for dir in [root.clone(), root.join("real")] {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "log" || x == "dmesg") {
+                    files.push(p);
+                }
+            }
+        }
+        files.sort();
+        assert!(files.len() > 30, "{}", files.len());
+        let mut events = 0;
+        for f in &files {
+            let text = std::fs::read(f).unwrap();
+            for extended in [false, true] {
+                let run = |skip: bool| {
+                    let mut d = Detector::new(20);
+                    d.skip_ordinary = skip;
+                    let mut out: Vec<String> = Vec::new();
+                    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+                        let meta = Meta {
+                            level: 4,
+                            seq: i as u64,
+                            ts_usec: 1_000_000 + i as u64,
+                        };
+                        let found = d.line("h", line, extended.then_some(&meta), wall(), &|k| {
+                            format!("lw-{k}")
+                        });
+                        out.extend(found.events.iter().map(|e| e.to_json()));
+                        out.extend(
+                            found
+                                .last_words
+                                .iter()
+                                .map(|(s, b)| format!("{s}: {}", String::from_utf8_lossy(b))),
+                        );
+                    }
+                    out.extend(d.flush().iter().map(|e| e.to_json()));
+                    out
+                };
+                let (fast, full) = (run(true), run(false));
+                assert_eq!(fast, full, "{} (extended: {extended})", f.display());
+                events += full.len();
+            }
+        }
+        assert!(events > 100, "{events}");
     }
 }

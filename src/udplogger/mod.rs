@@ -63,7 +63,7 @@ const SLOT: usize = 65536;
 /// A round that read this many datagrams means load: wait `COALESCE`
 /// before the next round.
 const COALESCE_AT: usize = 16;
-const COALESCE: Duration = Duration::from_micros(500);
+const COALESCE: Duration = Duration::from_millis(2);
 /// Batches taken from one socket before the others get their turn.
 const BATCHES_PER_ROUND: usize = 16;
 /// (host, kind) pairs counted for the metrics; beyond, events count under
@@ -325,6 +325,8 @@ struct Put<'a> {
     lines: &'a mut u64,
     missing: &'a mut u64,
     undetected: &'a mut bool,
+    /// The file this datagram's lines go to, once found.
+    file: Option<output::FileRef>,
 }
 
 /// `20261129T120000Z` of a stamp: sorts, and is safe in a file name.
@@ -349,12 +351,8 @@ fn file_safe(name: &str) -> String {
 }
 
 fn wall_of(stamp: &Stamp) -> WallTime {
-    use chrono::Timelike;
-    let t = chrono::DateTime::<chrono::Utc>::from(stamp.wall);
-    // Microseconds, as the log lines show them.
-    let t = t.with_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t);
     WallTime {
-        local: t.naive_utc(),
+        local: stamp.utc,
         offset: chrono::FixedOffset::east_opt(0),
     }
 }
@@ -364,8 +362,16 @@ impl Put<'_> {
     fn line(&mut self, text: &[u8], meta: Option<&Meta>, dict: &[&[u8]]) {
         if !dict.is_empty() && self.hints.learn(dict) {
             *self.name = self.names.name_of(self.addr, self.hints);
+            self.file = None;
         }
-        self.sh.out.line_as(
+        let file = match self.file {
+            Some(f) => f,
+            None => *self
+                .file
+                .insert(self.sh.out.file_of(self.stamp, self.name, self.now)),
+        };
+        self.sh.out.line_in(
+            file,
             self.stamp,
             self.name,
             self.source,
@@ -491,6 +497,7 @@ macro_rules! put {
             lines: &mut $s.lines,
             missing: &mut $s.missing,
             undetected: &mut $s.undetected,
+            file: None,
         }
     };
 }
@@ -593,24 +600,15 @@ impl Receiver {
             _ => printk::parse(data),
         };
         match ext {
+            // The window (or assembler) and the output context borrow
+            // different fields of the sender: nothing is moved.
             Some((h, body)) => {
-                let Sender { ext, .. } = s;
-                // The window and the output context borrow different
-                // parts of the sender.
-                let mut st = std::mem::take(ext);
-                {
-                    let mut p = put!(sh, names, stamp, now, max, addr, s, h.release);
-                    st.feed(&h, body, max, now, &mut |ev| p.event(ev));
-                }
-                s.ext = st;
+                let mut p = put!(sh, names, stamp, now, max, addr, s, h.release);
+                s.ext.feed(&h, body, max, now, &mut |ev| p.event(ev));
             }
             None => {
-                let mut asm = std::mem::take(&mut s.asm);
-                {
-                    let mut p = put!(sh, names, stamp, now, max, addr, s, None);
-                    asm.feed(data, max, now, &mut |l, e| p.plain(l, e));
-                }
-                s.asm = asm;
+                let mut p = put!(sh, names, stamp, now, max, addr, s, None);
+                s.asm.feed(data, max, now, &mut |l, e| p.plain(l, e));
             }
         }
         if s.undetected && !was_undetected {

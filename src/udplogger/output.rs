@@ -119,9 +119,19 @@ pub struct Output {
     next_tick: Option<Instant>,
     /// Computed at the first write, when the sockets are open.
     max_open: Option<usize>,
+    /// Bumped whenever `files` is re-indexed: a [`FileRef`] taken before
+    /// is then looked up again.
+    generation: u64,
     pub stats: OutputStats,
     /// Syslog targets every line and marker is also sent to (non-blocking).
     pub forward: Option<crate::forward::udplogger::UdpForward>,
+}
+
+/// A file of [`Output`] found once and used for many lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRef {
+    index: usize,
+    generation: u64,
 }
 
 /// Source column of marker lines: never a sender, which always has a port.
@@ -139,6 +149,7 @@ impl Output {
             key: String::new(),
             next_tick: None,
             max_open: None,
+            generation: 0,
             stats: OutputStats::default(),
             forward: None,
         }
@@ -175,6 +186,7 @@ impl Output {
             .map(|(i, f)| (f.stem.clone(), i))
             .collect();
         self.cur = None;
+        self.generation = self.generation.wrapping_add(1);
     }
 
     /// True when some file is failing and will be retried.
@@ -225,6 +237,11 @@ impl Output {
     /// and memory is full.
     fn target(&mut self, now: Instant) -> Option<usize> {
         let i = self.index_of(now);
+        self.usable(i, now)
+    }
+
+    /// File `i`, or a drop counted when it is failing and memory is full.
+    fn usable(&mut self, i: usize, now: Instant) -> Option<usize> {
         let f = &mut self.files[i];
         if let Some(fault) = &mut f.fault {
             if self.held >= self.cfg.hold_bytes {
@@ -235,6 +252,16 @@ impl Output {
         }
         f.last_used = now;
         Some(i)
+    }
+
+    /// The file of sender `name`'s lines received at `stamp`: found once
+    /// for all the lines of a datagram, not once per line.
+    pub fn file_of(&mut self, stamp: &Stamp, name: &str, now: Instant) -> FileRef {
+        self.set_key(stamp, Some(name));
+        FileRef {
+            index: self.index_of(now),
+            generation: self.generation,
+        }
     }
 
     /// Appends one received line.
@@ -254,9 +281,28 @@ impl Output {
     /// Appends one received line of the sender named `name` (its
     /// directory in the per-sender layout); the line keeps its `source`
     /// address.
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub fn line_as(
         &mut self,
+        stamp: &Stamp,
+        name: &str,
+        source: &str,
+        text: &[u8],
+        meta: Option<&Meta>,
+        dict: &[&[u8]],
+        now: Instant,
+    ) {
+        let file = self.file_of(stamp, name, now);
+        self.line_in(file, stamp, name, source, text, meta, dict, now);
+    }
+
+    /// [`line_as`](Self::line_as) into a file found by
+    /// [`file_of`](Self::file_of) for the same stamp and name.
+    #[allow(clippy::too_many_arguments)]
+    pub fn line_in(
+        &mut self,
+        file: FileRef,
         stamp: &Stamp,
         name: &str,
         source: &str,
@@ -275,10 +321,14 @@ impl Output {
                 dict,
             );
         }
-        self.set_key(stamp, Some(name));
+        let i = if file.generation == self.generation && file.index < self.files.len() {
+            file.index
+        } else {
+            self.file_of(stamp, name, now).index
+        };
         let json = self.cfg.json;
         let mut scratch = std::mem::take(&mut self.scratch);
-        let Some(i) = self.target(now) else {
+        let Some(i) = self.usable(i, now) else {
             self.scratch = scratch;
             return;
         };
