@@ -10,7 +10,7 @@
 # per million lines at that rate (all threads, /proc/PID/task/*/schedstat),
 # its peak RSS (VmHWM), and its RSS after 1 s idle. Takes 2-4 minutes.
 # Run it under the shared lock: flock /tmp/vm.lock bench/udplogger-matrix.sh
-# Usage: [SECS=2] [PLAIN_RATES="..."] [EXT_RATES="..."] bench/udplogger-matrix.sh
+# Usage: [SECS=2] [PLAIN_RATES="..."] [EXT_RATES="..."] [BIN=...] bench/udplogger-matrix.sh
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,8 +21,13 @@ PLAIN_RATES=(${PLAIN_RATES:-250000 500000 1000000 1500000})
 EXT_RATES=(${EXT_RATES:-50000 100000 200000 400000})
 PORT=17661
 
-cargo build --release --quiet --bin watchdog --example udpload
-BIN=target/release/watchdog
+# The binary users run: the static musl build (its libc, its memcpy).
+# BIN=path measures another build.
+if [ -z "${BIN:-}" ]; then
+    scripts/build-static.sh >/dev/null
+    BIN=target/x86_64-unknown-linux-musl/release/watchdog
+fi
+cargo build --release --quiet --example udpload
 LOAD=target/release/examples/udpload
 WORK=$(mktemp -d /tmp/udplogger-matrix.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -90,7 +95,7 @@ for format in plain extended; do
 done
 
 echo
-echo "watchdog udplogger, loopback, 20 senders, $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ)"
+echo "watchdog udplogger ($BIN: $(file -b "$BIN" | cut -d, -f1-2)), loopback, 20 senders, $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ)"
 echo "plain: 10 lines of 90 bytes a datagram; extended: one record a datagram; ${SECS} s a rate"
 echo
 echo "every run (rate asked, rate the generator achieved, lines sent, lost, CPU s / M lines, peak RSS kB):"
