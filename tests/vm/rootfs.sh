@@ -66,7 +66,7 @@ timeout 1800 mmdebstrap --variant=minbase --include="$pkgs" \
     --customize-hook='printf "/dev/vda / ext4 rw,noatime 0 1\n" > "$1/etc/fstab"' \
     --customize-hook="upload $unit /etc/systemd/system/wd-vmtest.service" \
     --customize-hook='chroot "$1" systemctl enable wd-vmtest.service' \
-    --customize-hook='for u in getty@tty1.service serial-getty@ttyS0.service serial-getty@ttyS1.service console-getty.service systemd-logind.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-timesyncd.service; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
+    --customize-hook='for u in getty.target getty-static.service getty@tty1.service serial-getty@ttyS0.service serial-getty@ttyS1.service console-getty.service systemd-logind.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-timesyncd.service; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
     --customize-hook='mkdir -p "$1/etc/systemd/journald.conf.d" && printf "[Journal]\nStorage=volatile\n" > "$1/etc/systemd/journald.conf.d/wd-vmtest.conf"' \
     --customize-hook='rm -f "$1/etc/machine-id" && : > "$1/etc/machine-id"' \
     bookworm "$tree" http://deb.debian.org/debian

@@ -34,16 +34,16 @@ fact() { echo "wd-fact $1=$2"; }
 fail() { echo "FAIL: $*"; RC=1; }
 ok() { echo "ok: $*"; }
 
-# Waits up to $1 seconds for the command after it to succeed.
+# Waits up to $1 seconds (wall clock: under TCG one journalctl takes a
+# good part of a second) for the command after it to succeed.
 wait_for() {
-    local secs=$1 n=0
+    local end=$((SECONDS + $1))
     shift
-    while [ $n -lt $((secs * 10)) ]; do
+    while [ $SECONDS -lt $end ]; do
         "$@" > /dev/null 2>&1 && return 0
-        sleep 0.1
-        n=$((n + 1))
+        sleep 0.2
     done
-    return 1
+    "$@" > /dev/null 2>&1
 }
 
 journal_has() { journalctl -u "$1" -o cat --no-pager | grep -qF -- "$2"; }
@@ -59,6 +59,7 @@ tracefs() { grep -q " $T tracefs " /proc/mounts || mount -t tracefs nodev $T; }
 # then the package: dpkg -i under the real systemd runs its maintainer
 # scripts (deb-systemd-helper, daemon-reload, the catalog trigger).
 scn_systemd_install() {
+    mkdir -p /lib/modules
     cp -a $P/modules/lib/modules/* /lib/modules/
     depmod -a "$(uname -r)"
     fact systemd_version "$(systemctl --version | head -n 1 | cut -d' ' -f2)"
@@ -73,7 +74,7 @@ scn_systemd_install() {
     done
     # Debian's systemd rebuilds the catalog by a dpkg trigger on
     # /usr/lib/systemd/catalog: journalctl -x knows the hung-task entry.
-    if journalctl --catalog $HUNG_MSGID 2> /dev/null | grep -q "A task was blocked"; then
+    if journalctl --dump-catalog $HUNG_MSGID 2> /dev/null | grep -q "A task was blocked"; then
         fact catalog yes
     else
         fact catalog no
@@ -170,7 +171,8 @@ scn_systemd_hung_task() {
     pid=$!
     fact pid $pid
     fact comm wd-writer
-    wait_for 30 sh -c "journalctl MESSAGE_ID=$HUNG_MSGID -o json | grep -q '\"WATCHDOG_PID\":\"$pid\"'" \
+    # journalctl's JSON has spaces around its colons.
+    wait_for 30 sh -c "journalctl MESSAGE_ID=$HUNG_MSGID -o json | grep -q '\"WATCHDOG_PID\" *: *\"$pid\"'" \
         || fail "no journal entry with MESSAGE_ID=$HUNG_MSGID for pid $pid"
     journalctl MESSAGE_ID=$HUNG_MSGID -o json > /out/systemd_hung_task.journal.json
     journalctl MESSAGE_ID=$HUNG_MSGID -x --no-pager | tail -n 12
