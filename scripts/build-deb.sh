@@ -77,10 +77,14 @@ fi
 #   zsh: RHEL's zsh reads site-functions; Debian's packages use
 #        vendor-completions (site-functions is for the local admin).
 #   docs: RHEL's %doc may use a versioned directory (rpmbuild's
-#        _docdir_fmt); Debian's is /usr/share/doc/PACKAGE.
+#        _docdir_fmt; Debian's rpmbuild does); Debian's is
+#        /usr/share/doc/PACKAGE.
+#   man pages: Debian policy wants them gzipped; RHEL's rpmbuild gzips
+#        them (brp-compress), Debian's rpmbuild leaves them as they are.
 rpm_to_deb=(
     -e 's|^/usr/share/zsh/site-functions/|/usr/share/zsh/vendor-completions/|'
     -e "s|^/usr/share/doc/$name-$version/|/usr/share/doc/$name/|"
+    -e 's|^\(/usr/share/man/man[1-8]/.*\.[1-8]\)$|\1.gz|'
 )
 # Only in the Debian package: what Debian policy requires of every package
 # (copyright, changelog.Debian.gz) and lintian's overrides.

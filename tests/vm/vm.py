@@ -467,7 +467,9 @@ def boot(k, b, outdir):
     nc = UdpSink(ul.port if ul else hostfwd) if b.net else None
     ser = UdpSink(ul.port if ul else None) if b.udp_console else None
     append = ["console=ttyS0", "panic=-1", "log_buf_len=4M", "wd.run=" + ",".join(GUEST_NAME.get(s, s) for s in b.scenarios)]
-    if not b.net:
+    # quiet also keeps the systemd boot's SysRq-T dump off the slow serial
+    # console (its netconsole scenario raises the level itself).
+    if not b.net or b.systemd:
         append.insert(1, "quiet")
     if nc:
         append.append("wd.ncport=%d" % nc.port)
