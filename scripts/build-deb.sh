@@ -101,7 +101,8 @@ rpm_only="/var/lib/watchdog
 deb_files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print $NF}' | sed 's|^\./|/|' | sort)
 rpm_files=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpm_file" | awk '$1 !~ /^d/ {print $2}' \
     | sed "${rpm_to_deb[@]}" | sort)
-rpm_dirs=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpm_file" | awk '$1 ~ /^d/ {print $2}' | sort)
+rpm_dirs=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpm_file" | awk '$1 ~ /^d/ {print $2 "/"}' \
+    | sed "${rpm_to_deb[@]}" | sed 's|/$||' | sort)
 fail=0
 missing=$(comm -13 <(echo "$deb_files") <(echo "$rpm_files"))
 extra=$(comm -23 <(echo "$deb_files") <(echo "$rpm_files") | grep -vxF "$deb_only" || true)
@@ -126,6 +127,6 @@ while read -r d; do
 done <<<"$rpm_dirs"
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/watchdog/watchdog.yaml || { echo "config is not a conffile" >&2; fail=1; }
 [ "$fail" = 0 ]
-echo "deb and RPM: the same $(echo "$rpm_files" | wc -l) files (distribution differences: zsh completion directory, $(echo "$deb_only" | wc -l) Debian-only files, $(echo "$rpm_only" | wc -l) directories made by postinst)"
+echo "deb and RPM: the same $(echo "$rpm_files" | wc -l) files (after mapping the zsh completion directory, the versioned doc directory and man page compression; $(echo "$deb_only" | wc -l) Debian-only files, $(echo "$rpm_only" | wc -l) directories made by postinst)"
 echo "deb OK: $deb ($(stat -c %s "$deb") bytes)"
 echo "$deb"

@@ -991,7 +991,7 @@ def a_sd_hung_task(res, out, f):
          "journal entry: comm %r, unit %r" % (e.get("WATCHDOG_COMM"), e.get("_SYSTEMD_UNIT")))
     need(f.get("active_after") == "active", "the unit is %s after the hung task" % f.get("active_after"))
     detail = "journal: MESSAGE_ID=%s %r from %s" % (HUNG_MSGID, e.get("MESSAGE"), e.get("_SYSTEMD_UNIT"))
-    return detail + run_check(res, "hung-task", f, name="systemd_hung_task")
+    return detail + run_check(res, "hung-task", f, name="systemd_hung_task", stacks=False)
 
 
 def a_sd_stop(res, out, f):
@@ -1204,7 +1204,7 @@ def run_expect(s, f):
     return None
 
 
-def run_check(res, s, f, name=None):
+def run_check(res, s, f, name=None, stacks=True):
     want = run_expect(s, f)
     if want is None:
         return ""
@@ -1258,13 +1258,16 @@ def run_check(res, s, f, name=None):
         latency = (dump[0][1] - warn[0][1]) / 1e6
         need(latency < 1.0, "SysRq-T came %.3f s after the hung-task warning (limit 1 s)" % latency)
         notes += "; hung-task warning -> SysRq-T in %.0f ms (kernel clock)" % (latency * 1000)
-    notes += incident_check(res, s, f, name, events)
+    notes += incident_check(res, s, f, name, events, stacks)
     return "; run: %d event(s), the expected ones among them%s" % (len(events), notes)
 
 
-def incident_check(res, s, f, name, events):
+def incident_check(res, s, f, name, events, stacks=True):
     """The incident bundle `run` left: the SysRq answer in kmsg.txt, the hung
-    task with its kernel stack, the largest processes at an OOM kill."""
+    task with its kernel stack, the largest processes at an OOM kill.
+    stacks=False (under the systemd unit): /proc/PID/stack of a task with
+    more capabilities than the daemon needs CAP_SYS_PTRACE, which the unit
+    does not grant; the bundle must say so instead."""
     kind = {"hung-task": "hung_task", "frozen-evidence": "hung_task",
             "oom": "oom_kill", "oom-memcg": "oom_kill"}.get(s)
     if kind is None:
@@ -1294,6 +1297,12 @@ def incident_check(res, s, f, name, events):
                 m.get("name"), kmsg.count("\n"))
         tasks = [t for t in m.get("blocked_tasks", []) if t.get("comm") == f.get("comm")]
         need(tasks, "the D-state task list lacks %s: %s" % (f.get("comm"), m.get("blocked_tasks")))
+        if not stacks:
+            want = "proc/%s/task/%s/stack" % (tasks[0]["pid"], tasks[0]["pid"])
+            why = [n.get("reason") for n in m.get("not_collected", []) if n.get("what") == want]
+            need(why == ["permission denied"], "the bundle's not_collected says %r for %s" % (why, want))
+            return "; bundle %s: SysRq-T dump (%d lines) with %s's stack; its /proc stack not collected (%s: no CAP_SYS_PTRACE in the unit)" % (
+                m.get("name"), kmsg.count("\n"), f.get("comm"), why[0])
         stack = res.files.get("%s.incident%d.stack.%s" % (name, i, tasks[0]["pid"]), b"").decode()
         need("[<0>]" in stack, "no kernel stack for %s (pid %s): %r" % (f.get("comm"), tasks[0]["pid"], stack[:200]))
         return "; bundle %s: SysRq-T dump (%d lines), %s in D state with a %d-frame stack" % (

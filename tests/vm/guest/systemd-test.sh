@@ -312,7 +312,7 @@ scn_systemd_udplogger() {
         || fail "line 20 did not reach /var/log/udplogger"
     systemctl stop $UDP
     ls -la /var/log/udplogger/ /var/log/private/udplogger/ 2>&1
-    fact udp_owner "$(stat -c %U /var/log/private/udplogger 2>&1)"
+    fact udp_owner "uid $(stat -c %u /var/log/private/udplogger 2>&1)"
     cat /var/log/udplogger/*.log | grep -F "wd-systemd-netconsole" > /out/systemd_udplogger.lines
     fact udp_files "$(ls /var/log/udplogger/ | tr '\n' ' ')"
     journal_save $UDP systemd_udplogger
