@@ -184,9 +184,15 @@ scn_systemd_hung_task() {
     wait $pid
     echo "writer exit=$?"
     umount /mnt/wdfreeze
-    # The bundle closes when the incident's quiet time has passed.
-    wait_for 60 sh -c "grep -l '\"closed\": *[^n]' /var/lib/watchdog/evidence/incidents/*/manifest.json" \
-        || echo "bundle not closed yet"
+    wdhelper kmsg > /out/systemd_hung_task.kmsg
+    fact active_after "$(systemctl is-active $UNIT)"
+    journal_save $UNIT systemd_hung_task
+}
+
+# What the hung task left, once `systemctl stop` has completed the open
+# incident (its bundle is closed then): the event log, the files under
+# /var/lib/watchdog, and each bundle's manifest, kmsg.txt and stacks.
+save_hung_task_evidence() {
     cp /var/log/watchdog/events.jsonl /out/systemd_hung_task.run.jsonl
     for f in $(find /var/lib/watchdog -type f); do
         echo "$(wc -c < $f) $f" >> /out/systemd_hung_task.evidence
@@ -200,9 +206,6 @@ scn_systemd_hung_task() {
         done
         i=$((i + 1))
     done
-    wdhelper kmsg > /out/systemd_hung_task.kmsg
-    fact active_after "$(systemctl is-active $UNIT)"
-    journal_save $UNIT systemd_hung_task
 }
 
 # `systemctl stop`: the daemon removes its trace instances and kprobe.
@@ -214,6 +217,7 @@ scn_systemd_stop() {
     fact exit_status "$(systemctl show -P ExecMainStatus $UNIT)"
     fact instances_after "$(ls $T/instances/ | tr '\n' ' ')"
     fact kprobes_after "$(cut -d' ' -f1 $T/kprobe_events | tr '\n' ' ')"
+    save_hung_task_evidence
     rm -f $DROPIN/50-vmtest-watchdog.conf
     systemctl daemon-reload
     journal_save $UNIT systemd_stop
