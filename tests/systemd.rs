@@ -121,5 +121,8 @@ fn exec_and_metrics_dropin_verifies() {
     );
     // Opening the network costs exposure, and the drop-in must be read.
     let with = exposure(&d, "watchdog.service");
-    assert!(with > strict, "exposure {with} with the drop-in, {strict} without");
+    assert!(
+        with > strict,
+        "exposure {with} with the drop-in, {strict} without"
+    );
 }
