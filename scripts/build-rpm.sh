@@ -39,6 +39,7 @@ for want in \
     /usr/share/zsh/site-functions/_watchdog-evidence \
     /usr/share/fish/vendor_completions.d/watchdog-evidence.fish \
     /usr/lib/systemd/catalog/watchdog-evidence.catalog \
+    /usr/share/watchdog-evidence/exec-and-metrics.conf \
     /var/lib/watchdog; do
     if ! grep -q "^$want\(\.gz\)\?$" <<<"$list"; then
         echo "MISSING from the RPM: $want" >&2

@@ -1,7 +1,9 @@
 //! The real-kernel suite (tests/vm/, docs/vm-tests.md): boots Debian's
-//! kernels under QEMU and asserts on what `watchdog` says there. It takes a
-//! minute or two and needs QEMU and ~180 MB of kernel packages, so it runs
-//! only when asked: `WATCHDOG_VM=1 cargo test vm`.
+//! kernels under QEMU and asserts on what `watchdog` says there (and, in
+//! one boot, the Debian package under Debian's own systemd). It takes
+//! several minutes and needs QEMU, ~180 MB of kernel packages and a Debian
+//! root file system it builds once, so it runs only when asked:
+//! `WATCHDOG_VM=1 cargo test vm`.
 
 use std::io::Write;
 use std::path::Path;

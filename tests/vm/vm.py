@@ -42,10 +42,13 @@ CACHE = os.path.join(HERE, "cache")
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
 MUSL = "x86_64-unknown-linux-musl"
 WD_BIN = []  # the static watchdog under test, set by main()
+SYSTEMD_IMAGE = []  # the systemd boot's root file system image, set by main()
 RECORDING = []  # non-empty with --record: guests do not start watchdog run
 
 # Modules the scenarios load; their dependencies come from modules.dep.
 ROOT_MODULES = ["ext4", "crc32c_generic", "brd", "configfs", "netconsole", "e1000", "ramoops"]
+# The systemd boot's initramfs only mounts the root file system image.
+SYSTEMD_INITRD_MODULES = ["virtio_pci", "virtio_blk", "ext4", "crc32c_generic"]
 
 MARKER = re.compile(rb"@@WD-(INIT|BEGIN|END|DONE)([^@]*)@@")
 
@@ -83,6 +86,8 @@ class Kernel:
         self.image = None  # what QEMU boots
         self.initramfs = None
         self.initramfs_kdump = None
+        self.initramfs_systemd = None
+        self.payload_systemd = None
 
     def __repr__(self):
         return "Kernel(%s)" % self.release
@@ -133,8 +138,9 @@ def extract_vmlinux(k):
     return out
 
 
-def module_closure(k):
-    """Relative paths (as in modules.dep) of ROOT_MODULES and their deps."""
+def module_closure(k, roots=None):
+    """Relative paths (as in modules.dep) of ROOT_MODULES (or `roots`) and
+    their deps."""
     moddir = os.path.join(k.root, "lib", "modules", k.release)
     dep = os.path.join(moddir, "modules.dep")
     if not os.path.exists(dep):
@@ -147,7 +153,7 @@ def module_closure(k):
         name = re.sub(r"\.ko(\.[a-z]+)?$", "", os.path.basename(path)).replace("-", "_")
         by_name[name] = path
     want, todo = set(), []
-    for name in ROOT_MODULES:
+    for name in roots or ROOT_MODULES:
         if name in by_name:
             todo.append(by_name[name])
         else:
@@ -191,6 +197,23 @@ def cpio(staging, out):
     os.rename(out + ".tmp", out)
 
 
+def copy_modules(k, staging, roots=None):
+    """The module closure into staging/lib/modules, decompressed, depmod'ed."""
+    src_mods = os.path.join(k.root, "lib", "modules", k.release)
+    dst_mods = os.path.join(staging, "lib", "modules", k.release)
+    os.makedirs(dst_mods, exist_ok=True)
+    for f in ["modules.builtin", "modules.builtin.modinfo", "modules.order"]:
+        if os.path.exists(os.path.join(src_mods, f)):
+            shutil.copy(os.path.join(src_mods, f), dst_mods)
+    for rel in module_closure(k, roots):
+        dst = os.path.join(dst_mods, rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy(os.path.join(src_mods, rel), dst)
+        if dst.endswith(".xz"):
+            run(["xz", "-d", "-f", dst])
+    run(["depmod", "-b", staging, k.release])
+
+
 def prepare(k, wd, helper, want_vmlinux=True):
     os.makedirs(k.build, exist_ok=True)
     k.image = (extract_vmlinux(k) if want_vmlinux else None) or k.vmlinuz
@@ -205,18 +228,7 @@ def prepare(k, wd, helper, want_vmlinux=True):
     shutil.copy(os.path.join(HERE, "guest", "init"), os.path.join(staging, "init"))
     os.chmod(os.path.join(staging, "init"), 0o755)
     shutil.copy(ext4_image(), os.path.join(staging, "ext4.img"))
-    src_mods = os.path.join(k.root, "lib", "modules", k.release)
-    dst_mods = os.path.join(staging, "lib", "modules", k.release)
-    for f in ["modules.builtin", "modules.builtin.modinfo", "modules.order"]:
-        if os.path.exists(os.path.join(src_mods, f)):
-            shutil.copy(os.path.join(src_mods, f), dst_mods)
-    for rel in module_closure(k):
-        dst = os.path.join(dst_mods, rel)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy(os.path.join(src_mods, rel), dst)
-        if dst.endswith(".xz"):
-            run(["xz", "-d", "-f", dst])
-    run(["depmod", "-b", staging, k.release])
+    copy_modules(k, staging)
     k.initramfs = os.path.join(k.build, "initramfs.cpio")
     cpio(staging, k.initramfs)
     # The kdump boot also carries the kernel to load as crash kernel: a
@@ -231,6 +243,49 @@ def prepare(k, wd, helper, want_vmlinux=True):
         for part in [k.initramfs, os.path.join(k.build, "kdump-extra.cpio")]:
             with open(part, "rb") as f:
                 shutil.copyfileobj(f, out)
+
+
+def systemd_common():
+    """What every systemd boot shares: the cached Debian root file system
+    image (tests/vm/rootfs.sh builds it when missing or when its recipe
+    changed) and the Debian package under test (WD_VM_DEB, or
+    scripts/build-deb.sh --package-only from this checkout's static
+    binary). Both scripts print the path on their last line."""
+    out = run([os.path.join(HERE, "rootfs.sh")], stdout=subprocess.PIPE, timeout=2400).stdout.decode()
+    image = out.strip().splitlines()[-1]
+    deb = os.environ.get("WD_VM_DEB")
+    if not deb:
+        out = run([os.path.join(REPO, "scripts", "build-deb.sh"), "--package-only"], cwd=REPO,
+                  stdout=subprocess.PIPE, timeout=1800).stdout.decode()
+        deb = out.strip().splitlines()[-1]
+    return image, os.path.abspath(deb)
+
+
+def prepare_systemd(k, helper, deb):
+    """The systemd boot's initramfs (busybox, virtio and ext4 modules,
+    guest/init-systemd: mount /dev/vda, switch_root to its systemd) and its
+    payload disk: a plain tar (the guest reads /dev/vdb with tar -x) of
+    guest/systemd-test.sh, the package, wdhelper, the ext4 image for the
+    hung task and the modules of prepare()'s initramfs."""
+    staging = os.path.join(k.build, "sd-root")
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(os.path.join(staging, "bin"))
+    shutil.copy(shutil.which("busybox") or "/bin/busybox", os.path.join(staging, "bin", "busybox"))
+    shutil.copy(os.path.join(HERE, "guest", "init-systemd"), os.path.join(staging, "init"))
+    os.chmod(os.path.join(staging, "init"), 0o755)
+    copy_modules(k, staging, SYSTEMD_INITRD_MODULES)
+    k.initramfs_systemd = os.path.join(k.build, "initramfs-systemd.cpio")
+    cpio(staging, k.initramfs_systemd)
+    payload = os.path.join(k.build, "systemd-payload.tar")
+    with tarfile.open(payload + ".tmp", "w", format=tarfile.GNU_FORMAT) as t:
+        t.add(os.path.join(HERE, "guest", "systemd-test.sh"), "systemd-test.sh")
+        t.add(deb, os.path.basename(deb))
+        t.add(helper, "wdhelper")
+        t.add(ext4_image(), "ext4.img")
+        t.add(os.path.join(k.build, "root", "lib"), "modules/lib")
+    # A disk's size is a multiple of 512 bytes; tar's records already are.
+    os.rename(payload + ".tmp", payload)
+    k.payload_systemd = payload
 
 
 # --- booting ----------------------------------------------------------------
@@ -347,7 +402,7 @@ class Udplogger:
 
 class Boot:
     def __init__(self, name, scenarios, mem="256M", append="", kdump=False, net=False,
-                 udp_console=False, timeout=None, reboot=False):
+                 udp_console=False, timeout=None, reboot=False, systemd=False, kernels=None):
         self.name = name
         self.scenarios = scenarios
         self.mem = mem
@@ -359,6 +414,11 @@ class Boot:
         # Let the guest reset once (no -no-reboot): QEMU keeps its RAM, so
         # a ramoops region survives into the second boot.
         self.reboot = reboot
+        # Boot the cached Debian root file system with its systemd (the
+        # initramfs only mounts it), the package installed from a second
+        # disk; only on these kernels (short names), or on all.
+        self.systemd = systemd
+        self.kernels = kernels
 
 
 class BootResult:
@@ -394,11 +454,22 @@ def boot(k, b, outdir):
     for p in (console, channel):
         if os.path.exists(p):
             os.remove(p)
-    ul = Udplogger(outdir) if (b.net or b.udp_console) and has_subcommand("udplogger") else None
-    nc = UdpSink(ul.port if ul else None) if b.net else None
+    ul = Udplogger(outdir) if (b.net or b.udp_console) and not b.systemd and has_subcommand("udplogger") else None
+    hostfwd = None
+    if b.systemd:
+        # The guest's netconsole goes to this sink, which sends every
+        # datagram back into the guest (QEMU hostfwd to 10.0.2.15:6666,
+        # where the udplogger unit listens): all on 127.0.0.1.
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        hostfwd = probe.getsockname()[1]
+        probe.close()
+    nc = UdpSink(ul.port if ul else hostfwd) if b.net else None
     ser = UdpSink(ul.port if ul else None) if b.udp_console else None
     append = ["console=ttyS0", "panic=-1", "log_buf_len=4M", "wd.run=" + ",".join(GUEST_NAME.get(s, s) for s in b.scenarios)]
-    if not b.net:
+    # quiet also keeps the systemd boot's SysRq-T dump off the slow serial
+    # console (its netconsole scenario raises the level itself).
+    if not b.net or b.systemd:
         append.insert(1, "quiet")
     if nc:
         append.append("wd.ncport=%d" % nc.port)
@@ -409,14 +480,22 @@ def boot(k, b, outdir):
     if b.append:
         append += b.append.split()
     res.cmdline = " ".join(append)
+    initrd = k.initramfs_kdump if b.kdump else k.initramfs
+    if b.systemd:
+        initrd = k.initramfs_systemd
     cmd = [
         "qemu-system-x86_64", "-accel", accel(), "-smp", "1", "-m", b.mem,
         "-display", "none", "-monitor", "none",
     ] + ([] if b.reboot else ["-no-reboot"]) + [
         "-kernel", k.image,
-        "-initrd", k.initramfs_kdump if b.kdump else k.initramfs,
+        "-initrd", initrd,
         "-append", res.cmdline,
     ]
+    if b.systemd:
+        # snapshot=on: the guest's writes go to a temporary file, never to
+        # the cached image.
+        cmd += ["-drive", "file=%s,format=raw,if=virtio,snapshot=on" % SYSTEMD_IMAGE[0],
+                "-drive", "file=%s,format=raw,if=virtio,readonly=on" % k.payload_systemd]
     if ser:
         cmd += ["-chardev", "udp,id=con,host=127.0.0.1,port=%d,localaddr=127.0.0.1,localport=0" % ser.port,
                 "-serial", "chardev:con"]
@@ -424,7 +503,10 @@ def boot(k, b, outdir):
         cmd += ["-serial", "file:" + console]
     cmd += ["-serial", "file:" + channel]
     if nc:
-        cmd += ["-netdev", "user,id=n0,ipv6=off,restrict=off", "-device", "e1000,netdev=n0"]
+        netdev = "user,id=n0,ipv6=off,restrict=off"
+        if hostfwd:
+            netdev += ",hostfwd=udp:127.0.0.1:%d-10.0.2.15:6666" % hostfwd
+        cmd += ["-netdev", netdev, "-device", "e1000,netdev=n0"]
     else:
         cmd += ["-nic", "none"]
     res.qemu = cmd
@@ -839,6 +921,117 @@ def a_prevboot_reboot(res, out, f):
     return "after `reboot -f`: run and last-boot say %s, no incident" % ev["lastboot"][0].get("cause")
 
 
+# --- the systemd boot: the package under Debian's systemd --------------------
+
+UNIT = "watchdog-evidence"
+UDP_UNIT = "watchdog-evidence-udplogger"
+HUNG_MSGID = "67778d9a27f04f93914ef2f5371a4709"
+# systemd-analyze security of the shipped units as documented (docs/run.md,
+# docs/udplogger.md): the boot fails if either gets worse.
+EXPOSURE_MAX = {UNIT: 2.4, UDP_UNIT: 1.1}
+
+
+def a_sd_install(res, out, f):
+    need(f.get("enabled_" + UNIT) == "disabled" and f.get("enabled_" + UDP_UNIT) == "disabled",
+         "units after dpkg -i: %s / %s (want disabled, as the RPM)" % (f.get("enabled_" + UNIT), f.get("enabled_" + UDP_UNIT)))
+    need(f.get("active_" + UNIT) == "inactive", "%s is %s right after dpkg -i" % (UNIT, f.get("active_" + UNIT)))
+    need(f.get("catalog") == "yes", "the journal catalog lacks the hung-task entry after dpkg -i")
+    need("/etc/watchdog/watchdog.yaml" in f.get("conffiles", "").split(), "conffiles: %r" % f.get("conffiles"))
+    files = res.files.get("systemd_install.files", b"").decode().split()
+    for want in ["/usr/bin/watchdog-evidence", "/usr/share/watchdog-evidence/exec-and-metrics.conf",
+                 "/usr/lib/systemd/catalog/watchdog-evidence.catalog"]:
+        need(want in files, "dpkg -L lacks %s" % want)
+    need(f.get("dir_lib") == "750 root" and f.get("dir_log") == "750 root",
+         "/var/lib/watchdog, /var/log/watchdog: %r, %r" % (f.get("dir_lib"), f.get("dir_log")))
+    return "dpkg -i under systemd %s: %d paths, units installed disabled, config a conffile, catalog entry %s known to journalctl" % (
+        f.get("systemd_version"), len(files), HUNG_MSGID)
+
+
+def a_sd_security(res, out, f):
+    got = {}
+    for u, limit in EXPOSURE_MAX.items():
+        v = f.get("exposure_" + u)
+        need(v, "no exposure level for %s:\n%s" % (u, res.files.get("security.%s.txt" % u, b"").decode()[-500:]))
+        need(float(v) <= limit, "systemd-analyze security %s: %s, above %.1f" % (u, v, limit))
+        got[u] = v
+    return "systemd-analyze security: %s %s (<= %.1f), %s %s (<= %.1f)" % (
+        UNIT, got[UNIT], EXPOSURE_MAX[UNIT], UDP_UNIT, got[UDP_UNIT], EXPOSURE_MAX[UDP_UNIT])
+
+
+def a_sd_notify(res, out, f):
+    need(f.get("type") == "notify" and f.get("active") == "active",
+         "after systemctl start: Type=%s, %s" % (f.get("type"), f.get("active")))
+    w1, w2 = int(f.get("watchdog_ts_1") or 0), int(f.get("watchdog_ts_2") or 0)
+    need(w1 > 0 and w2 > w1, "WatchdogTimestampMonotonic did not advance: %s -> %s" % (w1, w2))
+    need(f.get("active_after_pings") == "active", "not active after 12 s: %s" % f.get("active_after_pings"))
+    inst, kp = f.get("instances", "").split(), f.get("kprobes", "").split()
+    need("watchdog" in inst and "watchdog-flight" in inst, "trace instances in the sandbox: %s" % inst)
+    need(any("watchdog/do_exit" in p for p in kp), "kprobes: %s" % kp)
+    return ("Type=notify active after READY=1 (start took %s s); WatchdogTimestamp advanced %.1f s in 12 s; "
+            "STATUS=%r; instances %s and kprobe %s set up in the sandbox") % (
+        f.get("start_secs"), (w2 - w1) / 1e6, f.get("status_text"), " ".join(inst), " ".join(kp))
+
+
+def a_sd_reload(res, out, f):
+    n = int(f.get("rules_before") or -1)
+    need(n > 0, "no rule count from the first reload")
+    need(f.get("rules_after") == str(n + 1), "after adding a rule: %s rules, want %d" % (f.get("rules_after"), n + 1))
+    need(f.get("active_after_broken") == "active" and f.get("same_pid") == "yes",
+         "after the broken reload: %s, same pid: %s" % (f.get("active_after_broken"), f.get("same_pid")))
+    return "systemctl reload: %d -> %d rules; a broken file refused, the running configuration kept (same pid, active)" % (n, n + 1)
+
+
+def a_sd_hung_task(res, out, f):
+    raw = res.files.get("systemd_hung_task.journal.json", b"").decode("utf-8", "replace")
+    entries = [json.loads(l) for l in raw.splitlines() if l.strip()]
+    mine = [e for e in entries if e.get("WATCHDOG_PID") == f.get("pid")]
+    need(mine, "no journal entry MESSAGE_ID=%s for pid %s (%d entries)" % (HUNG_MSGID, f.get("pid"), len(entries)))
+    e = mine[0]
+    need(e.get("WATCHDOG_COMM") == f.get("comm") and e.get("_SYSTEMD_UNIT") == UNIT + ".service",
+         "journal entry: comm %r, unit %r" % (e.get("WATCHDOG_COMM"), e.get("_SYSTEMD_UNIT")))
+    need(f.get("active_after") == "active", "the unit is %s after the hung task" % f.get("active_after"))
+    detail = "journal: MESSAGE_ID=%s %r from %s" % (HUNG_MSGID, e.get("MESSAGE"), e.get("_SYSTEMD_UNIT"))
+    return detail + run_check(res, "hung-task", f, name="systemd_hung_task", stacks=False)
+
+
+def a_sd_stop(res, out, f):
+    before, after = f.get("instances_before", "").split(), f.get("instances_after", "").split()
+    kbefore, kafter = f.get("kprobes_before", "").split(), f.get("kprobes_after", "").split()
+    need("watchdog" in before and any("watchdog/" in p for p in kbefore), "nothing to remove: %s %s" % (before, kbefore))
+    need(f.get("result") == "success", "Result=%s after systemctl stop" % f.get("result"))
+    left = [i for i in after if i.startswith("watchdog")] + [p for p in kafter if "watchdog/" in p]
+    need(not left, "left after systemctl stop: %s" % left)
+    return "systemctl stop: Result=success, exit %s; instances %s and kprobe %s removed" % (
+        f.get("exit_status"), " ".join(i for i in before if i.startswith("watchdog")), " ".join(kbefore))
+
+
+def a_sd_exec(res, out, f):
+    need(f.get("strict_action_ok") == "false", "under the shipped unit the exec action said ok=%s" % f.get("strict_action_ok"))
+    need(not f.get("strict_listener"), "under the shipped unit the listener got %r" % f.get("strict_listener"))
+    need(f.get("strict_metrics") == "none", "under the shipped unit the metrics file was written: %s" % f.get("strict_metrics"))
+    need(f.get("dropin_action_ok") == "true", "with the drop-in the exec action said ok=%s" % f.get("dropin_action_ok"))
+    need(f.get("dropin_listener") == "wd-exec-reached", "with the drop-in the listener got %r" % f.get("dropin_listener"))
+    need(f.get("dropin_metrics", "none").isdigit() and int(f["dropin_metrics"]) > 0,
+         "with the drop-in the metrics file has %s watchdog_ lines" % f.get("dropin_metrics"))
+    strict = json.loads(res.files.get("systemd_exec.strict.action.json", b"{}") or b"{}")
+    return ("shipped unit: exec to 10.0.2.15 failed (%s), metrics not written; with exec-and-metrics.conf: "
+            "the listener got the line, %s metric lines in the textfile directory; exposure with it %s") % (
+        (strict.get("detail") or "")[:80], f.get("dropin_metrics"), f.get("exposure_dropin"))
+
+
+def a_sd_udplogger(res, out, f):
+    need(f.get("udp_active") == "active", "%s: %s" % (UDP_UNIT, f.get("udp_active")))
+    lines = res.files.get("systemd_udplogger.lines", b"").decode("utf-8", "replace").splitlines()
+    for i in range(1, 21):
+        want = "wd-systemd-netconsole: line %d of 20" % i
+        n = sum(1 for l in lines if l.endswith(want))
+        need(n == 1, "udplogger unit: %r %d times" % (want, n))
+    nc = res.netconsole
+    need(nc is not None and nc.datagrams, "the host sink got no netconsole datagrams")
+    return "%s (DynamicUser %s) wrote the 20 lines once each into %s, from %d datagrams looped through the host" % (
+        UDP_UNIT, f.get("udp_owner"), f.get("udp_files"), len(nc.datagrams))
+
+
 # name -> (assert, how it is provoked: recorded into fixture headers)
 SCENARIOS = {
     "check": (a_check, "watchdog check --format json with tracefs mounted, no crashkernel="),
@@ -857,6 +1050,14 @@ SCENARIOS = {
     "hang": (None, "a scenario that never ends (sleeps forever)"),
     "prevboot-panic": (a_prevboot_panic, "ramoops (memmap=1M$0x8000000, mem_size=1M, record_size=64K, console_size=128K, max_reason=4); kernel.hung_task_panic=1, hung_task_timeout_secs=2, fsfreeze + `wdhelper write` (comm wd-writer); panic=-1 resets the guest, QEMU keeps its RAM; the second boot runs watchdog run and watchdog last-boot"),
     "prevboot-reboot": (a_prevboot_reboot, "the same ramoops setup (max_reason=4: a dump at an orderly reboot too, headed Shutdown#1); watchdog run started and stopped, then reboot -f; the second boot runs watchdog run and watchdog last-boot"),
+    "systemd-install": (a_sd_install, "dpkg -i watchdog-evidence_*.deb in a Debian 12 root file system with systemd as PID 1"),
+    "systemd-security": (a_sd_security, "systemd-analyze security of both installed units"),
+    "systemd-notify": (a_sd_notify, "systemctl start watchdog-evidence (Type=notify) with a test drop-in WatchdogSec=10s"),
+    "systemd-reload": (a_sd_reload, "systemctl reload: unchanged, one rule added, then an unknown key"),
+    "systemd-hung-task": (a_sd_hung_task, "the unit running; ext4 on brd, hung_task_timeout_secs=2, fsfreeze --freeze, `wdhelper write` (comm wd-writer) in D state"),
+    "systemd-stop": (a_sd_stop, "systemctl stop watchdog-evidence"),
+    "systemd-exec": (a_sd_exec, "an exec rule on SysRq w sending a line to nc -l 10.0.2.15:7777 and metrics_file in /var/lib/node_exporter/textfile_collector, without and with exec-and-metrics.conf"),
+    "systemd-udplogger": (a_sd_udplogger, "the udplogger unit on [::]:6666; the guest's extended netconsole to 10.0.2.2, looped back by the host through QEMU hostfwd"),
     "netconsole": (a_netconsole, "e1000 + user networking, modprobe netconsole netconsole=+6665@10.0.2.15/eth0,PORT@10.0.2.2/ (extended), 20 lines written to /dev/kmsg, SysRq t; console on -serial udp:127.0.0.1:PORT"),
 }
 
@@ -879,6 +1080,11 @@ BOOTS = [
     Boot("netconsole", ["netconsole"], net=True, udp_console=True, append="wd.crash=1"),
     Boot("prevboot-panic", ["prevboot-panic"], append="memmap=1M$0x8000000", reboot=True, timeout=240),
     Boot("prevboot-reboot", ["prevboot-reboot"], append="memmap=1M$0x8000000", reboot=True, timeout=240),
+    # Debian 12 with its systemd as PID 1 and the .deb installed: on
+    # bookworm's own kernel only (the slowest boot of the suite).
+    Boot("systemd", ["systemd-install", "systemd-security", "systemd-notify", "systemd-reload",
+                     "systemd-hung-task", "systemd-stop", "systemd-exec", "systemd-udplogger"],
+         mem="1G", net=True, systemd=True, kernels=("6.1",), timeout=900),
 ]
 
 # Run only when named (--only hang): proves a stuck guest fails its boot at
@@ -998,11 +1204,11 @@ def run_expect(s, f):
     return None
 
 
-def run_check(res, s, f):
+def run_check(res, s, f, name=None, stacks=True):
     want = run_expect(s, f)
     if want is None:
         return ""
-    name = GUEST_NAME.get(s, s).replace("-", "_")
+    name = name or GUEST_NAME.get(s, s).replace("-", "_")
     raw = res.files.get("%s.run.jsonl" % name)
     if raw is None:
         if RECORDING:
@@ -1052,13 +1258,16 @@ def run_check(res, s, f):
         latency = (dump[0][1] - warn[0][1]) / 1e6
         need(latency < 1.0, "SysRq-T came %.3f s after the hung-task warning (limit 1 s)" % latency)
         notes += "; hung-task warning -> SysRq-T in %.0f ms (kernel clock)" % (latency * 1000)
-    notes += incident_check(res, s, f, name, events)
+    notes += incident_check(res, s, f, name, events, stacks)
     return "; run: %d event(s), the expected ones among them%s" % (len(events), notes)
 
 
-def incident_check(res, s, f, name, events):
+def incident_check(res, s, f, name, events, stacks=True):
     """The incident bundle `run` left: the SysRq answer in kmsg.txt, the hung
-    task with its kernel stack, the largest processes at an OOM kill."""
+    task with its kernel stack, the largest processes at an OOM kill.
+    stacks=False (under the systemd unit): /proc/PID/stack of a task with
+    more capabilities than the daemon needs CAP_SYS_PTRACE, which the unit
+    does not grant; the bundle must say so instead."""
     kind = {"hung-task": "hung_task", "frozen-evidence": "hung_task",
             "oom": "oom_kill", "oom-memcg": "oom_kill"}.get(s)
     if kind is None:
@@ -1088,6 +1297,12 @@ def incident_check(res, s, f, name, events):
                 m.get("name"), kmsg.count("\n"))
         tasks = [t for t in m.get("blocked_tasks", []) if t.get("comm") == f.get("comm")]
         need(tasks, "the D-state task list lacks %s: %s" % (f.get("comm"), m.get("blocked_tasks")))
+        if not stacks:
+            want = "proc/%s/task/%s/stack" % (tasks[0]["pid"], tasks[0]["pid"])
+            why = [n.get("reason") for n in m.get("not_collected", []) if n.get("what") == want]
+            need(why == ["permission denied"], "the bundle's not_collected says %r for %s" % (why, want))
+            return "; bundle %s: SysRq-T dump (%d lines) with %s's stack; its /proc stack not collected (%s: no CAP_SYS_PTRACE in the unit)" % (
+                m.get("name"), kmsg.count("\n"), f.get("comm"), why[0])
         stack = res.files.get("%s.incident%d.stack.%s" % (name, i, tasks[0]["pid"]), b"").decode()
         need("[<0>]" in stack, "no kernel stack for %s (pid %s): %r" % (f.get("comm"), tasks[0]["pid"], stack[:200]))
         return "; bundle %s: SysRq-T dump (%d lines), %s in D state with a %d-frame stack" % (
@@ -1289,7 +1504,15 @@ def main():
     if args.command == "prepare":
         return 0
 
-    jobs = [(k, b) for k in ks for b in boots]
+    jobs = [(k, b) for k in ks for b in boots if not b.kernels or k.short in b.kernels]
+    if any(b.systemd for _, b in jobs):
+        t = time.monotonic()
+        image, deb = systemd_common()
+        SYSTEMD_IMAGE.append(image)
+        for k in {k for k, b in jobs if b.systemd}:
+            prepare_systemd(k, helper, deb)
+        log("prepared the systemd boot: %s, %s, %.1f s" % (
+            os.path.relpath(image, REPO), os.path.basename(deb), time.monotonic() - t))
     all_rows, recorded, boot_times = [], [], []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
         futs = {ex.submit(run_boot, k, b, args.out, args.record): (k, b) for k, b in jobs}
