@@ -540,7 +540,14 @@ fn write_completions(dir: &std::path::Path, name: &str) -> std::io::Result<()> {
 
 fn run_udplogger(cli: &Cli, args: &UdpLoggerArgs) -> Result<ExitCode, MainError> {
     use crate::udplogger::clock::{parse_rfc3339, Clock, FileClock, ShiftedClock, SystemClock};
-    let mut config = load_config(cli)?.udplogger;
+    // Without a file, the section's defaults (the embedded file's, a test
+    // holds them equal) without building the rest: `run`'s default rules
+    // are YAML, and parsing them would keep the YAML parser's code
+    // resident in a log server that never uses it.
+    let mut config = match &cli.config {
+        Some(_) => load_config(cli)?.udplogger,
+        None => crate::udplogger::settings::UdpLoggerConfig::default(),
+    };
     config.apply_args(args);
     let settings = config.compile("udplogger").map_err(|errors| {
         MainError::Config(ConfigErrors {
