@@ -1212,3 +1212,40 @@ fn workers_and_hosts_are_checked_with_their_paths() {
         r.dump()
     );
 }
+
+/// Plain datagrams cut anywhere (every line and most words split across
+/// two datagrams) yield the same events as whole lines: detection's
+/// per-datagram search for ordinary text never covers a line that began
+/// in an earlier datagram.
+#[test]
+fn a_panic_report_cut_at_every_37_bytes_gives_the_same_events() {
+    let dir = Dir::new();
+    let events = dir.join("events.jsonl");
+    let (d, addr) = start(&dir, &["--event-log", events.to_str().unwrap()]);
+    let s = sender();
+    let text: String = real_panic_tail()
+        .iter()
+        .map(|(us, t)| format!("[{:5}.{:06}] {t}\n", us / 1_000_000, us % 1_000_000))
+        .collect();
+    for piece in text.as_bytes().chunks(37) {
+        s.send_to(piece, addr).unwrap();
+    }
+    let r = d.stop().expect_code(0);
+    let kinds: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    let count = |k: &str| kinds.iter().filter(|x| x.trim_matches('"') == k).count();
+    assert_eq!(
+        (count("panic"), count("oom_kill"), count("sysrq")),
+        (1, 2, 1),
+        "{kinds:?}\n{}",
+        r.dump()
+    );
+    let panic = &events_of(&events, "panic")[0];
+    assert_eq!(
+        panic["summary"], "Kernel panic - not syncing: sysrq triggered crash",
+        "{panic}"
+    );
+}

@@ -204,7 +204,7 @@ fn console_time(line: &[u8]) -> Option<(f64, &[u8])> {
 }
 
 /// True when `text` holds none of [`crate::parse::PREFILTER`]'s words.
-fn prefilter_skips(text: &[u8]) -> bool {
+pub fn prefilter_skips(text: &[u8]) -> bool {
     crate::parse::prefilter().is_some_and(|ac| !ac.is_match(text))
 }
 
@@ -232,10 +232,26 @@ impl Detector {
     /// One line of the sender, `host` its name, `wall` when it arrived,
     /// `meta` the header of an extended record. `stem_for` names a new
     /// last-words file from the triggering event.
+    #[cfg(test)]
     pub fn line(
         &mut self,
         host: &str,
         text: &[u8],
+        meta: Option<&Meta>,
+        wall: WallTime,
+        stem_for: &dyn Fn(&str) -> String,
+    ) -> Found {
+        self.line_of(host, text, false, meta, wall, stem_for)
+    }
+
+    /// [`line`](Self::line); `ordinary`: the caller already knows the text
+    /// holds none of the prefilter's words (it searched the whole
+    /// datagram at once: one search instead of one per line).
+    pub fn line_of(
+        &mut self,
+        host: &str,
+        text: &[u8],
+        ordinary: bool,
         meta: Option<&Meta>,
         wall: WallTime,
         stem_for: &dyn Fn(&str) -> String,
@@ -245,7 +261,7 @@ impl Detector {
         // line without one of the prefilter's words cannot change the
         // parser (the contract `scan` relies on too), so it only goes
         // into the last-words ring, unframed.
-        if self.skip_ordinary && self.parser.is_idle() && prefilter_skips(text) {
+        if self.skip_ordinary && self.parser.is_idle() && (ordinary || prefilter_skips(text)) {
             if self.capture.is_none() {
                 // Only the ring wants it.
                 let mut time = [0u8; 32];

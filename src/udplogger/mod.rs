@@ -327,6 +327,9 @@ struct Put<'a> {
     undetected: &'a mut bool,
     /// The file this datagram's lines go to, once found.
     file: Option<output::FileRef>,
+    /// Every line given to this context holds none of the prefilter's
+    /// words (the datagram was searched once).
+    ordinary: bool,
 }
 
 /// `20261129T120000Z` of a stamp: sorts, and is safe in a file name.
@@ -394,7 +397,7 @@ impl Put<'_> {
                 file_safe(name),
             )
         };
-        let found = d.line(name, text, meta, wall_of(stamp), &stem_for);
+        let found = d.line_of(name, text, self.ordinary, meta, wall_of(stamp), &stem_for);
         for (stem, bytes) in &found.last_words {
             self.sh.out.append(stem, bytes, self.now);
         }
@@ -498,6 +501,7 @@ macro_rules! put {
             missing: &mut $s.missing,
             undetected: &mut $s.undetected,
             file: None,
+            ordinary: false,
         }
     };
 }
@@ -607,7 +611,13 @@ impl Receiver {
                 s.ext.feed(&h, body, max, now, &mut |ev| p.event(ev));
             }
             None => {
+                // With nothing pending, every line this datagram yields is
+                // made of its bytes alone: one prefilter search covers
+                // them all.
+                let ordinary =
+                    s.detect.is_some() && s.asm.pending() == 0 && detect::prefilter_skips(data);
                 let mut p = put!(sh, names, stamp, now, max, addr, s, None);
+                p.ordinary = ordinary;
                 s.asm.feed(data, max, now, &mut |l, e| p.plain(l, e));
             }
         }
