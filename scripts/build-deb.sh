@@ -3,7 +3,8 @@
 # (Cargo.toml [package.metadata.deb]; installed with `cargo install
 # cargo-deb --locked` when missing) from the static musl binary, runs
 # lintian on it, and compares its file list (`dpkg-deb -c`) with the RPM's
-# (`rpm -qlp` of scripts/build-rpm.sh's package, built when missing): the
+# (`rpm -qlp` of scripts/build-rpm.sh's package, built when missing or
+# older than the tree): the
 # same files, except the paths listed below where Debian and RHEL differ.
 # Prints the package's path on its last line.
 #
@@ -67,7 +68,14 @@ lintian --fail-on error,warning --display-level '>=info' "$deb"
 echo "lintian: clean (overrides: $(grep -vc '^#\|^$' packaging/debian/$name.lintian-overrides))"
 
 # The same files as the RPM.
+# An RPM built from this very tree is reused (CI builds one just before);
+# one older than the last commit, or than uncommitted changes, is not.
 rpm_file=$(ls target/rpm/$name-$version-*.x86_64.rpm 2>/dev/null | head -n1 || true)
+if [ -n "$rpm_file" ] && { [ "$(stat -c %Y "$rpm_file")" -lt "$(git log -1 --format=%ct)" ] \
+    || [ -n "$(git status --porcelain --untracked-files=no)" ]; }; then
+    rm -f target/rpm/$name-$version-*.x86_64.rpm
+    rpm_file=
+fi
 if [ -z "$rpm_file" ]; then
     scripts/build-rpm.sh >&2
     rpm_file=$(ls target/rpm/$name-$version-*.x86_64.rpm | head -n1)
