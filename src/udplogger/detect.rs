@@ -467,6 +467,7 @@ mod tests {
             level: 0,
             seq: 7,
             ts_usec: 12_487_423,
+            oos: false,
         };
         let f = d.line(
             "db1",
