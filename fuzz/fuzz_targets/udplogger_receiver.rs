@@ -292,7 +292,12 @@ fuzz_target!(|data: &[u8]| {
         // Every record received is accounted for, in some stream.
         let mut any: BTreeMap<u64, u64> = BTreeMap::new();
         for st in &w.streams {
-            for (a, b) in st.spans.iter().copied().chain(st.oos.iter().map(|&q| (q, q))) {
+            for (a, b) in st
+                .spans
+                .iter()
+                .copied()
+                .chain(st.oos.iter().map(|&q| (q, q)))
+            {
                 let e = any.entry(a).or_insert(b);
                 *e = (*e).max(b);
             }
