@@ -208,6 +208,80 @@ def main():
     for k in range(7):
         c.add("marker_roundtrip", bytes([0, 14]) + b"127.0.0.2:6665" + bytes([k, 0, 42, 1, 255, 3, 9]) + b"2026-11-22T04:10:32Z")
 
+    # pstore_records: the pstore files of the last-boot fixtures, each as a
+    # kind byte (by its name: see the target), a little-endian u16 length
+    # and its contents; and kernel-log slices as ramoops dumps and console
+    # records.
+    def pstore_kind(name):
+        if name.endswith(".enc.z"):
+            return 3
+        if name == "dmesg.txt":
+            return 4
+        for prefix, k in (("dmesg-ramoops", 0), ("dmesg-efi", 1), ("console-", 2), ("dmesg-erst", 5)):
+            if name.startswith(prefix):
+                return k
+        return None
+
+    lastboot = os.path.join(FIX, "lastboot")
+    for case in sorted(glob.glob(os.path.join(lastboot, "*"))):
+        out = b""
+        for path in sorted(glob.glob(os.path.join(case, "**"), recursive=True)):
+            k = pstore_kind(os.path.basename(path))
+            if k is None or not os.path.isfile(path) or "pstore" not in path:
+                continue
+            data = read(path)[:CHUNK // 2]
+            out += bytes([k]) + struct.pack("<H", len(data)) + data
+        if out:
+            c.add("pstore_records", out[:CHUNK])
+    for i, p in enumerate(logs[:12]):
+        for ch in chunks(body_lines(p), size=1800, limit=1):
+            header = b"Panic#1 Part1\n" if i % 2 == 0 else b"Oops#2 Part1\n"
+            out = bytes([0]) + struct.pack("<H", len(header + ch)) + header + ch
+            out += bytes([2]) + struct.pack("<H", len(ch)) + ch
+            c.add("pstore_records", out)
+
+    # rfc5424_roundtrip: a mode byte, then fields each as a length byte, a
+    # byte whose low bit adds 45, and the bytes. Mode 0: a host name, then
+    # log text whose events are sent; 1: a udplogger line; 2: a marker;
+    # 3: raw header fields and parameters.
+    def field(b):
+        b = b[:255]
+        return bytes([len(b), 0]) + b
+    for i, p in enumerate(logs[:20]):
+        for ch in chunks(body_lines(p), size=3000, limit=1):
+            host = [b"db1.example.com", b"bad host\x00name", "h\u00f6st".encode()][i % 3]
+            c.add("rfc5424_roundtrip", bytes([0]) + field(host) + ch)
+    for p in jsonl[:2]:
+        for g in datagrams(p)[:200:40]:
+            body = g.split(b";", 1)[-1]
+            line = bytes([1]) + field(b"db1") + field(b"127.0.0.2:6665") + field(body)
+            line += bytes([1, 6, 0, 42, 0, 99]) + bytes([1]) + field(b"SUBSYSTEM=net")
+            c.add("rfc5424_roundtrip", line)
+    c.add("rfc5424_roundtrip", bytes([2]) + field(b"[::1]:6665") + bytes([1]) + field(b"db1") + bytes([0, 0, 3, 0, 9, 1]) + field(b"why"))
+    c.add("rfc5424_roundtrip", bytes([3, 3, 4, 1]) + field(b"2026-11-29T11:47:15.123456789+09:00") + bytes([1]) + field(b"host name") + bytes([1]) + field(b"app") + bytes([0, 1]) + field(b"msg id") + bytes([1]) + field(b"x@32473") + bytes([1]) + field(b"k") + bytes([0]) + field(b'a"b\\c]d\ne') + bytes([0]) + "grüße".encode())
+
+    # site_patterns: a count byte, per pattern its min and max level bytes
+    # (0..=15 a level, above 31 none), name and regex each ending in NUL;
+    # then lines: a level byte and the text up to a NUL. The patterns of
+    # the documentation and tests, against kernel-log lines.
+    pats = [(b"mpath-fail", rb"multipath: (?:\d+:\d+: )?Failing path (?P<path>\S+)\."),
+            (b"link-down", rb"^(?P<driver>\S+) \S+ (?P<iface>\S+): NIC Link is Down"),
+            (b"oom", rb"Out of memory: Killed process (?P<victim>\d+) \((?P<cmd>[^)]*)\)"),
+            (b"bad", rb"(?P<x"), (b"kind", rb"(?P<kind>x)")]
+    lines = []
+    for p in logs[:20]:
+        lines += [l for l in body_lines(p) if l][:15]
+    for i in range(0, len(pats), 2):
+        group = pats[i:i + 2]
+        out = bytes([len(group)])
+        for name, rx in group:
+            out += bytes([4 if name == b"mpath-fail" else 255, 255]) + name + b"\0" + rx + b"\0"
+        for j, l in enumerate(lines[i * 20:i * 20 + 60]):
+            out += bytes([j % 9 if j % 3 else 200]) + l.replace(b"\0", b"") + b"\0"
+        out += bytes([3]) + b"device-mapper: multipath: 253:3: Failing path 8:32.\0"
+        out += bytes([255]) + b"e1000e 0000:00:19.0 eth0: NIC Link is Down\0"
+        c.add("site_patterns", out[:CHUNK])
+
     for t in sorted(c.count):
         print(f"{t}: {c.count[t]} seeds")
 

@@ -208,5 +208,44 @@ pub mod kernel {
 
 /// udplogger's marker lines, written and read back.
 pub mod marker {
-    pub use crate::marker::{parse_json, parse_line, Body, Kind, Marker, MAX_GAP, SOURCE};
+    pub use crate::marker::{parse_json, parse_line, Body, Kind, Marker, Value, MAX_GAP, SOURCE};
+}
+
+/// What ended the previous boot: the pstore parser and the verdict built
+/// from a root directory's records.
+pub mod lastboot {
+    pub use crate::host::Host;
+    pub use crate::lastboot::pstore::{join, parse_header, parse_part, read, Part};
+    pub use crate::lastboot::{analyze, Options};
+}
+
+/// RFC 5424 messages as the forward targets get them, and their RFC 6587
+/// framing.
+pub mod forward {
+    pub use crate::daemon::summary;
+    pub use crate::forward::event_message;
+    pub use crate::forward::message::{Builder, Header, MAX_MESSAGE};
+    pub use crate::forward::transport::octet_frame;
+    pub use crate::forward::udplogger::{line_message, marker_message};
+}
+
+/// Site patterns from the configuration.
+pub mod patterns {
+    pub use crate::events::Pattern;
+    use crate::events::{Body, Event};
+    pub use crate::patterns::{compile, PatternConfig};
+
+    /// The JSON line of the `pattern` event a match makes.
+    pub fn event_json(p: &Pattern) -> String {
+        Event {
+            time: None,
+            kernel_time: None,
+            source: "fuzz".into(),
+            host: None,
+            line: None,
+            incident: None,
+            body: Body::Pattern(p.clone()),
+        }
+        .to_json()
+    }
 }

@@ -18,23 +18,49 @@ use watchdog_fuzz::check_event;
 
 /// Reads as the input dictates: `\0` ends a read, `\0E` is an EPIPE and
 /// `\0I` an EINTR in its place; then EAGAIN, as a drained device says.
-struct Fake(VecDeque<io::Result<Vec<u8>>>);
+struct Fake {
+    reads: VecDeque<io::Result<Vec<u8>>>,
+    /// Bytes handed to the reader so far.
+    consumed: usize,
+    /// A read refused (too large): the reader never saw it.
+    refused: bool,
+}
 
 impl RecordSource for Fake {
     fn read_record(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.0.pop_front() {
+        match self.reads.pop_front() {
             None => Err(io::ErrorKind::WouldBlock.into()),
             Some(Err(e)) => Err(e),
             Some(Ok(r)) => {
                 // Like the device: a record that does not fit is EINVAL.
                 if r.len() > buf.len() {
+                    self.refused = true;
                     return Err(io::Error::from_raw_os_error(EINVAL));
                 }
                 buf[..r.len()].copy_from_slice(&r);
+                self.consumed += r.len();
                 Ok(r.len())
             }
         }
     }
+}
+
+/// Records `lost` between consecutive handled numbers, as the parser
+/// counts them from `prev` (the saved position, or nothing).
+fn lost_after(mut prev: Option<u64>, seqs: impl Iterator<Item = u64>) -> u64 {
+    let mut lost = 0;
+    for q in seqs {
+        if prev.is_some_and(|p| q <= p) {
+            continue;
+        }
+        if let Some(p) = prev {
+            if q - p <= MAX_GAP + 1 {
+                lost += q - p - 1;
+            }
+        }
+        prev = Some(q);
+    }
+    lost
 }
 
 const EINVAL: i32 = 22;
@@ -74,13 +100,21 @@ fuzz_target!(|data: &[u8]| {
     // Sequence numbers in the input, as the framer reads them: a record
     // may be split across reads (a FIFO), so over the whole stream.
     let mut framer = Framer::new();
-    // Only whole lines: an unfinished one waits for the rest.
+    // Only whole lines: an unfinished one waits for the rest. Each with
+    // the offset of its newline: the reader handles it once that byte is
+    // read.
     let whole = all.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let recs: Vec<_> = all[..whole]
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| framer.frame(l))
-        .collect();
+    let mut at = 0;
+    let mut ends = Vec::new();
+    let mut recs = Vec::new();
+    for l in all[..whole].split(|&b| b == b'\n') {
+        at += l.len() + 1;
+        if !l.is_empty() {
+            recs.push(framer.frame(l));
+            ends.push(at - 1);
+        }
+    }
+    let recs = recs;
     let given: Vec<u64> = recs.iter().filter_map(|r| r.seq).collect();
     // When the input is what the kernel writes (kernel records only, in
     // increasing order, no jump a log buffer could not have lost), every
@@ -90,23 +124,16 @@ fuzz_target!(|data: &[u8]| {
     }) && given
         .windows(2)
         .all(|w| w[0] < w[1] && w[1] - w[0] <= MAX_GAP + 1);
-    let mut expect_lost = 0u64;
-    let mut prev = match start {
+    let saved = match start {
         Start::After(s) => Some(s),
         _ => None,
     };
-    for &q in &given {
-        if prev.is_some_and(|p| q <= p) {
-            continue;
-        }
-        if let Some(p) = prev {
-            if q - p <= MAX_GAP + 1 {
-                expect_lost += q - p - 1;
-            }
-        }
-        prev = Some(q);
-    }
-    let mut src = Fake(reads);
+    let mut expect_lost = lost_after(saved, given.iter().copied());
+    let mut src = Fake {
+        reads,
+        consumed: 0,
+        refused: false,
+    };
     let mut reader = Reader::new(&start);
     let mut out = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -114,14 +141,40 @@ fuzz_target!(|data: &[u8]| {
     // had (impossible in one boot) and gave it up: the daemon then starts
     // as configured, and what counts as lost is no longer from `s`.
     let mut gave_up = false;
-    while !src.0.is_empty() {
+    while !src.reads.is_empty() {
         match reader.drain(&mut src, &mut buf, &mut out) {
             Ok(Drained::More | Drained::Empty) => {}
             Ok(Drained::Eof) => break,
             // EINVAL for an oversized read: the reader passes it up.
             Err(_) => {}
         }
-        gave_up |= reader.take_impossible_start().is_some();
+        if let Some((s, next)) = reader.take_impossible_start() {
+            // Said once, of the saved position, and only when every record
+            // read so far lay before it: the newest of them is `next - 1`.
+            assert!(!gave_up, "the saved position was given up twice");
+            assert_eq!(Some(s), saved, "gave up a position never saved");
+            assert!(next <= s, "gave up {s}, yet records reached {next}");
+            let read: Vec<u64> = recs
+                .iter()
+                .zip(&ends)
+                .filter(|&(_, &e)| e < src.consumed)
+                .filter_map(|(r, _)| r.seq)
+                .collect();
+            assert_eq!(
+                read.iter().max().map(|m| m + 1),
+                Some(next),
+                "gave up {s}: the records read were {read:?}"
+            );
+            gave_up = true;
+            // From here every record is handled, and counted from nothing
+            // (the parser primed with the impossible position is gone).
+            let after = recs
+                .iter()
+                .zip(&ends)
+                .filter(|&(_, &e)| e >= src.consumed)
+                .filter_map(|(r, _)| r.seq);
+            expect_lost = lost_after(None, after);
+        }
         if let Some(last) = reader.last_seq {
             assert!(given.contains(&last), "last_seq {last} was never read");
         }
@@ -145,7 +198,7 @@ fuzz_target!(|data: &[u8]| {
             lost += v["count"].as_u64().expect("a count");
         }
     }
-    if kernel_like && !gave_up {
+    if kernel_like && !src.refused {
         assert_eq!(lost, expect_lost, "records lost vs reported");
     }
 });

@@ -5,15 +5,22 @@
 //!
 //! - every sequence number is accounted for: each extended record
 //!   received (as the receiver decides which datagrams are extended) is
-//!   written, or inside a `gap` or `reset` marker, or named by an
-//!   `incomplete`/`cut` marker; from the lowest to the highest received
-//!   there is no number nothing speaks for, and no record carries a
-//!   number the sender never sent;
+//!   written, or inside a `gap` marker, or named by an `incomplete`/`cut`
+//!   marker (a `+` record joined to the line before is written under that
+//!   line's number); no record carries a number the sender never sent;
+//! - each stream (the output between two `reset` markers) has no hole
+//!   nothing speaks for: the numbers its in-sequence lines and markers
+//!   name run from its first to its last without a gap, the reset that
+//!   ends it names its last, and no number is written twice in it. Only
+//!   lines marked `oos` (a record from before the stream's start that came
+//!   after the window began writing) stand outside that run;
 //! - no byte is invented: the bytes of the written texts and dictionary
 //!   lines are, as a multiset, within the bytes the sender sent (with the
 //!   input mapped to text the escaping keeps as it is), and no line is
 //!   longer than `max_line_bytes`;
-//! - nothing is held or dropped once everything is flushed.
+//! - nothing is held or dropped once everything is flushed;
+//! - every file written is UTF-8, the last-words captures of a panic or
+//!   an oops (text as dmesg shows it) included.
 #![no_main]
 
 use std::collections::{BTreeMap, HashMap};
@@ -64,12 +71,36 @@ struct Sent {
     plain_held: usize,
 }
 
+/// One stream of a sender's output: what lies between two `reset`
+/// markers.
+#[derive(Default)]
+struct Stream {
+    /// Inclusive ranges the in-sequence lines and markers speak for.
+    spans: Vec<(u64, u64)>,
+    /// Records written out of sequence, and their markers.
+    oos: Vec<u64>,
+    /// Lines written per number, less the `cut` pieces that continue.
+    lines: BTreeMap<u64, i64>,
+    /// The `last` of the `reset` that ended it.
+    ended_at: Option<u64>,
+}
+
 #[derive(Default)]
 struct Written {
     bytes: Vec<u8>,
+    /// Numbers on record lines.
     seqs: Vec<u64>,
-    /// Inclusive ranges markers speak for.
-    spans: Vec<(u64, u64)>,
+    streams: Vec<Stream>,
+}
+
+impl Written {
+    fn stream(&mut self) -> &mut Stream {
+        if self.streams.is_empty() {
+            self.streams.push(Stream::default());
+        }
+        let n = self.streams.len();
+        &mut self.streams[n - 1]
+    }
 }
 
 fn dir() -> PathBuf {
@@ -170,6 +201,11 @@ fuzz_target!(|data: &[u8]| {
     files(&dir, &mut paths);
     for p in &paths {
         let text = std::fs::read_to_string(p).expect("the log is UTF-8");
+        if p.components().any(|c| c.as_os_str() == "last-words") {
+            // A sender's last words before a panic or an oops, as dmesg
+            // shows them: text (UTF-8), not records.
+            continue;
+        }
         for line in text.lines() {
             let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
             let obj = v.as_object().expect("one object per line");
@@ -178,15 +214,29 @@ fuzz_target!(|data: &[u8]| {
                 let about = obj["about"].as_str().expect("about").to_string();
                 let w = written.entry(about).or_default();
                 match obj["marker"].as_str().expect("a marker kind") {
-                    "gap" => w.spans.push((num(obj, "from"), num(obj, "to"))),
-                    "reset" => {
-                        let (a, b) = (num(obj, "last"), num(obj, "seq"));
-                        w.spans.push((a.min(b), a.max(b)));
+                    "gap" => {
+                        let (a, b) = (num(obj, "from"), num(obj, "to"));
+                        assert!(a <= b, "gap {a}..{b}: {line}");
+                        w.stream().spans.push((a, b));
                     }
-                    "incomplete" => w.seqs.push(num(obj, "seq")),
+                    "reset" => {
+                        w.stream().ended_at = Some(num(obj, "last"));
+                        w.streams.push(Stream::default());
+                    }
+                    // Said before the record it speaks for, which follows
+                    // (an out-of-sequence one too: sorted out below).
+                    "incomplete" => {
+                        let q = num(obj, "seq");
+                        w.stream().spans.push((q, q));
+                    }
                     "cut" => {
                         if let Some(q) = obj.get("seq").and_then(Value::as_u64) {
-                            w.seqs.push(q);
+                            let st = w.stream();
+                            st.spans.push((q, q));
+                            // A piece that continues on the next line.
+                            if obj.get("total").is_none() {
+                                *st.lines.entry(q).or_default() -= 1;
+                            }
                         }
                     }
                     k => panic!("unexpected marker {k}: {line}"),
@@ -206,7 +256,16 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             if let Some(q) = obj.get("seq") {
-                w.seqs.push(q.as_u64().expect("seq is a number"));
+                let q = q.as_u64().expect("seq is a number");
+                w.seqs.push(q);
+                let st = w.stream();
+                if obj.get("oos").is_some() {
+                    assert_eq!(obj["oos"], Value::Bool(true), "{line}");
+                    st.oos.push(q);
+                } else {
+                    st.spans.push((q, q));
+                    *st.lines.entry(q).or_default() += 1;
+                }
             }
         }
     }
@@ -237,41 +296,82 @@ fuzz_target!(|data: &[u8]| {
                 SENDERS[who]
             );
         }
-        let (Some(&lo), Some(&hi)) = (s.seqs.iter().min(), s.seqs.iter().max()) else {
-            assert!(w.seqs.is_empty() && w.spans.is_empty());
-            continue;
-        };
-        for &(a, b) in &w.spans {
-            assert!(
-                lo <= a && b <= hi,
-                "{}: marker spans {a}..={b} outside {lo}..={hi}",
-                SENDERS[who]
-            );
+        // Every record received is accounted for, in some stream.
+        let mut any: BTreeMap<u64, u64> = BTreeMap::new();
+        for st in &w.streams {
+            for (a, b) in st
+                .spans
+                .iter()
+                .copied()
+                .chain(st.oos.iter().map(|&q| (q, q)))
+            {
+                let e = any.entry(a).or_insert(b);
+                *e = (*e).max(b);
+            }
         }
-        // Merge what speaks for a number; it must cover lo..=hi whole.
-        let mut spans: BTreeMap<u64, u64> = BTreeMap::new();
-        for (a, b) in w
-            .spans
-            .iter()
-            .copied()
-            .chain(w.seqs.iter().chain(&s.joined).map(|&q| (q, q)))
-        {
-            let e = spans.entry(a).or_insert(b);
-            *e = (*e).max(b);
+        for &q in &s.seqs {
+            let covered =
+                s.joined.contains(&q) || any.range(..=q).next_back().is_some_and(|(_, &b)| q <= b);
+            assert!(covered, "{}: record {q} not accounted for", SENDERS[who]);
         }
-        let mut next = u128::from(lo);
-        for (&a, &b) in &spans {
-            assert!(
-                u128::from(a) <= next,
-                "{}: records {next}..{a} not accounted for",
-                SENDERS[who]
-            );
-            next = next.max(u128::from(b) + 1);
+        // Markers name only numbers within what was sent.
+        if let (Some(&lo), Some(&hi)) = (s.seqs.iter().min(), s.seqs.iter().max()) {
+            for &(a, b) in w.streams.iter().flat_map(|st| &st.spans) {
+                assert!(
+                    lo <= a && b <= hi,
+                    "{}: marker spans {a}..={b} outside {lo}..={hi}",
+                    SENDERS[who]
+                );
+            }
+        } else {
+            assert!(w.seqs.is_empty() && w.streams.iter().all(|st| st.spans.is_empty()));
         }
-        assert!(
-            next > u128::from(hi),
-            "{}: records {next}..={hi} not accounted for",
-            SENDERS[who]
-        );
+        // Each stream's in-sequence part has no hole.
+        for (k, st) in w.streams.iter().enumerate() {
+            let mut spans: BTreeMap<u64, u64> = BTreeMap::new();
+            for &(a, b) in &st.spans {
+                // An `incomplete` or `cut` marker of an out-of-sequence
+                // record speaks for that record only.
+                if a == b && st.oos.contains(&a) {
+                    continue;
+                }
+                let e = spans.entry(a).or_insert(b);
+                *e = (*e).max(b);
+            }
+            for (&q, &n) in &st.lines {
+                assert!(
+                    n <= 1,
+                    "{}: record {q} written {n} times in stream {k}",
+                    SENDERS[who]
+                );
+            }
+            let (Some(&first), Some(top)) = (spans.keys().next(), spans.values().copied().max())
+            else {
+                continue;
+            };
+            // `+` records joined to the line before are written under its
+            // number: inside the run, they speak for themselves.
+            for &q in &s.joined {
+                if first <= q && q <= top {
+                    spans.entry(q).or_insert(q);
+                }
+            }
+            let mut next = u128::from(first);
+            for (&a, &b) in &spans {
+                assert!(
+                    u128::from(a) <= next,
+                    "{}: stream {k}: records {next}..{a} not accounted for",
+                    SENDERS[who]
+                );
+                next = next.max(u128::from(b) + 1);
+            }
+            if let Some(last) = st.ended_at {
+                assert!(
+                    top <= last,
+                    "{}: stream {k} wrote {top}, its reset says it ended at {last}",
+                    SENDERS[who]
+                );
+            }
+        }
     }
 });

@@ -63,6 +63,70 @@ fn token(out: &mut Vec<u8>, s: Option<&str>, max: usize) {
     );
 }
 
+/// TIMESTAMP (RFC 5424 section 6.2.3): an RFC 3339 time with `T`, at most
+/// six fraction digits and a zone. More fraction digits are cut (a time
+/// read from a log may have nine); anything else is the NILVALUE, since a
+/// receiver would refuse the whole message over it.
+fn timestamp(out: &mut Vec<u8>, t: Option<&str>) {
+    match t.and_then(rfc5424_time) {
+        Some((head, zone)) => {
+            out.extend_from_slice(head);
+            out.extend_from_slice(zone);
+        }
+        None => out.push(b'-'),
+    }
+}
+
+/// The time up to six fraction digits, and its zone; `None` when `t` is
+/// not an RFC 5424 TIMESTAMP.
+fn rfc5424_time(t: &str) -> Option<(&[u8], &[u8])> {
+    let b = t.as_bytes();
+    let num = |at: usize, len: usize, max: u32| -> Option<()> {
+        let s = b.get(at..at + len)?;
+        if !s.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let v = s.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+        (v <= max).then_some(())
+    };
+    let at = |i: usize, c: u8| (b.get(i) == Some(&c)).then_some(());
+    num(0, 4, 9999)?;
+    at(4, b'-')?;
+    num(5, 2, 12)?;
+    at(7, b'-')?;
+    num(8, 2, 31)?;
+    at(10, b'T')?;
+    num(11, 2, 23)?;
+    at(13, b':')?;
+    num(14, 2, 59)?;
+    at(16, b':')?;
+    num(17, 2, 60)?;
+    if b[5..7] == *b"00" || b[8..10] == *b"00" {
+        return None;
+    }
+    let mut end = 19;
+    let mut rest = 19;
+    if b.get(19) == Some(&b'.') {
+        let digits = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        end = 20 + digits.min(6);
+        rest = 20 + digits;
+    }
+    let zone = &b[rest..];
+    let ok = match zone {
+        b"Z" => true,
+        [s, ..] if (*s == b'+' || *s == b'-') && zone.len() == 6 => {
+            num(rest + 1, 2, 23).is_some()
+                && at(rest + 3, b':').is_some()
+                && num(rest + 4, 2, 59).is_some()
+        }
+        _ => false,
+    };
+    ok.then(|| (&b[..end], zone))
+}
+
 /// An SD-NAME: like a token but also without `=`, `]` and `"`, at most 32.
 fn sd_name(out: &mut Vec<u8>, s: &str) {
     if s.is_empty() {
@@ -185,7 +249,7 @@ impl Builder {
         self.buf.push(b'<');
         push_num(&mut self.buf, pri);
         self.buf.extend_from_slice(b">1 ");
-        token(&mut self.buf, h.timestamp, 64);
+        timestamp(&mut self.buf, h.timestamp);
         self.buf.push(b' ');
         token(&mut self.buf, h.hostname, 255);
         self.buf.push(b' ');
@@ -219,19 +283,25 @@ impl Builder {
             self.buf.push(b'-');
         }
         self.sd_open = false;
-        if msg.is_empty() {
+        let room = MAX_MESSAGE.saturating_sub(self.buf.len() + 1 + BOM.len());
+        if msg.is_empty() || room == 0 {
+            // No MSG (the structured data may fill the limit: it is kept
+            // whole), rather than a space or a BOM past the limit.
             return &self.buf;
         }
         self.buf.push(b' ');
-        let room = MAX_MESSAGE.saturating_sub(self.buf.len() + BOM.len());
         match std::str::from_utf8(msg) {
             Ok(s) if !s.is_ascii() => {
-                self.buf.extend_from_slice(BOM);
                 let mut end = s.len().min(room);
                 while !s.is_char_boundary(end) {
                     end -= 1;
                 }
-                self.buf.extend_from_slice(&s.as_bytes()[..end]);
+                if end == 0 {
+                    self.buf.pop();
+                } else {
+                    self.buf.extend_from_slice(BOM);
+                    self.buf.extend_from_slice(&s.as_bytes()[..end]);
+                }
             }
             Ok(s) => self
                 .buf
@@ -309,6 +379,54 @@ mod tests {
             m,
             "<28>1 - bad_host watchdog - a-very-long-message-id-of-more-t [id_with__odd_ k_ey=\"v\"]"
         );
+    }
+
+    /// Found by the fuzzer (`rfc5424_roundtrip`): the TIMESTAMP was written
+    /// as given, cleaned like a token, so `"\0\0 "` became `___` and a time
+    /// read from a log with nanoseconds kept nine fraction digits: RFC 5424
+    /// receivers refuse such a message whole.
+    #[test]
+    fn a_timestamp_that_is_not_rfc5424_is_the_nilvalue_and_fractions_are_cut() {
+        let mut b = Builder::default();
+        let ts = |t: &str, b: &mut Builder| {
+            b.start(&Header {
+                timestamp: Some(t),
+                ..header()
+            });
+            let m = std::str::from_utf8(b.finish(b"")).unwrap().to_string();
+            m.split(' ').nth(1).unwrap().to_string()
+        };
+        assert_eq!(ts("\0\0 ", &mut b), "-");
+        assert_eq!(ts("2026-11-29 11:47:15Z", &mut b), "-");
+        assert_eq!(ts("2026-13-29T11:47:15Z", &mut b), "-");
+        assert_eq!(ts("2026-11-29T11:47:15", &mut b), "-", "no zone");
+        assert_eq!(ts("+10000-01-01T00:00:00Z", &mut b), "-");
+        assert_eq!(
+            ts("2026-11-29T11:47:15.123456789+09:00", &mut b),
+            "2026-11-29T11:47:15.123456+09:00"
+        );
+        assert_eq!(ts("2026-11-29T11:47:15Z", &mut b), "2026-11-29T11:47:15Z");
+        assert_eq!(
+            ts("2026-11-29T11:47:15.5-05:30", &mut b),
+            "2026-11-29T11:47:15.5-05:30"
+        );
+    }
+
+    /// Structured data that fills the limit leaves no room for MSG: then
+    /// no MSG at all, not a BOM (or a space) past the limit.
+    #[test]
+    fn a_message_without_room_for_its_text_ends_with_the_structured_data() {
+        let mut b = Builder::default();
+        for text in ["grüße".as_bytes(), b"plain", b"\xff"] {
+            b.start(&header());
+            b.element(SD_EVENT).param("v", &[b'x'; MAX_MESSAGE]);
+            let m = b.finish(text).to_vec();
+            assert!(
+                m.ends_with(b"\"]"),
+                "{:?}",
+                String::from_utf8_lossy(&m[m.len() - 9..])
+            );
+        }
     }
 
     #[test]

@@ -64,6 +64,14 @@ pub fn tls_config(f: &TlsFiles) -> Result<Arc<ClientConfig>, String> {
     Ok(Arc::new(cfg))
 }
 
+/// Appends one message as an octet-counted frame (RFC 6587 section
+/// 3.4.1): its length in decimal, a space, the message.
+pub fn octet_frame(out: &mut Vec<u8>, m: &[u8]) {
+    out.extend_from_slice(m.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(m);
+}
+
 /// What [`Conn::state`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -157,9 +165,7 @@ impl Conn {
         let frame = |scratch: &mut Vec<u8>| {
             scratch.clear();
             for m in batch {
-                scratch.extend_from_slice(m.len().to_string().as_bytes());
-                scratch.push(b' ');
-                scratch.extend_from_slice(m);
+                octet_frame(scratch, m);
             }
         };
         match self {

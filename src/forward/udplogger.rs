@@ -41,7 +41,9 @@ fn local_host() -> Option<String> {
         .and_then(|h| h.into_string().ok())
 }
 
-fn marker_message(b: &mut Builder, stamp: &str, host: Option<&str>, m: &Marker) -> Vec<u8> {
+/// A marker as a message: HOSTNAME `host` (the sender it is about, or
+/// this host).
+pub fn marker_message(b: &mut Builder, stamp: &str, host: Option<&str>, m: &Marker) -> Vec<u8> {
     b.start(&Header {
         facility: message::FACILITY_KERN,
         severity: 4,
@@ -64,6 +66,39 @@ fn marker_message(b: &mut Builder, stamp: &str, host: Option<&str>, m: &Marker) 
         sd.param("reason", r.as_bytes());
     }
     b.finish(m.message().as_bytes()).to_vec()
+}
+
+/// A line as a message: HOSTNAME `host`, the sender's address and port
+/// from `source`, `meta` as in [`UdpForward::line`].
+pub fn line_message<'b>(
+    b: &'b mut Builder,
+    stamp: &str,
+    host: &str,
+    source: &str,
+    text: &[u8],
+    meta: Option<(u32, u64, u64)>,
+    dict: &[&[u8]],
+) -> &'b [u8] {
+    let (addr, port) = split_source(source);
+    b.start(&Header {
+        facility: message::FACILITY_KERN,
+        severity: meta.map_or(6, |(pri, _, _)| message::severity_of(pri)),
+        timestamp: Some(stamp),
+        hostname: Some(host),
+        app_name: "kernel",
+        procid: None,
+        msgid: "netconsole",
+    });
+    let mut sd = b.element(SD_NETCONSOLE);
+    sd.param("addr", addr.as_bytes())
+        .param("port", port.as_bytes());
+    if let Some((_, seq, ts)) = meta {
+        sd.num("seq", seq).num("ts_usec", ts);
+    }
+    for d in dict {
+        sd.param("dict", d);
+    }
+    b.finish(text)
 }
 
 impl UdpForward {
@@ -113,27 +148,7 @@ impl UdpForward {
         } else {
             Cow::Borrowed(name)
         };
-        let (addr, port) = split_source(source);
-        let b = &mut self.b;
-        b.start(&Header {
-            facility: message::FACILITY_KERN,
-            severity: meta.map_or(6, |(pri, _, _)| message::severity_of(pri)),
-            timestamp: Some(stamp),
-            hostname: Some(&host),
-            app_name: "kernel",
-            procid: None,
-            msgid: "netconsole",
-        });
-        let mut sd = b.element(SD_NETCONSOLE);
-        sd.param("addr", addr.as_bytes())
-            .param("port", port.as_bytes());
-        if let Some((_, seq, ts)) = meta {
-            sd.num("seq", seq).num("ts_usec", ts);
-        }
-        for d in dict {
-            sd.param("dict", d);
-        }
-        let m = b.finish(text);
+        let m = line_message(&mut self.b, stamp, &host, source, text, meta, dict);
         self.fwd.send(m);
     }
 

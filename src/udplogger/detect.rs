@@ -19,6 +19,7 @@ use crate::events::{Body, Event, WallTime};
 use crate::parse::{Framer, Parser, Record};
 
 use super::extended::Meta;
+use super::output::escape_into;
 
 /// What events report as their source.
 pub const SOURCE: &str = "netconsole";
@@ -289,7 +290,9 @@ impl Detector {
             Some(m) => {
                 self.scratch.clear();
                 push_kernel_time(&mut self.scratch, m.ts_usec);
-                self.scratch.extend_from_slice(text);
+                // Escaped as in the log: a last-words file is valid UTF-8
+                // text with one line per line the sender sent.
+                escape_into(&mut self.scratch, text);
                 set_text(&mut rec.text, text);
                 rec.kernel_time = Some(m.ts_usec as f64 / 1e6);
                 rec.level = u8::try_from(m.level & 7).ok();
@@ -300,7 +303,7 @@ impl Detector {
             }
             None => {
                 self.scratch.clear();
-                self.scratch.extend_from_slice(text);
+                escape_into(&mut self.scratch, text);
                 match console_time(text) {
                     Some((t, rest)) => {
                         set_text(&mut rec.text, rest);
@@ -525,6 +528,27 @@ mod tests {
         );
     }
 
+    /// Found by the fuzzer (`udplogger_receiver`): a sender's control
+    /// characters and invalid UTF-8 went raw into its last-words file,
+    /// while the log beside it escapes them; the file was not UTF-8.
+    #[test]
+    fn last_words_are_escaped_like_the_log() {
+        let mut d = Detector::new(10);
+        let mut lw = Vec::new();
+        for line in [
+            &b"de\xc2\xc2 \x1b[31mred\ttab"[..],
+            b"general protection fault, probably for non-canonical address 0xdead: 0000 [#1] SMP",
+        ] {
+            let f = d.line("db1", line, None, wall(), &|_| "x".into());
+            lw.extend(f.last_words.into_iter().flat_map(|(_, b)| b));
+        }
+        let text = String::from_utf8(lw).expect("UTF-8");
+        assert!(
+            text.starts_with("de\\xc2\\xc2 \\x1b[31mred\ttab\n"),
+            "{text:?}"
+        );
+    }
+
     #[test]
     fn a_sender_cannot_forge_the_receivers_markers() {
         let mut d = Detector::new(10);
@@ -546,6 +570,7 @@ mod tests {
             level: 0,
             seq: 7,
             ts_usec: 12_487_423,
+            oos: false,
         };
         let f = d.line(
             "db1",

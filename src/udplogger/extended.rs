@@ -20,6 +20,9 @@ pub struct Meta {
     pub level: u32,
     pub seq: u64,
     pub ts_usec: u64,
+    /// Written out of sequence: a record from before the stream's start
+    /// that arrived after the window had begun writing (JSON `oos`).
+    pub oos: bool,
 }
 
 /// What reassembly produced, in order.
@@ -38,7 +41,7 @@ pub enum Event<'a> {
     /// written (two netconsole targets, a retransmission). Dropped.
     Duplicate,
     /// A record that arrived after the window had already declared it
-    /// missing (its `gap` marker is written). Dropped.
+    /// missing (its `gap` marker is written), or written it. Dropped.
     Late,
 }
 
@@ -172,6 +175,14 @@ pub struct ExtState {
     last_ts: u64,
     /// The last sequence number written or declared missing.
     last: Option<u64>,
+    /// The first one (the stream's start): nothing before it was written
+    /// in order or declared missing, so a record numbered before it that
+    /// arrives now is no latecomer to a gap (see [`Behind::Early`]).
+    start: Option<u64>,
+    /// Records written out of sequence (before `start`), newest last, at
+    /// most `window.records`: the number, time and hash of each, so that a
+    /// copy of one is known as a duplicate.
+    early: VecDeque<(u64, u64, u64)>,
     /// When the last datagram from this sender arrived.
     last_arrival: Option<Instant>,
     /// The kernel release the sender prefixes (netconsole `release`).
@@ -270,6 +281,7 @@ impl ExtState {
             level: h.pri,
             seq: h.seq,
             ts_usec: h.ts_usec,
+            oos: false,
         };
         let seq = h.seq;
         // Evidence of a reboot: another kernel release.
@@ -311,6 +323,7 @@ impl ExtState {
             match self.behind(seq, h.ts_usec, body, h.frag.is_some(), quiet) {
                 Behind::Duplicate => return emit(Event::Duplicate),
                 Behind::Late => return emit(Event::Late),
+                Behind::Early => return self.write_early(h, meta, body, max, emit),
                 Behind::Reset => self.reset(seq, max, emit),
             }
         } else if seq - next > MAX_GAP || h.ts_usec.saturating_add(TS_SKEW_USEC) < self.last_ts {
@@ -417,10 +430,76 @@ impl ExtState {
         if oldest.is_some_and(|o| ts > o.saturating_add(TS_SKEW_USEC))
             || (quiet && ts.saturating_add(TS_SKEW_USEC) < self.last_ts)
         {
-            Behind::Reset
-        } else {
-            Behind::Late
+            return Behind::Reset;
         }
+        match self.start {
+            // Before the stream's start: the window waited `wait` for the
+            // records before its first and wrote on without them, but no
+            // gap marker speaks for them; dropping this one would lose it
+            // silently. Within the window's reach of the start it is a
+            // latecomer (written now, out of sequence, as netconsd's ncrx
+            // passes on an `oos` message); further back it is not
+            // reordering but another stream.
+            Some(s) if seq < s => {
+                let copy = self.early.iter().find(|e| e.0 == seq);
+                match copy {
+                    Some(&(_, t, hsh)) if t == ts && (piece || hsh == hash(body)) => {
+                        Behind::Duplicate
+                    }
+                    _ if s - seq < self.window.records => Behind::Early,
+                    _ => Behind::Reset,
+                }
+            }
+            // Between the start and the history: written or declared
+            // missing (a gap marker said so) long ago.
+            _ => Behind::Late,
+        }
+    }
+
+    /// Writes a record from before the stream's start as it arrives,
+    /// outside the window's order (its JSON `seq` tells where it
+    /// belongs). A piece of a fragmented one is written as far as it
+    /// goes from the record's start, after an `incomplete` marker: its
+    /// other pieces, if they come, are written the same way.
+    fn write_early(
+        &mut self,
+        h: &Header<'_>,
+        meta: Meta,
+        body: &[u8],
+        max: usize,
+        emit: &mut impl FnMut(Event<'_>),
+    ) {
+        let body = match h.frag {
+            Some((off, total)) => {
+                let got = if off == 0 { body.len().min(total) } else { 0 };
+                emit(Event::Marker(Body::Incomplete {
+                    seq: meta.seq,
+                    got: as_u64(got),
+                    total: as_u64(total),
+                }));
+                &body[..got]
+            }
+            None => {
+                self.early.push_back((meta.seq, meta.ts_usec, hash(body)));
+                while as_u64(self.early.len()) > self.window.records {
+                    self.early.pop_front();
+                }
+                body
+            }
+        };
+        let meta = Meta { oos: true, ..meta };
+        // A line of its own: a continued line held for the window's order
+        // is not this record's.
+        let (mut text, dict) = split_body(body);
+        while text.len() > max {
+            cut_piece(meta, &text[..max], emit);
+            text = &text[max..];
+        }
+        emit(Event::Record {
+            meta,
+            text,
+            dict: dict.collect(),
+        });
     }
 
     /// The sequence restarted at `seq`: what is held is written (its holes
@@ -436,6 +515,8 @@ impl ExtState {
         emit(Event::Marker(Body::Reset { last, seq }));
         self.next = Some(seq);
         self.last = None;
+        self.start = None;
+        self.early.clear();
         self.history.clear();
         self.last_ts = 0;
     }
@@ -544,6 +625,7 @@ impl ExtState {
         }
         self.remember_missing(to - from + 1);
         self.next = Some(to.saturating_add(1));
+        self.start.get_or_insert(from);
         self.last = Some(to);
     }
 
@@ -621,6 +703,7 @@ impl ExtState {
         self.record(meta, flag, body, max, emit);
         self.remember(Some((meta.ts_usec, h)));
         self.next = Some(meta.seq.saturating_add(1));
+        self.start.get_or_insert(meta.seq);
         self.last = Some(meta.seq);
         self.last_ts = meta.ts_usec;
     }
@@ -691,6 +774,8 @@ impl ExtState {
 enum Behind {
     Duplicate,
     Late,
+    /// Before the stream's start, near it: written out of sequence.
+    Early,
     Reset,
 }
 
@@ -975,12 +1060,14 @@ mod tests {
         }
         rx.at(1000);
         assert_eq!(rx.take().len(), 10);
-        // A late copy of an old record while the sender is talking.
+        // A late record from before the stream's start (the receiver
+        // started at 100) while the sender is talking: written out of
+        // sequence, no reset.
         rx.send(&[
             &rec(110, 5_000_000_110, "new"),
             &rec(3, 4_000_000_000, "stale"),
         ]);
-        assert_eq!(rx.take(), [r(110, "new"), E::Late]);
+        assert_eq!(rx.take(), [r(110, "new"), r(3, "stale")]);
         // The sender reboots: quiet, then numbering and time start over
         // (its first two records swapped on the way).
         rx.at(30_000)
@@ -1308,5 +1395,38 @@ mod tests {
             out[2].starts_with("Record") && out[2].contains("seq: 814,"),
             "written, not dropped: {all}"
         );
+    }
+
+    /// Found by the fuzzer (`udplogger_receiver`, minimized with `cargo
+    /// fuzz tmin`): the stream's first record was written once its wait
+    /// ran out, then the record before it arrived. No gap marker spoke
+    /// for it (nothing before a stream's start is declared missing), yet
+    /// it was dropped as late: lost with no marker.
+    #[test]
+    fn a_record_before_the_streams_start_is_written_not_dropped_as_late() {
+        let mut rx = Rx::new();
+        rx.send(&[b"6,2,3,+; the kernel"]).flush();
+        assert_eq!(rx.take(), [r(2, " the kernel")]);
+        rx.send(&[b"6,1,1,-;t"]);
+        assert_eq!(rx.take(), [r(1, "t")], "written out of sequence");
+        // A copy of it is a duplicate, and the stream goes on in order.
+        rx.send(&[b"6,1,1,-;t", b"6,3,4,-;c"]).flush();
+        assert_eq!(rx.take(), [E::Dup, r(3, "c")]);
+        // A piece of a fragmented record from before the start: written as
+        // far as it goes, after its marker; a record far before the start
+        // is another stream.
+        rx.send(&[b"6,0,0,-,ncfrag=0/9;abcd"]);
+        assert_eq!(rx.take(), [E::Inc(0, 4, 9), r(0, "abcd")]);
+        let mut rx = Rx::new();
+        rx.send(&[&rec(1000, 1000, "a")]).at(1000);
+        rx.send(&[&rec(1001, 1001, "b"), &rec(300, 900, "far")]);
+        assert_eq!(rx.take(), [r(1000, "a"), r(1001, "b"), E::Reset(1001, 300)]);
+        // After a gap, a latecomer inside it is still dropped: its marker
+        // said it is missing.
+        let mut rx = Rx::new();
+        rx.send(&[&rec(10, 10, "a")]).at(1000);
+        rx.send(&[&rec(13, 13, "d")]).at(2500);
+        rx.send(&[&rec(11, 11, "b")]);
+        assert_eq!(rx.take(), [r(10, "a"), E::Gap(11, 12), r(13, "d"), E::Late]);
     }
 }

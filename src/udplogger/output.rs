@@ -348,6 +348,9 @@ impl Output {
                     ",\"level\":{},\"seq\":{},\"ts_usec\":{}",
                     m.level, m.seq, m.ts_usec
                 );
+                if m.oos {
+                    b.extend_from_slice(b",\"oos\":true");
+                }
             }
             if !dict.is_empty() {
                 b.extend_from_slice(b",\"dict\":[");
@@ -1015,6 +1018,7 @@ mod tests {
             level: 6,
             seq: 42,
             ts_usec: 1000,
+            oos: false,
         };
         o.line(
             &s,
@@ -1039,11 +1043,37 @@ mod tests {
         assert_eq!(v[0]["text"], "say \"hi\" \\ \\xff");
         assert_eq!(v[0]["seq"], 42);
         assert_eq!(v[0]["dict"][0], "K=V");
+        assert!(v[0].get("oos").is_none(), "only out-of-sequence records");
         assert_eq!(v[1]["marker"], "gap");
         assert_eq!(v[1]["source"], "udplogger");
         assert_eq!(
             (v[1]["count"].as_u64(), v[1]["from"].as_u64()),
             (Some(2), Some(3))
+        );
+    }
+
+    #[test]
+    fn json_marks_a_record_written_out_of_sequence() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = cfg(d.path());
+        c.json = true;
+        let mut o = Output::new(c);
+        let mut st = Stamper::new(Zone::Utc, Period::Daily);
+        let s = st.stamp(parse_rfc3339("2026-01-01T10:00:00Z").unwrap());
+        let now = Instant::now();
+        let m = Meta {
+            level: 6,
+            seq: 41,
+            ts_usec: 900,
+            oos: true,
+        };
+        o.line(&s, "1.2.3.4:5", b"late", Some(&m), &[], now);
+        o.flush(&s, now);
+        let text = std::fs::read_to_string(d.path().join("2026-01-01.log")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(
+            (v["seq"].as_u64(), v["oos"].as_bool()),
+            (Some(41), Some(true))
         );
     }
 
