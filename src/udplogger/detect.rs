@@ -19,7 +19,7 @@ use crate::events::{Body, Event, WallTime};
 use crate::parse::{Framer, Parser, Record};
 
 use super::extended::Meta;
-use super::output::escape_into;
+use super::output::{escape_into, is_plain};
 
 /// What events report as their source.
 pub const SOURCE: &str = "netconsole";
@@ -263,8 +263,8 @@ impl Detector {
         // parser (the contract `scan` relies on too), so it only goes
         // into the last-words ring, unframed.
         if self.skip_ordinary && self.parser.is_idle() && (ordinary || prefilter_skips(text)) {
-            if self.capture.is_none() {
-                // Only the ring wants it.
+            if self.capture.is_none() && is_plain(text) {
+                // Only the ring wants it, and it needs no escaping.
                 let mut time = [0u8; 32];
                 let n = match meta {
                     Some(m) => kernel_time_into(&mut time, m.ts_usec),
@@ -277,7 +277,7 @@ impl Detector {
             if let Some(m) = meta {
                 push_kernel_time(&mut self.scratch, m.ts_usec);
             }
-            self.scratch.extend_from_slice(text);
+            escape_into(&mut self.scratch, text);
             let line = std::mem::take(&mut self.scratch);
             self.after(&line, stem_for, &mut found);
             self.scratch = line;
@@ -629,6 +629,7 @@ mod tests {
                             level: 4,
                             seq: i as u64,
                             ts_usec: 1_000_000 + i as u64,
+                            oos: false,
                         };
                         let found = d.line("h", line, extended.then_some(&meta), wall(), &|k| {
                             format!("lw-{k}")

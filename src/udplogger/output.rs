@@ -880,7 +880,7 @@ pub fn escape_into(out: &mut Vec<u8>, text: &[u8]) {
 
 /// Printable ASCII and tab only: the common case, copied as is. Checked
 /// in blocks without early exit so the compiler can vectorise it.
-fn is_plain(text: &[u8]) -> bool {
+pub fn is_plain(text: &[u8]) -> bool {
     text.chunks(32).all(|c| {
         c.iter().fold(true, |ok, &b| {
             ok & ((b.wrapping_sub(0x20) < 0x5f) | (b == b'\t'))
