@@ -272,6 +272,18 @@ impl Drop for Daemon {
     }
 }
 
+/// A `sh -c` script that runs `"$0" "$@"` with at most `n` descriptors
+/// and, as systemd would start it, none open below 10 but the standard
+/// three: descriptors a test inherits (a `flock` around CI, a job
+/// server's pipe) would otherwise take slots below the limit and change
+/// what the test measures. (sh redirects only single-digit descriptors;
+/// those at 10 and above take no slot below a limit of 10.)
+pub fn nofile_script(n: u32) -> String {
+    format!(
+        "for f in /proc/$$/fd/*; do d=${{f##*/}}; case $d in [3-9]) eval \"exec $d>&-\" ;; esac; done; ulimit -n {n} && exec \"$0\" \"$@\""
+    )
+}
+
 /// Polls `f` every 20 ms for at most 20 s.
 pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
