@@ -7,35 +7,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use watchdog::fuzzing::marker::{parse_json, parse_line, Body, Marker, SOURCE};
+use watchdog_fuzz::Input;
 
 const TIME: &str = "2026-11-22T04:10:32.271684Z";
-
-/// Reads what the marker is made of from the input.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
-        self.0 = rest;
-        b
-    }
-
-    fn num(&mut self) -> u64 {
-        // Small numbers and extremes alike.
-        match self.byte() % 4 {
-            0 => u64::from(self.byte()),
-            1 => u64::MAX - u64::from(self.byte()),
-            _ => (0..8).fold(0, |n, _| n << 8 | u64::from(self.byte())),
-        }
-    }
-
-    fn string(&mut self) -> String {
-        let n = usize::from(self.byte() % 24).min(self.0.len());
-        let (s, rest) = self.0.split_at(n);
-        self.0 = rest;
-        String::from_utf8_lossy(s).into_owned()
-    }
-}
 
 /// A string the text form carries unchanged: one token, nothing escaped.
 fn token_safe(s: &str) -> bool {
@@ -61,37 +35,9 @@ fuzz_target!(|data: &[u8]| {
         }
         return;
     }
-    let mut inp = Input(rest);
+    let mut inp = Input::short(rest);
     let about = inp.string();
-    let body = match inp.byte() % 7 {
-        0 => {
-            let (a, b) = (inp.num(), inp.num());
-            Body::Gap {
-                from: a.min(b),
-                to: a.max(b),
-            }
-        }
-        1 => Body::Reset {
-            last: inp.num(),
-            seq: inp.num(),
-        },
-        2 => Body::Incomplete {
-            seq: inp.num(),
-            got: inp.num(),
-            total: inp.num(),
-        },
-        3 => Body::Cut {
-            seq: (inp.byte() & 1 == 1).then(|| inp.num()),
-            kept: inp.num(),
-            total: (inp.byte() & 1 == 1).then(|| inp.num()),
-        },
-        4 => Body::KernelDrop { count: inp.num() },
-        5 => Body::WriteFailed {
-            count: inp.num(),
-            since: inp.string(),
-        },
-        _ => Body::Dropped { count: inp.num() },
-    };
+    let body = watchdog_fuzz::marker_body(&mut inp);
     let mut m = Marker::new(about, body);
     if inp.byte() & 1 == 1 {
         m = m.with_reason(inp.string());

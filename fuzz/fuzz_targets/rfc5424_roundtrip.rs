@@ -27,42 +27,13 @@ use libfuzzer_sys::fuzz_target;
 use watchdog::fuzzing::forward::{
     event_message, line_message, marker_message, octet_frame, summary, Builder, Header, MAX_MESSAGE,
 };
-use watchdog::fuzzing::marker::{Body, Marker, Value as MarkerValue};
+use watchdog::fuzzing::marker::{Marker, Value as MarkerValue};
 use watchdog::fuzzing::parse::{Framer, Parser};
 use watchdog::journal::json_members;
+use watchdog_fuzz::Input;
 
 const STAMP: &str = "2026-11-22T04:10:32.271684Z";
 const BOM: &[u8] = b"\xEF\xBB\xBF";
-
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
-        self.0 = rest;
-        b
-    }
-
-    fn num(&mut self) -> u64 {
-        match self.byte() % 4 {
-            0 => u64::from(self.byte()),
-            1 => u64::MAX - u64::from(self.byte()),
-            _ => (0..8).fold(0, |n, _| n << 8 | u64::from(self.byte())),
-        }
-    }
-
-    /// Up to 300 bytes: past every header field's limit.
-    fn bytes(&mut self) -> Vec<u8> {
-        let n = (usize::from(self.byte()) + usize::from(self.byte() & 1) * 45).min(self.0.len());
-        let (s, rest) = self.0.split_at(n);
-        self.0 = rest;
-        s.to_vec()
-    }
-
-    fn string(&mut self) -> String {
-        String::from_utf8_lossy(&self.bytes()).into_owned()
-    }
-}
 
 /// What a message should say.
 struct Want {
@@ -380,7 +351,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let mut inp = Input(rest);
+    let mut inp = Input::long(rest);
     let mut b = Builder::default();
     let mut sent: Vec<(Vec<u8>, Want)> = Vec::new();
     match mode % 4 {
@@ -390,7 +361,7 @@ fuzz_target!(|data: &[u8]| {
             let mut framer = Framer::new();
             let mut parser = Parser::new("fuzz");
             let mut events = Vec::new();
-            for line in inp.0.split(|&c| c == b'\n') {
+            for line in inp.rest().split(|&c| c == b'\n') {
                 events.extend(parser.push(&framer.frame(line)));
             }
             events.extend(parser.flush());
@@ -468,35 +439,7 @@ fuzz_target!(|data: &[u8]| {
             // A marker about a hostile sender.
             let about = inp.string();
             let host = (inp.byte() & 1 == 1).then(|| inp.string());
-            let body = match inp.byte() % 7 {
-                0 => {
-                    let (x, y) = (inp.num(), inp.num());
-                    Body::Gap {
-                        from: x.min(y),
-                        to: x.max(y),
-                    }
-                }
-                1 => Body::Reset {
-                    last: inp.num(),
-                    seq: inp.num(),
-                },
-                2 => Body::Incomplete {
-                    seq: inp.num(),
-                    got: inp.num(),
-                    total: inp.num(),
-                },
-                3 => Body::Cut {
-                    seq: (inp.byte() & 1 == 1).then(|| inp.num()),
-                    kept: inp.num(),
-                    total: (inp.byte() & 1 == 1).then(|| inp.num()),
-                },
-                4 => Body::KernelDrop { count: inp.num() },
-                5 => Body::WriteFailed {
-                    count: inp.num(),
-                    since: inp.string(),
-                },
-                _ => Body::Dropped { count: inp.num() },
-            };
+            let body = watchdog_fuzz::marker_body(&mut inp);
             let mut mk = Marker::new(about, body);
             if inp.byte() & 1 == 1 {
                 mk = mk.with_reason(inp.string());
@@ -568,7 +511,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 sd.push((id, params));
             }
-            let text = inp.0.repeat(1 + usize::from(facility >> 2 & 7));
+            let text = inp.rest().repeat(1 + usize::from(facility >> 2 & 7));
             let msg = b.finish(&text).to_vec();
             let want = Want {
                 pri: u64::from(facility.min(23)) * 8 + u64::from(severity.min(7)),

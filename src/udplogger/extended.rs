@@ -490,16 +490,8 @@ impl ExtState {
         let meta = Meta { oos: true, ..meta };
         // A line of its own: a continued line held for the window's order
         // is not this record's.
-        let (mut text, dict) = split_body(body);
-        while text.len() > max {
-            cut_piece(meta, &text[..max], emit);
-            text = &text[max..];
-        }
-        emit(Event::Record {
-            meta,
-            text,
-            dict: dict.collect(),
-        });
+        let (text, dict) = split_body(body);
+        emit_line(meta, text, dict.collect(), max, emit);
     }
 
     /// The sequence restarted at `seq`: what is held is written (its holes
@@ -755,16 +747,7 @@ impl ExtState {
             }
             _ => {
                 self.flush_cont(emit);
-                let mut text = text;
-                while text.len() > max {
-                    cut_piece(meta, &text[..max], emit);
-                    text = &text[max..];
-                }
-                emit(Event::Record {
-                    meta,
-                    text,
-                    dict: dict.collect(),
-                });
+                emit_line(meta, text, dict.collect(), max, emit);
             }
         }
     }
@@ -777,6 +760,22 @@ enum Behind {
     /// Before the stream's start, near it: written out of sequence.
     Early,
     Reset,
+}
+
+/// One record's line: `max`-byte pieces, each but the last followed by
+/// its `cut` marker, the dictionary with the last.
+fn emit_line(
+    meta: Meta,
+    mut text: &[u8],
+    dict: Vec<&[u8]>,
+    max: usize,
+    emit: &mut impl FnMut(Event<'_>),
+) {
+    while text.len() > max {
+        cut_piece(meta, &text[..max], emit);
+        text = &text[max..];
+    }
+    emit(Event::Record { meta, text, dict });
 }
 
 /// One `max`-byte piece of a longer line, and the `cut` marker that says
