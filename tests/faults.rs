@@ -101,13 +101,7 @@ fn udplogger_on_a_full_disk_counts_every_dropped_line() {
         ],
     );
     let err = d.wait_stderr("writing to");
-    let addr: std::net::SocketAddr = err
-        .lines()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|r| r.split(',').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = crate::util::listen_addr(&err);
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.send_to(b"before the disk filled\n", addr).unwrap();
     wait_until("the first line", || {

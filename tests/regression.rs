@@ -454,13 +454,7 @@ pub(crate) fn udplogger(
         }
     };
     let err = d.wait_stderr("writing to");
-    let addr = err
-        .lines()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|r| r.split(',').next())
-        .unwrap_or_else(|| panic!("no listen address in {err}"))
-        .parse()
-        .unwrap();
+    let addr = crate::util::listen_addr(&err);
     (d, addr)
 }
 
@@ -743,13 +737,7 @@ fn udplogger_line_torn_by_enospc_is_rolled_back() {
         ],
     );
     let err = d.wait_stderr("writing to");
-    let addr: std::net::SocketAddr = err
-        .lines()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|r| r.split(',').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = crate::util::listen_addr(&err);
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.send_to(b"first line\n", addr).unwrap();
     crate::util::wait_until("the first line", || {

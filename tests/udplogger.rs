@@ -20,25 +20,7 @@ fn sender() -> UdpSocket {
 
 /// All log files under `dir`, concatenated in name order.
 fn logs(dir: &Path) -> String {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                files.push(e.path());
-            }
-        }
-    }
-    files.sort();
-    files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect()
+    crate::regression::tree_text(dir)
 }
 
 /// The text column of each line from `src`.
@@ -485,13 +467,7 @@ fn disk_full_keeps_receiving_and_says_what_was_dropped() {
         ],
     );
     let err = d.wait_stderr("writing to");
-    let addr: SocketAddr = err
-        .lines()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|r| r.split(',').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = crate::util::listen_addr(&err);
     let s = sender();
     let sent = 300;
     let line = |i: usize| format!("line {i:03} written while the disk is full\n");
@@ -720,13 +696,7 @@ fn runs_unprivileged_and_says_which_buffer_took_effect() {
     let err = d.wait_stderr("writing to");
     assert!(err.contains("(SO_RCVBUF"), "{err}");
     assert!(!err.contains("SO_RCVBUFFORCE)"), "{err}");
-    let addr: SocketAddr = err
-        .lines()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|r| r.split(',').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = crate::util::listen_addr(&err);
     sender()
         .send_to(b"from an unprivileged receiver\n", addr)
         .unwrap();
@@ -784,13 +754,7 @@ fn per_sender_files_stay_under_a_low_open_file_limit() {
     ];
     let mut d = Daemon::start_program(dir.path(), "prlimit", &args);
     let err = d.wait_stderr("writing to");
-    let addr: SocketAddr = err
-        .lines()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|r| r.split(',').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = crate::util::listen_addr(&err);
     let senders: Vec<UdpSocket> = (0..100).map(|_| sender()).collect();
     for round in 0..3 {
         for (i, s) in senders.iter().enumerate() {

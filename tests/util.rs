@@ -299,6 +299,18 @@ pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// The (first) address `watchdog udplogger` says it listens on, from its
+/// stderr (`listening on ADDR, …`).
+pub fn listen_addr(stderr: &str) -> std::net::SocketAddr {
+    stderr
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no listen address in {stderr}"))
+        .parse()
+        .unwrap()
+}
+
 /// `watchdog udplogger` on an ephemeral loopback port, writing into
 /// `DIR/logs` (UTC file names); returns it and the address it listens on.
 pub fn udplogger_on_loopback(dir: &Dir, extra: &[&str]) -> (Daemon, std::net::SocketAddr) {
@@ -314,12 +326,6 @@ pub fn udplogger_on_loopback(dir: &Dir, extra: &[&str]) -> (Daemon, std::net::So
     args.extend_from_slice(extra);
     let mut d = Daemon::start(dir.path(), &args);
     let err = d.wait_stderr("writing to");
-    let addr = err
-        .lines()
-        .find_map(|l| l.split("listening on ").nth(1))
-        .and_then(|r| r.split(',').next())
-        .unwrap_or_else(|| panic!("no listen address in {err}"))
-        .parse()
-        .unwrap();
+    let addr = listen_addr(&err);
     (d, addr)
 }
