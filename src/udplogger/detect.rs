@@ -225,6 +225,11 @@ impl Detector {
         }
     }
 
+    /// No incident is open: ordinary lines would skip the parser.
+    pub fn idle(&self) -> bool {
+        self.parser.is_idle()
+    }
+
     /// Bytes held (for the sender's memory accounting).
     pub fn held(&self) -> usize {
         self.ring.bytes()

@@ -614,8 +614,9 @@ impl Receiver {
                 // With nothing pending, every line this datagram yields is
                 // made of its bytes alone: one prefilter search covers
                 // them all.
-                let ordinary =
-                    s.detect.is_some() && s.asm.pending() == 0 && detect::prefilter_skips(data);
+                let ordinary = s.detect.as_ref().is_some_and(|d| d.idle())
+                    && s.asm.pending() == 0
+                    && detect::prefilter_skips(data);
                 let mut p = put!(sh, names, stamp, now, max, addr, s, None);
                 p.ordinary = ordinary;
                 s.asm.feed(data, max, now, &mut |l, e| p.plain(l, e));
