@@ -41,6 +41,38 @@ pub fn tcp_unacked(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
     }
 }
 
+/// The socket's drop counter, `SK_MEMINFO_DROPS` of `SO_MEMINFO` (Linux
+/// 4.6+; older kernels answer `ENOPROTOOPT`): datagrams the kernel
+/// discarded because the receive buffer was full. The same counter
+/// `SO_RXQ_OVFL` attaches to each datagram, read once per batch instead.
+pub fn socket_drops(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    /// `SK_MEMINFO_DROPS` and `SK_MEMINFO_VARS` of linux/sock_diag.h.
+    const DROPS: usize = 8;
+    const VARS: usize = 9;
+    let mut info = [0u32; VARS];
+    let mut len = libc::socklen_t::try_from(std::mem::size_of_val(&info)).unwrap_or(0);
+    // SAFETY: the kernel writes at most `len` bytes into `info`, which is
+    // that long, and stores the length it wrote in `len`; the descriptor is
+    // borrowed, so it is open.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if (len as usize) <= DROPS * std::mem::size_of::<u32>() {
+        return Err(io::Error::from(io::ErrorKind::Unsupported));
+    }
+    Ok(info[DROPS])
+}
+
 /// Room for one `SO_RXQ_OVFL` control message (a `u32`), in `u64` words so
 /// the buffer has the alignment `cmsghdr` needs.
 const CMSG_WORDS: usize = 4;
@@ -238,3 +270,4 @@ pub fn openat(
     // nothing else owns it, so the OwnedFd may close it.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+

@@ -303,7 +303,10 @@ fn lock(sh: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 pub struct Receiver {
     settings: Arc<Settings>,
     names: Names,
-    senders: HashMap<SocketAddr, Sender>,
+    /// Looked up once or twice per datagram: foldhash, seeded per process
+    /// (a sender cannot choose its address's bucket); the table is
+    /// bounded by `max_senders` whatever happens.
+    senders: HashMap<SocketAddr, Sender, foldhash::fast::RandomState>,
     buffered: usize,
     /// Senders whose parser saw lines since it was last flushed.
     undetected: usize,
@@ -511,7 +514,7 @@ impl Receiver {
         Receiver {
             settings,
             names,
-            senders: HashMap::new(),
+            senders: HashMap::default(),
             buffered: 0,
             undetected: 0,
         }
@@ -976,6 +979,16 @@ fn write_metrics(settings: &Settings, sh: &Shared) {
     }
 }
 
+/// A reading `c` of the socket's drop counter: what it grew by since the
+/// last reading becomes a marker (a counter that went back is ignored).
+fn note_drops(l: &mut socket::Listener, c: u32, sh: &mut Shared, stamp: &Stamp, now: Instant) {
+    let new = c.wrapping_sub(l.drops);
+    if new > 0 && new < u32::MAX / 2 {
+        Receiver::kernel_drops(sh, l.addr, u64::from(new), stamp, now);
+        l.drops = c;
+    }
+}
+
 /// One receiving thread: its sockets, its senders, its signal pipe.
 struct Worker<'a> {
     id: usize,
@@ -1067,27 +1080,23 @@ impl Worker<'_> {
                         }
                     };
                     last_round += n;
+                    // Drops up to now: marked after this batch's datagrams
+                    // (some of which the kernel may have queued earlier).
+                    let batch_drops = l.batch_drops();
                     let stamp = stamper.stamp(clock.wall());
                     let now = clock.mono();
                     let mut sh = lock(shared);
                     for i in 0..n {
                         let Some(d) = batch.get(i) else { break };
                         if let Some(c) = d.drops {
-                            let new = c.wrapping_sub(l.drops);
-                            if new > 0 && new < u32::MAX / 2 {
-                                Receiver::kernel_drops(
-                                    &mut sh,
-                                    l.addr,
-                                    u64::from(new),
-                                    &stamp,
-                                    now,
-                                );
-                                l.drops = c;
-                            }
+                            note_drops(l, c, &mut sh, &stamp, now);
                         }
                         if let Some(addr) = d.addr {
                             rx.datagram(&mut sh, addr, d.data, &stamp, now);
                         }
+                    }
+                    if let Some(c) = batch_drops {
+                        note_drops(l, c, &mut sh, &stamp, now);
                     }
                     drop(sh);
                     if n < batch.capacity() {

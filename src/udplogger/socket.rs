@@ -59,8 +59,32 @@ pub struct Listener {
     pub fd: OwnedFd,
     pub addr: SocketAddr,
     pub buffer: Buffer,
-    /// Last `SO_RXQ_OVFL` counter seen.
+    /// Last value of the socket's drop counter seen.
     pub drops: u32,
+    /// The counter is read once per batch (`SO_MEMINFO`); `false` on
+    /// kernels before 4.6, where it comes with every datagram
+    /// (`SO_RXQ_OVFL`, a control message per datagram: more work).
+    pub meminfo: bool,
+}
+
+impl Listener {
+    /// Reads the drop counter with `SO_RXQ_OVFL` from now on, as on a
+    /// kernel without `SO_MEMINFO` (for tests of that path).
+    #[cfg(test)]
+    pub fn count_drops_per_datagram(&mut self) -> Result<(), nix::Error> {
+        setsockopt(&self.fd, sockopt::RxqOvfl, &1)?;
+        self.meminfo = false;
+        Ok(())
+    }
+
+    /// The drop counter now, when read per batch.
+    pub fn batch_drops(&self) -> Option<u32> {
+        use std::os::fd::AsFd;
+        if !self.meminfo {
+            return None;
+        }
+        crate::sys::socket_drops(self.fd.as_fd()).ok()
+    }
 }
 
 /// Binds a non-blocking UDP socket on `addr`. With `reuse_port`, several
@@ -88,7 +112,13 @@ pub fn listen(addr: SocketAddr, rcvbuf: usize, reuse_port: bool) -> Result<Liste
         sock.set_reuse_port(true).map_err(errno)?;
     }
     let fd = OwnedFd::from(sock);
-    setsockopt(&fd, sockopt::RxqOvfl, &1)?;
+    let meminfo = {
+        use std::os::fd::AsFd;
+        crate::sys::socket_drops(fd.as_fd()).is_ok()
+    };
+    if !meminfo {
+        setsockopt(&fd, sockopt::RxqOvfl, &1)?;
+    }
     let forced = setsockopt(&fd, sockopt::RcvBufForce, &rcvbuf).is_ok();
     if !forced {
         setsockopt(&fd, sockopt::RcvBuf, &rcvbuf)?;
@@ -106,6 +136,7 @@ pub fn listen(addr: SocketAddr, rcvbuf: usize, reuse_port: bool) -> Result<Liste
             forced,
         },
         drops: 0,
+        meminfo,
     })
 }
 
@@ -143,5 +174,45 @@ mod tests {
         let a = listen("127.0.0.1:0".parse().unwrap(), 1 << 20, true).unwrap();
         let b = listen(a.addr, 1 << 20, true).unwrap();
         assert_eq!(a.addr, b.addr);
+    }
+
+    /// Both ways of reading the drop counter see the datagrams a full
+    /// buffer refused: per batch (`SO_MEMINFO`) and per datagram
+    /// (`SO_RXQ_OVFL`, kernels before 4.6).
+    #[test]
+    fn drops_are_counted_per_batch_and_per_datagram() {
+        use std::os::fd::AsFd;
+        for per_datagram in [false, true] {
+            let mut l = listen("127.0.0.1:0".parse().unwrap(), 4096, false).unwrap();
+            if per_datagram {
+                l.count_drops_per_datagram().unwrap();
+            } else {
+                assert!(l.meminfo, "this kernel has SO_MEMINFO");
+            }
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            for _ in 0..200 {
+                s.send_to(&[b'x'; 512], l.addr).unwrap();
+            }
+            // One more once there is room: it carries the counter.
+            let mut batch = crate::sys::RecvBatch::new(64, 2048);
+            let mut got = 0;
+            while let Ok(n) = batch.recv(l.fd.as_fd()) {
+                got += n;
+                if n == 0 {
+                    break;
+                }
+            }
+            s.send_to(b"after", l.addr).unwrap();
+            let n = batch.recv(l.fd.as_fd()).unwrap();
+            assert_eq!(n, 1);
+            let counted = if per_datagram {
+                batch.get(0).unwrap().drops
+            } else {
+                l.batch_drops()
+            };
+            let dropped = u64::from(counted.unwrap());
+            assert!(dropped > 0);
+            assert_eq!(got as u64 + dropped, 200, "per datagram: {per_datagram}");
+        }
     }
 }
