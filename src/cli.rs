@@ -240,16 +240,33 @@ impl From<&MainError> for ExitCode {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(3)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+    // The arguments are parsed on a thread of their own: building clap's
+    // command tree takes deep stack frames, and a thread's stack is given
+    // back when it ends, where the main thread's pages would stay resident
+    // for the life of a daemon.
+    let parsed = std::thread::Builder::new()
+        .name("args".into())
+        .spawn(|| {
+            Cli::try_parse().map_err(|e| {
+                let _ = e.print();
+                if e.use_stderr() {
+                    ExitCode::from(3)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            })
+        })
+        .map(|t| t.join());
+    let cli = match parsed {
+        Ok(Ok(Ok(c))) => c,
+        Ok(Ok(Err(code))) => return code,
+        // No thread (out of memory or tasks): parse here after all.
+        Err(_) => match Cli::try_parse() {
+            Ok(c) => c,
+            Err(e) => e.exit(),
+        },
+        // A panic inside clap: it has printed its message.
+        Ok(Err(_)) => return ExitCode::from(3),
     };
     match run(cli) {
         Ok(code) => code,
