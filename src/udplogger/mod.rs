@@ -1017,6 +1017,11 @@ impl Worker<'_> {
         let mut last_round = 0usize;
         let mut backlog = false;
         let mut next_metrics = clock.mono();
+        if id == 0 {
+            // Start-up is over (the other workers only enter this loop):
+            // its code need not stay resident (see the function).
+            let _ = crate::sys::release_code_pages();
+        }
         loop {
             if last_round >= COALESCE_AT && !backlog {
                 // Busy, but every queue was emptied: let datagrams gather
