@@ -112,6 +112,36 @@ pub struct Stamper {
     zone: Zone,
     period: Period,
     cached: Option<(SystemTime, SystemTime, String)>,
+    /// The second last formatted (Unix seconds) and its text around the
+    /// microseconds: `2026-11-29T12:00:00` and `Z` or `+01:00`. A stamp is
+    /// taken per batch of datagrams; the calendar (and, for local time,
+    /// the zone's offset) is consulted once per second, not per batch.
+    second: Option<(u64, String, String)>,
+}
+
+/// RFC 3339 with microseconds, as chrono writes it: what the per-second
+/// cache of [`Stamper`] must reproduce.
+fn stamp_text(zone: Zone, wall: SystemTime) -> String {
+    match zone {
+        Zone::Utc => DateTime::<Utc>::from(wall)
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string(),
+        Zone::Local => DateTime::<Local>::from(wall)
+            .format("%Y-%m-%dT%H:%M:%S%.6f%:z")
+            .to_string(),
+    }
+}
+
+/// `.uuuuuu`: the microseconds as chrono's `%.6f` writes them.
+fn push_micros(out: &mut String, micros: u32) {
+    let mut b = *b".000000";
+    let mut v = micros.min(999_999);
+    for d in b[1..].iter_mut().rev() {
+        // One decimal digit: the cast cannot truncate.
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.push_str(std::str::from_utf8(&b).unwrap_or(".000000"));
 }
 
 impl Stamper {
@@ -120,18 +150,50 @@ impl Stamper {
             zone,
             period,
             cached: None,
+            second: None,
         }
     }
 
-    pub fn stamp(&mut self, wall: SystemTime) -> Stamp {
-        let text = match self.zone {
-            Zone::Utc => DateTime::<Utc>::from(wall)
-                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-                .to_string(),
-            Zone::Local => DateTime::<Local>::from(wall)
-                .format("%Y-%m-%dT%H:%M:%S%.6f%:z")
-                .to_string(),
+    /// The stamp text of `wall`, as chrono formats it, from the cached
+    /// second when `wall` falls in it.
+    fn text(&mut self, wall: SystemTime) -> String {
+        let Ok(since) = wall.duration_since(SystemTime::UNIX_EPOCH) else {
+            // Before 1970: not worth a cache.
+            return stamp_text(self.zone, wall);
         };
+        let secs = since.as_secs();
+        let (head, tail) = match &self.second {
+            Some((s, head, tail)) if *s == secs => (head, tail),
+            _ => {
+                let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+                let (head, tail) = match self.zone {
+                    Zone::Utc => (
+                        DateTime::<Utc>::from(whole)
+                            .format("%Y-%m-%dT%H:%M:%S")
+                            .to_string(),
+                        "Z".to_string(),
+                    ),
+                    Zone::Local => {
+                        let t = DateTime::<Local>::from(whole);
+                        (
+                            t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                            t.format("%:z").to_string(),
+                        )
+                    }
+                };
+                let (_, head, tail) = self.second.insert((secs, head, tail));
+                (&*head, &*tail)
+            }
+        };
+        let mut text = String::with_capacity(head.len() + 7 + tail.len());
+        text.push_str(head);
+        push_micros(&mut text, since.subsec_micros());
+        text.push_str(tail);
+        text
+    }
+
+    pub fn stamp(&mut self, wall: SystemTime) -> Stamp {
+        let text = self.text(wall);
         let period = match &self.cached {
             Some((start, end, name)) if wall >= *start && wall < *end => name.clone(),
             _ => {
@@ -240,6 +302,29 @@ mod tests {
             (s, e),
             (t("2026-03-01T13:00:00Z"), t("2026-03-01T14:00:00Z"))
         );
+    }
+
+    /// The per-second cache writes what chrono writes, whatever the
+    /// microseconds, across second, minute and day boundaries, in both
+    /// zones.
+    #[test]
+    fn cached_stamps_are_chrono_s_text() {
+        let base = t("2026-12-31T23:59:58.999990Z");
+        for zone in [Zone::Utc, Zone::Local] {
+            let mut st = Stamper::new(zone, Period::Daily);
+            let steps = [0u64, 1, 9, 10, 11, 999_999, 1_000_000, 1_000_001, 2_000_017];
+            for (i, us) in steps.iter().enumerate() {
+                let wall = base + Duration::from_micros(*us + i as u64);
+                assert_eq!(
+                    st.stamp(wall).text,
+                    stamp_text(zone, wall),
+                    "{zone:?} +{us} us"
+                );
+            }
+            // Before 1970 as well.
+            let old = t("1969-07-20T20:17:40.5Z");
+            assert!(st.stamp(old).text.starts_with("1969-07-20"));
+        }
     }
 
     #[test]
