@@ -80,11 +80,20 @@ impl Header<'_> {
 
 /// Decimal digits only (no sign, no space), at most 20 of them, that fit
 /// in `T`.
-fn number<T: std::str::FromStr>(s: &[u8]) -> Option<T> {
-    if s.is_empty() || s.len() > 20 || !s.iter().all(u8::is_ascii_digit) {
+fn number<T: TryFrom<u64>>(s: &[u8]) -> Option<T> {
+    if s.is_empty() || s.len() > 20 {
         return None;
     }
-    std::str::from_utf8(s).ok()?.parse().ok()
+    // By hand, not `str::parse`: four of these per extended record.
+    let mut v: u64 = 0;
+    for &b in s {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    T::try_from(v).ok()
 }
 
 /// A release as `uname -r` prints it: starts with the version's digit,
@@ -179,6 +188,21 @@ pub fn split_body(body: &[u8]) -> (&[u8], impl Iterator<Item = &[u8]>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_digits_that_fit() {
+        assert_eq!(number::<u64>(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(number::<u64>(b"18446744073709551616"), None);
+        assert_eq!(number::<u64>(b"99999999999999999999"), None);
+        assert_eq!(number::<u64>(b"000000000000000000001"), None);
+        assert_eq!(number::<u32>(b"4294967295"), Some(u32::MAX));
+        assert_eq!(number::<u32>(b"4294967296"), None);
+        assert_eq!(number::<u64>(b"0"), Some(0));
+        assert_eq!(number::<u64>(b"007"), Some(7));
+        for bad in [&b""[..], b"+5", b"-1", b" 1", b"1 ", b"1a", b"\xff"] {
+            assert_eq!(number::<u64>(bad), None, "{bad:?}");
+        }
+    }
 
     fn head(line: &[u8]) -> Header<'_> {
         parse(line)
