@@ -465,6 +465,40 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// The ring holds what a plain queue of lines would: the newest
+        /// lines, at most `max` of them and `RING_BYTES_MAX` bytes, each
+        /// cut to `RING_LINE_MAX`, whatever the lengths and the wrapping.
+        #[test]
+        fn the_ring_matches_a_queue_of_lines(
+            max in 1usize..40,
+            lens in proptest::collection::vec((0usize..40, 0usize..3000), 1..400),
+        ) {
+            let mut ring = LastWords::new(max);
+            let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+            for (i, (p, n)) in lens.iter().enumerate() {
+                let prefix = vec![b'a' + u8::try_from(i % 26).unwrap(); *p];
+                let rest = vec![b'A' + u8::try_from(i % 26).unwrap(); *n];
+                ring.push_parts(&prefix, &rest);
+                let mut line = [prefix, rest].concat();
+                line.truncate(RING_LINE_MAX);
+                line.push(b'\n');
+                while model.len() >= max
+                    || (!model.is_empty()
+                        && model.iter().map(Vec::len).sum::<usize>() + line.len() > RING_BYTES_MAX)
+                {
+                    model.pop_front();
+                }
+                model.push_back(line);
+                let want: Vec<u8> = model.iter().flatten().copied().collect();
+                proptest::prop_assert_eq!(ring.bytes(), want.len());
+                proptest::prop_assert_eq!(ring.lines(), model.len());
+                proptest::prop_assert!(ring.text() == want);
+            }
+        }
+    }
+
     #[test]
     fn kernel_time_is_written_as_dmesg_does() {
         let mut b = Vec::new();
