@@ -8,13 +8,19 @@
 # Reports per combination: the highest rate the generator ACHIEVED (not
 # the one asked for) at which nothing was lost, the receiver's CPU seconds
 # per million lines at that rate (all threads, /proc/PID/task/*/schedstat),
-# its peak RSS (VmHWM), and its RSS after 1 s idle. Takes 2-4 minutes.
-# Run it under the shared lock: flock /tmp/vm.lock bench/udplogger-matrix.sh
-# Usage: [SECS=2] [PLAIN_RATES="..."] [EXT_RATES="..."] [BIN=...] bench/udplogger-matrix.sh
+# its peak RSS (VmHWM), and its RSS after 1 s idle. Each rate is run
+# REPEAT times (default 3): a rate counts as lossless only if every run
+# lost nothing, and the CPU, the achieved rate and the kernel's share of
+# the CPU (system time / all time, from /proc/PID/stat) are the runs'
+# medians, as one run on a shared machine moves by a third. Takes about
+# 10 minutes. Run it under the shared lock:
+#   flock /tmp/vm.lock bench/udplogger-matrix.sh
+# Usage: [SECS=2] [REPEAT=3] [PLAIN_RATES="..."] [EXT_RATES="..."] [BIN=...] bench/udplogger-matrix.sh
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 SECS=${SECS:-2}
+REPEAT=${REPEAT:-3}
 # shellcheck disable=SC2206
 PLAIN_RATES=(${PLAIN_RATES:-250000 500000 1000000 1500000})
 # shellcheck disable=SC2206
@@ -33,9 +39,13 @@ WORK=$(mktemp -d /tmp/udplogger-matrix.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
+# user and system clock ticks of the whole process (all threads)
+ticks() { awk '{print $14, $15}' /proc/"$1"/stat; }
+# the median of numbers given as arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
-# One run: format workers detect rate -> "achieved sent found cpu_ns hwm_kb idle_kb"
+# One run: format workers detect rate -> "achieved sent found cpu_ns hwm_kb idle_kb sys_pct"
 one() {
     local format=$1 workers=$2 detect=$3 rate=$4
     local dir=$WORK/$format-$workers-$detect-$rate
@@ -49,6 +59,8 @@ one() {
     local idle before after out sent achieved hwm found
     idle=$(kb "$rpid" VmRSS)
     before=$(cpu_ns "$rpid")
+    local u0 s0 u1 s1
+    read -r u0 s0 < <(ticks "$rpid")
     local per=10 args=()
     if [ "$format" = extended ]; then
         per=1
@@ -59,6 +71,7 @@ one() {
         --per-datagram "$per" --rate "$rate" --seconds "$((SECS + 2))" "${args[@]}")
     sleep 1 # let the receiver drain before its CPU is read
     after=$(cpu_ns "$rpid")
+    read -r u1 s1 < <(ticks "$rpid")
     hwm=$(kb "$rpid" VmHWM)
     kill -TERM "$rpid"
     wait "$rpid" 2>/dev/null || true
@@ -67,7 +80,9 @@ one() {
     achieved=$(awk '/^RATE/ {print $2}' <<<"$out")
     found=$("$LOAD" check --tag m $(find "$dir/logs" -type f) | awk '{print $2}')
     rm -rf "$dir/logs"
-    echo "$achieved $sent $found $((after - before)) $hwm $idle"
+    local sys_pct
+    sys_pct=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) 'BEGIN {printf "%d", (u + s) ? 100 * s / (u + s) : 0}')
+    echo "$achieved $sent $found $((after - before)) $hwm $idle $sys_pct"
 }
 
 ROWS=()
@@ -76,32 +91,38 @@ for format in plain extended; do
     if [ "$format" = plain ]; then rates=("${PLAIN_RATES[@]}"); else rates=("${EXT_RATES[@]}"); fi
     for workers in 1 2; do
         for detect in on off; do
-            best="-" best_cpu="-" peak=0 idle=0
+            best="-" best_cpu="-" best_sys="-" peak=0 idle=0
             for r in "${rates[@]}"; do
-                read -r achieved sent found cpu hwm idl < <(one "$format" "$workers" "$detect" "$r")
-                lost=$((sent - found))
-                cpu_m=$(awk -v t="$cpu" -v s="$sent" 'BEGIN {printf "%.3f", s ? t / 1e9 / (s / 1e6) : 0}')
-                ALL+=("$(printf '%-9s %7s %6s %9s %9s %9s %8s %8s %8s' "$format" "$workers" "$detect" "$r" "$achieved" "$sent" "$lost" "$cpu_m" "$hwm")")
-                [ "$hwm" -gt "$peak" ] && peak=$hwm
-                idle=$idl
-                if [ "$lost" -eq 0 ]; then
-                    best=$achieved
-                    best_cpu=$cpu_m
+                cpus=() rates_got=() syss=() idles=() lost_any=0
+                for k in $(seq "$REPEAT"); do
+                    read -r achieved sent found cpu hwm idl sys < <(one "$format" "$workers" "$detect" "$r")
+                    lost=$((sent - found))
+                    cpu_m=$(awk -v t="$cpu" -v s="$sent" 'BEGIN {printf "%.3f", s ? t / 1e9 / (s / 1e6) : 0}')
+                    ALL+=("$(printf '%-9s %7s %6s %9s %3s %9s %9s %8s %8s %5s %8s' "$format" "$workers" "$detect" "$r" "$k" "$achieved" "$sent" "$lost" "$cpu_m" "$sys" "$hwm")")
+                    [ "$hwm" -gt "$peak" ] && peak=$hwm
+                    [ "$lost" -ne 0 ] && lost_any=1
+                    cpus+=("$cpu_m") rates_got+=("$achieved") syss+=("$sys") idles+=("$idl")
+                done
+                idle=$(median "${idles[@]}")
+                if [ "$lost_any" -eq 0 ]; then
+                    best=$(median "${rates_got[@]}")
+                    best_cpu=$(median "${cpus[@]}")
+                    best_sys=$(median "${syss[@]}")
                 fi
             done
-            ROWS+=("$(printf '%-9s %7s %6s %14s %10s %12s %12s' "$format" "$workers" "$detect" "$best" "$best_cpu" "$peak" "$idle")")
+            ROWS+=("$(printf '%-9s %7s %6s %14s %10s %8s %12s %12s' "$format" "$workers" "$detect" "$best" "$best_cpu" "$best_sys" "$peak" "$idle")")
         done
     done
 done
 
 echo
 echo "watchdog udplogger ($BIN: $(file -b "$BIN" | cut -d, -f1-2)), loopback, 20 senders, $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ)"
-echo "plain: 10 lines of 90 bytes a datagram; extended: one record a datagram; ${SECS} s a rate"
+echo "plain: 10 lines of 90 bytes a datagram; extended: one record a datagram; ${SECS} s a rate, ${REPEAT} runs each"
 echo
-echo "every run (rate asked, rate the generator achieved, lines sent, lost, CPU s / M lines, peak RSS kB):"
-printf '%-9s %7s %6s %9s %9s %9s %8s %8s %8s\n' format workers detect asked achieved sent lost cpu-s/M rss-kB
+echo "every run (rate asked, run, rate the generator achieved, lines sent, lost, CPU s / M lines, kernel's % of it, peak RSS kB):"
+printf '%-9s %7s %6s %9s %3s %9s %9s %8s %8s %5s %8s\n' format workers detect asked run achieved sent lost cpu-s/M sys% rss-kB
 printf '%s\n' "${ALL[@]}"
 echo
-echo "summary (highest achieved rate with no loss, CPU s / M lines there, peak and idle RSS kB):"
-printf '%-9s %7s %6s %14s %10s %12s %12s\n' format workers detect zero-loss/s cpu-s/M peak-rss-kB idle-rss-kB
+echo "summary (highest rate with no loss in any run, medians there: achieved rate, CPU s / M lines, kernel's % of it; peak and idle RSS kB):"
+printf '%-9s %7s %6s %14s %10s %8s %12s %12s\n' format workers detect zero-loss/s cpu-s/M sys% peak-rss-kB idle-rss-kB
 printf '%s\n' "${ROWS[@]}"
