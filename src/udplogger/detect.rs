@@ -19,7 +19,7 @@ use crate::events::{Body, Event, WallTime};
 use crate::parse::{Framer, Parser, Record};
 
 use super::extended::Meta;
-use super::output::{escape_into, is_plain};
+use super::output::{escape_into, is_plain, is_plain_lines};
 
 /// What events report as their source.
 pub const SOURCE: &str = "netconsole";
@@ -73,6 +73,31 @@ impl LastWords {
         self.bytes.extend(rest);
         self.bytes.push_back(b'\n');
         self.lens.push_back(len + 1);
+    }
+
+    /// Keeps whole lines at once: `block` is lines each ending in a
+    /// newline, none longer than `RING_LINE_MAX` (the caller checked, see
+    /// [`whole_plain_lines`]). The ring ends as if they had been pushed
+    /// one by one: the newest lines, at most `max` of them and
+    /// `RING_BYTES_MAX` bytes.
+    pub fn push_lines(&mut self, block: &[u8]) {
+        if self.max == 0 {
+            return;
+        }
+        self.bytes.extend(block);
+        let mut rest = block;
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
+            self.lens.push_back(nl + 1);
+            rest = &rest[nl + 1..];
+        }
+        // The oldest lines go, all in one cut.
+        let mut cut = 0;
+        while self.lens.len() > self.max
+            || (self.lens.len() > 1 && self.bytes.len() - cut > RING_BYTES_MAX)
+        {
+            cut += self.lens.pop_front().unwrap_or(0);
+        }
+        self.bytes.drain(..cut);
     }
 
     /// The lines held, oldest first, each ending in a newline.
@@ -204,6 +229,29 @@ fn console_time(line: &[u8]) -> Option<(f64, &[u8])> {
     Some((inner.parse().ok()?, text))
 }
 
+/// True when `block` is whole lines (it ends in a newline), each of
+/// printable ASCII and tabs only and at most `limit` bytes (and the
+/// ring's `RING_LINE_MAX`): lines that line assembly hands over as they
+/// are and the ring keeps as they are.
+pub fn whole_plain_lines(block: &[u8], limit: usize) -> bool {
+    let limit = limit.min(RING_LINE_MAX);
+    if block.last() != Some(&b'\n') {
+        return false;
+    }
+    if block.len() <= limit {
+        // No line can be longer than the whole: one pass over the bytes.
+        return is_plain_lines(block);
+    }
+    let mut rest = block;
+    while let Some(nl) = memchr::memchr(b'\n', rest) {
+        if nl > limit || !is_plain(&rest[..nl]) {
+            return false;
+        }
+        rest = &rest[nl + 1..];
+    }
+    true
+}
+
 /// True when `text` holds none of [`crate::parse::PREFILTER`]'s words.
 pub fn prefilter_skips(text: &[u8]) -> bool {
     crate::parse::prefilter().is_some_and(|ac| !ac.is_match(text))
@@ -228,6 +276,20 @@ impl Detector {
     /// No incident is open: ordinary lines would skip the parser.
     pub fn idle(&self) -> bool {
         self.parser.is_idle()
+    }
+
+    /// Keeps a datagram of ordinary lines in the ring at once, when
+    /// [`line_of`](Self::line_of) would do nothing else with each of
+    /// them: the caller knows the block holds none of the prefilter's
+    /// words and is [`whole_plain_lines`]; no incident is open and no
+    /// last-words file is being written. False (nothing kept) otherwise:
+    /// then the lines go through `line_of` one by one.
+    pub fn keep_block(&mut self, block: &[u8]) -> bool {
+        if !(self.skip_ordinary && self.parser.is_idle() && self.capture.is_none()) {
+            return false;
+        }
+        self.ring.push_lines(block);
+        true
     }
 
     /// Bytes held (for the sender's memory accounting).
@@ -499,6 +561,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Lines kept a block at a time leave the ring as lines kept one
+        /// by one.
+        #[test]
+        fn blocks_fill_the_ring_as_lines_do(
+            max in 0usize..30,
+            blocks in proptest::collection::vec(
+                proptest::collection::vec(0usize..1024, 1..12), 1..60),
+        ) {
+            let (mut one, mut many) = (LastWords::new(max), LastWords::new(max));
+            for (i, block) in blocks.iter().enumerate() {
+                let mut bytes = Vec::new();
+                for (j, n) in block.iter().enumerate() {
+                    let line = vec![b'a' + u8::try_from((i + j) % 26).unwrap(); *n];
+                    one.push(&line);
+                    bytes.extend_from_slice(&line);
+                    bytes.push(b'\n');
+                }
+                many.push_lines(&bytes);
+                proptest::prop_assert_eq!(one.lines(), many.lines());
+                proptest::prop_assert!(one.text() == many.text());
+            }
+        }
+    }
+
     #[test]
     fn kernel_time_is_written_as_dmesg_does() {
         let mut b = Vec::new();
@@ -635,6 +723,95 @@ mod tests {
         assert_eq!(ev[0].kernel_time, Some(12.487423));
         let lost = d.lost("db1", 5, wall());
         assert_eq!(lost[0].body.kind(), "lost");
+    }
+
+    #[test]
+    fn whole_plain_lines_are_told_apart() {
+        for limit in [8, 4096] {
+            assert!(whole_plain_lines(b"ab\tc\n\nd\n", limit), "{limit}");
+            assert!(!whole_plain_lines(b"ab\nunfinished", limit));
+            assert!(!whole_plain_lines(b"serial\r\n", limit));
+            assert!(!whole_plain_lines(b"bell\x07\n", limit));
+            assert!(!whole_plain_lines(b"caf\xc3\xa9\n", limit));
+            assert!(!whole_plain_lines(b"", limit));
+        }
+        // Longer than the limit: one line too long, or every line short.
+        assert!(!whole_plain_lines(b"123456789\nab\n", 8));
+        assert!(whole_plain_lines(b"12345678\nabcdefgh\n", 8));
+        assert!(!whole_plain_lines(&[b'x'; RING_LINE_MAX + 2], 4096));
+    }
+
+    /// Keeping a datagram of ordinary lines at once is only a shortcut:
+    /// over every kernel-log fixture sent as plain datagrams of 1 to 12
+    /// lines, deciding per datagram as the receiver does gives the same
+    /// events, last-words files and ring as every line one by one.
+    #[test]
+    fn keeping_whole_datagrams_changes_no_event() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel-logs");
+        let mut files: Vec<std::path::PathBuf> = Vec::new();
+        for dir in [root.clone(), root.join("real")] {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "log" || x == "dmesg") {
+                    files.push(p);
+                }
+            }
+        }
+        files.sort();
+        let (mut kept, mut events) = (0, 0);
+        for f in &files {
+            let text = std::fs::read(f).unwrap();
+            let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+            for per in [1, 5, 12] {
+                let stem = |k: &str| format!("lw-{k}");
+                let record = |out: &mut Vec<String>, found: Found| {
+                    out.extend(found.events.iter().map(|e| e.to_json()));
+                    out.extend(
+                        found
+                            .last_words
+                            .iter()
+                            .map(|(s, b)| format!("{s}: {}", String::from_utf8_lossy(b))),
+                    );
+                };
+                let (mut one, mut blocks) = (Detector::new(20), Detector::new(20));
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                for chunk in lines.chunks(per) {
+                    for line in chunk {
+                        record(&mut a, one.line("h", line, None, wall(), &stem));
+                    }
+                    let mut block: Vec<u8> = chunk.join(&b'\n');
+                    block.push(b'\n');
+                    let ordinary = blocks.idle() && prefilter_skips(&block);
+                    if ordinary && whole_plain_lines(&block, 4096) && blocks.keep_block(&block) {
+                        kept += 1;
+                        continue;
+                    }
+                    for line in chunk {
+                        let found = blocks.line_of("h", line, ordinary, None, wall(), &stem);
+                        record(&mut b, found);
+                    }
+                }
+                record(
+                    &mut a,
+                    Found {
+                        events: one.flush(),
+                        last_words: Vec::new(),
+                    },
+                );
+                record(
+                    &mut b,
+                    Found {
+                        events: blocks.flush(),
+                        last_words: Vec::new(),
+                    },
+                );
+                assert_eq!(a, b, "{} ({per} lines a datagram)", f.display());
+                assert_eq!(one.ring.text(), blocks.ring.text(), "{}", f.display());
+                events += a.len();
+            }
+        }
+        assert!(kept > 100 && events > 100, "{kept} {events}");
     }
 
     /// The prefilter's skip is only a shortcut: over every kernel-log

@@ -333,6 +333,9 @@ struct Put<'a> {
     /// Every line given to this context holds none of the prefilter's
     /// words (the datagram was searched once).
     ordinary: bool,
+    /// Detection already has every line of this datagram (kept in its
+    /// ring at once, [`Detector::keep_block`]).
+    kept: bool,
 }
 
 /// `20261129T120000Z` of a stamp: sorts, and is safe in a file name.
@@ -391,6 +394,9 @@ impl Put<'_> {
             return;
         };
         *self.undetected = true;
+        if self.kept {
+            return;
+        }
         let stamp = self.stamp;
         let name = self.name.as_str();
         let stem_for = |kind: &str| {
@@ -505,6 +511,7 @@ macro_rules! put {
             undetected: &mut $s.undetected,
             file: None,
             ordinary: false,
+            kept: false,
         }
     };
 }
@@ -620,8 +627,14 @@ impl Receiver {
                 let ordinary = s.detect.as_ref().is_some_and(|d| d.idle())
                     && s.asm.pending() == 0
                     && detect::prefilter_skips(data);
+                // Whole plain lines (the common datagram): the ring takes
+                // them in one piece instead of line by line.
+                let kept = ordinary
+                    && detect::whole_plain_lines(data, max)
+                    && s.detect.as_deref_mut().is_some_and(|d| d.keep_block(data));
                 let mut p = put!(sh, names, stamp, now, max, addr, s, None);
                 p.ordinary = ordinary;
+                p.kept = kept;
                 s.asm.feed(data, max, now, &mut |l, e| p.plain(l, e));
             }
         }

@@ -888,6 +888,16 @@ pub fn is_plain(text: &[u8]) -> bool {
     })
 }
 
+/// [`is_plain`] lines with their newlines: printable ASCII, tab and
+/// newline only.
+pub fn is_plain_lines(text: &[u8]) -> bool {
+    text.chunks(32).all(|c| {
+        c.iter().fold(true, |ok, &b| {
+            ok & ((b.wrapping_sub(0x20) < 0x5f) | (b == b'\t') | (b == b'\n'))
+        })
+    })
+}
+
 /// A JSON string of `text`, escaped as in the text format first.
 fn json_str(out: &mut Vec<u8>, scratch: &mut Vec<u8>, text: &[u8]) {
     scratch.clear();
