@@ -741,12 +741,21 @@ mod tests {
         assert!(!whole_plain_lines(&[b'x'; RING_LINE_MAX + 2], 4096));
     }
 
-    /// Keeping a datagram of ordinary lines at once is only a shortcut:
-    /// over every kernel-log fixture sent as plain datagrams of 1 to 12
-    /// lines, deciding per datagram as the receiver does gives the same
-    /// events, last-words files and ring as every line one by one.
-    #[test]
-    fn keeping_whole_datagrams_changes_no_event() {
+    /// What a line produced, as text to compare: its events' JSON, then
+    /// its last-words pieces.
+    fn record(out: &mut Vec<String>, found: Found) {
+        out.extend(found.events.iter().map(|e| e.to_json()));
+        out.extend(
+            found
+                .last_words
+                .iter()
+                .map(|(s, b)| format!("{s}: {}", String::from_utf8_lossy(b))),
+        );
+    }
+
+    /// Every kernel-log fixture (`tests/fixtures/kernel-logs`, and its
+    /// `real/` recordings), in name order.
+    fn kernel_log_fixtures() -> Vec<std::path::PathBuf> {
         let root =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel-logs");
         let mut files: Vec<std::path::PathBuf> = Vec::new();
@@ -759,21 +768,22 @@ mod tests {
             }
         }
         files.sort();
+        files
+    }
+
+    /// Keeping a datagram of ordinary lines at once is only a shortcut:
+    /// over every kernel-log fixture sent as plain datagrams of 1 to 12
+    /// lines, deciding per datagram as the receiver does gives the same
+    /// events, last-words files and ring as every line one by one.
+    #[test]
+    fn keeping_whole_datagrams_changes_no_event() {
+        let files = kernel_log_fixtures();
         let (mut kept, mut events) = (0, 0);
         for f in &files {
             let text = std::fs::read(f).unwrap();
             let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
             for per in [1, 5, 12] {
                 let stem = |k: &str| format!("lw-{k}");
-                let record = |out: &mut Vec<String>, found: Found| {
-                    out.extend(found.events.iter().map(|e| e.to_json()));
-                    out.extend(
-                        found
-                            .last_words
-                            .iter()
-                            .map(|(s, b)| format!("{s}: {}", String::from_utf8_lossy(b))),
-                    );
-                };
                 let (mut one, mut blocks) = (Detector::new(20), Detector::new(20));
                 let (mut a, mut b) = (Vec::new(), Vec::new());
                 for chunk in lines.chunks(per) {
@@ -819,18 +829,7 @@ mod tests {
     /// and the last-words text are the same with it and without it.
     #[test]
     fn skipping_ordinary_lines_changes_no_event() {
-        let root =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel-logs");
-        let mut files: Vec<std::path::PathBuf> = Vec::new();
-        for dir in [root.clone(), root.join("real")] {
-            for e in std::fs::read_dir(dir).unwrap() {
-                let p = e.unwrap().path();
-                if p.extension().is_some_and(|x| x == "log" || x == "dmesg") {
-                    files.push(p);
-                }
-            }
-        }
-        files.sort();
+        let files = kernel_log_fixtures();
         assert!(files.len() > 30, "{}", files.len());
         let mut events = 0;
         for f in &files {
@@ -850,13 +849,7 @@ mod tests {
                         let found = d.line("h", line, extended.then_some(&meta), wall(), &|k| {
                             format!("lw-{k}")
                         });
-                        out.extend(found.events.iter().map(|e| e.to_json()));
-                        out.extend(
-                            found
-                                .last_words
-                                .iter()
-                                .map(|(s, b)| format!("{s}: {}", String::from_utf8_lossy(b))),
-                        );
+                        record(&mut out, found);
                     }
                     out.extend(d.flush().iter().map(|e| e.to_json()));
                     out
