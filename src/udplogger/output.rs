@@ -881,19 +881,21 @@ pub fn escape_into(out: &mut Vec<u8>, text: &[u8]) {
 /// Printable ASCII and tab only: the common case, copied as is. Checked
 /// in blocks without early exit so the compiler can vectorise it.
 pub fn is_plain(text: &[u8]) -> bool {
-    text.chunks(32).all(|c| {
-        c.iter().fold(true, |ok, &b| {
-            ok & ((b.wrapping_sub(0x20) < 0x5f) | (b == b'\t'))
-        })
-    })
+    plain_or(text, b'\t')
 }
 
 /// [`is_plain`] lines with their newlines: printable ASCII, tab and
 /// newline only.
 pub fn is_plain_lines(text: &[u8]) -> bool {
+    plain_or(text, b'\n')
+}
+
+/// Printable ASCII, tab and `also` only.
+#[inline]
+fn plain_or(text: &[u8], also: u8) -> bool {
     text.chunks(32).all(|c| {
         c.iter().fold(true, |ok, &b| {
-            ok & ((b.wrapping_sub(0x20) < 0x5f) | (b == b'\t') | (b == b'\n'))
+            ok & ((b.wrapping_sub(0x20) < 0x5f) | (b == b'\t') | (b == also))
         })
     })
 }
