@@ -132,16 +132,24 @@ fn stamp_text(zone: Zone, wall: SystemTime) -> String {
     }
 }
 
-/// `.uuuuuu`: the microseconds as chrono's `%.6f` writes them.
-fn push_micros(out: &mut String, micros: u32) {
-    let mut b = *b".000000";
+/// The six digits of a count of microseconds below a second, zero-padded
+/// (`.uuuuuu` as chrono's `%.6f` and the kernel's console write it);
+/// larger counts give 999999.
+pub fn six_digits(micros: u64) -> [u8; 6] {
+    let mut b = [b'0'; 6];
     let mut v = micros.min(999_999);
-    for d in b[1..].iter_mut().rev() {
+    for d in b.iter_mut().rev() {
         // One decimal digit: the cast cannot truncate.
         *d = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    out.push_str(std::str::from_utf8(&b).unwrap_or(".000000"));
+    b
+}
+
+/// `.uuuuuu`: the microseconds as chrono's `%.6f` writes them.
+fn push_micros(out: &mut String, micros: u32) {
+    out.push('.');
+    out.push_str(std::str::from_utf8(&six_digits(u64::from(micros))).unwrap_or("000000"));
 }
 
 impl Stamper {

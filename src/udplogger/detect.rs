@@ -194,13 +194,7 @@ fn kernel_time_into(out: &mut [u8; 32], ts_usec: u64) -> usize {
         put(d);
     }
     put(b'.');
-    let mut us = ts_usec % 1_000_000;
-    let mut frac = [b'0'; 6];
-    for d in frac.iter_mut().rev() {
-        *d = b'0' + (us % 10) as u8;
-        us /= 10;
-    }
-    for d in frac {
+    for d in super::clock::six_digits(ts_usec % 1_000_000) {
         put(d);
     }
     put(b']');
