@@ -239,6 +239,19 @@ impl From<&MainError> for ExitCode {
     }
 }
 
+/// The command line, or the exit code once clap has printed why not
+/// (usage errors exit 3; `--help` and `--version` exit 0).
+fn parse_args() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::from(3)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
 pub fn main() -> ExitCode {
     // The arguments are parsed on a thread of their own: building clap's
     // command tree takes deep stack frames, and a thread's stack is given
@@ -246,24 +259,15 @@ pub fn main() -> ExitCode {
     // for the life of a daemon.
     let parsed = std::thread::Builder::new()
         .name("args".into())
-        .spawn(|| {
-            Cli::try_parse().map_err(|e| {
-                let _ = e.print();
-                if e.use_stderr() {
-                    ExitCode::from(3)
-                } else {
-                    ExitCode::SUCCESS
-                }
-            })
-        })
+        .spawn(parse_args)
         .map(|t| t.join());
     let cli = match parsed {
         Ok(Ok(Ok(c))) => c,
         Ok(Ok(Err(code))) => return code,
         // No thread (out of memory or tasks): parse here after all.
-        Err(_) => match Cli::try_parse() {
+        Err(_) => match parse_args() {
             Ok(c) => c,
-            Err(e) => e.exit(),
+            Err(code) => return code,
         },
         // A panic inside clap: it has printed its message.
         Ok(Err(_)) => return ExitCode::from(3),
