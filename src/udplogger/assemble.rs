@@ -39,7 +39,9 @@ impl Assembler {
 
     /// Feeds one datagram. Complete lines go to `emit` without their
     /// newline (and without a `\r` before it, from serial converters);
-    /// a line reaching `max_line` bytes is emitted in `max_line` pieces.
+    /// a line longer than `max_line` bytes is emitted in `max_line`
+    /// pieces (`Cut`), the last one ending as the line ends. At most
+    /// `max_line + 1` bytes stay held.
     pub fn feed(
         &mut self,
         data: &[u8],
@@ -74,16 +76,23 @@ impl Assembler {
             self.since = Some(now);
         }
         self.partial.extend_from_slice(rest);
-        if self.partial.len() >= max_line {
-            let mut start = 0;
-            while self.partial.len() - start >= max_line {
-                emit(&self.partial[start..start + max_line], End::Cut);
-                start += max_line;
+        // Cut what is already longer than a line may be, as
+        // `emit_limited` cuts a whole line: a piece is cut only once more
+        // bytes follow it, and a last `\r` waits for the next byte (a
+        // newline makes it a line end, not text), so a line comes out the
+        // same however its datagrams split it.
+        let mut start = 0;
+        loop {
+            let left = self.partial.len() - start;
+            let cr_last = self.partial.last() == Some(&b'\r');
+            if left <= max_line || (left == max_line + 1 && cr_last) {
+                break;
             }
+            emit(&self.partial[start..start + max_line], End::Cut);
+            start += max_line;
+        }
+        if start > 0 {
             self.partial.drain(..start);
-            if self.partial.is_empty() {
-                self.since = None;
-            }
         }
     }
 
@@ -181,11 +190,21 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// However a stream is cut into datagrams, the same lines come out.
+        /// However a stream is cut into datagrams, the same lines come
+        /// out, cut at the same places, and no line is longer than the
+        /// limit.
         #[test]
         fn any_split_gives_the_same_lines(
-            stream in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+            stream in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => proptest::prelude::any::<u8>(),
+                    1 => proptest::prelude::Just(b'\n'),
+                    1 => proptest::prelude::Just(b'\r'),
+                ],
+                0..2000,
+            ),
             cuts in proptest::collection::vec(0usize..2000, 0..20),
+            max in proptest::prop_oneof![1usize..12, proptest::prelude::Just(100_000)],
         ) {
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
             cuts.sort_unstable();
@@ -198,14 +217,19 @@ mod tests {
             chunks.push(&stream[at..]);
             let collect = |chunks: &[&[u8]]| {
                 let mut a = Assembler::default();
-                let mut out: Vec<Vec<u8>> = Vec::new();
+                let mut out: Vec<(Vec<u8>, End)> = Vec::new();
                 for c in chunks {
-                    a.feed(c, 100_000, Instant::now(), &mut |l, _| out.push(l.to_vec()));
+                    a.feed(c, max, Instant::now(), &mut |l, e| out.push((l.to_vec(), e)));
+                    proptest::prop_assert!(a.pending() <= max + 1);
                 }
-                a.flush(&mut |l, _| out.push(l.to_vec()));
-                out
+                a.flush(&mut |l, e| out.push((l.to_vec(), e)));
+                Ok(out)
             };
-            proptest::prop_assert_eq!(collect(&chunks), collect(&[&stream[..]]));
+            let whole = collect(&[&stream[..]])?;
+            proptest::prop_assert!(whole.iter().all(|(l, _)| l.len() <= max));
+            proptest::prop_assert_eq!(collect(&chunks)?, whole);
+            let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+            proptest::prop_assert_eq!(collect(&bytes)?, collect(&[&stream[..]])?);
         }
     }
 }
