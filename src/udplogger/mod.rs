@@ -333,9 +333,6 @@ struct Put<'a> {
     /// Every line given to this context holds none of the prefilter's
     /// words (the datagram was searched once).
     ordinary: bool,
-    /// Detection already has every line of this datagram (kept in its
-    /// ring at once, [`Detector::keep_block`]).
-    kept: bool,
 }
 
 /// `20261129T120000Z` of a stamp: sorts, and is safe in a file name.
@@ -367,18 +364,23 @@ fn wall_of(stamp: &Stamp) -> WallTime {
 }
 
 impl Put<'_> {
+    /// The file this datagram's lines go to, found once.
+    fn file(&mut self) -> output::FileRef {
+        match self.file {
+            Some(f) => f,
+            None => *self
+                .file
+                .insert(self.sh.out.file_of(self.stamp, self.name, self.now)),
+        }
+    }
+
     /// One line of the sender: to the file, then to the parser.
     fn line(&mut self, text: &[u8], meta: Option<&Meta>, dict: &[&[u8]]) {
         if !dict.is_empty() && self.hints.learn(dict) {
             *self.name = self.names.name_of(self.addr, self.hints);
             self.file = None;
         }
-        let file = match self.file {
-            Some(f) => f,
-            None => *self
-                .file
-                .insert(self.sh.out.file_of(self.stamp, self.name, self.now)),
-        };
+        let file = self.file();
         self.sh.out.line_in(
             file,
             self.stamp,
@@ -394,9 +396,6 @@ impl Put<'_> {
             return;
         };
         *self.undetected = true;
-        if self.kept {
-            return;
-        }
         let stamp = self.stamp;
         let name = self.name.as_str();
         let stem_for = |kind: &str| {
@@ -419,6 +418,21 @@ impl Put<'_> {
                 };
                 self.sh.event(ev, lw, self.release);
             }
+        }
+    }
+
+    /// A datagram of whole plain lines ([`detect::whole_plain_lines`])
+    /// from a sender with no unfinished line, that detection already has
+    /// (or that has none): to the file at once.
+    fn block(&mut self, data: &[u8]) {
+        let file = self.file();
+        let n =
+            self.sh
+                .out
+                .plain_lines_in(file, self.stamp, self.name, self.source, data, self.now);
+        *self.lines = self.lines.saturating_add(n);
+        if self.detect.is_some() {
+            *self.undetected = true;
         }
     }
 
@@ -511,7 +525,6 @@ macro_rules! put {
             undetected: &mut $s.undetected,
             file: None,
             ordinary: false,
-            kept: false,
         }
     };
 }
@@ -624,18 +637,26 @@ impl Receiver {
                 // With nothing pending, every line this datagram yields is
                 // made of its bytes alone: one prefilter search covers
                 // them all.
-                let ordinary = s.detect.as_ref().is_some_and(|d| d.idle())
-                    && s.asm.pending() == 0
+                let fresh = s.asm.pending() == 0;
+                let ordinary = fresh
+                    && s.detect.as_ref().is_some_and(|d| d.idle())
                     && detect::prefilter_skips(data);
-                // Whole plain lines (the common datagram): the ring takes
-                // them in one piece instead of line by line.
-                let kept = ordinary
-                    && detect::whole_plain_lines(data, max)
+                // Whole plain lines (the common datagram) go to the file
+                // and to the last-words ring in one piece each, not line
+                // by line: the assembler would hand them over unchanged.
+                let whole = fresh
+                    && (ordinary || s.detect.is_none())
+                    && detect::whole_plain_lines(data, max);
+                let kept = whole
+                    && ordinary
                     && s.detect.as_deref_mut().is_some_and(|d| d.keep_block(data));
                 let mut p = put!(sh, names, stamp, now, max, addr, s, None);
-                p.ordinary = ordinary;
-                p.kept = kept;
-                s.asm.feed(data, max, now, &mut |l, e| p.plain(l, e));
+                if whole && (kept || p.detect.is_none()) {
+                    p.block(data);
+                } else {
+                    p.ordinary = ordinary;
+                    s.asm.feed(data, max, now, &mut |l, e| p.plain(l, e));
+                }
             }
         }
         if s.undetected && !was_undetected {
@@ -1164,6 +1185,118 @@ impl Worker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::udplogger::settings::{OutputFormat, UdpLoggerConfig};
+    use clock::{Period, Zone};
+    use proptest::prelude::*;
+    use std::path::Path;
+    use std::time::SystemTime;
+
+    /// Every file a receiver wrote under `dir` with its text, and its
+    /// counters of lines and events, after `datagrams` from one sender.
+    fn receive(
+        dir: &Path,
+        datagrams: &[Vec<u8>],
+        detect: bool,
+        json: bool,
+    ) -> Vec<(String, String)> {
+        let c = UdpLoggerConfig {
+            dir: dir.join("logs").display().to_string(),
+            event_log: dir.join("events.json").display().to_string(),
+            detect,
+            output_format: if json {
+                OutputFormat::Json
+            } else {
+                OutputFormat::Text
+            },
+            max_line_bytes: 64,
+            ..UdpLoggerConfig::default()
+        };
+        let settings = Arc::new(c.compile("udplogger").unwrap());
+        let mut sh = Shared::new(&settings);
+        let mut rx = Receiver::new(
+            Arc::clone(&settings),
+            Names::new(HashMap::new(), None).unwrap(),
+        );
+        let stamp = Stamper::new(Zone::Utc, Period::Daily)
+            .stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000));
+        let now = Instant::now();
+        let addr: SocketAddr = "10.0.0.7:6665".parse().unwrap();
+        for d in datagrams {
+            rx.datagram(&mut sh, addr, d, &stamp, now);
+        }
+        rx.flush_partials(&mut sh, &stamp, now, true);
+        sh.out.flush(&stamp, now);
+        let mut files = vec![(
+            "counters".to_string(),
+            format!("lines {} events {}", sh.out.stats.lines, sh.stats.events),
+        )];
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    let text = std::fs::read_to_string(&p)
+                        .unwrap()
+                        .replace(&dir.display().to_string(), "DIR");
+                    files.push((p.strip_prefix(dir).unwrap().display().to_string(), text));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// Pieces of a console stream: ordinary lines, lines the prefilter
+    /// stops (a panic and its report), lines to escape, a serial
+    /// converter's `\r`, and lines past the length limit.
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            4 => "[ -~\t]{0,40}\n".prop_map(String::into_bytes),
+            1 => Just(b"Kernel panic - not syncing: sysrq triggered crash\n".to_vec()),
+            1 => Just(b"CPU: 1 PID: 42 Comm: bash Not tainted 6.1.0-28-amd64 #1\n".to_vec()),
+            1 => Just(b"Call Trace:\n".to_vec()),
+            1 => Just(b"bell\x07 and caf\xc3\xa9\r\n".to_vec()),
+            1 => "[a-z]{60,150}\n".prop_map(String::into_bytes),
+            1 => "[a-z ]{1,20}".prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// However a stream is cut into datagrams, the receiver writes the
+        /// same files and finds the same events as when every byte comes
+        /// alone (which never offers a datagram of whole lines, so every
+        /// line goes through line assembly one by one).
+        #[test]
+        fn whole_line_datagrams_write_what_single_bytes_write(
+            pieces in proptest::collection::vec(piece(), 1..40),
+            cuts in proptest::collection::vec(1usize..6, 1..40),
+            detect in any::<bool>(),
+            json in any::<bool>(),
+        ) {
+            let stream: Vec<u8> = pieces.concat();
+            let mut datagrams = Vec::new();
+            let (mut rest, mut k) = (&stream[..], 0);
+            let mut it = pieces.iter().map(Vec::len);
+            while !rest.is_empty() {
+                // Datagrams of whole pieces (1 to 5 of them), as senders
+                // send them.
+                let n: usize = it.by_ref().take(cuts[k % cuts.len()]).sum();
+                let n = n.clamp(1, rest.len());
+                datagrams.push(rest[..n].to_vec());
+                rest = &rest[n..];
+                k += 1;
+            }
+            let bytes: Vec<Vec<u8>> = stream.iter().map(|&b| vec![b]).collect();
+            let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let by_datagram = receive(a.path(), &datagrams, detect, json);
+            let by_byte = receive(b.path(), &bytes, detect, json);
+            prop_assert_eq!(by_datagram, by_byte);
+        }
+    }
 
     #[test]
     fn ipv4_through_a_dual_stack_socket_is_named_as_ipv4() {

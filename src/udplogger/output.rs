@@ -237,16 +237,17 @@ impl Output {
     /// and memory is full.
     fn target(&mut self, now: Instant) -> Option<usize> {
         let i = self.index_of(now);
-        self.usable(i, now)
+        self.usable(i, now, || 1)
     }
 
     /// File `i`, or a drop counted when it is failing and memory is full.
-    fn usable(&mut self, i: usize, now: Instant) -> Option<usize> {
+    fn usable(&mut self, i: usize, now: Instant, lines: impl FnOnce() -> u64) -> Option<usize> {
         let f = &mut self.files[i];
         if let Some(fault) = &mut f.fault {
             if self.held >= self.cfg.hold_bytes {
-                fault.dropped += 1;
-                self.stats.dropped += 1;
+                let n = lines();
+                fault.dropped = fault.dropped.saturating_add(n);
+                self.stats.dropped = self.stats.dropped.saturating_add(n);
                 return None;
             }
         }
@@ -321,69 +322,129 @@ impl Output {
                 dict,
             );
         }
+        let Some(i) = self.open_for(file, stamp, name, now, || 1) else {
+            return;
+        };
+        let json = self.cfg.json;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let f = &mut self.files[i];
+        let before = f.buf.len();
+        push_line(
+            &mut f.buf,
+            &mut scratch,
+            json,
+            stamp,
+            source,
+            text,
+            meta,
+            dict,
+        );
+        self.scratch = scratch;
+        self.grew(i, before, 1, stamp, now);
+    }
+
+    /// Appends a block of whole lines, each ending in a newline and each
+    /// printable ASCII and tabs only ([`is_plain_lines`]), of sender
+    /// `name` from `source` into `file` (as [`file_of`](Self::file_of)
+    /// found it): what [`line_in`](Self::line_in) writes for each line,
+    /// with one file lookup and no escaping. Returns how many lines the
+    /// block held.
+    #[allow(clippy::too_many_arguments)]
+    pub fn plain_lines_in(
+        &mut self,
+        file: FileRef,
+        stamp: &Stamp,
+        name: &str,
+        source: &str,
+        block: &[u8],
+        now: Instant,
+    ) -> u64 {
+        debug_assert!(block.ends_with(b"\n") && is_plain_lines(block));
+        let count = || memchr::memchr_iter(b'\n', block).count() as u64;
+        if let Some(f) = self.forward.as_mut() {
+            for line in block.split_inclusive(|&b| b == b'\n') {
+                f.line(
+                    &stamp.text,
+                    name,
+                    source,
+                    &line[..line.len() - 1],
+                    None,
+                    &[],
+                );
+            }
+        }
+        let Some(i) = self.open_for(file, stamp, name, now, count) else {
+            return count();
+        };
+        let json = self.cfg.json;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let f = &mut self.files[i];
+        let before = f.buf.len();
+        let mut n = 0;
+        if json {
+            for line in block.split_inclusive(|&b| b == b'\n') {
+                let text = &line[..line.len() - 1];
+                push_line(
+                    &mut f.buf,
+                    &mut scratch,
+                    true,
+                    stamp,
+                    source,
+                    text,
+                    None,
+                    &[],
+                );
+                n += 1;
+            }
+        } else {
+            // The same prefix before every line, then the line and its
+            // newline as they came.
+            scratch.clear();
+            scratch.extend_from_slice(stamp.text.as_bytes());
+            scratch.push(b' ');
+            scratch.extend_from_slice(source.as_bytes());
+            scratch.push(b' ');
+            let b = &mut f.buf;
+            let mut rest = block;
+            while let Some(nl) = memchr::memchr(b'\n', rest) {
+                b.extend_from_slice(&scratch);
+                b.extend_from_slice(&rest[..=nl]);
+                rest = &rest[nl + 1..];
+                n += 1;
+            }
+        }
+        self.scratch = scratch;
+        self.grew(i, before, n, stamp, now);
+        n
+    }
+
+    /// The index of `file` (found again if the table changed since) when
+    /// it takes lines now; None when it is failing and the memory for
+    /// held lines is full: then its `lines()` lines count as dropped.
+    fn open_for(
+        &mut self,
+        file: FileRef,
+        stamp: &Stamp,
+        name: &str,
+        now: Instant,
+        lines: impl FnOnce() -> u64,
+    ) -> Option<usize> {
         let i = if file.generation == self.generation && file.index < self.files.len() {
             file.index
         } else {
             self.file_of(stamp, name, now).index
         };
-        let json = self.cfg.json;
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let Some(i) = self.usable(i, now) else {
-            self.scratch = scratch;
-            return;
-        };
-        let f = &mut self.files[i];
-        let before = f.buf.len();
-        let b = &mut f.buf;
-        if json {
-            b.extend_from_slice(b"{\"time\":\"");
-            b.extend_from_slice(stamp.text.as_bytes());
-            b.extend_from_slice(b"\",\"source\":\"");
-            b.extend_from_slice(source.as_bytes());
-            b.extend_from_slice(b"\",\"text\":");
-            json_str(b, &mut scratch, text);
-            if let Some(m) = meta {
-                let _ = write!(
-                    b,
-                    ",\"level\":{},\"seq\":{},\"ts_usec\":{}",
-                    m.level, m.seq, m.ts_usec
-                );
-                if m.oos {
-                    b.extend_from_slice(b",\"oos\":true");
-                }
-            }
-            if !dict.is_empty() {
-                b.extend_from_slice(b",\"dict\":[");
-                for (i, d) in dict.iter().enumerate() {
-                    if i > 0 {
-                        b.push(b',');
-                    }
-                    json_str(b, &mut scratch, d);
-                }
-                b.push(b']');
-            }
-            b.extend_from_slice(b"}\n");
-        } else {
-            for (i, t) in std::iter::once(&text).chain(dict.iter()).enumerate() {
-                b.extend_from_slice(stamp.text.as_bytes());
-                b.push(b' ');
-                b.extend_from_slice(source.as_bytes());
-                // Dictionary lines keep the kernel's leading space.
-                b.extend_from_slice(if i == 0 { b" " } else { b"  " });
-                if let (0, Some(m)) = (i, meta) {
-                    // The kernel's own time, as a plain sender with
-                    // printk.time shows it.
-                    super::detect::push_kernel_time(b, m.ts_usec);
-                }
-                escape_into(b, t);
-                b.push(b'\n');
-            }
-        }
+        self.usable(i, now, lines)
+    }
+
+    /// Accounts for what file `i`'s buffer grew by since it held
+    /// `before` bytes (`lines` lines), and writes it once it is large.
+    fn grew(&mut self, i: usize, before: usize, lines: u64, stamp: &Stamp, now: Instant) {
+        let f = &self.files[i];
         let grown = f.buf.len() - before;
         let big = f.buf.len() >= WRITE_CHUNK && f.fault.is_none();
         self.held += grown;
-        self.stats.lines += 1;
-        self.scratch = scratch;
+        self.stats.lines += lines;
         if big {
             self.write_file(i, stamp, now);
         }
@@ -843,6 +904,66 @@ fn ends_a_line(file: &File, size: u64) -> io::Result<bool> {
     Ok(last[0] == b'\n')
 }
 
+/// One received line as the file holds it: JSON, or the text format's
+/// stamp, source, kernel time (extended) and escaped text, then its
+/// dictionary lines.
+#[allow(clippy::too_many_arguments)]
+fn push_line(
+    b: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    json: bool,
+    stamp: &Stamp,
+    source: &str,
+    text: &[u8],
+    meta: Option<&Meta>,
+    dict: &[&[u8]],
+) {
+    if json {
+        b.extend_from_slice(b"{\"time\":\"");
+        b.extend_from_slice(stamp.text.as_bytes());
+        b.extend_from_slice(b"\",\"source\":\"");
+        b.extend_from_slice(source.as_bytes());
+        b.extend_from_slice(b"\",\"text\":");
+        json_str(b, scratch, text);
+        if let Some(m) = meta {
+            let _ = write!(
+                b,
+                ",\"level\":{},\"seq\":{},\"ts_usec\":{}",
+                m.level, m.seq, m.ts_usec
+            );
+            if m.oos {
+                b.extend_from_slice(b",\"oos\":true");
+            }
+        }
+        if !dict.is_empty() {
+            b.extend_from_slice(b",\"dict\":[");
+            for (i, d) in dict.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                json_str(b, scratch, d);
+            }
+            b.push(b']');
+        }
+        b.extend_from_slice(b"}\n");
+    } else {
+        for (i, t) in std::iter::once(&text).chain(dict.iter()).enumerate() {
+            b.extend_from_slice(stamp.text.as_bytes());
+            b.push(b' ');
+            b.extend_from_slice(source.as_bytes());
+            // Dictionary lines keep the kernel's leading space.
+            b.extend_from_slice(if i == 0 { b" " } else { b"  " });
+            if let (0, Some(m)) = (i, meta) {
+                // The kernel's own time, as a plain sender with
+                // printk.time shows it.
+                super::detect::push_kernel_time(b, m.ts_usec);
+            }
+            escape_into(b, t);
+            b.push(b'\n');
+        }
+    }
+}
+
 /// Appends `text` so that the file stays valid UTF-8 text with one record
 /// per line: control characters (except tab) and bytes that are not UTF-8
 /// become `\xNN`, the kernel's own escape.
@@ -1064,6 +1185,68 @@ mod tests {
         );
     }
 
+    /// A block of whole plain lines is written exactly as its lines one
+    /// by one, in both formats and both layouts, and counted the same.
+    #[test]
+    fn a_block_of_plain_lines_is_written_as_its_lines() {
+        let block: &[u8] = b"one\n\ttab  and spaces\n\n~!\"#\\ {}\nlast\n";
+        for (json, per_sender) in [(false, false), (true, false), (false, true), (true, true)] {
+            let run = |by_block: bool| {
+                let d = tempfile::tempdir().unwrap();
+                let mut c = cfg(d.path());
+                c.json = json;
+                c.per_sender = per_sender;
+                let mut o = Output::new(c);
+                let mut st = Stamper::new(Zone::Utc, Period::Daily);
+                let s = st.stamp(parse_rfc3339("2026-01-01T10:00:00.123Z").unwrap());
+                let now = Instant::now();
+                let f = o.file_of(&s, "web1", now);
+                if by_block {
+                    let n = o.plain_lines_in(f, &s, "web1", "10.0.0.1:6665", block, now);
+                    assert_eq!(n, 5);
+                } else {
+                    for l in block.split_inclusive(|&b| b == b'\n') {
+                        let text = &l[..l.len() - 1];
+                        o.line_in(f, &s, "web1", "10.0.0.1:6665", text, None, &[], now);
+                    }
+                }
+                assert_eq!(o.stats.lines, 5);
+                let held = o.held();
+                o.flush(&s, now);
+                let mut files = Vec::new();
+                for e in walkdir(d.path()) {
+                    files.push((e.clone(), std::fs::read(&e).unwrap()));
+                }
+                files.sort();
+                (
+                    held,
+                    files
+                        .into_iter()
+                        .map(|(p, b)| (p.strip_prefix(d.path()).unwrap().to_path_buf(), b))
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let (a, b) = (run(true), run(false));
+            assert_eq!(a, b, "json {json}, per sender {per_sender}");
+            assert_eq!(a.1.len(), 1);
+            assert_eq!(a.1[0].1.iter().filter(|&&c| c == b'\n').count(), 5);
+        }
+    }
+
+    /// Every regular file under `dir`.
+    fn walkdir(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walkdir(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
     #[test]
     fn json_marks_a_record_written_out_of_sequence() {
         let d = tempfile::tempdir().unwrap();
@@ -1109,9 +1292,13 @@ mod tests {
         o.line(&s, "1.2.3.4:5", b"held", None, &[], now);
         o.flush(&s, now);
         assert!(o.faulted());
-        for _ in 0..5 {
+        for _ in 0..2 {
             o.line(&s, "1.2.3.4:5", b"dropped", None, &[], now);
         }
+        // A block of whole lines counts each of its lines.
+        let f = o.file_of(&s, "1.2.3.4:5", now);
+        let n = o.plain_lines_in(f, &s, "1.2.3.4:5", "1.2.3.4:5", b"a\nb\nc\n", now);
+        assert_eq!(n, 3);
         assert_eq!(o.stats.dropped, 5);
         drop(reader);
         std::fs::remove_file(&fifo).unwrap();
