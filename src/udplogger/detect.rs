@@ -19,7 +19,7 @@ use crate::events::{Body, Event, WallTime};
 use crate::parse::{Framer, Parser, Record};
 
 use super::extended::Meta;
-use super::output::{escape_into, is_plain, is_plain_lines};
+use super::output::{is_plain, is_plain_lines, Text};
 
 /// What events report as their source.
 pub const SOURCE: &str = "netconsole";
@@ -169,37 +169,28 @@ pub fn push_kernel_time(out: &mut Vec<u8>, ts_usec: u64) {
 /// [`push_kernel_time`] into `out` (24 bytes at most); returns the length.
 fn kernel_time_into(out: &mut [u8; 32], ts_usec: u64) -> usize {
     // By hand, not `write!`: this runs for every extended line.
-    let mut digits = [0u8; 20];
-    let mut n = 0;
-    let mut secs = ts_usec / 1_000_000;
+    // The seconds, right-aligned in at least five columns.
+    let mut secs = [b' '; 20];
+    let mut i = secs.len();
+    let mut v = ts_usec / 1_000_000;
     loop {
+        i -= 1;
         // A digit: the cast cannot truncate.
-        digits[n] = b'0' + (secs % 10) as u8;
-        n += 1;
-        secs /= 10;
-        if secs == 0 {
+        secs[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
             break;
         }
     }
-    let mut len = 0;
-    let mut put = |b: u8| {
-        out[len] = b;
-        len += 1;
-    };
-    put(b'[');
-    for _ in n..5 {
-        put(b' ');
-    }
-    for &d in digits[..n].iter().rev() {
-        put(d);
-    }
-    put(b'.');
-    for d in super::clock::six_digits(ts_usec % 1_000_000) {
-        put(d);
-    }
-    put(b']');
-    put(b' ');
-    len
+    let secs = &secs[i.min(secs.len() - 5)..];
+    let w = secs.len();
+    out[0] = b'[';
+    out[1..1 + w].copy_from_slice(secs);
+    out[1 + w] = b'.';
+    out[2 + w..8 + w].copy_from_slice(&super::clock::six_digits(ts_usec % 1_000_000));
+    out[8 + w] = b']';
+    out[9 + w] = b' ';
+    10 + w
 }
 
 /// `[ 12.345678] rest`: the console's timestamp and the text after it,
@@ -303,7 +294,7 @@ impl Detector {
         wall: WallTime,
         stem_for: &dyn Fn(&str) -> String,
     ) -> Found {
-        self.line_of(host, text, false, meta, wall, stem_for)
+        self.line_of(host, Text::new(text), false, meta, wall, stem_for)
     }
 
     /// [`line`](Self::line); `ordinary`: the caller already knows the text
@@ -312,7 +303,7 @@ impl Detector {
     pub fn line_of(
         &mut self,
         host: &str,
-        text: &[u8],
+        text: Text<'_>,
         ordinary: bool,
         meta: Option<&Meta>,
         wall: WallTime,
@@ -323,22 +314,23 @@ impl Detector {
         // line without one of the prefilter's words cannot change the
         // parser (the contract `scan` relies on too), so it only goes
         // into the last-words ring, unframed.
-        if self.skip_ordinary && self.parser.is_idle() && (ordinary || prefilter_skips(text)) {
-            if self.capture.is_none() && is_plain(text) {
+        if self.skip_ordinary && self.parser.is_idle() && (ordinary || prefilter_skips(text.bytes))
+        {
+            if self.capture.is_none() && text.plain {
                 // Only the ring wants it, and it needs no escaping.
                 let mut time = [0u8; 32];
                 let n = match meta {
                     Some(m) => kernel_time_into(&mut time, m.ts_usec),
                     None => 0,
                 };
-                self.ring.push_parts(&time[..n], text);
+                self.ring.push_parts(&time[..n], text.bytes);
                 return found;
             }
             self.scratch.clear();
             if let Some(m) = meta {
                 push_kernel_time(&mut self.scratch, m.ts_usec);
             }
-            escape_into(&mut self.scratch, text);
+            text.escape_into(&mut self.scratch);
             let line = std::mem::take(&mut self.scratch);
             self.after(&line, stem_for, &mut found);
             self.scratch = line;
@@ -353,8 +345,8 @@ impl Detector {
                 push_kernel_time(&mut self.scratch, m.ts_usec);
                 // Escaped as in the log: a last-words file is valid UTF-8
                 // text with one line per line the sender sent.
-                escape_into(&mut self.scratch, text);
-                set_text(&mut rec.text, text);
+                text.escape_into(&mut self.scratch);
+                set_text(&mut rec.text, text.bytes);
                 rec.kernel_time = Some(m.ts_usec as f64 / 1e6);
                 rec.level = u8::try_from(m.level & 7).ok();
                 // Messages userspace wrote to /dev/kmsg carry another
@@ -364,8 +356,8 @@ impl Detector {
             }
             None => {
                 self.scratch.clear();
-                escape_into(&mut self.scratch, text);
-                match console_time(text) {
+                text.escape_into(&mut self.scratch);
+                match console_time(text.bytes) {
                     Some((t, rest)) => {
                         set_text(&mut rec.text, rest);
                         rec.kernel_time = Some(t);
@@ -374,7 +366,7 @@ impl Detector {
                         None
                     }
                     None => {
-                        let mut r = self.framer.frame(text);
+                        let mut r = self.framer.frame(text.bytes);
                         // The parser's own sequence check is the window's
                         // job, and a sender cannot speak for the receiver:
                         // a line that looks like a udplogger marker is only
@@ -593,6 +585,23 @@ mod tests {
             String::from_utf8(b).unwrap(),
             "[ 5309.104520] [   12.000001] [123456.000000] [    0.000000] [18446744073709.551615] "
         );
+        // Every width of the seconds, and the edges of each: as the
+        // kernel's `[%5lu.%06lu] `.
+        let mut p = 1u64;
+        for _ in 0..20 {
+            for t in [
+                p - 1,
+                p,
+                p.saturating_add(1),
+                p.saturating_mul(7).saturating_add(999_999),
+            ] {
+                let mut b = Vec::new();
+                push_kernel_time(&mut b, t);
+                let want = format!("[{:5}.{:06}] ", t / 1_000_000, t % 1_000_000);
+                assert_eq!(String::from_utf8(b).unwrap(), want);
+            }
+            p = p.saturating_mul(10);
+        }
         // What the plain fast path takes, and what it leaves to the framer.
         assert_eq!(
             console_time(b"[   12.487423] Kernel panic"),
@@ -792,7 +801,8 @@ mod tests {
                         continue;
                     }
                     for line in chunk {
-                        let found = blocks.line_of("h", line, ordinary, None, wall(), &stem);
+                        let found =
+                            blocks.line_of("h", Text::new(line), ordinary, None, wall(), &stem);
                         record(&mut b, found);
                     }
                 }

@@ -299,6 +299,29 @@ fn lock(sh: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     sh.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A sender's address as the key of the sender table. Hashed as one or
+/// two integers: `SocketAddr`'s own `Hash` feeds the hasher field by
+/// field (the variant, each octet slice, the port), which cost 3 % of
+/// the CPU at 400,000 datagrams a second, twice per datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Peer(SocketAddr);
+
+impl std::hash::Hash for Peer {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // Equal addresses hash alike (the flow label, which `Eq` also
+        // compares, is left out: that only makes more keys share a hash).
+        match self.0 {
+            SocketAddr::V4(a) => {
+                h.write_u64(u64::from(a.ip().to_bits()) << 16 | u64::from(a.port()))
+            }
+            SocketAddr::V6(a) => {
+                h.write_u128(a.ip().to_bits());
+                h.write_u64(u64::from(a.scope_id()) << 16 | u64::from(a.port()));
+            }
+        }
+    }
+}
+
 /// One worker's state between datagrams: its senders.
 pub struct Receiver {
     settings: Arc<Settings>,
@@ -306,7 +329,7 @@ pub struct Receiver {
     /// Looked up once or twice per datagram: foldhash, seeded per process
     /// (a sender cannot choose its address's bucket); the table is
     /// bounded by `max_senders` whatever happens.
-    senders: HashMap<SocketAddr, Sender, foldhash::fast::RandomState>,
+    senders: HashMap<Peer, Sender, foldhash::fast::RandomState>,
     buffered: usize,
     /// Senders whose parser saw lines since it was last flushed.
     undetected: usize,
@@ -381,6 +404,7 @@ impl Put<'_> {
             self.file = None;
         }
         let file = self.file();
+        let text = output::Text::new(text);
         self.sh.out.line_in(
             file,
             self.stamp,
@@ -547,7 +571,7 @@ impl Receiver {
             return;
         }
         for (addr, s) in &mut self.senders {
-            s.name = self.names.name_of(*addr, &s.hints);
+            s.name = self.names.name_of(addr.0, &s.hints);
         }
     }
 
@@ -575,7 +599,8 @@ impl Receiver {
         }
         sh.stats.datagrams = sh.stats.datagrams.saturating_add(1);
         sh.stats.bytes = sh.stats.bytes.saturating_add(data.len() as u64);
-        if !self.senders.contains_key(&addr) {
+        let key = Peer(addr);
+        if !self.senders.contains_key(&key) {
             if self.over_memory_with_new_sender(sh) {
                 // Idle files first: they cost memory and nothing to drop.
                 sh.out.release_idle(now);
@@ -587,7 +612,7 @@ impl Receiver {
             }
             let hints = Hints::default();
             self.senders.insert(
-                addr,
+                key,
                 Sender {
                     source: source_name(addr),
                     name: self.names.name_of(addr, &hints),
@@ -614,7 +639,7 @@ impl Receiver {
             names,
             undetected,
         } = self;
-        let Some(s) = senders.get_mut(&addr) else {
+        let Some(s) = senders.get_mut(&key) else {
             return;
         };
         s.last_seen = now;
@@ -709,7 +734,7 @@ impl Receiver {
     /// table goes, their unfinished lines written first, their open
     /// incidents closed.
     fn evict(&mut self, sh: &mut Shared, stamp: &Stamp, now: Instant) {
-        let mut ages: Vec<(Instant, SocketAddr)> = self
+        let mut ages: Vec<(Instant, Peer)> = self
             .senders
             .iter()
             .map(|(a, s)| (s.last_seen, *a))
@@ -726,7 +751,7 @@ impl Receiver {
                     sh,
                     &self.names,
                     stamp,
-                    *a,
+                    a.0,
                     &mut s,
                     self.settings.max_line,
                     now,
@@ -762,7 +787,7 @@ impl Receiver {
                 let mut st = std::mem::take(&mut s.ext);
                 let release = st.release().map(str::to_owned);
                 {
-                    let mut p = put!(sh, names, stamp, now, max, *addr, s, release.as_deref());
+                    let mut p = put!(sh, names, stamp, now, max, addr.0, s, release.as_deref());
                     st.tick(now, max, &mut |ev| p.event(ev));
                 }
                 s.ext = st;
@@ -773,7 +798,7 @@ impl Receiver {
             }
             if old(s.asm.since()) || old(s.ext_since) {
                 *buffered -= s.asm.pending() + s.ext.pending();
-                flush_sender(sh, names, stamp, *addr, s, max, now);
+                flush_sender(sh, names, stamp, addr.0, s, max, now);
             }
             if s.undetected && !was {
                 // Lines the window let out just now.
@@ -1295,6 +1320,31 @@ mod tests {
             let by_datagram = receive(a.path(), &datagrams, detect, json);
             let by_byte = receive(b.path(), &bytes, detect, json);
             prop_assert_eq!(by_datagram, by_byte);
+        }
+    }
+
+    #[test]
+    fn the_sender_table_tells_every_address_apart() {
+        let addrs: Vec<SocketAddr> = [
+            "10.0.0.1:6665",
+            "10.0.0.1:6666",
+            "10.0.0.2:6665",
+            "0.0.0.0:0",
+            "[::ffff:10.0.0.1]:6665",
+            "[fe80::1]:6665",
+            "[fe80::1%2]:6665",
+            "[fe80::1%3]:6665",
+            "[2001:db8::1]:6665",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let mut t: HashMap<Peer, usize, foldhash::fast::RandomState> = HashMap::default();
+        for (i, a) in addrs.iter().enumerate() {
+            assert_eq!(t.insert(Peer(*a), i), None, "{a}");
+        }
+        for (i, a) in addrs.iter().enumerate() {
+            assert_eq!(t.get(&Peer(*a)), Some(&i), "{a}");
         }
     }
 

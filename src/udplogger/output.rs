@@ -295,7 +295,7 @@ impl Output {
         now: Instant,
     ) {
         let file = self.file_of(stamp, name, now);
-        self.line_in(file, stamp, name, source, text, meta, dict, now);
+        self.line_in(file, stamp, name, source, Text::new(text), meta, dict, now);
     }
 
     /// [`line_as`](Self::line_as) into a file found by
@@ -307,7 +307,7 @@ impl Output {
         stamp: &Stamp,
         name: &str,
         source: &str,
-        text: &[u8],
+        text: Text<'_>,
         meta: Option<&Meta>,
         dict: &[&[u8]],
         now: Instant,
@@ -317,7 +317,7 @@ impl Output {
                 &stamp.text,
                 name,
                 source,
-                text,
+                text.bytes,
                 meta.map(|m| (m.level, m.seq, m.ts_usec)),
                 dict,
             );
@@ -383,7 +383,10 @@ impl Output {
         let mut n = 0;
         if json {
             for line in block.split_inclusive(|&b| b == b'\n') {
-                let text = &line[..line.len() - 1];
+                let text = Text {
+                    bytes: &line[..line.len() - 1],
+                    plain: true,
+                };
                 push_line(
                     &mut f.buf,
                     &mut scratch,
@@ -914,7 +917,7 @@ fn push_line(
     json: bool,
     stamp: &Stamp,
     source: &str,
-    text: &[u8],
+    text: Text<'_>,
     meta: Option<&Meta>,
     dict: &[&[u8]],
 ) {
@@ -941,13 +944,14 @@ fn push_line(
                 if i > 0 {
                     b.push(b',');
                 }
-                json_str(b, scratch, d);
+                json_str(b, scratch, Text::new(d));
             }
             b.push(b']');
         }
         b.extend_from_slice(b"}\n");
     } else {
-        for (i, t) in std::iter::once(&text).chain(dict.iter()).enumerate() {
+        let dict = dict.iter().map(|d| Text::new(d));
+        for (i, t) in std::iter::once(text).chain(dict).enumerate() {
             b.extend_from_slice(stamp.text.as_bytes());
             b.push(b' ');
             b.extend_from_slice(source.as_bytes());
@@ -958,8 +962,34 @@ fn push_line(
                 // printk.time shows it.
                 super::detect::push_kernel_time(b, m.ts_usec);
             }
-            escape_into(b, t);
+            t.escape_into(b);
             b.push(b'\n');
+        }
+    }
+}
+
+/// A received line's text, and whether it is [`is_plain`]: checked once
+/// for the file and for detection.
+#[derive(Debug, Clone, Copy)]
+pub struct Text<'a> {
+    pub bytes: &'a [u8],
+    pub plain: bool,
+}
+
+impl<'a> Text<'a> {
+    pub fn new(bytes: &'a [u8]) -> Text<'a> {
+        Text {
+            bytes,
+            plain: is_plain(bytes),
+        }
+    }
+
+    /// Appends the text as [`escape_into`] does.
+    pub fn escape_into(self, out: &mut Vec<u8>) {
+        if self.plain {
+            out.extend_from_slice(self.bytes);
+        } else {
+            escape_into(out, self.bytes);
         }
     }
 }
@@ -1022,11 +1052,16 @@ fn plain_or(text: &[u8], also: u8) -> bool {
 }
 
 /// A JSON string of `text`, escaped as in the text format first.
-fn json_str(out: &mut Vec<u8>, scratch: &mut Vec<u8>, text: &[u8]) {
-    scratch.clear();
-    escape_into(scratch, text);
+fn json_str(out: &mut Vec<u8>, scratch: &mut Vec<u8>, text: Text<'_>) {
+    let escaped = if text.plain {
+        text.bytes
+    } else {
+        scratch.clear();
+        escape_into(scratch, text.bytes);
+        scratch
+    };
     out.push(b'"');
-    for &b in scratch.iter() {
+    for &b in escaped {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -1207,6 +1242,7 @@ mod tests {
                 } else {
                     for l in block.split_inclusive(|&b| b == b'\n') {
                         let text = &l[..l.len() - 1];
+                        let text = Text::new(text);
                         o.line_in(f, &s, "web1", "10.0.0.1:6665", text, None, &[], now);
                     }
                 }
