@@ -4,6 +4,7 @@
 //! udpload send --target 127.0.0.1:6666 --senders 20 --lines 5000 [--rate N] [--seconds S]
 //!              [--per-datagram 10] [--line-len 90] [--split BYTES] [--extended] [--batch 16] --tag T
 //! udpload check --tag T --senders 20 --lines 5000 FILE...
+//! udpload sink --listen 127.0.0.1:6666 --seconds S
 //! ```
 //!
 //! `send` writes numbered lines `loadgen T s=SS n=NNNNNNN xxx...END` from
@@ -19,6 +20,12 @@
 //!
 //! `check` counts the distinct lines found intact in the files (any
 //! format: one per line, or joined as rsyslog does) and reports the loss.
+//!
+//! `sink` is the floor: udplogger's receive loop with nothing behind it
+//! (`watchdog::floor`: the same socket, `poll`, `recvmmsg` batches and
+//! pause), for `--seconds`; it prints `DATAGRAMS n BYTES b`. Its CPU is
+//! what the kernel's socket interface costs any receiver that reads this
+//! way, before it does anything with a datagram.
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
@@ -234,11 +241,25 @@ fn check(args: &[String]) {
     println!("FOUND {} CORRUPT {corrupt}", found.len());
 }
 
+fn sink(args: &[String]) {
+    let listen: std::net::SocketAddr = arg(args, "--listen", None);
+    if !listen.ip().is_loopback() {
+        die("--listen: only loopback addresses");
+    }
+    let secs: u64 = arg(args, "--seconds", Some(10));
+    // udplogger's default receive buffer.
+    match watchdog::floor::receive(listen, 8 << 20, std::time::Duration::from_secs(secs)) {
+        Ok(r) => println!("DATAGRAMS {} BYTES {}", r.datagrams, r.bytes),
+        Err(e) => die(&e),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("send") => send(&args[1..]),
         Some("check") => check(&args[1..]),
-        _ => die("usage: udpload send|check ... (see the source header)"),
+        Some("sink") => sink(&args[1..]),
+        _ => die("usage: udpload send|check|sink ... (see the source header)"),
     }
 }

@@ -27,6 +27,7 @@ pub mod assemble;
 pub mod clock;
 pub mod detect;
 pub mod extended;
+pub mod floor;
 pub mod names;
 pub mod output;
 pub mod settings;
@@ -57,15 +58,15 @@ use output::Output;
 pub use settings::{InputFormat, Settings};
 
 /// Datagrams per `recvmmsg` call.
-const BATCH: usize = 64;
+pub(crate) const BATCH: usize = 64;
 /// Slot per datagram: any UDP payload fits, nothing is truncated.
-const SLOT: usize = 65536;
+pub(crate) const SLOT: usize = 65536;
 /// A round that read this many datagrams means load: wait `COALESCE`
 /// before the next round.
-const COALESCE_AT: usize = 16;
-const COALESCE: Duration = Duration::from_millis(2);
+pub(crate) const COALESCE_AT: usize = 16;
+pub(crate) const COALESCE: Duration = Duration::from_millis(2);
 /// Batches taken from one socket before the others get their turn.
-const BATCHES_PER_ROUND: usize = 16;
+pub(crate) const BATCHES_PER_ROUND: usize = 16;
 /// (host, kind) pairs counted for the metrics; beyond, events count under
 /// host `other`, so a fleet of renamed senders cannot grow the file
 /// without bound.
