@@ -5,6 +5,11 @@
 # generator examples/udpload.rs); per rate the receiver is started afresh,
 # fed for SECS seconds, stopped, and its files checked line by line.
 #
+# Beside them, the floor: udplogger's receive loop with nothing behind it
+# (`udpload sink`: the same socket, poll, recvmmsg batches and pause; it
+# only counts), fed the same way. Its CPU is what the socket interface
+# alone costs on this machine, before a receiver does anything.
+#
 # Reports per combination: the highest rate the generator ACHIEVED (not
 # the one asked for) at which nothing was lost, the receiver's CPU seconds
 # per million lines at that rate (all threads, /proc/PID/task/*/schedstat),
@@ -13,7 +18,7 @@
 # lost nothing, and the CPU, the achieved rate and the kernel's share of
 # the CPU (system time / all time, from /proc/PID/stat) are the runs'
 # medians, as one run on a shared machine moves by a third. Takes about
-# 10 minutes. Run it under the shared lock:
+# 13 minutes. Run it under the shared lock:
 #   flock /tmp/vm.lock bench/udplogger-matrix.sh
 # Usage: [SECS=2] [REPEAT=3] [PLAIN_RATES="..."] [EXT_RATES="..."] [BIN=...] bench/udplogger-matrix.sh
 set -euo pipefail
@@ -52,8 +57,12 @@ one() {
     mkdir -p "$dir"
     local extra=()
     [ "$detect" = off ] && extra+=(--no-detect)
-    "$BIN" udplogger --listen "127.0.0.1:$PORT" --dir "$dir/logs" --utc --workers "$workers" \
-        "${extra[@]}" 2>"$dir/stderr" &
+    if [ "$detect" = floor ]; then
+        "$LOAD" sink --listen "127.0.0.1:$PORT" --seconds "$((SECS + 5))" >"$dir/sink" &
+    else
+        "$BIN" udplogger --listen "127.0.0.1:$PORT" --dir "$dir/logs" --utc --workers "$workers" \
+            "${extra[@]}" 2>"$dir/stderr" &
+    fi
     local rpid=$!
     sleep 1
     local idle before after out sent achieved hwm found
@@ -73,12 +82,23 @@ one() {
     after=$(cpu_ns "$rpid")
     read -r u1 s1 < <(ticks "$rpid")
     hwm=$(kb "$rpid" VmHWM)
-    kill -TERM "$rpid"
-    wait "$rpid" 2>/dev/null || true
-    PORT=$((PORT + 1))
     sent=$(awk '/^SENT/ {print $2}' <<<"$out")
     achieved=$(awk '/^RATE/ {print $2}' <<<"$out")
-    found=$("$LOAD" check --tag m $(find "$dir/logs" -type f) | awk '{print $2}')
+    if [ "$detect" = floor ]; then
+        # It stops by itself. It counts newlines (plain lines) and
+        # datagrams (extended records); it does not check them.
+        wait "$rpid" 2>/dev/null || true
+        if [ "$format" = extended ]; then
+            found=$(awk '/^DATAGRAMS/ {print $2}' "$dir/sink")
+        else
+            found=$(awk '/^DATAGRAMS/ {print $6}' "$dir/sink")
+        fi
+    else
+        kill -TERM "$rpid"
+        wait "$rpid" 2>/dev/null || true
+        found=$("$LOAD" check --tag m $(find "$dir/logs" -type f) | awk '{print $2}')
+    fi
+    PORT=$((PORT + 1))
     rm -rf "$dir/logs"
     local sys_pct
     sys_pct=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) 'BEGIN {printf "%d", (u + s) ? 100 * s / (u + s) : 0}')
@@ -89,35 +109,35 @@ ROWS=()
 ALL=()
 for format in plain extended; do
     if [ "$format" = plain ]; then rates=("${PLAIN_RATES[@]}"); else rates=("${EXT_RATES[@]}"); fi
-    for workers in 1 2; do
-        for detect in on off; do
-            best="-" best_cpu="-" best_sys="-" peak=0 idle=0
-            for r in "${rates[@]}"; do
-                cpus=() rates_got=() syss=() idles=() lost_any=0
-                for k in $(seq "$REPEAT"); do
-                    read -r achieved sent found cpu hwm idl sys < <(one "$format" "$workers" "$detect" "$r")
-                    lost=$((sent - found))
-                    cpu_m=$(awk -v t="$cpu" -v s="$sent" 'BEGIN {printf "%.3f", s ? t / 1e9 / (s / 1e6) : 0}')
-                    ALL+=("$(printf '%-9s %7s %6s %9s %3s %9s %9s %8s %8s %5s %8s' "$format" "$workers" "$detect" "$r" "$k" "$achieved" "$sent" "$lost" "$cpu_m" "$sys" "$hwm")")
-                    [ "$hwm" -gt "$peak" ] && peak=$hwm
-                    [ "$lost" -ne 0 ] && lost_any=1
-                    cpus+=("$cpu_m") rates_got+=("$achieved") syss+=("$sys") idles+=("$idl")
-                done
-                idle=$(median "${idles[@]}")
-                if [ "$lost_any" -eq 0 ]; then
-                    best=$(median "${rates_got[@]}")
-                    best_cpu=$(median "${cpus[@]}")
-                    best_sys=$(median "${syss[@]}")
-                fi
+    for combo in "1 on" "1 off" "2 on" "2 off" "1 floor"; do
+        read -r workers detect <<<"$combo"
+        best="-" best_cpu="-" best_sys="-" peak=0 idle=0
+        for r in "${rates[@]}"; do
+            cpus=() rates_got=() syss=() idles=() lost_any=0
+            for k in $(seq "$REPEAT"); do
+                read -r achieved sent found cpu hwm idl sys < <(one "$format" "$workers" "$detect" "$r")
+                lost=$((sent - found))
+                cpu_m=$(awk -v t="$cpu" -v s="$sent" 'BEGIN {printf "%.3f", s ? t / 1e9 / (s / 1e6) : 0}')
+                ALL+=("$(printf '%-9s %7s %6s %9s %3s %9s %9s %8s %8s %5s %8s' "$format" "$workers" "$detect" "$r" "$k" "$achieved" "$sent" "$lost" "$cpu_m" "$sys" "$hwm")")
+                [ "$hwm" -gt "$peak" ] && peak=$hwm
+                [ "$lost" -ne 0 ] && lost_any=1
+                cpus+=("$cpu_m") rates_got+=("$achieved") syss+=("$sys") idles+=("$idl")
             done
-            ROWS+=("$(printf '%-9s %7s %6s %14s %10s %8s %12s %12s' "$format" "$workers" "$detect" "$best" "$best_cpu" "$best_sys" "$peak" "$idle")")
+            idle=$(median "${idles[@]}")
+            if [ "$lost_any" -eq 0 ]; then
+                best=$(median "${rates_got[@]}")
+                best_cpu=$(median "${cpus[@]}")
+                best_sys=$(median "${syss[@]}")
+            fi
         done
+        ROWS+=("$(printf '%-9s %7s %6s %14s %10s %8s %12s %12s' "$format" "$workers" "$detect" "$best" "$best_cpu" "$best_sys" "$peak" "$idle")")
     done
 done
 
 echo
 echo "watchdog udplogger ($BIN: $(file -b "$BIN" | cut -d, -f1-2)), loopback, 20 senders, $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ)"
 echo "plain: 10 lines of 90 bytes a datagram; extended: one record a datagram; ${SECS} s a rate, ${REPEAT} runs each"
+echo "detect: on or off; floor: the receive loop alone (udpload sink), what any receiver reading this way pays"
 echo
 echo "every run (rate asked, run, rate the generator achieved, lines sent, lost, CPU s / M lines, kernel's % of it, peak RSS kB):"
 printf '%-9s %7s %6s %9s %3s %9s %9s %8s %8s %5s %8s\n' format workers detect asked run achieved sent lost cpu-s/M sys% rss-kB

@@ -23,9 +23,10 @@
 //!
 //! `sink` is the floor: udplogger's receive loop with nothing behind it
 //! (`watchdog::floor`: the same socket, `poll`, `recvmmsg` batches and
-//! pause), for `--seconds`; it prints `DATAGRAMS n BYTES b`. Its CPU is
-//! what the kernel's socket interface costs any receiver that reads this
-//! way, before it does anything with a datagram.
+//! pause), for `--seconds`; it prints `DATAGRAMS n BYTES b LINES l` (`l`:
+//! newlines, the lines of plain text). Its CPU is what the kernel's
+//! socket interface costs any receiver that reads this way, before it
+//! does anything with a datagram.
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
@@ -249,7 +250,10 @@ fn sink(args: &[String]) {
     let secs: u64 = arg(args, "--seconds", Some(10));
     // udplogger's default receive buffer.
     match watchdog::floor::receive(listen, 8 << 20, std::time::Duration::from_secs(secs)) {
-        Ok(r) => println!("DATAGRAMS {} BYTES {}", r.datagrams, r.bytes),
+        Ok(r) => println!(
+            "DATAGRAMS {} BYTES {} LINES {}",
+            r.datagrams, r.bytes, r.newlines
+        ),
         Err(e) => die(&e),
     }
 }

@@ -7,7 +7,7 @@
 //! `recvmmsg(2)` of `BATCH` datagrams of up to `SLOT` bytes with their
 //! sources, up to `BATCHES_PER_ROUND` calls a round, the `COALESCE` pause
 //! after a busy round. Each datagram's source is decoded and its bytes
-//! counted; nothing else is done with it.
+//! and newlines counted; nothing else is done with it.
 
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -23,6 +23,8 @@ use crate::sys::RecvBatch;
 pub struct Received {
     pub datagrams: u64,
     pub bytes: u64,
+    /// Newline bytes: the lines of plain console text.
+    pub newlines: u64,
 }
 
 /// Receives on `listen` for `run` (the loop ends by itself), with a
@@ -62,6 +64,7 @@ pub fn receive(listen: SocketAddr, buffer: usize, run: Duration) -> Result<Recei
                 if d.addr.is_some() {
                     got.datagrams += 1;
                     got.bytes += d.data.len() as u64;
+                    got.newlines += memchr::memchr_iter(b'\n', d.data).count() as u64;
                 }
             }
             if n < batch.capacity() {
@@ -91,12 +94,15 @@ mod tests {
         for i in 0..100u8 {
             s.send_to(&[i; 100], at).unwrap();
         }
+        s.send_to(b"two\nlines\n", at).unwrap();
         let got = rx.join().unwrap().unwrap();
         assert_eq!(
             got,
             Received {
-                datagrams: 100,
-                bytes: 10_000
+                datagrams: 101,
+                bytes: 10_010,
+                // The byte 10 sent a hundred times, and two lines.
+                newlines: 102,
             }
         );
     }
