@@ -43,7 +43,9 @@ LOAD=target/release/examples/udpload
 WORK=$(mktemp -d /tmp/udplogger-matrix.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
+# %.0f, not %d: mawk (Debian's awk) clamps %d at 2^31 - 1, so past 2.1 s
+# of CPU every reading was the same and a row printed 0.000.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%.0f", s}'; }
 # user and system clock ticks of the whole process (all threads)
 ticks() { awk '{print $14, $15}' /proc/"$1"/stat; }
 # the median of numbers given as arguments

@@ -41,7 +41,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "kept $WOR
 
 # CPU time of all the receiver's threads in ns (schedstat: exact, where
 # /proc/PID/stat counts 10 ms ticks).
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
+# %.0f, not %d: mawk (Debian's awk) clamps %d at 2^31 - 1, so past 2.1 s
+# of CPU every reading was the same and a row printed 0.000.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%.0f", s}'; }
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 start_receiver() { # tool -> sets RPID, FILES
