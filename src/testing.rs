@@ -1,6 +1,6 @@
 //! Helpers for the unit tests of several modules.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A tmpfs of `size`, unmounted on drop; `None` when mounting is not
 /// allowed (not root). A small one is a disk that fills up on demand.
@@ -30,4 +30,19 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = nix::mount::umount(&self.path);
     }
+}
+
+/// Every file under `dir`, at any depth (directories are entered, not
+/// listed).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

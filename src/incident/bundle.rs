@@ -841,7 +841,7 @@ mod tests {
         b.adopt_file(&snap, "ftrace-snapshot.txt").unwrap();
         assert!(!snap.exists());
         let dir = b.close(t("2026-11-29T11:26:00Z")).unwrap();
-        let total: u64 = walk(&dir)
+        let total: u64 = crate::testing::walk(&dir)
             .iter()
             .map(|p| fs::metadata(p).unwrap().len())
             .sum();
@@ -867,19 +867,6 @@ mod tests {
         // kmsg.txt holds whole lines only.
         let k = fs::read_to_string(dir.join(KMSG)).unwrap();
         assert!(k.lines().all(|l| l == line));
-    }
-
-    pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-        out
     }
 
     #[test]

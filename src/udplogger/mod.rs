@@ -1256,19 +1256,11 @@ mod tests {
             "counters".to_string(),
             format!("lines {} events {}", sh.out.stats.lines, sh.stats.events),
         )];
-        let mut dirs = vec![dir.to_path_buf()];
-        while let Some(d) = dirs.pop() {
-            for e in std::fs::read_dir(d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    dirs.push(p);
-                } else {
-                    let text = std::fs::read_to_string(&p)
-                        .unwrap()
-                        .replace(&dir.display().to_string(), "DIR");
-                    files.push((p.strip_prefix(dir).unwrap().display().to_string(), text));
-                }
-            }
+        for p in crate::testing::walk(dir) {
+            let text = std::fs::read_to_string(&p)
+                .unwrap()
+                .replace(&dir.display().to_string(), "DIR");
+            files.push((p.strip_prefix(dir).unwrap().display().to_string(), text));
         }
         files.sort();
         files

@@ -1250,7 +1250,7 @@ mod tests {
                 let held = o.held();
                 o.flush(&s, now);
                 let mut files = Vec::new();
-                for e in walkdir(d.path()) {
+                for e in crate::testing::walk(d.path()) {
                     files.push((e.clone(), std::fs::read(&e).unwrap()));
                 }
                 files.sort();
@@ -1267,20 +1267,6 @@ mod tests {
             assert_eq!(a.1.len(), 1);
             assert_eq!(a.1[0].1.iter().filter(|&&c| c == b'\n').count(), 5);
         }
-    }
-
-    /// Every regular file under `dir`.
-    fn walkdir(dir: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.extend(walkdir(&p));
-            } else {
-                out.push(p);
-            }
-        }
-        out
     }
 
     #[test]
