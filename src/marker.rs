@@ -84,7 +84,8 @@ pub enum Body {
     /// A fragmented record stopped arriving: `got` of `total` bytes came
     /// and what came is written.
     Incomplete { seq: u64, got: u64, total: u64 },
-    /// A line or record reached `max_line_bytes`: `kept` bytes are written.
+    /// A line or record was longer than `max_line_bytes`: `kept` bytes are
+    /// written.
     /// With `total`, the rest (of a fragmented record) is dropped; without,
     /// the rest follows as the next line. `seq` for extended records.
     Cut {
