@@ -670,14 +670,14 @@ impl Receiver {
                 // Whole plain lines (the common datagram) go to the file
                 // and to the last-words ring in one piece each, not line
                 // by line: the assembler would hand them over unchanged.
-                let whole = fresh
+                // With detection, `ordinary` holds too: the ring must
+                // take the datagram in one piece, or it goes line by line.
+                let block = fresh
                     && (ordinary || s.detect.is_none())
-                    && detect::whole_plain_lines(data, max);
-                let kept = whole
-                    && ordinary
-                    && s.detect.as_deref_mut().is_some_and(|d| d.keep_block(data));
+                    && detect::whole_plain_lines(data, max)
+                    && s.detect.as_deref_mut().is_none_or(|d| d.keep_block(data));
                 let mut p = put!(sh, names, stamp, now, max, addr, s, None);
-                if whole && (kept || p.detect.is_none()) {
+                if block {
                     p.block(data);
                 } else {
                     p.ordinary = ordinary;
