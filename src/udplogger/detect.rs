@@ -19,7 +19,7 @@ use crate::events::{Body, Event, WallTime};
 use crate::parse::{Framer, Parser, Record};
 
 use super::extended::Meta;
-use super::output::{is_plain, is_plain_lines, Text};
+use super::output::{is_plain, is_plain_lines, whole_lines, Text};
 
 /// What events report as their source.
 pub const SOURCE: &str = "netconsole";
@@ -85,11 +85,7 @@ impl LastWords {
             return;
         }
         self.bytes.extend(block);
-        let mut rest = block;
-        while let Some(nl) = memchr::memchr(b'\n', rest) {
-            self.lens.push_back(nl + 1);
-            rest = &rest[nl + 1..];
-        }
+        self.lens.extend(whole_lines(block).map(<[u8]>::len));
         // The oldest lines go, all in one cut.
         let mut cut = 0;
         while self.lens.len() > self.max
@@ -227,14 +223,7 @@ pub fn whole_plain_lines(block: &[u8], limit: usize) -> bool {
         // No line can be longer than the whole: one pass over the bytes.
         return is_plain_lines(block);
     }
-    let mut rest = block;
-    while let Some(nl) = memchr::memchr(b'\n', rest) {
-        if nl > limit || !is_plain(&rest[..nl]) {
-            return false;
-        }
-        rest = &rest[nl + 1..];
-    }
-    true
+    whole_lines(block).all(|l| l.len() <= limit + 1 && is_plain(&l[..l.len() - 1]))
 }
 
 /// True when `text` holds none of [`crate::parse::PREFILTER`]'s words.

@@ -360,9 +360,9 @@ impl Output {
         now: Instant,
     ) -> u64 {
         debug_assert!(block.ends_with(b"\n") && is_plain_lines(block));
-        let count = || memchr::memchr_iter(b'\n', block).count() as u64;
+        let count = || whole_lines(block).count() as u64;
         if let Some(f) = self.forward.as_mut() {
-            for line in block.split_inclusive(|&b| b == b'\n') {
+            for line in whole_lines(block) {
                 f.line(
                     &stamp.text,
                     name,
@@ -382,7 +382,7 @@ impl Output {
         let before = f.buf.len();
         let mut n = 0;
         if json {
-            for line in block.split_inclusive(|&b| b == b'\n') {
+            for line in whole_lines(block) {
                 let text = Text {
                     bytes: &line[..line.len() - 1],
                     plain: true,
@@ -407,12 +407,9 @@ impl Output {
             scratch.push(b' ');
             scratch.extend_from_slice(source.as_bytes());
             scratch.push(b' ');
-            let b = &mut f.buf;
-            let mut rest = block;
-            while let Some(nl) = memchr::memchr(b'\n', rest) {
-                b.extend_from_slice(&scratch);
-                b.extend_from_slice(&rest[..=nl]);
-                rest = &rest[nl + 1..];
+            for line in whole_lines(block) {
+                f.buf.extend_from_slice(&scratch);
+                f.buf.extend_from_slice(line);
                 n += 1;
             }
         }
@@ -966,6 +963,17 @@ fn push_line(
             b.push(b'\n');
         }
     }
+}
+
+/// The lines of `block`, each with its newline (what follows the last
+/// newline is left out).
+pub fn whole_lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', block).map(move |nl| {
+        let line = &block[start..=nl];
+        start = nl + 1;
+        line
+    })
 }
 
 /// A received line's text, and whether it is [`is_plain`]: checked once
