@@ -8,8 +8,9 @@
 //! Modules are private unless another crate uses them: the binary (`cli`),
 //! the integration tests (`config`, `host`, `incident`, which build
 //! bundles the way the daemon does), the fuzz crate (through its own
-//! facade) and the benchmark's load generator (`floor`). Everything else is reachable only from here, so the compiler
-//! reports code nothing uses.
+//! facade) and the benchmark's load generator (`floor`). Everything else
+//! is reachable only from here, so the compiler reports code nothing
+//! uses.
 
 mod check;
 pub mod cli;
