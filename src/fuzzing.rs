@@ -30,9 +30,10 @@ pub mod udplogger {
     use crate::udplogger::names::Names;
     pub use crate::udplogger::settings::InputFormat;
     use crate::udplogger::settings::{Layout, OutputFormat, UdpLoggerConfig};
-    use crate::udplogger::{clock, Receiver, Shared};
+    use crate::udplogger::staged::{Batch, Staged};
+    use crate::udplogger::{clock, lock, Receiver, Shared};
     use std::collections::HashMap;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     /// The real [`Receiver`] writing JSON lines under a directory, driven
     /// the way `udplogger::run` drives it, with a clock of its own: each
@@ -41,7 +42,11 @@ pub mod udplogger {
     /// `cargo test` rather than only when the fuzzers are next built.
     pub struct Harness {
         rx: Receiver,
-        sh: Shared,
+        sh: Mutex<Shared>,
+        /// The receiver's output goes through a worker's staging, as
+        /// with several workers (the unit tests compare it with the
+        /// direct path of one worker).
+        staged: Staged,
         stamp: clock::Stamp,
         t0: Instant,
         step: u64,
@@ -92,7 +97,8 @@ pub mod udplogger {
             let names = Names::new(HashMap::new(), None)?;
             let settings = Arc::new(settings);
             Ok(Harness {
-                sh: Shared::new(&settings),
+                sh: Mutex::new(Shared::new(&settings)),
+                staged: Staged::default(),
                 rx: Receiver::new(settings, names),
                 stamp,
                 t0: Instant::now(),
@@ -108,25 +114,41 @@ pub mod udplogger {
         /// One datagram from `from`.
         pub fn datagram(&mut self, from: SocketAddr, data: &[u8]) {
             let now = self.tick();
-            self.rx.datagram(&mut self.sh, from, data, &self.stamp, now);
+            let mut b = Batch {
+                st: &mut self.staged,
+                shared: &self.sh,
+            };
+            self.rx.datagram(&mut b, from, data, &self.stamp, now);
+            self.staged.apply(&mut lock(&self.sh), &self.stamp, now);
         }
 
         /// The partial timeout passes: every unfinished line and record
         /// of every sender is written as it is.
         pub fn time_passes(&mut self) {
             let now = self.tick();
-            self.rx.flush_partials(&mut self.sh, &self.stamp, now, true);
+            let mut b = Batch {
+                st: &mut self.staged,
+                shared: &self.sh,
+            };
+            self.rx.flush_partials(&mut b, &self.stamp, now, true);
+            self.staged.apply(&mut lock(&self.sh), &self.stamp, now);
         }
 
         /// Shutdown: every unfinished line and record is written, then
         /// the buffers; what could not be is returned.
         pub fn finish(&mut self) -> Leftover {
             let now = self.tick();
-            self.rx.flush_partials(&mut self.sh, &self.stamp, now, true);
-            self.sh.out.flush(&self.stamp, now);
+            let mut b = Batch {
+                st: &mut self.staged,
+                shared: &self.sh,
+            };
+            self.rx.flush_partials(&mut b, &self.stamp, now, true);
+            let mut sh = lock(&self.sh);
+            self.staged.apply(&mut sh, &self.stamp, now);
+            sh.out.flush(&self.stamp, now);
             Leftover {
-                unwritten: self.sh.out.held(),
-                dropped: self.sh.out.stats.dropped,
+                unwritten: sh.out.held(),
+                dropped: sh.out.stats.dropped,
             }
         }
     }

@@ -7,9 +7,12 @@
 //! loop: drain its sockets with `recvmmsg`, hand each datagram to its
 //! sender's assembler (plain text) or reorder window (extended), run the
 //! parser on the lines (detection), and append lines to the shared file
-//! buffers ([`Shared`], one lock taken per batch of datagrams), which are
-//! written at the end of each round. One set of files, whatever the
-//! number of workers.
+//! buffers ([`Shared`]), which are written at the end of each round. One
+//! worker holds the shared lock for a batch of datagrams and appends each
+//! line as it comes; with several, a worker stages a batch's output
+//! without the lock and takes it once to hand the batch over
+//! ([`staged`]), so the parsing runs on every worker's core at once. One
+//! set of files, whatever the number of workers.
 //!
 //! - [`socket`]: binding, receive buffer, drop counter
 //! - [`assemble`]: per-sender line assembly (pure)
@@ -17,6 +20,8 @@
 //! - [`detect`]: the parser on every sender's lines, last-words files
 //! - [`names`]: what a sender is called
 //! - [`output`]: file naming, rotation, formatting, write faults
+//! - [`staged`]: where a worker's output goes (straight to the shared
+//!   buffers, or staged for them)
 //! - [`clock`]: wall and monotonic time, injectable for tests
 //! - [`allow`]: sender allowlist
 //! - [`settings`]: the `udplogger:` section, its command-line overrides,
@@ -32,6 +37,7 @@ pub mod names;
 pub mod output;
 pub mod settings;
 pub mod socket;
+pub mod staged;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -56,6 +62,7 @@ use extended::{Event, ExtState, Meta};
 use names::{Hints, Names};
 use output::Output;
 pub use settings::{InputFormat, Settings};
+use staged::{Batch, Direct, Sink, Staged};
 
 /// Datagrams per `recvmmsg` call.
 pub(crate) const BATCH: usize = 64;
@@ -94,6 +101,28 @@ pub struct Stats {
     pub late: u64,
     /// Events detected.
     pub events: u64,
+}
+
+impl Stats {
+    /// Adds a worker's counters since it last reported (peaks: the
+    /// larger).
+    fn absorb(&mut self, d: &Stats) {
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.datagrams, d.datagrams);
+        add(&mut self.bytes, d.bytes);
+        add(&mut self.kernel_drops, d.kernel_drops);
+        add(&mut self.denied, d.denied);
+        add(&mut self.cut, d.cut);
+        add(&mut self.gaps, d.gaps);
+        add(&mut self.evicted, d.evicted);
+        add(&mut self.memory_flushes, d.memory_flushes);
+        add(&mut self.missing_records, d.missing_records);
+        add(&mut self.duplicates, d.duplicates);
+        add(&mut self.late, d.late);
+        add(&mut self.events, d.events);
+        self.peak_buffered = self.peak_buffered.max(d.peak_buffered);
+        self.peak_senders = self.peak_senders.max(d.peak_senders);
+    }
 }
 
 /// How often the metrics file is rewritten.
@@ -296,7 +325,7 @@ impl Shared {
 
 /// Locks the shared state; a worker that panicked mid-batch left counters
 /// and buffers that are still usable.
-fn lock(sh: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+pub(crate) fn lock(sh: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     sh.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -368,10 +397,11 @@ pub struct Receiver {
 }
 
 /// Where one sender's output goes, for the emit callbacks.
-struct Put<'a> {
-    sh: &'a mut Shared,
+struct Put<'a, S: Sink> {
+    st: &'a mut S,
+    /// The sender as noted in `st`.
+    who: staged::Who,
     stamp: &'a Stamp,
-    now: Instant,
     max: usize,
     addr: SocketAddr,
     source: &'a str,
@@ -383,8 +413,6 @@ struct Put<'a> {
     lines: &'a mut u64,
     missing: &'a mut u64,
     undetected: &'a mut bool,
-    /// The file this datagram's lines go to, once found.
-    file: Option<output::FileRef>,
     /// Every line given to this context holds none of the prefilter's
     /// words (the datagram was searched once).
     ordinary: bool,
@@ -418,35 +446,16 @@ fn wall_of(stamp: &Stamp) -> WallTime {
     }
 }
 
-impl Put<'_> {
-    /// The file this datagram's lines go to, found once.
-    fn file(&mut self) -> output::FileRef {
-        match self.file {
-            Some(f) => f,
-            None => *self
-                .file
-                .insert(self.sh.out.file_of(self.stamp, self.name, self.now)),
-        }
-    }
-
+impl<S: Sink> Put<'_, S> {
     /// One line of the sender: to the file, then to the parser.
     fn line(&mut self, text: &[u8], meta: Option<&Meta>, dict: &[&[u8]]) {
         if !dict.is_empty() && self.hints.learn(dict) {
             *self.name = self.names.name_of(self.addr, self.hints);
-            self.file = None;
+            self.who = self.st.who(self.name, self.source);
         }
-        let file = self.file();
         let text = output::Text::new(text);
-        self.sh.out.line_in(
-            file,
-            self.stamp,
-            self.name,
-            self.source,
-            text,
-            meta,
-            dict,
-            self.now,
-        );
+        self.st
+            .line(self.who, self.name, self.source, text, meta, dict);
         *self.lines = self.lines.saturating_add(1);
         let Some(d) = self.detect.as_deref_mut() else {
             return;
@@ -462,17 +471,17 @@ impl Put<'_> {
             )
         };
         let found = d.line_of(name, text, self.ordinary, meta, wall_of(stamp), &stem_for);
-        for (stem, bytes) in &found.last_words {
-            self.sh.out.append(stem, bytes, self.now);
+        for (stem, bytes) in found.last_words {
+            self.st.append(&stem, bytes);
         }
         if !found.events.is_empty() {
             let capture = d.capture().map(|c| c.stem.clone());
-            for ev in &found.events {
+            for ev in found.events {
                 let lw = match ev.body {
                     EventBody::Panic(_) | EventBody::Oops(_) => capture.as_deref(),
                     _ => None,
                 };
-                self.sh.event(ev, lw, self.release);
+                self.st.event(ev, lw, self.release);
             }
         }
     }
@@ -481,11 +490,8 @@ impl Put<'_> {
     /// from a sender with no unfinished line, that detection already has
     /// (or that has none): to the file at once.
     fn block(&mut self, data: &[u8]) {
-        let file = self.file();
-        let n =
-            self.sh
-                .out
-                .plain_lines_in(file, self.stamp, self.name, self.source, data, self.now);
+        self.st.block(self.who, self.name, self.source, data);
+        let n = output::whole_lines(data).count() as u64;
         *self.lines = self.lines.saturating_add(n);
         if self.detect.is_some() {
             *self.undetected = true;
@@ -496,7 +502,8 @@ impl Put<'_> {
     fn plain(&mut self, line: &[u8], end: End) {
         self.line(line, None, &[]);
         if end == End::Cut {
-            self.sh.stats.cut = self.sh.stats.cut.saturating_add(1);
+            let stats = self.st.stats();
+            stats.cut = stats.cut.saturating_add(1);
             let body = Body::Cut {
                 seq: None,
                 kept: u64::try_from(self.max).unwrap_or(u64::MAX),
@@ -508,25 +515,25 @@ impl Put<'_> {
 
     fn marker(&mut self, body: Body) {
         let m = Marker::new(self.source, body);
-        self.sh
-            .out
-            .marker(self.stamp, Some(self.name), &m, self.now);
+        self.st.marker(Some((self.who, self.name.as_str())), m);
     }
 
     fn event(&mut self, ev: Event<'_>) {
         let body = match ev {
             Event::Record { meta, text, dict } => return self.line(text, Some(&meta), &dict),
             Event::Duplicate => {
-                self.sh.stats.duplicates = self.sh.stats.duplicates.saturating_add(1);
+                let stats = self.st.stats();
+                stats.duplicates = stats.duplicates.saturating_add(1);
                 return;
             }
             Event::Late => {
-                self.sh.stats.late = self.sh.stats.late.saturating_add(1);
+                let stats = self.st.stats();
+                stats.late = stats.late.saturating_add(1);
                 return;
             }
             Event::Marker(body) => body,
         };
-        let stats = &mut self.sh.stats;
+        let stats = self.st.stats();
         let mut found = Vec::new();
         match &body {
             Body::Gap { from, to } => {
@@ -548,8 +555,8 @@ impl Put<'_> {
             _ => {}
         }
         self.marker(body);
-        for ev in &found {
-            self.sh.event(ev, None, self.release);
+        for ev in found {
+            self.st.event(ev, None, self.release);
         }
     }
 }
@@ -563,11 +570,11 @@ pub fn source_name(addr: SocketAddr) -> String {
 /// Runs `f` with the output context of one sender (split borrows: the
 /// sender's reassembly state stays free for the caller).
 macro_rules! put {
-    ($sh:expr, $names:expr, $stamp:expr, $now:expr, $max:expr, $addr:expr, $s:expr, $release:expr) => {
+    ($st:expr, $names:expr, $stamp:expr, $max:expr, $addr:expr, $s:expr, $release:expr) => {
         Put {
-            sh: $sh,
+            who: $st.who(&$s.name, &$s.source),
+            st: $st,
             stamp: $stamp,
-            now: $now,
             max: $max,
             addr: $addr,
             source: $s.source.as_str(),
@@ -579,7 +586,6 @@ macro_rules! put {
             lines: &mut $s.lines,
             missing: &mut $s.missing,
             undetected: &mut $s.undetected,
-            file: None,
             ordinary: false,
         }
     };
@@ -615,10 +621,10 @@ impl Receiver {
             .collect()
     }
 
-    /// Handles one datagram from `addr`.
+    /// Handles one datagram from `addr`: what it yields goes to `sink`.
     pub fn datagram(
         &mut self,
-        sh: &mut Shared,
+        sink: &mut impl Sink,
         addr: SocketAddr,
         data: &[u8],
         stamp: &Stamp,
@@ -626,21 +632,25 @@ impl Receiver {
     ) {
         let key = Peer::of(addr);
         let addr = key.addr();
+        let stats = sink.stats();
         if !allow::allowed(&self.settings.allow, addr.ip()) {
-            sh.stats.denied = sh.stats.denied.saturating_add(1);
+            stats.denied = stats.denied.saturating_add(1);
             return;
         }
-        sh.stats.datagrams = sh.stats.datagrams.saturating_add(1);
-        sh.stats.bytes = sh.stats.bytes.saturating_add(data.len() as u64);
+        stats.datagrams = stats.datagrams.saturating_add(1);
+        stats.bytes = stats.bytes.saturating_add(data.len() as u64);
         if !self.senders.contains_key(&key) {
-            if self.over_memory_with_new_sender(sh) {
-                // Idle files first: they cost memory and nothing to drop.
-                sh.out.release_idle(now);
-            }
-            if self.senders.len() >= self.settings.max_senders
-                || self.over_memory_with_new_sender(sh)
-            {
-                self.evict(sh, stamp, now);
+            let full = sink.with_shared(|sh| {
+                if self.over_memory_with_new_sender(sh) {
+                    // Idle files first: they cost memory and nothing to
+                    // drop.
+                    sh.out.release_idle(now);
+                }
+                self.senders.len() >= self.settings.max_senders
+                    || self.over_memory_with_new_sender(sh)
+            });
+            if full {
+                self.evict(sink, stamp);
             }
             let hints = Hints::default();
             self.senders.insert(
@@ -662,7 +672,8 @@ impl Receiver {
                     undetected: false,
                 },
             );
-            sh.stats.peak_senders = sh.stats.peak_senders.max(self.senders.len());
+            let stats = sink.stats();
+            stats.peak_senders = stats.peak_senders.max(self.senders.len());
         }
         let Receiver {
             settings,
@@ -687,7 +698,7 @@ impl Receiver {
             // The window (or assembler) and the output context borrow
             // different fields of the sender: nothing is moved.
             Some((h, body)) => {
-                let mut p = put!(sh, names, stamp, now, max, addr, s, h.release);
+                let mut p = put!(sink, names, stamp, max, addr, s, h.release);
                 s.ext.feed(&h, body, max, now, &mut |ev| p.event(ev));
             }
             None => {
@@ -707,7 +718,7 @@ impl Receiver {
                     && (ordinary || s.detect.is_none())
                     && detect::whole_plain_lines(data, max)
                     && s.detect.as_deref_mut().is_none_or(|d| d.keep_block(data));
-                let mut p = put!(sh, names, stamp, now, max, addr, s, None);
+                let mut p = put!(sink, names, stamp, max, addr, s, None);
                 if block {
                     p.block(data);
                 } else {
@@ -730,18 +741,21 @@ impl Receiver {
         if *buffered > settings.max_buffered {
             // Over the memory cap: this sender's unfinished text goes to
             // disk now, as it is; nothing is dropped.
-            sh.stats.memory_flushes = sh.stats.memory_flushes.saturating_add(1);
-            flush_sender(sh, names, stamp, addr, s, max, now);
+            let stats = sink.stats();
+            stats.memory_flushes = stats.memory_flushes.saturating_add(1);
+            flush_sender(sink, names, stamp, addr, s, max);
             *buffered -= after;
         }
-        sh.stats.peak_buffered = sh.stats.peak_buffered.max(*buffered);
+        let stats = sink.stats();
+        stats.peak_buffered = stats.peak_buffered.max(*buffered);
     }
 
     /// Reports kernel drops seen on a socket's counter.
-    pub fn kernel_drops(sh: &mut Shared, listen: SocketAddr, n: u64, stamp: &Stamp, now: Instant) {
-        sh.stats.kernel_drops = sh.stats.kernel_drops.saturating_add(n);
+    pub fn kernel_drops(sink: &mut impl Sink, listen: SocketAddr, n: u64) {
+        let stats = sink.stats();
+        stats.kernel_drops = stats.kernel_drops.saturating_add(n);
         let m = Marker::new(listen.to_string(), Body::KernelDrop { count: n });
-        sh.out.marker(stamp, None, &m, now);
+        sink.marker(None, m);
     }
 
     /// True when one more sender would take the receiver past
@@ -765,7 +779,7 @@ impl Receiver {
     /// Makes room for a new sender: the least recently heard eighth of the
     /// table goes, their unfinished lines written first, their open
     /// incidents closed.
-    fn evict(&mut self, sh: &mut Shared, stamp: &Stamp, now: Instant) {
+    fn evict(&mut self, st: &mut impl Sink, stamp: &Stamp) {
         let mut ages: Vec<(Instant, Peer)> = self
             .senders
             .iter()
@@ -780,19 +794,19 @@ impl Receiver {
                 let was = s.undetected;
                 self.buffered -= s.asm.pending() + s.ext.pending();
                 flush_sender(
-                    sh,
+                    st,
                     &self.names,
                     stamp,
                     a.addr(),
                     &mut s,
                     self.settings.max_line,
-                    now,
                 );
                 if was {
                     self.undetected = self.undetected.saturating_sub(1);
                 }
-                flush_detector(sh, &mut s);
-                sh.stats.evicted = sh.stats.evicted.saturating_add(1);
+                flush_detector(st, &mut s);
+                let stats = st.stats();
+                stats.evicted = stats.evicted.saturating_add(1);
             }
         }
     }
@@ -801,7 +815,7 @@ impl Receiver {
     /// writes unfinished lines older than the partial timeout (all of them
     /// when `all`, at shutdown), and ends the open incidents of senders
     /// quiet that long.
-    pub fn flush_partials(&mut self, sh: &mut Shared, stamp: &Stamp, now: Instant, all: bool) {
+    pub fn flush_partials(&mut self, sink: &mut impl Sink, stamp: &Stamp, now: Instant, all: bool) {
         let timeout = self.settings.partial_timeout;
         let old = |t: Option<Instant>| t.is_some_and(|t| all || now.duration_since(t) >= timeout);
         let max = self.settings.max_line;
@@ -819,16 +833,7 @@ impl Receiver {
                 let mut st = std::mem::take(&mut s.ext);
                 let release = st.release().map(str::to_owned);
                 {
-                    let mut p = put!(
-                        sh,
-                        names,
-                        stamp,
-                        now,
-                        max,
-                        addr.addr(),
-                        s,
-                        release.as_deref()
-                    );
+                    let mut p = put!(sink, names, stamp, max, addr.addr(), s, release.as_deref());
                     st.tick(now, max, &mut |ev| p.event(ev));
                 }
                 s.ext = st;
@@ -839,14 +844,14 @@ impl Receiver {
             }
             if old(s.asm.since()) || old(s.ext_since) {
                 *buffered -= s.asm.pending() + s.ext.pending();
-                flush_sender(sh, names, stamp, addr.addr(), s, max, now);
+                flush_sender(sink, names, stamp, addr.addr(), s, max);
             }
             if s.undetected && !was {
                 // Lines the window let out just now.
                 *undetected += 1;
             }
             if s.undetected && (all || now.duration_since(s.last_seen) >= timeout) {
-                flush_detector(sh, s);
+                flush_detector(sink, s);
                 *undetected = undetected.saturating_sub(1);
             }
         }
@@ -863,19 +868,18 @@ impl Receiver {
 }
 
 fn flush_sender(
-    sh: &mut Shared,
+    st: &mut impl Sink,
     names: &Names,
     stamp: &Stamp,
     addr: SocketAddr,
     s: &mut Sender,
     max: usize,
-    now: Instant,
 ) {
     let mut asm = std::mem::take(&mut s.asm);
     let mut ext = std::mem::take(&mut s.ext);
     let release = ext.release().map(str::to_owned);
     {
-        let mut p = put!(sh, names, stamp, now, max, addr, s, release.as_deref());
+        let mut p = put!(st, names, stamp, max, addr, s, release.as_deref());
         asm.flush(&mut |l, e| p.plain(l, e));
         ext.flush(max, &mut |ev| p.event(ev));
     }
@@ -885,7 +889,7 @@ fn flush_sender(
 }
 
 /// Ends the sender's open incidents (it went quiet, or is evicted).
-fn flush_detector(sh: &mut Shared, s: &mut Sender) {
+fn flush_detector(st: &mut impl Sink, s: &mut Sender) {
     s.undetected = false;
     if let Some(d) = s.detect.as_deref_mut() {
         let release = s.ext.release();
@@ -897,7 +901,7 @@ fn flush_detector(sh: &mut Shared, s: &mut Sender) {
                 EventBody::Panic(_) | EventBody::Oops(_) => capture.as_deref(),
                 _ => None,
             };
-            sh.event(&ev, lw, release);
+            st.event(ev, lw, release);
         }
     }
 }
@@ -1081,11 +1085,40 @@ fn write_metrics(settings: &Settings, sh: &Shared) {
 
 /// A reading `c` of the socket's drop counter: what it grew by since the
 /// last reading becomes a marker (a counter that went back is ignored).
-fn note_drops(l: &mut socket::Listener, c: u32, sh: &mut Shared, stamp: &Stamp, now: Instant) {
+fn note_drops(l: &mut socket::Listener, c: u32, sink: &mut impl Sink) {
     let new = c.wrapping_sub(l.drops);
     if new > 0 && new < u32::MAX / 2 {
-        Receiver::kernel_drops(sh, l.addr, u64::from(new), stamp, now);
+        Receiver::kernel_drops(sink, l.addr, u64::from(new));
         l.drops = c;
+    }
+}
+
+/// One batch of `n` datagrams from listener `l` into `sink`, with the
+/// drops the socket's counter reported (`batch_drops`: up to now, marked
+/// after the batch's datagrams, some of which the kernel may have queued
+/// earlier).
+#[allow(clippy::too_many_arguments)]
+fn handle_batch(
+    rx: &mut Receiver,
+    sink: &mut impl Sink,
+    l: &mut socket::Listener,
+    batch: &RecvBatch,
+    n: usize,
+    batch_drops: Option<u32>,
+    stamp: &Stamp,
+    now: Instant,
+) {
+    for i in 0..n {
+        let Some(d) = batch.get(i) else { break };
+        if let Some(c) = d.drops {
+            note_drops(l, c, sink);
+        }
+        if let Some(addr) = d.addr {
+            rx.datagram(sink, addr, d.data, stamp, now);
+        }
+    }
+    if let Some(c) = batch_drops {
+        note_drops(l, c, sink);
     }
 }
 
@@ -1112,6 +1145,10 @@ impl Worker<'_> {
         let settings = Arc::clone(&rx.settings);
         let mut stamper = Stamper::new(settings.zone, settings.period);
         let mut batch = RecvBatch::new(BATCH, SLOT);
+        // With one worker, lines go into the shared buffers as they come
+        // (the lock is this worker's alone); with several, each batch is
+        // staged without the lock and handed over at its end.
+        let mut staged = (settings.workers > 1).then(Staged::default);
         let mut last_recv_error: Option<Instant> = None;
         let mut next_sweep: Option<Instant> = None;
         let mut last_round = 0usize;
@@ -1190,20 +1227,18 @@ impl Worker<'_> {
                     let batch_drops = l.batch_drops();
                     let stamp = stamper.stamp(clock.wall());
                     let now = clock.mono();
-                    let mut sh = lock(shared);
-                    for i in 0..n {
-                        let Some(d) = batch.get(i) else { break };
-                        if let Some(c) = d.drops {
-                            note_drops(l, c, &mut sh, &stamp, now);
-                        }
-                        if let Some(addr) = d.addr {
-                            rx.datagram(&mut sh, addr, d.data, &stamp, now);
-                        }
+                    if let Some(st) = staged.as_mut() {
+                        // Several workers: parsed, reordered and searched
+                        // without the lock; only writing the batch's lines
+                        // into the shared buffers takes it.
+                        let mut b = Batch { st, shared };
+                        handle_batch(&mut rx, &mut b, l, &batch, n, batch_drops, &stamp, now);
+                        st.apply(&mut lock(shared), &stamp, now);
+                    } else {
+                        let mut sh = lock(shared);
+                        let mut d = Direct::new(&mut sh, &stamp, now);
+                        handle_batch(&mut rx, &mut d, l, &batch, n, batch_drops, &stamp, now);
                     }
-                    if let Some(c) = batch_drops {
-                        note_drops(l, c, &mut sh, &stamp, now);
-                    }
-                    drop(sh);
                     if n < batch.capacity() {
                         break;
                     }
@@ -1213,27 +1248,31 @@ impl Worker<'_> {
             }
             let stamp = stamper.stamp(clock.wall());
             let now = clock.mono();
+            // The batches' output is in the shared buffers by now: what
+            // is left to write goes there directly.
             let mut sh = lock(shared);
             if stopping {
-                rx.flush_partials(&mut sh, &stamp, now, true);
+                rx.flush_partials(&mut Direct::new(&mut sh, &stamp, now), &stamp, now, true);
                 sh.senders[id] = rx.sender_counters();
                 sh.out.flush(&stamp, now);
                 return Ok(());
             }
-            if signals.hup.swap(false, Ordering::Relaxed) {
+            let hup = signals.hup.swap(false, Ordering::Relaxed);
+            if hup {
                 rx.reload_names();
-                if id == 0 {
-                    eprintln!("watchdog udplogger: SIGHUP: reopening log files");
-                    sh.out.reopen(&stamp, now);
-                }
             }
             if next_sweep.is_some_and(|t| now >= t)
                 || (next_sweep.is_none() && (rx.buffered > 0 || rx.undetected > 0))
             {
                 if next_sweep.is_some() {
-                    rx.flush_partials(&mut sh, &stamp, now, false);
+                    let mut d = Direct::new(&mut sh, &stamp, now);
+                    rx.flush_partials(&mut d, &stamp, now, false);
                 }
                 next_sweep = rx.next_partial_check().map(|d| now + d);
+            }
+            if hup && id == 0 {
+                eprintln!("watchdog udplogger: SIGHUP: reopening log files");
+                sh.out.reopen(&stamp, now);
             }
             sh.out.flush(&stamp, now);
             sh.out.tick(now);
@@ -1265,6 +1304,23 @@ mod tests {
         detect: bool,
         json: bool,
     ) -> Vec<(String, String)> {
+        let addr: SocketAddr = "10.0.0.7:6665".parse().unwrap();
+        let from: Vec<_> = datagrams.iter().map(|d| (addr, d.clone())).collect();
+        receive_from(dir, &from, detect, json, false, false)
+    }
+
+    /// [`receive`] of datagrams from several senders, in one file or one
+    /// per sender; `staged`: through a worker's staging as with several
+    /// workers, handed over every few datagrams as a batch is, instead
+    /// of straight into the shared buffers.
+    fn receive_from(
+        dir: &Path,
+        datagrams: &[(SocketAddr, Vec<u8>)],
+        detect: bool,
+        json: bool,
+        staged: bool,
+        per_sender: bool,
+    ) -> Vec<(String, String)> {
         let c = UdpLoggerConfig {
             dir: dir.join("logs").display().to_string(),
             event_log: dir.join("events.json").display().to_string(),
@@ -1275,22 +1331,54 @@ mod tests {
                 OutputFormat::Text
             },
             max_line_bytes: 64,
+            layout: if per_sender {
+                settings::Layout::PerSender
+            } else {
+                settings::Layout::Single
+            },
             ..UdpLoggerConfig::default()
         };
         let settings = Arc::new(c.compile("udplogger").unwrap());
-        let mut sh = Shared::new(&settings);
+        let shared = Mutex::new(Shared::new(&settings));
         let mut rx = Receiver::new(
             Arc::clone(&settings),
             Names::new(HashMap::new(), None).unwrap(),
         );
         let stamp = Stamper::new(Zone::Utc, Period::Daily)
             .stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000));
-        let now = Instant::now();
-        let addr: SocketAddr = "10.0.0.7:6665".parse().unwrap();
-        for d in datagrams {
-            rx.datagram(&mut sh, addr, d, &stamp, now);
+        let mut now = Instant::now();
+        let mut st = Staged::default();
+        for (i, (addr, d)) in datagrams.iter().enumerate() {
+            // Time passes: a reorder window's wait runs out.
+            now += Duration::from_millis(20);
+            if staged {
+                let mut b = Batch {
+                    st: &mut st,
+                    shared: &shared,
+                };
+                rx.datagram(&mut b, *addr, d, &stamp, now);
+                if i % 7 == 6 {
+                    st.apply(&mut lock(&shared), &stamp, now);
+                }
+            } else {
+                let mut sh = lock(&shared);
+                rx.datagram(
+                    &mut Direct::new(&mut sh, &stamp, now),
+                    *addr,
+                    d,
+                    &stamp,
+                    now,
+                );
+            }
+            if i % 50 == 49 {
+                st.apply(&mut lock(&shared), &stamp, now);
+                let mut sh = lock(&shared);
+                rx.flush_partials(&mut Direct::new(&mut sh, &stamp, now), &stamp, now, false);
+            }
         }
-        rx.flush_partials(&mut sh, &stamp, now, true);
+        let mut sh = lock(&shared);
+        st.apply(&mut sh, &stamp, now);
+        rx.flush_partials(&mut Direct::new(&mut sh, &stamp, now), &stamp, now, true);
         sh.out.flush(&stamp, now);
         let mut files = vec![(
             "counters".to_string(),
@@ -1354,7 +1442,98 @@ mod tests {
             let by_byte = receive(b.path(), &bytes, detect, json);
             prop_assert_eq!(by_datagram, by_byte);
         }
+
+        /// A worker's staged output (several workers) is what one worker
+        /// writes straight into the shared buffers: the same files in
+        /// the same order, markers and events, for senders that
+        /// interleave plain and extended records, reordered, repeated and
+        /// lost, with real panics among them.
+        #[test]
+        fn staged_output_is_what_direct_output_is(
+            picks in proptest::collection::vec((0usize..5, 0usize..8, 0usize..4), 1..120),
+            detect in any::<bool>(),
+            json in any::<bool>(),
+            per_sender in any::<bool>(),
+        ) {
+            let panic: Vec<&str> = PANIC.lines().collect();
+            let mut seq = [0u64; 5];
+            let mut datagrams = Vec::new();
+            for (who, what, shuffle) in picks {
+                let addr = SocketAddr::from(([10, 0, 0, 1 + u8::try_from(who).unwrap()], 6665));
+                let line = panic[usize::try_from(seq[who]).unwrap() % panic.len()];
+                let d = if who < 2 {
+                    // Plain senders: whole lines, pieces, one unfinished.
+                    match what {
+                        0 => format!("{line}\n{line}\n"),
+                        1 => line[..line.len() / 2].to_string(),
+                        _ => format!("{line}\n"),
+                    }
+                } else {
+                    // Extended senders: in order, ahead (a hole), or a
+                    // copy of the last one.
+                    match shuffle {
+                        0 => seq[who] += 2,
+                        1 => seq[who] = seq[who].saturating_sub(1),
+                        _ => seq[who] += 1,
+                    }
+                    format!("4,{},{},-;{line}\n", seq[who], 1_000_000 + seq[who] * 1000)
+                };
+                if who < 2 {
+                    seq[who] += 1;
+                }
+                datagrams.push((addr, d.into_bytes()));
+            }
+            let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let direct = receive_from(a.path(), &datagrams, detect, json, false, per_sender);
+            let staged = receive_from(b.path(), &datagrams, detect, json, true, per_sender);
+            prop_assert_eq!(by_sender(&direct), by_sender(&staged));
+        }
     }
+
+    /// A sender's lines in a file.
+    type Group = (String, Vec<String>);
+
+    /// Each file's lines grouped by the sender they name, in their order:
+    /// the final flush visits senders in the order of the sender table,
+    /// which is seeded per process.
+    fn by_sender(files: &[(String, String)]) -> Vec<(String, Vec<Group>)> {
+        files
+            .iter()
+            .map(|(name, text)| {
+                let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for line in text.lines() {
+                    let who = line
+                        .find("10.0.0.")
+                        .map_or("", |i| &line[i..(i + 8).min(line.len())]);
+                    groups
+                        .entry(who.to_string())
+                        .or_default()
+                        .push(line.to_string());
+                }
+                (name.clone(), groups.into_iter().collect())
+            })
+            .collect()
+    }
+
+    /// The lines of a real panic (Debian 6.1, SysRq `c`).
+    const PANIC: &str = "sysrq: Trigger a crash
+Kernel panic - not syncing: sysrq triggered crash
+CPU: 0 PID: 312 Comm: sh Not tainted 6.1.0-28-amd64 #1  Debian 6.1.119-1
+Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014
+Call Trace:
+ <TASK>
+ dump_stack_lvl+0x44/0x5c
+ panic+0x118/0x2ed
+ sysrq_handle_crash+0x16/0x20
+ __handle_sysrq.cold+0x43/0x11b
+ write_sysrq_trigger+0x24/0x40
+ proc_reg_write+0x56/0xa0
+ vfs_write+0xcb/0x3f0
+ ksys_write+0x6f/0xf0
+ do_syscall_64+0x5b/0xc0
+ entry_SYSCALL_64_after_hwframe+0x64/0xce
+ </TASK>
+Kernel Offset: 0x2a000000 from 0xffffffff81000000 (relocation range: 0xffffffff80000000-0xffffffffbfffffff)";
 
     #[test]
     fn the_sender_table_tells_every_address_apart() {
