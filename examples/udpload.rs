@@ -5,6 +5,7 @@
 //!              [--per-datagram 10] [--line-len 90] [--split BYTES] [--extended] [--batch 16] --tag T
 //! udpload check --tag T --senders 20 --lines 5000 FILE...
 //! udpload sink --listen 127.0.0.1:6666 --seconds S
+//! udpload replay --workers N --senders 20 --lines 50000 [--extended] [--staged] --dir D
 //! ```
 //!
 //! `send` writes numbered lines `loadgen T s=SS n=NNNNNNN xxx...END` from
@@ -27,6 +28,16 @@
 //! newlines, the lines of plain text). Its CPU is what the kernel's
 //! socket interface costs any receiver that reads this way, before it
 //! does anything with a datagram.
+//!
+//! `replay` is udplogger's workers without sockets
+//! (`watchdog::replay`): `--workers` threads, each with its own receiver
+//! and `--senders` senders of `--lines` lines (one extended record per
+//! datagram, or eight plain lines), fed in batches of 64 as `recvmmsg`
+//! hands them over, through the one-worker path (the shared lock held per
+//! batch) or `--staged` (parsed without the lock, handed over per batch),
+//! writing under `--dir`. It prints `LINES n WALL s CPU s`: how parsing
+//! scales with the workers, without the socket's cost or a sender on the
+//! same cores.
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
@@ -258,12 +269,31 @@ fn sink(args: &[String]) {
     }
 }
 
+fn replay(args: &[String]) {
+    let workers: usize = arg(args, "--workers", Some(1));
+    let senders: usize = arg(args, "--senders", Some(20));
+    let lines: usize = arg(args, "--lines", Some(50000));
+    let dir: std::path::PathBuf = arg(args, "--dir", None);
+    let extended = args.iter().any(|a| a == "--extended");
+    let staged = args.iter().any(|a| a == "--staged");
+    match watchdog::replay::replay(&dir, workers, senders, lines, extended, staged) {
+        Ok(r) => println!(
+            "LINES {} WALL {:.6} CPU {:.6}",
+            r.lines,
+            r.wall.as_secs_f64(),
+            r.cpu.as_secs_f64()
+        ),
+        Err(e) => die(&e),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("send") => send(&args[1..]),
         Some("check") => check(&args[1..]),
         Some("sink") => sink(&args[1..]),
-        _ => die("usage: udpload send|check|sink ... (see the source header)"),
+        Some("replay") => replay(&args[1..]),
+        _ => die("usage: udpload send|check|sink|replay ... (see the source header)"),
     }
 }

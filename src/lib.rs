@@ -29,6 +29,12 @@ pub mod fuzzing;
 pub mod floor {
     pub use crate::udplogger::floor::{receive, Received};
 }
+/// For the benchmark's load generator: workers fed made-up datagrams
+/// without sockets, one-worker path or staged.
+#[doc(hidden)]
+pub mod replay {
+    pub use crate::udplogger::replay::{replay, Replayed};
+}
 pub mod host;
 pub mod incident;
 pub mod journal;

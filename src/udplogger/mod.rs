@@ -20,6 +20,7 @@
 //! - [`detect`]: the parser on every sender's lines, last-words files
 //! - [`names`]: what a sender is called
 //! - [`output`]: file naming, rotation, formatting, write faults
+//! - [`replay`]: workers fed made-up datagrams, for the benchmark
 //! - [`staged`]: where a worker's output goes (straight to the shared
 //!   buffers, or staged for them)
 //! - [`clock`]: wall and monotonic time, injectable for tests
@@ -35,6 +36,7 @@ pub mod extended;
 pub mod floor;
 pub mod names;
 pub mod output;
+pub mod replay;
 pub mod settings;
 pub mod socket;
 pub mod staged;
