@@ -198,12 +198,9 @@ impl Daemon {
     fn new(host: Host, config: Config, args: RunArgs, waker: UnixStream) -> Result<Daemon, String> {
         let cfg = config.run.clone();
         let patterns = std::sync::Arc::new(config.site_patterns());
-        let settings = cfg.compile("run", &patterns.fields()).map_err(|e| {
-            e.iter()
-                .map(|e| format!("{}: {}", e.path, e.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+        let settings = cfg
+            .compile("run", &patterns.fields())
+            .map_err(|e| crate::error::one_line(&e))?;
         let target = args.events.clone().unwrap_or_else(|| cfg.event_log.clone());
         let log = EventLog::new(&target, cfg.event_log_max_bytes, cfg.event_log_keep);
         let log_target = log.describe();

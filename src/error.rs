@@ -22,6 +22,16 @@ impl ConfigError {
     }
 }
 
+/// Problems on one line, `path: message; path: message`, for an error
+/// that has no file to name (settings built in code).
+pub fn one_line(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.path, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Every problem found in one configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors {

@@ -85,12 +85,9 @@ pub mod udplogger {
                 },
                 ..UdpLoggerConfig::default()
             };
-            let mut settings = cfg.compile("udplogger").map_err(|e| {
-                e.iter()
-                    .map(|p| format!("{}: {}", p.path, p.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })?;
+            let mut settings = cfg
+                .compile("udplogger")
+                .map_err(|e| crate::error::one_line(&e))?;
             settings.max_buffered = usize::MAX / 2;
             let stamp = clock::Stamper::new(clock::Zone::Utc, clock::Period::Daily)
                 .stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000));

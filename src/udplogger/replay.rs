@@ -102,12 +102,9 @@ pub fn replay(
         dir: dir.display().to_string(),
         ..UdpLoggerConfig::default()
     };
-    let settings = cfg.compile("udplogger").map_err(|e| {
-        e.iter()
-            .map(|p| format!("{}: {}", p.path, p.message))
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
+    let settings = cfg
+        .compile("udplogger")
+        .map_err(|e| crate::error::one_line(&e))?;
     let settings = Arc::new(settings);
     let names = Names::new(std::collections::HashMap::new(), None)?;
     let shared = Mutex::new(Shared::new(&settings));
