@@ -333,11 +333,10 @@ pub(crate) fn lock(sh: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// A sender's address as the key of the sender table: the address as
 /// integers, IPv4 seen through a dual-stack socket as IPv4, the port and
-/// (IPv6) the scope. Made of integers, not a copy of the `SocketAddr`:
-/// hashing one feeds the hasher two words (`SocketAddr`'s own `Hash`
-/// goes field by field, 3 % of the CPU at 400,000 datagrams a second),
-/// and building one needs no copy of the address through memory. The
-/// IPv6 flow label is not part of it: it is no part of who sent.
+/// (IPv6) the scope. Hashing one feeds the hasher two words
+/// (`SocketAddr`'s own `Hash` goes field by field, 3 % of the CPU at
+/// 400,000 datagrams a second). The IPv6 flow label is not part of it:
+/// it is no part of who sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Peer {
     ip: u128,
