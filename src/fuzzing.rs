@@ -27,6 +27,7 @@ pub mod udplogger {
     use std::time::{Duration, Instant, SystemTime};
 
     pub use crate::udplogger::assemble::{Assembler, End};
+    use crate::udplogger::clock::Stamp;
     use crate::udplogger::names::Names;
     pub use crate::udplogger::settings::InputFormat;
     use crate::udplogger::settings::{Layout, OutputFormat, UdpLoggerConfig};
@@ -108,40 +109,37 @@ pub mod udplogger {
             self.t0 + Duration::from_millis(self.step)
         }
 
-        /// One datagram from `from`.
-        pub fn datagram(&mut self, from: SocketAddr, data: &[u8]) {
-            let now = self.tick();
+        /// Runs `f` on the receiver with the staged sink, then hands
+        /// what it staged to the shared files, as a worker does after a
+        /// batch.
+        fn staged(&mut self, now: Instant, f: impl FnOnce(&mut Receiver, &mut Batch<'_>, &Stamp)) {
             let mut b = Batch {
                 st: &mut self.staged,
                 shared: &self.sh,
             };
-            self.rx.datagram(&mut b, from, data, &self.stamp, now);
+            f(&mut self.rx, &mut b, &self.stamp);
             self.staged.apply(&mut lock(&self.sh), &self.stamp, now);
+        }
+
+        /// One datagram from `from`.
+        pub fn datagram(&mut self, from: SocketAddr, data: &[u8]) {
+            let now = self.tick();
+            self.staged(now, |rx, b, stamp| rx.datagram(b, from, data, stamp, now));
         }
 
         /// The partial timeout passes: every unfinished line and record
         /// of every sender is written as it is.
         pub fn time_passes(&mut self) {
             let now = self.tick();
-            let mut b = Batch {
-                st: &mut self.staged,
-                shared: &self.sh,
-            };
-            self.rx.flush_partials(&mut b, &self.stamp, now, true);
-            self.staged.apply(&mut lock(&self.sh), &self.stamp, now);
+            self.staged(now, |rx, b, stamp| rx.flush_partials(b, stamp, now, true));
         }
 
         /// Shutdown: every unfinished line and record is written, then
         /// the buffers; what could not be is returned.
         pub fn finish(&mut self) -> Leftover {
             let now = self.tick();
-            let mut b = Batch {
-                st: &mut self.staged,
-                shared: &self.sh,
-            };
-            self.rx.flush_partials(&mut b, &self.stamp, now, true);
+            self.staged(now, |rx, b, stamp| rx.flush_partials(b, stamp, now, true));
             let mut sh = lock(&self.sh);
-            self.staged.apply(&mut sh, &self.stamp, now);
             sh.out.flush(&self.stamp, now);
             Leftover {
                 unwritten: sh.out.held(),

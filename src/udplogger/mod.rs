@@ -473,7 +473,7 @@ impl<S: Sink> Put<'_, S> {
         };
         let found = d.line_of(name, text, self.ordinary, meta, wall_of(stamp), &stem_for);
         for (stem, bytes) in found.last_words {
-            self.st.append(&stem, bytes);
+            self.st.append(stem, bytes);
         }
         if !found.events.is_empty() {
             let capture = d.capture().map(|c| c.stem.clone());
@@ -491,8 +491,7 @@ impl<S: Sink> Put<'_, S> {
     /// from a sender with no unfinished line, that detection already has
     /// (or that has none): to the file at once.
     fn block(&mut self, data: &[u8]) {
-        self.st.block(self.who, self.name, self.source, data);
-        let n = output::whole_lines(data).count() as u64;
+        let n = self.st.block(self.who, self.name, self.source, data);
         *self.lines = self.lines.saturating_add(n);
         if self.detect.is_some() {
             *self.undetected = true;

@@ -121,10 +121,12 @@ impl Staged {
     }
 
     /// Whole plain lines of sender `name` in one piece (see
-    /// [`output::Output::plain_lines_in`]).
-    pub fn block(&mut self, who: Who, data: &[u8]) {
-        let data = self.span(data);
-        self.ops.push(Op::Block { who, data });
+    /// [`output::Output::plain_lines_in`]); returns how many lines it
+    /// holds.
+    pub fn block(&mut self, who: Who, data: &[u8]) -> u64 {
+        let span = self.span(data);
+        self.ops.push(Op::Block { who, data: span });
+        output::whole_lines(data).count() as u64
     }
 
     /// A marker, routed by `sender`'s name in the per-sender layout.
@@ -134,11 +136,8 @@ impl Staged {
     }
 
     /// Text for the last-words file `stem`.
-    pub fn append(&mut self, stem: &str, text: Vec<u8>) {
-        self.ops.push(Op::Append {
-            stem: stem.to_string(),
-            text,
-        });
+    pub fn append(&mut self, stem: String, text: Vec<u8>) {
+        self.ops.push(Op::Append { stem, text });
     }
 
     /// A detected event, with its last-words file and the sender's kernel
@@ -246,12 +245,13 @@ pub trait Sink {
         meta: Option<&Meta>,
         dict: &[&[u8]],
     );
-    /// Whole plain lines of `who` in one piece.
-    fn block(&mut self, who: Who, name: &str, source: &str, data: &[u8]);
+    /// Whole plain lines of `who` in one piece; returns how many lines
+    /// the block holds.
+    fn block(&mut self, who: Who, name: &str, source: &str, data: &[u8]) -> u64;
     /// A marker, routed by the sender's name in the per-sender layout.
     fn marker(&mut self, who: Option<(Who, &str)>, marker: Marker);
     /// Text for the last-words file `stem`.
-    fn append(&mut self, stem: &str, text: Vec<u8>);
+    fn append(&mut self, stem: String, text: Vec<u8>);
     /// A detected event, its last-words file, the sender's release.
     fn event(&mut self, event: KernelEvent, last_words: Option<&str>, release: Option<&str>);
     /// The counters.
@@ -314,12 +314,12 @@ impl Sink for Direct<'_> {
             .line_in(f, stamp, name, source, text, meta, dict, now);
     }
 
-    fn block(&mut self, _: Who, name: &str, source: &str, data: &[u8]) {
+    fn block(&mut self, _: Who, name: &str, source: &str, data: &[u8]) -> u64 {
         let f = self.file(name);
         let (stamp, now) = (self.stamp, self.now);
         self.sh
             .out
-            .plain_lines_in(f, stamp, name, source, data, now);
+            .plain_lines_in(f, stamp, name, source, data, now)
     }
 
     fn marker(&mut self, who: Option<(Who, &str)>, marker: Marker) {
@@ -327,8 +327,8 @@ impl Sink for Direct<'_> {
         self.sh.out.marker(stamp, who.map(|w| w.1), &marker, now);
     }
 
-    fn append(&mut self, stem: &str, text: Vec<u8>) {
-        self.sh.out.append(stem, &text, self.now);
+    fn append(&mut self, stem: String, text: Vec<u8>) {
+        self.sh.out.append(&stem, &text, self.now);
     }
 
     fn event(&mut self, event: KernelEvent, last_words: Option<&str>, release: Option<&str>) {
@@ -368,15 +368,15 @@ impl Sink for Batch<'_> {
         self.st.line(who, text, meta, dict);
     }
 
-    fn block(&mut self, who: Who, _: &str, _: &str, data: &[u8]) {
-        self.st.block(who, data);
+    fn block(&mut self, who: Who, _: &str, _: &str, data: &[u8]) -> u64 {
+        self.st.block(who, data)
     }
 
     fn marker(&mut self, who: Option<(Who, &str)>, marker: Marker) {
         self.st.marker(who.map(|w| w.0), marker);
     }
 
-    fn append(&mut self, stem: &str, text: Vec<u8>) {
+    fn append(&mut self, stem: String, text: Vec<u8>) {
         self.st.append(stem, text);
     }
 
