@@ -369,11 +369,7 @@ pub fn kmsg(dir: &Dir, records: &[(u64, String)]) {
 }
 
 fn events(dir: &Dir) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    crate::util::json_lines(&dir.join("events.jsonl"))
 }
 
 /// `run` forwards a hung task and its actions; rsyslog gets each event

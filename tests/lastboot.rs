@@ -264,11 +264,7 @@ fn run_once(dir: &Dir) -> Run {
 }
 
 fn events(dir: &Dir) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    crate::util::json_lines(&dir.join("events.jsonl"))
 }
 
 #[test]

@@ -79,11 +79,7 @@ impl Guard {
         if std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_fifo()) {
             return Vec::new();
         }
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
+        crate::util::json_lines(&path)
     }
 
     fn kinds(&self) -> Vec<String> {

@@ -942,10 +942,8 @@ fn real_panic_tail() -> Vec<(u64, String)> {
 
 /// Events of one kind from an event log.
 fn events_of(path: &Path, kind: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    crate::util::json_lines(path)
+        .into_iter()
         .filter(|v| v["kind"] == kind)
         .collect()
 }

@@ -329,3 +329,15 @@ pub fn udplogger_on_loopback(dir: &Dir, extra: &[&str]) -> (Daemon, std::net::So
     let addr = listen_addr(&err);
     (d, addr)
 }
+
+/// The events of a JSON-lines file a running daemon may be appending to:
+/// only whole lines (a reader can catch a line's first half while the
+/// write is under way; it is read whole next time). A whole line that is
+/// not JSON fails the test, naming the file.
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
+        .collect()
+}
