@@ -1218,6 +1218,25 @@ mod tests {
     }
 
     #[test]
+    fn the_hash_sees_every_byte_and_the_length() {
+        // Every byte of every lane, of a full block and of the rest:
+        // changing any one changes the hash; so does a zero byte more.
+        for len in 0..100usize {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let h = hash(&base);
+            assert_eq!(h, hash(&base.clone()), "len {len}");
+            for at in 0..len {
+                let mut other = base.clone();
+                other[at] ^= 0x20;
+                assert_ne!(h, hash(&other), "len {len}, byte {at}");
+            }
+            let mut longer = base.clone();
+            longer.push(0);
+            assert_ne!(h, hash(&longer), "len {len} and a zero byte");
+        }
+    }
+
+    #[test]
     fn sequence_jumps_are_bounded() {
         // Far beyond any log buffer, up to 2^63 and u64::MAX: a reset each,
         // never an overflow or a gap of 2^63 records.
