@@ -369,7 +369,7 @@ pub fn kmsg(dir: &Dir, records: &[(u64, String)]) {
 }
 
 fn events(dir: &Dir) -> Vec<serde_json::Value> {
-    crate::util::json_lines(&dir.join("events.jsonl"))
+    crate::util::json_lines_so_far(&dir.join("events.jsonl"))
 }
 
 /// `run` forwards a hung task and its actions; rsyslog gets each event

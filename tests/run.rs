@@ -79,7 +79,7 @@ impl Guard {
         if std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_fifo()) {
             return Vec::new();
         }
-        crate::util::json_lines(&path)
+        crate::util::json_lines_so_far(&path)
     }
 
     fn kinds(&self) -> Vec<String> {

@@ -1193,10 +1193,9 @@ fn a_panic_report_cut_at_every_37_bytes_gives_the_same_events() {
         s.send_to(piece, addr).unwrap();
     }
     let r = d.stop().expect_code(0);
-    let kinds: Vec<String> = std::fs::read_to_string(&events)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+    let kinds: Vec<String> = crate::util::json_lines(&events)
+        .iter()
+        .map(|v| v["kind"].to_string())
         .collect();
     let count = |k: &str| kinds.iter().filter(|x| x.trim_matches('"') == k).count();
     assert_eq!(

@@ -330,14 +330,25 @@ pub fn udplogger_on_loopback(dir: &Dir, extra: &[&str]) -> (Daemon, std::net::So
     (d, addr)
 }
 
-/// The events of a JSON-lines file a running daemon may be appending to:
-/// only whole lines (a reader can catch a line's first half while the
-/// write is under way; it is read whole next time). A whole line that is
-/// not JSON fails the test, naming the file.
+/// The events of a JSON-lines file whose writer has finished: every
+/// line, the last one too, must be JSON (a torn line fails the test,
+/// naming the file).
 pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    read_json_lines(path, false)
+}
+
+/// The events of a JSON-lines file a running daemon may be appending to:
+/// its whole lines. A reader can catch a line's first half while the
+/// write is under way; that line is read whole at the next poll. A whole
+/// line that is not JSON fails the test, naming the file.
+pub fn json_lines_so_far(path: &Path) -> Vec<serde_json::Value> {
+    read_json_lines(path, true)
+}
+
+fn read_json_lines(path: &Path, whole_only: bool) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
+        .filter(|l| !whole_only || l.ends_with('\n'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
         .collect()
 }
