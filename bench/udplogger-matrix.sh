@@ -19,8 +19,9 @@
 # the CPU (system time / all time, from /proc/PID/stat) are the runs'
 # medians, as one run on a shared machine moves by a third. The top rate
 # of each ladder asks for more than the generator can send on the
-# 2-vCPU development machine (about 1.5-1.9M plain lines, 0.4-0.6M
-# extended records a second, sharing the cores with the receiver): there
+# 2-vCPU development machine (it achieved 1.8-2.3M plain lines and
+# 0.34-0.60M extended records a second there on 2026-11-30, sharing the
+# cores with the receiver): there
 # the achieved rate is the generator's ceiling, and a receiver that loses
 # nothing at it was never the limit. Takes about 17 minutes. Run it
 # under the shared lock:

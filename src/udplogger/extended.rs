@@ -1219,7 +1219,7 @@ mod tests {
 
     #[test]
     fn the_hash_sees_every_byte_and_the_length() {
-        // Every byte of every lane, of a full block and of the rest:
+        // Every byte, of the whole eight-byte words and of the rest:
         // changing any one changes the hash; so does a zero byte more.
         for len in 0..100usize {
             let base: Vec<u8> = b"abcdefghijklmnopqrstuvwxyz"
