@@ -155,40 +155,6 @@ fn set_text(out: &mut String, text: &[u8]) {
     }
 }
 
-/// `[ 5309.104520] `: the kernel time as dmesg and the console print it.
-pub fn push_kernel_time(out: &mut Vec<u8>, ts_usec: u64) {
-    let mut b = [0u8; 32];
-    let n = kernel_time_into(&mut b, ts_usec);
-    out.extend_from_slice(&b[..n]);
-}
-
-/// [`push_kernel_time`] into `out` (24 bytes at most); returns the length.
-fn kernel_time_into(out: &mut [u8; 32], ts_usec: u64) -> usize {
-    // By hand, not `write!`: this runs for every extended line.
-    // The seconds, right-aligned in at least five columns.
-    let mut secs = [b' '; 20];
-    let mut i = secs.len();
-    let mut v = ts_usec / 1_000_000;
-    loop {
-        i -= 1;
-        // A digit: the cast cannot truncate.
-        secs[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let secs = &secs[i.min(secs.len() - 5)..];
-    let w = secs.len();
-    out[0] = b'[';
-    out[1..1 + w].copy_from_slice(secs);
-    out[1 + w] = b'.';
-    out[2 + w..8 + w].copy_from_slice(&super::clock::six_digits(ts_usec % 1_000_000));
-    out[8 + w] = b']';
-    out[9 + w] = b' ';
-    10 + w
-}
-
 /// `[ 12.345678] rest`: the console's timestamp and the text after it,
 /// when that is all the framing a plain line has (the common case, read
 /// without the general framer). `None` for anything else.
@@ -307,17 +273,13 @@ impl Detector {
         {
             if self.capture.is_none() && text.plain {
                 // Only the ring wants it, and it needs no escaping.
-                let mut time = [0u8; 32];
-                let n = match meta {
-                    Some(m) => kernel_time_into(&mut time, m.ts_usec),
-                    None => 0,
-                };
-                self.ring.push_parts(&time[..n], text.bytes);
+                let time = meta.map_or(&b""[..], Meta::time);
+                self.ring.push_parts(time, text.bytes);
                 return found;
             }
             self.scratch.clear();
             if let Some(m) = meta {
-                push_kernel_time(&mut self.scratch, m.ts_usec);
+                self.scratch.extend_from_slice(m.time());
             }
             text.escape_into(&mut self.scratch);
             let line = std::mem::take(&mut self.scratch);
@@ -331,7 +293,7 @@ impl Detector {
         let framed = match meta {
             Some(m) => {
                 self.scratch.clear();
-                push_kernel_time(&mut self.scratch, m.ts_usec);
+                self.scratch.extend_from_slice(m.time());
                 // Escaped as in the log: a last-words file is valid UTF-8
                 // text with one line per line the sender sent.
                 text.escape_into(&mut self.scratch);
@@ -564,12 +526,15 @@ mod tests {
 
     #[test]
     fn kernel_time_is_written_as_dmesg_does() {
+        let push = |b: &mut Vec<u8>, t: u64| {
+            b.extend_from_slice(super::super::extended::KernelTime::of(t).as_bytes());
+        };
         let mut b = Vec::new();
-        push_kernel_time(&mut b, 5_309_104_520);
-        push_kernel_time(&mut b, 12_000_001);
-        push_kernel_time(&mut b, 123_456_000_000);
-        push_kernel_time(&mut b, 0);
-        push_kernel_time(&mut b, u64::MAX);
+        push(&mut b, 5_309_104_520);
+        push(&mut b, 12_000_001);
+        push(&mut b, 123_456_000_000);
+        push(&mut b, 0);
+        push(&mut b, u64::MAX);
         assert_eq!(
             String::from_utf8(b).unwrap(),
             "[ 5309.104520] [   12.000001] [123456.000000] [    0.000000] [18446744073709.551615] "
@@ -585,7 +550,7 @@ mod tests {
                 p.saturating_mul(7).saturating_add(999_999),
             ] {
                 let mut b = Vec::new();
-                push_kernel_time(&mut b, t);
+                push(&mut b, t);
                 let want = format!("[{:5}.{:06}] ", t / 1_000_000, t % 1_000_000);
                 assert_eq!(String::from_utf8(b).unwrap(), want);
             }
@@ -685,12 +650,7 @@ mod tests {
     #[test]
     fn extended_records_carry_their_time_and_level() {
         let mut d = Detector::new(10);
-        let m = Meta {
-            level: 0,
-            seq: 7,
-            ts_usec: 12_487_423,
-            oos: false,
-        };
+        let m = Meta::new(0, 7, 12_487_423);
         let f = d.line(
             "db1",
             b"Kernel panic - not syncing: Fatal exception",
@@ -833,12 +793,7 @@ mod tests {
                     d.skip_ordinary = skip;
                     let mut out: Vec<String> = Vec::new();
                     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-                        let meta = Meta {
-                            level: 4,
-                            seq: i as u64,
-                            ts_usec: 1_000_000 + i as u64,
-                            oos: false,
-                        };
+                        let meta = Meta::new(4, i as u64, 1_000_000 + i as u64);
                         let found = d.line("h", line, extended.then_some(&meta), wall(), &|k| {
                             format!("lw-{k}")
                         });

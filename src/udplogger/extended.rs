@@ -23,6 +23,71 @@ pub struct Meta {
     /// Written out of sequence: a record from before the stream's start
     /// that arrived after the window had begun writing (JSON `oos`).
     pub oos: bool,
+    /// `ts_usec` as text, formatted once for the file and the last-words
+    /// ring.
+    time: KernelTime,
+}
+
+impl Meta {
+    pub fn new(level: u32, seq: u64, ts_usec: u64) -> Meta {
+        Meta {
+            level,
+            seq,
+            ts_usec,
+            oos: false,
+            time: KernelTime::of(ts_usec),
+        }
+    }
+
+    /// `[ 5309.104520] `: the kernel time as dmesg prints it.
+    pub fn time(&self) -> &[u8] {
+        self.time.as_bytes()
+    }
+}
+
+/// A kernel time as dmesg and the console print it, `[%5lu.%06lu] `: 24
+/// bytes at most (a `u64` of microseconds has 14 digits of seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelTime {
+    text: [u8; 24],
+    len: u8,
+}
+
+impl KernelTime {
+    pub fn of(ts_usec: u64) -> KernelTime {
+        // By hand, not `write!`: this runs for every extended record.
+        // The seconds, right-aligned in at least five columns.
+        let mut secs = [b' '; 20];
+        let mut i = secs.len();
+        let mut v = ts_usec / 1_000_000;
+        loop {
+            i -= 1;
+            // A digit: the cast cannot truncate.
+            secs[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        let secs = &secs[i.min(secs.len() - 5)..];
+        let w = secs.len();
+        let mut text = [0u8; 24];
+        text[0] = b'[';
+        text[1..1 + w].copy_from_slice(secs);
+        text[1 + w] = b'.';
+        text[2 + w..8 + w].copy_from_slice(&super::clock::six_digits(ts_usec % 1_000_000));
+        text[8 + w] = b']';
+        text[9 + w] = b' ';
+        KernelTime {
+            text,
+            // At most 24 (see the type).
+            len: u8::try_from(10 + w).unwrap_or(24),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.text[..usize::from(self.len)]
+    }
 }
 
 /// What reassembly produced, in order.
@@ -277,12 +342,7 @@ impl ExtState {
             .last_arrival
             .is_none_or(|t| now.saturating_duration_since(t) >= self.window.wait);
         self.last_arrival = Some(now);
-        let meta = Meta {
-            level: h.pri,
-            seq: h.seq,
-            ts_usec: h.ts_usec,
-            oos: false,
-        };
+        let meta = Meta::new(h.pri, h.seq, h.ts_usec);
         let seq = h.seq;
         // Evidence of a reboot: another kernel release.
         if let Some(r) = h.release {

@@ -957,7 +957,7 @@ fn push_line(
             if let (0, Some(m)) = (i, meta) {
                 // The kernel's own time, as a plain sender with
                 // printk.time shows it.
-                super::detect::push_kernel_time(b, m.ts_usec);
+                b.extend_from_slice(m.time());
             }
             t.escape_into(b);
             b.push(b'\n');
@@ -1190,12 +1190,7 @@ mod tests {
         let mut st = Stamper::new(Zone::Utc, Period::Daily);
         let s = st.stamp(parse_rfc3339("2026-01-01T10:00:00Z").unwrap());
         let now = Instant::now();
-        let m = Meta {
-            level: 6,
-            seq: 42,
-            ts_usec: 1000,
-            oos: false,
-        };
+        let m = Meta::new(6, 42, 1000);
         o.line(
             &s,
             "1.2.3.4:5",
@@ -1286,12 +1281,8 @@ mod tests {
         let mut st = Stamper::new(Zone::Utc, Period::Daily);
         let s = st.stamp(parse_rfc3339("2026-01-01T10:00:00Z").unwrap());
         let now = Instant::now();
-        let m = Meta {
-            level: 6,
-            seq: 41,
-            ts_usec: 900,
-            oos: true,
-        };
+        let mut m = Meta::new(6, 41, 900);
+        m.oos = true;
         o.line(&s, "1.2.3.4:5", b"late", Some(&m), &[], now);
         o.flush(&s, now);
         let text = std::fs::read_to_string(d.path().join("2026-01-01.log")).unwrap();
