@@ -338,3 +338,32 @@ fn signature_ignores_cpu_pid_and_addresses_but_not_the_stack() {
     assert_eq!(a.2.as_deref(), Some("skb_warn_bad_offload+0x88/0x110"));
     assert_eq!(a.0.len(), 16);
 }
+
+use proptest::strategy::Strategy as _;
+
+proptest::proptest! {
+    /// The packed searcher a line at a time answers as the automaton
+    /// does: lines of ordinary text with a prefilter word, part of one or
+    /// none, short (under the searcher's minimum length) and long.
+    #[test]
+    fn the_line_search_agrees_with_the_automaton(
+        parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::sample::select(PREFILTER.to_vec()).prop_map(str::to_string),
+                proptest::sample::select(PREFILTER.to_vec())
+                    .prop_map(|w| w[..w.len() - 1].to_string()),
+                "[ -~]{0,40}",
+            ],
+            0..6,
+        ),
+    ) {
+        let line = parts.concat();
+        let ac = crate::parse::prefilter().unwrap();
+        proptest::prop_assert_eq!(
+            crate::parse::line_has_prefilter_word(line.as_bytes()),
+            ac.is_match(line.as_bytes()),
+            "{:?}",
+            line
+        );
+    }
+}

@@ -194,7 +194,7 @@ pub fn whole_plain_lines(block: &[u8], limit: usize) -> bool {
 
 /// True when `text` holds none of [`crate::parse::PREFILTER`]'s words.
 pub fn prefilter_skips(text: &[u8]) -> bool {
-    crate::parse::prefilter().is_some_and(|ac| !ac.is_match(text))
+    !crate::parse::line_has_prefilter_word(text)
 }
 
 impl Detector {
