@@ -210,15 +210,19 @@ impl Slot {
                 }
             }
         }
-        // Join neighbours.
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(self.have.len());
-        for &(a, b) in &self.have {
-            match merged.last_mut() {
+        // Join neighbours, in place.
+        let mut kept = 0usize;
+        for r in 0..self.have.len() {
+            let (a, b) = self.have[r];
+            match kept.checked_sub(1).map(|k| &mut self.have[k]) {
                 Some(last) if last.1 >= a => last.1 = last.1.max(b),
-                _ => merged.push((a, b)),
+                _ => {
+                    self.have[kept] = (a, b);
+                    kept += 1;
+                }
             }
         }
-        self.have = merged;
+        self.have.truncate(kept);
         added
     }
 }
@@ -608,16 +612,36 @@ impl ExtState {
             self.held_bytes = self.held_bytes + slot.buf.len() - before;
             return;
         }
-        let mut slot = Slot {
-            meta,
-            flag: h.flag,
-            total,
-            buf: vec![0; cap],
-            have: Vec::new(),
-            conflict: None,
-            since: now,
+        let slot = if total.is_none() {
+            // A whole record (most of what a new sender's window holds
+            // while its start settles): its bytes as they came, one range,
+            // nothing to merge.
+            Slot {
+                meta,
+                flag: h.flag,
+                total,
+                buf: body.to_vec(),
+                have: if body.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![(0, body.len())]
+                },
+                conflict: None,
+                since: now,
+            }
+        } else {
+            let mut slot = Slot {
+                meta,
+                flag: h.flag,
+                total,
+                buf: vec![0; cap],
+                have: Vec::new(),
+                conflict: None,
+                since: now,
+            };
+            slot.merge(off, piece);
+            slot
         };
-        slot.merge(off, piece);
         self.held_bytes += slot.buf.len();
         self.held.insert(seq, slot);
     }
