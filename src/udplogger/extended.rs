@@ -56,28 +56,22 @@ pub struct KernelTime {
 impl KernelTime {
     pub fn of(ts_usec: u64) -> KernelTime {
         // By hand, not `write!`: this runs for every extended record.
-        // The seconds, right-aligned in at least five columns.
-        let mut secs = [b' '; 20];
-        let mut i = secs.len();
-        let mut v = ts_usec / 1_000_000;
-        loop {
-            i -= 1;
-            // A digit: the cast cannot truncate.
-            secs[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        let secs = &secs[i.min(secs.len() - 5)..];
-        let w = secs.len();
-        let mut text = [0u8; 24];
+        // The seconds, right-aligned in at least five columns, written
+        // from their last digit back.
+        let secs = ts_usec / 1_000_000;
+        let digits = secs.checked_ilog10().map_or(1, |d| d as usize + 1);
+        let w = digits.max(5);
+        let mut text = [b' '; 24];
         text[0] = b'[';
-        text[1..1 + w].copy_from_slice(secs);
+        let mut v = secs;
+        for at in (w + 1 - digits..=w).rev() {
+            // A digit: the cast cannot truncate.
+            text[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
         text[1 + w] = b'.';
         text[2 + w..8 + w].copy_from_slice(&super::clock::six_digits(ts_usec % 1_000_000));
         text[8 + w] = b']';
-        text[9 + w] = b' ';
         KernelTime {
             text,
             // At most 24 (see the type).
@@ -342,10 +336,12 @@ impl ExtState {
         emit: &mut impl FnMut(Event<'_>),
     ) {
         let max = max_line.max(1);
-        let quiet = self
-            .last_arrival
-            .is_none_or(|t| now.saturating_duration_since(t) >= self.window.wait);
-        self.last_arrival = Some(now);
+        // Whether the sender was quiet before this record: asked only for
+        // a record behind the window's front (time arithmetic per record
+        // is a cost the common case does without).
+        let before = self.last_arrival.replace(now);
+        let wait = self.window.wait;
+        let quiet = || before.is_none_or(|t| now.saturating_duration_since(t) >= wait);
         let meta = Meta::new(h.pri, h.seq, h.ts_usec);
         let seq = h.seq;
         // Evidence of a reboot: another kernel release.
@@ -364,31 +360,34 @@ impl ExtState {
                 seq
             }
         };
-        // Nothing written yet, the sender was quiet, and this record is
-        // from well before those held: not reordering but a new boot
-        // (the receiver had not got round to writing the old one).
-        let new_boot = quiet
-            && self.last.is_none()
-            && self
-                .held
-                .values()
-                .map(|s| s.meta.ts_usec)
-                .min()
-                .is_some_and(|t| h.ts_usec.saturating_add(TS_SKEW_USEC) < t);
-        if seq < next && new_boot {
-            self.reset(seq, max, emit);
-        } else if seq < next && self.last.is_none() && next - seq < self.window.records {
-            // Nothing written yet since the start (or a reset): the first
-            // record to arrive need not be the first sent. The window's
-            // front moves back; nothing is written before the front's
-            // wait runs out.
-            self.next = Some(seq);
-        } else if seq < next {
-            match self.behind(seq, h.ts_usec, body, h.frag.is_some(), quiet) {
-                Behind::Duplicate => return emit(Event::Duplicate),
-                Behind::Late => return emit(Event::Late),
-                Behind::Early => return self.write_early(h, meta, body, max, emit),
-                Behind::Reset => self.reset(seq, max, emit),
+        if seq < next {
+            let quiet = quiet();
+            // Nothing written yet, the sender was quiet, and this record is
+            // from well before those held: not reordering but a new boot
+            // (the receiver had not got round to writing the old one).
+            let new_boot = quiet
+                && self.last.is_none()
+                && self
+                    .held
+                    .values()
+                    .map(|s| s.meta.ts_usec)
+                    .min()
+                    .is_some_and(|t| h.ts_usec.saturating_add(TS_SKEW_USEC) < t);
+            if new_boot {
+                self.reset(seq, max, emit);
+            } else if self.last.is_none() && next - seq < self.window.records {
+                // Nothing written yet since the start (or a reset): the
+                // first record to arrive need not be the first sent. The
+                // window's front moves back; nothing is written before the
+                // front's wait runs out.
+                self.next = Some(seq);
+            } else {
+                match self.behind(seq, h.ts_usec, body, h.frag.is_some(), quiet) {
+                    Behind::Duplicate => return emit(Event::Duplicate),
+                    Behind::Late => return emit(Event::Late),
+                    Behind::Early => return self.write_early(h, meta, body, max, emit),
+                    Behind::Reset => self.reset(seq, max, emit),
+                }
             }
         } else if seq - next > MAX_GAP || h.ts_usec.saturating_add(TS_SKEW_USEC) < self.last_ts {
             // Too far ahead to be a loss, or later in the sequence but
@@ -555,7 +554,7 @@ impl ExtState {
         // A line of its own: a continued line held for the window's order
         // is not this record's.
         let (text, dict) = split_body(body);
-        emit_line(meta, text, dict.collect(), max, emit);
+        emit_line(meta, text, dict_of(body, text, dict), max, emit);
     }
 
     /// The sequence restarted at `seq`: what is held is written (its holes
@@ -831,7 +830,7 @@ impl ExtState {
             }
             _ => {
                 self.flush_cont(emit);
-                emit_line(meta, text, dict.collect(), max, emit);
+                emit_line(meta, text, dict_of(body, text, dict), max, emit);
             }
         }
     }
@@ -844,6 +843,17 @@ enum Behind {
     /// Before the stream's start, near it: written out of sequence.
     Early,
     Reset,
+}
+
+/// The dictionary lines [`split_body`] found after `text` in `body`:
+/// none to collect (and no iterator to run) when nothing follows the
+/// text but its newline, as with nearly every record.
+fn dict_of<'a>(body: &[u8], text: &[u8], dict: impl Iterator<Item = &'a [u8]>) -> Vec<&'a [u8]> {
+    if body.len() <= text.len() + 1 {
+        Vec::new()
+    } else {
+        dict.collect()
+    }
 }
 
 /// One record's line: `max`-byte pieces, each but the last followed by
