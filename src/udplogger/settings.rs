@@ -134,7 +134,7 @@ impl Default for UdpLoggerConfig {
         UdpLoggerConfig {
             listen: vec!["[::]:6666".into()],
             dir: "/var/log/udplogger".into(),
-            receive_buffer_bytes: 8 << 20,
+            receive_buffer_bytes: 32 << 20,
             input: InputFormat::Auto,
             output_format: OutputFormat::Text,
             rotate: Period::Daily,
