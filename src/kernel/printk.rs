@@ -421,7 +421,6 @@ mod tests {
             if let Some(fast) = common(&noise) {
                 proptest::prop_assert_eq!(Some(fast), general(&noise));
             }
-            proptest::prop_assert_eq!(parse(&line), common(&line).or_else(|| general(&line)));
         }
 
         /// Headers of the common shape, numbers of any size, zeros in

@@ -892,6 +892,38 @@ mod tests {
     use super::*;
     use crate::kernel::printk::parse;
 
+    #[test]
+    fn kernel_time_is_written_as_dmesg_does() {
+        let push = |b: &mut Vec<u8>, t: u64| b.extend_from_slice(KernelTime::of(t).as_bytes());
+        let mut b = Vec::new();
+        push(&mut b, 5_309_104_520);
+        push(&mut b, 12_000_001);
+        push(&mut b, 123_456_000_000);
+        push(&mut b, 0);
+        push(&mut b, u64::MAX);
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            "[ 5309.104520] [   12.000001] [123456.000000] [    0.000000] [18446744073709.551615] "
+        );
+        // Every width of the seconds, and the edges of each: as the
+        // kernel's `[%5lu.%06lu] `.
+        let mut p = 1u64;
+        for _ in 0..20 {
+            for t in [
+                p - 1,
+                p,
+                p.saturating_add(1),
+                p.saturating_mul(7).saturating_add(999_999),
+            ] {
+                let mut b = Vec::new();
+                push(&mut b, t);
+                let want = format!("[{:5}.{:06}] ", t / 1_000_000, t % 1_000_000);
+                assert_eq!(String::from_utf8(b).unwrap(), want);
+            }
+            p = p.saturating_mul(10);
+        }
+    }
+
     #[derive(Debug, PartialEq)]
     enum E {
         R(u64, String, Vec<String>),
