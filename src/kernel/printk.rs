@@ -81,17 +81,11 @@ impl Header<'_> {
 /// Decimal digits only (no sign, no space), at most 20 of them, that fit
 /// in `T`.
 fn number<T: TryFrom<u64>>(s: &[u8]) -> Option<T> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
     // By hand, not `str::parse`: four of these per extended record.
-    let mut v: u64 = 0;
-    for &b in s {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
+    let mut at = 0;
+    let v = digits(s, &mut at)?;
+    if at < s.len() {
+        return None;
     }
     T::try_from(v).ok()
 }
