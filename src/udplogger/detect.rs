@@ -19,7 +19,7 @@ use crate::events::{Body, Event, WallTime};
 use crate::parse::{Framer, Parser, Record};
 
 use super::extended::Meta;
-use super::output::{is_plain, is_plain_lines, whole_lines, Text};
+use super::output::{Lines, Text};
 
 /// What events report as their source.
 pub const SOURCE: &str = "netconsole";
@@ -76,16 +76,22 @@ impl LastWords {
     }
 
     /// Keeps whole lines at once: `block` is lines each ending in a
-    /// newline, none longer than `RING_LINE_MAX` (the caller checked, see
+    /// newline, none longer than `RING_LINE_MAX` (see
     /// [`whole_plain_lines`]). The ring ends as if they had been pushed
     /// one by one: the newest lines, at most `max` of them and
     /// `RING_BYTES_MAX` bytes.
-    pub fn push_lines(&mut self, block: &[u8]) {
+    pub fn push_lines(&mut self, block: Lines<'_>) {
         if self.max == 0 {
             return;
         }
-        self.bytes.extend(block);
-        self.lens.extend(whole_lines(block).map(<[u8]>::len));
+        self.bytes.extend(block.data());
+        let mut start = 0;
+        self.lens.extend(block.ends().iter().map(|&e| {
+            let end = e as usize;
+            let len = end - start;
+            start = end;
+            len
+        }));
         // The oldest lines go, all in one cut.
         let mut cut = 0;
         while self.lens.len() > self.max
@@ -176,20 +182,16 @@ fn console_time(line: &[u8]) -> Option<(f64, &[u8])> {
     Some((inner.parse().ok()?, text))
 }
 
-/// True when `block` is whole lines (it ends in a newline), each of
+/// `block`'s lines when it is whole lines (it ends in a newline), each of
 /// printable ASCII and tabs only and at most `limit` bytes (and the
 /// ring's `RING_LINE_MAX`): lines that line assembly hands over as they
-/// are and the ring keeps as they are.
-pub fn whole_plain_lines(block: &[u8], limit: usize) -> bool {
-    let limit = limit.min(RING_LINE_MAX);
-    if block.last() != Some(&b'\n') {
-        return false;
-    }
-    if block.len() <= limit {
-        // No line can be longer than the whole: one pass over the bytes.
-        return is_plain_lines(block);
-    }
-    whole_lines(block).all(|l| l.len() <= limit + 1 && is_plain(&l[..l.len() - 1]))
+/// are and the ring keeps as they are. Where they end goes into `ends`.
+pub fn whole_plain_lines<'a>(
+    block: &'a [u8],
+    limit: usize,
+    ends: &'a mut Vec<u32>,
+) -> Option<Lines<'a>> {
+    Lines::plain(block, limit.min(RING_LINE_MAX), ends)
 }
 
 /// True when `text` holds none of [`crate::parse::PREFILTER`]'s words.
@@ -224,7 +226,7 @@ impl Detector {
     /// words and is [`whole_plain_lines`]; no incident is open and no
     /// last-words file is being written. False (nothing kept) otherwise:
     /// then the lines go through `line_of` one by one.
-    pub fn keep_block(&mut self, block: &[u8]) -> bool {
+    pub fn keep_block(&mut self, block: Lines<'_>) -> bool {
         if !(self.skip_ordinary && self.parser.is_idle() && self.capture.is_none()) {
             return false;
         }
@@ -517,7 +519,9 @@ mod tests {
                     bytes.extend_from_slice(&line);
                     bytes.push(b'\n');
                 }
-                many.push_lines(&bytes);
+                let mut ends = Vec::new();
+                let lines = Lines::plain(&bytes, usize::MAX, &mut ends).unwrap();
+                many.push_lines(lines);
                 proptest::prop_assert_eq!(one.lines(), many.lines());
                 proptest::prop_assert!(one.text() == many.text());
             }
@@ -649,18 +653,33 @@ mod tests {
 
     #[test]
     fn whole_plain_lines_are_told_apart() {
+        let mut ends = Vec::new();
+        let mut lines = |block: &[u8], limit: usize| -> Option<Vec<Vec<u8>>> {
+            whole_plain_lines(block, limit, &mut ends)
+                .map(|l| l.iter().map(<[u8]>::to_vec).collect())
+        };
         for limit in [8, 4096] {
-            assert!(whole_plain_lines(b"ab\tc\n\nd\n", limit), "{limit}");
-            assert!(!whole_plain_lines(b"ab\nunfinished", limit));
-            assert!(!whole_plain_lines(b"serial\r\n", limit));
-            assert!(!whole_plain_lines(b"bell\x07\n", limit));
-            assert!(!whole_plain_lines(b"caf\xc3\xa9\n", limit));
-            assert!(!whole_plain_lines(b"", limit));
+            assert_eq!(
+                lines(b"ab\tc\n\nd\n", limit),
+                Some(vec![b"ab\tc\n".to_vec(), b"\n".to_vec(), b"d\n".to_vec()]),
+                "{limit}"
+            );
+            assert_eq!(lines(b"ab\nunfinished", limit), None);
+            assert_eq!(lines(b"serial\r\n", limit), None);
+            assert_eq!(lines(b"bell\x07\n", limit), None);
+            assert_eq!(lines(b"caf\xc3\xa9\n", limit), None);
+            assert_eq!(lines(b"", limit), None);
         }
         // Longer than the limit: one line too long, or every line short.
-        assert!(!whole_plain_lines(b"123456789\nab\n", 8));
-        assert!(whole_plain_lines(b"12345678\nabcdefgh\n", 8));
-        assert!(!whole_plain_lines(&[b'x'; RING_LINE_MAX + 2], 4096));
+        assert_eq!(lines(b"123456789\nab\n", 8), None);
+        assert_eq!(
+            lines(b"12345678\nabcdefgh\n", 8),
+            Some(vec![b"12345678\n".to_vec(), b"abcdefgh\n".to_vec()])
+        );
+        assert_eq!(lines(&[b'x'; RING_LINE_MAX + 2], 4096), None);
+        let mut long = vec![b'x'; RING_LINE_MAX];
+        long.push(b'\n');
+        assert_eq!(lines(&long, 4096).map(|l| l.len()), Some(1));
     }
 
     /// What a line produced, as text to compare: its events' JSON, then
@@ -715,7 +734,9 @@ mod tests {
                     let mut block: Vec<u8> = chunk.join(&b'\n');
                     block.push(b'\n');
                     let ordinary = blocks.idle() && prefilter_skips(&block);
-                    if ordinary && whole_plain_lines(&block, 4096) && blocks.keep_block(&block) {
+                    let mut ends = Vec::new();
+                    let whole = whole_plain_lines(&block, 4096, &mut ends);
+                    if ordinary && whole.is_some_and(|l| blocks.keep_block(l)) {
                         kept += 1;
                         continue;
                     }

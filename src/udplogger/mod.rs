@@ -395,6 +395,9 @@ pub struct Receiver {
     buffered: usize,
     /// Senders whose parser saw lines since it was last flushed.
     undetected: usize,
+    /// Where the lines of the datagram at hand end (see
+    /// [`output::Lines`]), kept from one datagram to the next.
+    ends: Vec<u32>,
 }
 
 /// Where one sender's output goes, for the emit callbacks.
@@ -490,8 +493,8 @@ impl<S: Sink> Put<'_, S> {
     /// A datagram of whole plain lines ([`detect::whole_plain_lines`])
     /// from a sender with no unfinished line, that detection already has
     /// (or that has none): to the file at once.
-    fn block(&mut self, data: &[u8]) {
-        let n = self.st.block(self.who, self.name, self.source, data);
+    fn block(&mut self, lines: output::Lines<'_>) {
+        let n = self.st.block(self.who, self.name, self.source, lines);
         *self.lines = self.lines.saturating_add(n);
         if self.detect.is_some() {
             *self.undetected = true;
@@ -599,6 +602,7 @@ impl Receiver {
             senders: HashMap::default(),
             buffered: 0,
             undetected: 0,
+            ends: Vec::new(),
         }
     }
 
@@ -681,6 +685,7 @@ impl Receiver {
             buffered,
             names,
             undetected,
+            ends,
         } = self;
         let Some(s) = senders.get_mut(&key) else {
             return;
@@ -714,13 +719,15 @@ impl Receiver {
                 // by line: the assembler would hand them over unchanged.
                 // With detection, `ordinary` holds too: the ring must
                 // take the datagram in one piece, or it goes line by line.
-                let block = fresh
-                    && (ordinary || s.detect.is_none())
-                    && detect::whole_plain_lines(data, max)
-                    && s.detect.as_deref_mut().is_none_or(|d| d.keep_block(data));
+                let block = if fresh && (ordinary || s.detect.is_none()) {
+                    detect::whole_plain_lines(data, max, ends)
+                } else {
+                    None
+                }
+                .filter(|&l| s.detect.as_deref_mut().is_none_or(|d| d.keep_block(l)));
                 let mut p = put!(sink, names, stamp, max, addr, s, None);
-                if block {
-                    p.block(data);
+                if let Some(lines) = block {
+                    p.block(lines);
                 } else {
                     p.ordinary = ordinary;
                     s.asm.feed(data, max, now, &mut |l, e| p.plain(l, e));

@@ -356,13 +356,13 @@ impl Output {
         stamp: &Stamp,
         name: &str,
         source: &str,
-        block: &[u8],
+        block: Lines<'_>,
         now: Instant,
     ) -> u64 {
-        debug_assert!(block.ends_with(b"\n") && is_plain_lines(block));
-        let count = || whole_lines(block).count() as u64;
+        debug_assert!(block.data().ends_with(b"\n") && is_plain_lines(block.data()));
+        let count = || block.count() as u64;
         if let Some(f) = self.forward.as_mut() {
-            for line in whole_lines(block) {
+            for line in block.iter() {
                 f.line(
                     &stamp.text,
                     name,
@@ -382,7 +382,7 @@ impl Output {
         let before = f.buf.len();
         let mut n = 0;
         if json {
-            for line in whole_lines(block) {
+            for line in block.iter() {
                 let text = Text {
                     bytes: &line[..line.len() - 1],
                     plain: true,
@@ -407,7 +407,7 @@ impl Output {
             scratch.push(b' ');
             scratch.extend_from_slice(source.as_bytes());
             scratch.push(b' ');
-            for line in whole_lines(block) {
+            for line in block.iter() {
                 f.buf.extend_from_slice(&scratch);
                 f.buf.extend_from_slice(line);
                 n += 1;
@@ -965,15 +965,70 @@ fn push_line(
     }
 }
 
-/// The lines of `block`, each with its newline (what follows the last
-/// newline is left out).
-pub fn whole_lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut start = 0;
-    memchr::memchr_iter(b'\n', block).map(move |nl| {
-        let line = &block[start..=nl];
-        start = nl + 1;
-        line
-    })
+/// A datagram of whole lines, printable ASCII and tabs only, and where
+/// each line ends (the offset just past its newline): found in one pass
+/// over the bytes ([`Lines::plain`]), then used by the last-words ring,
+/// the file and the counters without looking for the newlines again.
+#[derive(Debug, Clone, Copy)]
+pub struct Lines<'a> {
+    data: &'a [u8],
+    ends: &'a [u32],
+}
+
+impl<'a> Lines<'a> {
+    /// `block`'s lines when it is whole lines (it ends in a newline), each
+    /// [`is_plain`] and at most `limit` bytes before its newline; `None`
+    /// otherwise. The ends are written into `ends` (emptied first), which
+    /// the caller keeps from one datagram to the next.
+    pub fn plain(block: &'a [u8], limit: usize, ends: &'a mut Vec<u32>) -> Option<Lines<'a>> {
+        ends.clear();
+        if block.last() != Some(&b'\n') || u32::try_from(block.len()).is_err() {
+            return None;
+        }
+        // Every byte at once (vectorised), then only the newlines.
+        if !is_plain_lines(block) {
+            return None;
+        }
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', block) {
+            if nl - start > limit {
+                return None;
+            }
+            start = nl + 1;
+            ends.push(u32::try_from(start).ok()?);
+        }
+        Some(Lines { data: block, ends })
+    }
+
+    /// Lines whose ends were found before (a copy of `data` and `ends`
+    /// that [`plain`](Self::plain) returned).
+    pub fn from_parts(data: &'a [u8], ends: &'a [u32]) -> Lines<'a> {
+        Lines { data, ends }
+    }
+
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    pub fn ends(&self) -> &'a [u32] {
+        self.ends
+    }
+
+    pub fn count(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Each line with its newline.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let data = self.data;
+        let mut start = 0;
+        self.ends.iter().map(move |&e| {
+            let end = e as usize;
+            let line = &data[start..end];
+            start = end;
+            line
+        })
+    }
 }
 
 /// A received line's text, and whether it is [`is_plain`]: checked once
@@ -1223,6 +1278,42 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// One pass finds what splitting at every newline and checking
+        /// each line finds: the same lines, or none when the block is not
+        /// whole lines of printable ASCII and tabs within the limit.
+        #[test]
+        fn lines_are_found_as_splitting_finds_them(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(vec![b'a', b' ', b'~', b'\t']), 0..20),
+                0..8),
+            bad in proptest::option::of((0usize..200, proptest::sample::select(vec![b'\r', 0u8, 0x7f, 0x80, 0xff]))),
+            unfinished in proptest::bool::weighted(0.2),
+            limit in 0usize..25,
+        ) {
+            let mut block: Vec<u8> = lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+            if let Some((at, b)) = bad {
+                if !block.is_empty() {
+                    let at = at % block.len();
+                    block[at] = b;
+                }
+            }
+            if unfinished {
+                block.pop();
+            }
+            let mut ends = Vec::new();
+            let got = Lines::plain(&block, limit, &mut ends).map(|l| {
+                proptest::prop_assert_eq!(l.count(), l.iter().count());
+                proptest::prop_assert!(l.data() == &block[..]);
+                Ok(l.iter().map(<[u8]>::to_vec).collect::<Vec<_>>())
+            }).transpose()?;
+            let split: Vec<Vec<u8>> = block.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+            let whole = block.last() == Some(&b'\n')
+                && split.iter().all(|l| l.len() <= limit + 1 && is_plain(&l[..l.len() - 1]));
+            proptest::prop_assert_eq!(got, whole.then_some(split));
+        }
+    }
+
     /// A block of whole plain lines is written exactly as its lines one
     /// by one, in both formats and both layouts, and counted the same.
     #[test]
@@ -1240,7 +1331,9 @@ mod tests {
                 let now = Instant::now();
                 let f = o.file_of(&s, "web1", now);
                 if by_block {
-                    let n = o.plain_lines_in(f, &s, "web1", "10.0.0.1:6665", block, now);
+                    let mut ends = Vec::new();
+                    let lines = Lines::plain(block, 4096, &mut ends).unwrap();
+                    let n = o.plain_lines_in(f, &s, "web1", "10.0.0.1:6665", lines, now);
                     assert_eq!(n, 5);
                 } else {
                     for l in block.split_inclusive(|&b| b == b'\n') {
@@ -1318,7 +1411,9 @@ mod tests {
         }
         // A block of whole lines counts each of its lines.
         let f = o.file_of(&s, "1.2.3.4:5", now);
-        let n = o.plain_lines_in(f, &s, "1.2.3.4:5", "1.2.3.4:5", b"a\nb\nc\n", now);
+        let mut ends = Vec::new();
+        let lines = Lines::plain(b"a\nb\nc\n", 4096, &mut ends).unwrap();
+        let n = o.plain_lines_in(f, &s, "1.2.3.4:5", "1.2.3.4:5", lines, now);
         assert_eq!(n, 3);
         assert_eq!(o.stats.dropped, 5);
         drop(reader);

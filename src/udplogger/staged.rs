@@ -53,6 +53,8 @@ enum Op {
     Block {
         who: Who,
         data: Span,
+        /// Into `ends`: where the lines of `data` end.
+        ends: Span,
     },
     Marker {
         name: Option<Span>,
@@ -77,6 +79,8 @@ pub struct Staged {
     /// back without checking it again).
     whos: String,
     dicts: Vec<Span>,
+    /// Where the lines of each noted block end (see [`output::Lines`]).
+    ends: Vec<u32>,
     ops: Vec<Op>,
     /// Counters to add to the shared ones.
     pub stats: Stats,
@@ -123,10 +127,13 @@ impl Staged {
     /// Whole plain lines of sender `name` in one piece (see
     /// [`output::Output::plain_lines_in`]); returns how many lines it
     /// holds.
-    pub fn block(&mut self, who: Who, data: &[u8]) -> u64 {
-        let span = self.span(data);
-        self.ops.push(Op::Block { who, data: span });
-        output::whole_lines(data).count() as u64
+    pub fn block(&mut self, who: Who, lines: output::Lines<'_>) -> u64 {
+        let data = self.span(lines.data());
+        let first = self.ends.len();
+        self.ends.extend_from_slice(lines.ends());
+        let ends = (first, self.ends.len());
+        self.ops.push(Op::Block { who, data, ends });
+        lines.count() as u64
     }
 
     /// A marker, routed by `sender`'s name in the per-sender layout.
@@ -159,6 +166,7 @@ impl Staged {
         // look it up once.
         let mut file: Option<(Span, output::FileRef)> = None;
         let arena = &self.arena;
+        let block_ends = &self.ends;
         let whos = &self.whos;
         let text = |s: Span| &whos[s.0..s.1];
         let mut file_of = |sh: &mut Shared, name: Span| match file {
@@ -198,16 +206,14 @@ impl Staged {
                         now,
                     );
                 }
-                Op::Block { who, data } => {
+                Op::Block { who, data, ends } => {
                     let f = file_of(sh, who.name);
-                    sh.out.plain_lines_in(
-                        f,
-                        stamp,
-                        text(who.name),
-                        text(who.source),
+                    let lines = output::Lines::from_parts(
                         &arena[data.0..data.1],
-                        now,
+                        &block_ends[ends.0..ends.1],
                     );
+                    sh.out
+                        .plain_lines_in(f, stamp, text(who.name), text(who.source), lines, now);
                 }
                 Op::Marker { name, marker } => {
                     sh.out.marker(stamp, name.map(text), &marker, now);
@@ -223,6 +229,7 @@ impl Staged {
         self.arena.clear();
         self.whos.clear();
         self.dicts.clear();
+        self.ends.clear();
         if self.arena.capacity() > ARENA_KEEP {
             self.arena.shrink_to(ARENA_KEEP);
         }
@@ -247,7 +254,7 @@ pub trait Sink {
     );
     /// Whole plain lines of `who` in one piece; returns how many lines
     /// the block holds.
-    fn block(&mut self, who: Who, name: &str, source: &str, data: &[u8]) -> u64;
+    fn block(&mut self, who: Who, name: &str, source: &str, lines: output::Lines<'_>) -> u64;
     /// A marker, routed by the sender's name in the per-sender layout.
     fn marker(&mut self, who: Option<(Who, &str)>, marker: Marker);
     /// Text for the last-words file `stem`.
@@ -314,12 +321,12 @@ impl Sink for Direct<'_> {
             .line_in(f, stamp, name, source, text, meta, dict, now);
     }
 
-    fn block(&mut self, _: Who, name: &str, source: &str, data: &[u8]) -> u64 {
+    fn block(&mut self, _: Who, name: &str, source: &str, lines: output::Lines<'_>) -> u64 {
         let f = self.file(name);
         let (stamp, now) = (self.stamp, self.now);
         self.sh
             .out
-            .plain_lines_in(f, stamp, name, source, data, now)
+            .plain_lines_in(f, stamp, name, source, lines, now)
     }
 
     fn marker(&mut self, who: Option<(Who, &str)>, marker: Marker) {
@@ -368,8 +375,8 @@ impl Sink for Batch<'_> {
         self.st.line(who, text, meta, dict);
     }
 
-    fn block(&mut self, who: Who, _: &str, _: &str, data: &[u8]) -> u64 {
-        self.st.block(who, data)
+    fn block(&mut self, who: Who, _: &str, _: &str, lines: output::Lines<'_>) -> u64 {
+        self.st.block(who, lines)
     }
 
     fn marker(&mut self, who: Option<(Who, &str)>, marker: Marker) {
