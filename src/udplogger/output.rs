@@ -1107,11 +1107,7 @@ pub fn is_plain_lines(text: &[u8]) -> bool {
 /// Printable ASCII, tab and `also` only.
 #[inline]
 fn plain_or(text: &[u8], also: u8) -> bool {
-    text.chunks(32).all(|c| {
-        c.iter().fold(true, |ok, &b| {
-            ok & ((b.wrapping_sub(0x20) < 0x5f) | (b == b'\t') | (b == also))
-        })
-    })
+    crate::sys::printable_or(text, also)
 }
 
 /// A JSON string of `text`, escaped as in the text format first.
