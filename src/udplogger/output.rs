@@ -965,6 +965,15 @@ fn push_line(
     }
 }
 
+/// Line ends a receiver keeps room for between datagrams (16 KiB).
+const LINE_ENDS_KEEP: usize = 4096;
+/// Lines of one datagram taken as a block at most. A kernel's datagram
+/// holds a few (netconsole sends at most 1,000 bytes of text in one); a
+/// datagram of more, such as 64 KiB of newlines, goes through line
+/// assembly one line at a time instead, and the ends a batch of them
+/// would need (4 bytes a line) are never held.
+const MAX_BLOCK_LINES: usize = 1024;
+
 /// A datagram of whole lines, printable ASCII and tabs only, and where
 /// each line ends (the offset just past its newline): found in one pass
 /// over the bytes ([`Lines::plain`]), then used by the last-words ring,
@@ -977,8 +986,8 @@ pub struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     /// `block`'s lines when it is whole lines (it ends in a newline), each
-    /// [`is_plain`] and at most `limit` bytes before its newline; `None`
-    /// otherwise. The ends are written into `ends` (emptied first), which
+    /// [`is_plain`] and at most `limit` bytes before its newline, and
+    /// there are at most `MAX_BLOCK_LINES`; `None` otherwise. The ends are written into `ends` (emptied first), which
     /// the caller keeps from one datagram to the next.
     pub fn plain(block: &'a [u8], limit: usize, ends: &'a mut Vec<u32>) -> Option<Lines<'a>> {
         ends.clear();
@@ -991,13 +1000,23 @@ impl<'a> Lines<'a> {
         }
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', block) {
-            if nl - start > limit {
+            if nl - start > limit || ends.len() == MAX_BLOCK_LINES {
                 return None;
             }
             start = nl + 1;
             ends.push(u32::try_from(start).ok()?);
         }
         Some(Lines { data: block, ends })
+    }
+
+    /// Empties `ends` and, after a datagram of very many lines (a
+    /// 64 KiB datagram of newlines has 65,535), gives back what it grew
+    /// beyond `LINE_ENDS_KEEP` entries.
+    pub fn give_back(ends: &mut Vec<u32>) {
+        ends.clear();
+        if ends.capacity() > LINE_ENDS_KEEP {
+            ends.shrink_to(LINE_ENDS_KEEP);
+        }
     }
 
     /// Lines whose ends were found before (a copy of `data` and `ends`
@@ -1308,6 +1327,21 @@ mod tests {
                 && split.iter().all(|l| l.len() <= limit + 1 && is_plain(&l[..l.len() - 1]));
             proptest::prop_assert_eq!(got, whole.then_some(split));
         }
+    }
+
+    #[test]
+    fn a_datagram_of_very_many_lines_is_no_block() {
+        let mut ends = Vec::new();
+        let most = b"a\n".repeat(MAX_BLOCK_LINES);
+        let n = Lines::plain(&most, 10, &mut ends).map(|l| l.count());
+        assert_eq!(n, Some(MAX_BLOCK_LINES));
+        let more = b"\n".repeat(MAX_BLOCK_LINES + 1);
+        assert!(Lines::plain(&more, 10, &mut ends).is_none());
+        // What the last datagram needed is given back past the keep.
+        let mut big: Vec<u32> = Vec::with_capacity(4 * LINE_ENDS_KEEP);
+        big.push(1);
+        Lines::give_back(&mut big);
+        assert!(big.is_empty() && big.capacity() <= LINE_ENDS_KEEP);
     }
 
     /// A block of whole plain lines is written exactly as its lines one

@@ -229,7 +229,7 @@ impl Staged {
         self.arena.clear();
         self.whos.clear();
         self.dicts.clear();
-        self.ends.clear();
+        output::Lines::give_back(&mut self.ends);
         if self.arena.capacity() > ARENA_KEEP {
             self.arena.shrink_to(ARENA_KEEP);
         }
