@@ -85,13 +85,7 @@ impl LastWords {
             return;
         }
         self.bytes.extend(block.data());
-        let mut start = 0;
-        self.lens.extend(block.ends().iter().map(|&e| {
-            let end = e as usize;
-            let len = end - start;
-            start = end;
-            len
-        }));
+        self.lens.extend(block.iter().map(<[u8]>::len));
         // The oldest lines go, all in one cut.
         let mut cut = 0;
         while self.lens.len() > self.max

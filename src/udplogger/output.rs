@@ -987,8 +987,9 @@ pub struct Lines<'a> {
 impl<'a> Lines<'a> {
     /// `block`'s lines when it is whole lines (it ends in a newline), each
     /// [`is_plain`] and at most `limit` bytes before its newline, and
-    /// there are at most `MAX_BLOCK_LINES`; `None` otherwise. The ends are written into `ends` (emptied first), which
-    /// the caller keeps from one datagram to the next.
+    /// there are at most `MAX_BLOCK_LINES`; `None` otherwise. The ends
+    /// are written into `ends` (emptied first), which the caller keeps
+    /// from one datagram to the next.
     pub fn plain(block: &'a [u8], limit: usize, ends: &'a mut Vec<u32>) -> Option<Lines<'a>> {
         ends.clear();
         if block.last() != Some(&b'\n') || u32::try_from(block.len()).is_err() {
