@@ -732,7 +732,6 @@ impl Receiver {
                     p.ordinary = ordinary;
                     s.asm.feed(data, max, now, &mut |l, e| p.plain(l, e));
                 }
-                output::Lines::give_back(ends);
             }
         }
         if s.undetected && !was_undetected {

@@ -965,8 +965,6 @@ fn push_line(
     }
 }
 
-/// Line ends a receiver keeps room for between datagrams (16 KiB).
-const LINE_ENDS_KEEP: usize = 4096;
 /// Lines of one datagram taken as a block at most. A kernel's datagram
 /// holds a few (netconsole sends at most 1,000 bytes of text in one); a
 /// datagram of more, such as 64 KiB of newlines, goes through line
@@ -1008,16 +1006,6 @@ impl<'a> Lines<'a> {
             ends.push(u32::try_from(start).ok()?);
         }
         Some(Lines { data: block, ends })
-    }
-
-    /// Empties `ends` and, after a datagram of very many lines (a
-    /// 64 KiB datagram of newlines has 65,535), gives back what it grew
-    /// beyond `LINE_ENDS_KEEP` entries.
-    pub fn give_back(ends: &mut Vec<u32>) {
-        ends.clear();
-        if ends.capacity() > LINE_ENDS_KEEP {
-            ends.shrink_to(LINE_ENDS_KEEP);
-        }
     }
 
     /// Lines whose ends were found before (a copy of `data` and `ends`
@@ -1338,11 +1326,8 @@ mod tests {
         assert_eq!(n, Some(MAX_BLOCK_LINES));
         let more = b"\n".repeat(MAX_BLOCK_LINES + 1);
         assert!(Lines::plain(&more, 10, &mut ends).is_none());
-        // What the last datagram needed is given back past the keep.
-        let mut big: Vec<u32> = Vec::with_capacity(4 * LINE_ENDS_KEEP);
-        big.push(1);
-        Lines::give_back(&mut big);
-        assert!(big.is_empty() && big.capacity() <= LINE_ENDS_KEEP);
+        // The ends stop growing at the cap.
+        assert!(ends.len() <= MAX_BLOCK_LINES);
     }
 
     /// A block of whole plain lines is written exactly as its lines one

@@ -27,6 +27,9 @@ use super::{lock, Shared, Stats};
 /// Bytes of the arena kept between batches; a batch of large datagrams
 /// may grow it further, and it is given back after.
 const ARENA_KEEP: usize = 256 * 1024;
+/// Line ends kept between batches (16 KiB); a batch of datagrams of many
+/// lines (up to 1,024 each) may grow them further.
+const ENDS_KEEP: usize = 4096;
 
 /// A stretch of the arena.
 type Span = (usize, usize);
@@ -226,12 +229,21 @@ impl Staged {
                 } => sh.event(&event, last_words.as_deref(), release.as_deref()),
             }
         }
+        self.clear();
+    }
+
+    /// Empties the stage for the next batch, giving back what a batch of
+    /// large datagrams grew the arena and the line ends beyond their keep.
+    fn clear(&mut self) {
         self.arena.clear();
         self.whos.clear();
         self.dicts.clear();
-        output::Lines::give_back(&mut self.ends);
+        self.ends.clear();
         if self.arena.capacity() > ARENA_KEEP {
             self.arena.shrink_to(ARENA_KEEP);
+        }
+        if self.ends.capacity() > ENDS_KEEP {
+            self.ends.shrink_to(ENDS_KEEP);
         }
     }
 }
@@ -397,5 +409,28 @@ impl Sink for Batch<'_> {
 
     fn with_shared<R>(&mut self, f: impl FnOnce(&mut Shared) -> R) -> R {
         f(&mut lock(self.shared))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch of 64 datagrams of 1,024 lines each leaves no more than
+    /// the keep behind once the stage is cleared.
+    #[test]
+    fn a_large_batch_is_given_back() {
+        let mut st = Staged::default();
+        let who = st.who("web1", "10.0.0.1:6665");
+        let block = b"a\n".repeat(1024);
+        let mut ends = Vec::new();
+        for _ in 0..64 {
+            let lines = output::Lines::plain(&block, 10, &mut ends).unwrap();
+            assert_eq!(st.block(who, lines), 1024);
+        }
+        assert!(st.ends.len() > ENDS_KEEP);
+        st.clear();
+        assert!(st.ends.is_empty() && st.ends.capacity() <= ENDS_KEEP);
+        assert!(st.arena.is_empty() && st.arena.capacity() <= ARENA_KEEP);
     }
 }
